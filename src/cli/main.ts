@@ -1,0 +1,240 @@
+/** `taskmgr`: the command-line tool (commander). `npm start` is `taskmgr start`. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { ConfigError, loadConfig, type Config } from '../config.ts';
+import { InvalidInputError, RecordNotFoundError, RegistryClient } from '../client/registry.ts';
+import { createPool, type Pool } from '../db/pool.ts';
+import { migrate } from '../db/migrate.ts';
+import { startEmbeddedPostgres } from '../dev/embedded-postgres.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { isRegistryEmpty, seedRegistry, type SeedOptions } from '../registry/seed.ts';
+import { startStack } from '../stack.ts';
+import { connectWorker, createRegistryWorker, installRuntime } from '../worker.ts';
+
+const intOption = (name: string, min: number, max: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  return n;
+};
+
+/** The database for a one-off command: DATABASE_URL, else the embedded one (started if not running). */
+async function openDatabase(config: Config, logger: Logger): Promise<{ pool: Pool; url: string; close(): Promise<void> }> {
+  let url = config.databaseUrl;
+  let stopEmbedded: (() => Promise<void>) | undefined;
+  if (!url) {
+    const pidFile = path.join(config.dataDir, 'pg', 'postmaster.pid');
+    const passwordFile = path.join(config.dataDir, 'pg-password');
+    if (fs.existsSync(pidFile) && fs.existsSync(passwordFile)) {
+      // `npm start` is running: use its embedded server.
+      url = `postgres://registry:${encodeURIComponent(fs.readFileSync(passwordFile, 'utf8').trim())}@127.0.0.1:${config.embeddedPgPort}/registry`;
+    } else {
+      const db = await startEmbeddedPostgres({ dir: path.join(config.dataDir, 'pg'), port: config.embeddedPgPort, logger });
+      url = db.url;
+      stopEmbedded = () => db.stop();
+    }
+  }
+  const pool = createPool(url, { logger });
+  return {
+    pool,
+    url,
+    async close() {
+      await pool.end();
+      await stopEmbedded?.();
+    },
+  };
+}
+
+/**
+ * Resolves on the first SIGINT/SIGTERM and stays subscribed: one Ctrl-C reaches us several times
+ * (from the terminal, forwarded by npm), and a signal with no listener would kill us mid-shutdown.
+ * A signal a few seconds after the first (Ctrl-C pressed again) forces the exit.
+ */
+function stopSignal(logger: Logger): Promise<string> {
+  let first = 0;
+  return new Promise((resolve) => {
+    const handler = (sig: string) => {
+      if (!first) {
+        first = Date.now();
+        logger.info({ signal: sig }, 'stopping (press Ctrl-C again to force)');
+        resolve(sig);
+      } else if (Date.now() - first > 2000) {
+        logger.warn('forced exit');
+        process.exit(130);
+      }
+    };
+    process.on('SIGINT', handler);
+    process.on('SIGTERM', handler);
+  });
+}
+
+/** Shows the demo's hub records: the deletions worth watching. */
+async function demoHints(pool: Pool): Promise<{ key: string; title: string; related: number }[]> {
+  const { rows } = await pool.query<{ key: string; title: string; related: number }>(
+    `SELECT ro.key, ro.title, count(DISTINCT rr.related_id)::int AS related
+       FROM registry_objects ro, related_records(ro.id, ro.key) rr
+      WHERE ro.key LIKE '%/hub-%'
+      GROUP BY ro.key, ro.title ORDER BY related DESC LIMIT 3`,
+  );
+  return rows;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('taskmgr')
+    .description('Background task manager for research-data registries (Temporal + PostgreSQL)')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('start')
+    .description('run everything on this machine: PostgreSQL, the Temporal dev server and Web UI, a worker')
+    .action(async () => {
+      const config = loadConfig();
+      const logger = createLogger(config.logLevel);
+      installRuntime(logger, config.logLevel);
+      const stack = await startStack(config, logger);
+      let pool: Pool | undefined;
+      try {
+        await migrate(stack.databaseUrl, logger);
+        pool = createPool(stack.databaseUrl, { logger });
+        if (await isRegistryEmpty(pool)) {
+          logger.info(config.seed, 'empty registry: generating demo records');
+          await seedRegistry(pool, { records: config.seed.records, dataSources: config.seed.dataSources }, logger);
+        }
+        const { connection, namespace, address } = await connectWorker(config, logger, stack.temporalAddress);
+        const worker = await createRegistryWorker({ config, pool, connection, namespace });
+        const hubs = await demoHints(pool);
+        const addressEnv = stack.temporalAddress && stack.temporalAddress !== '127.0.0.1:7233' ? `TEMPORAL_ADDRESS=${stack.temporalAddress} ` : '';
+        console.log(
+          [
+            '',
+            'registry-taskmgr is running.',
+            `  Temporal:     ${address} (namespace ${namespace}, task queue ${config.temporal.taskQueue})`,
+            stack.uiUrl ? `  Web UI:       ${stack.uiUrl}/namespaces/${namespace}/workflows` : '',
+            `  PostgreSQL:   ${stack.embeddedPostgres ? `embedded, data in ${path.join(config.dataDir, 'pg')}` : 'DATABASE_URL'}`,
+            '',
+            'Delete a record and watch its related records being rechecked, reindexed and re-cached:',
+            ...hubs.map((h) => `  ${addressEnv}npx taskmgr delete-record '${h.key}' --wait     # ${h.title}: ${h.related} related records`),
+            `  ${addressEnv}npm run temporal -- workflow list --query "TaskMethod='DELETE_RECORD'"`,
+            '',
+            'Ctrl-C stops everything; the next start reuses the data.',
+          ]
+            .filter((l) => l !== '')
+            .join('\n'),
+        );
+        const running = worker.run();
+        await Promise.race([running, stopSignal(logger)]);
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running;
+        await connection.close();
+      } finally {
+        await pool?.end();
+        await stack.stop();
+        logger.info('stopped');
+      }
+    });
+
+  program
+    .command('worker')
+    .description('run a worker against DATABASE_URL and TEMPORAL_ADDRESS (production; scale by running more)')
+    .action(async () => {
+      const config = loadConfig();
+      if (!config.databaseUrl) throw new ConfigError('DATABASE_URL must be set for `taskmgr worker` (use `taskmgr start` for the embedded database)');
+      const logger = createLogger(config.logLevel);
+      installRuntime(logger, config.logLevel);
+      await migrate(config.databaseUrl, logger);
+      const pool = createPool(config.databaseUrl, { logger });
+      const { connection, namespace, address } = await connectWorker(config, logger);
+      const worker = await createRegistryWorker({ config, pool, connection, namespace });
+      logger.info({ address, namespace, taskQueue: config.temporal.taskQueue }, 'worker running');
+      await worker.run(); // returns after SIGINT/SIGTERM, once in-flight tasks finish
+      await connection.close();
+      await pool.end();
+    });
+
+  program
+    .command('migrate')
+    .description('apply pending database migrations')
+    .action(async () => {
+      const config = loadConfig();
+      const logger = createLogger(config.logLevel);
+      const db = await openDatabase(config, logger);
+      try {
+        const applied = await migrate(db.url, logger);
+        console.log(applied.length ? `applied: ${applied.join(', ')}` : 'the schema is up to date');
+      } finally {
+        await db.close();
+      }
+    });
+
+  program
+    .command('seed')
+    .description('generate a demo registry (deterministic for a given --seed)')
+    .option('--records <n>', 'records to generate', intOption('--records', 1, 10_000_000), 20_000)
+    .option('--data-sources <n>', 'data sources', intOption('--data-sources', 1, 100), 5)
+    .option('--hubs <n>', 'hub records with many related collections', intOption('--hubs', 0, 100))
+    .option('--hub-size <n>', 'related collections per hub', intOption('--hub-size', 1, 1_000_000))
+    .option('--seed <n>', 'random seed', intOption('--seed', 0, 2 ** 31), 42)
+    .option('--prefix <text>', 'prefix for data-source keys', '')
+    .action(async (opts: SeedOptions & { prefix: string }) => {
+      const config = loadConfig();
+      const logger = createLogger(config.logLevel);
+      const db = await openDatabase(config, logger);
+      try {
+        await migrate(db.url, logger);
+        const summary = await seedRegistry(db.pool, opts, logger);
+        console.log(JSON.stringify(summary, null, 2));
+      } finally {
+        await db.close();
+      }
+    });
+
+  program
+    .command('delete-record')
+    .description('delete a record; its related records are rechecked, reindexed and re-cached in the background')
+    .argument('<key>', 'registry object key')
+    .option('--wait', 'wait for the follow-up and print what changed')
+    .option('--json', 'print JSON')
+    .action(async (key: string, opts: { wait?: boolean; json?: boolean }) => {
+      const config = loadConfig();
+      const client = await RegistryClient.connect(config);
+      try {
+        const started = Date.now();
+        const outcome = await client.deleteRecord(key);
+        const answeredMs = Date.now() - started;
+        if (!opts.wait) {
+          console.log(opts.json ? JSON.stringify({ ...outcome, answeredMs }) : `deleted ${key} in ${answeredMs} ms; ${outcome.affected} related records are being updated (workflow ${outcome.workflowId})`);
+          return;
+        }
+        if (!opts.json) console.log(`deleted ${key} in ${answeredMs} ms; updating ${outcome.affected} related records...`);
+        const result = await client.awaitDeletion(key);
+        const totalMs = Date.now() - started;
+        if (opts.json) {
+          console.log(JSON.stringify({ ...result, answeredMs, totalMs }));
+        } else {
+          const changes = Object.entries(result.qualityChanges).map(([c, n]) => `${n} records ${c}`).join(', ') || 'none';
+          console.log(`follow-up done in ${totalMs} ms: quality level changes: ${changes}; index entries rewritten: ${result.reindexed}; cache entries rewritten: ${result.recached}`);
+        }
+      } finally {
+        await client.close();
+      }
+    });
+
+  return program;
+}
+
+/** Runs the CLI; errors become one clear line and a non-zero exit, not a stack trace. */
+export async function main(argv = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    const known = err instanceof ConfigError || err instanceof InvalidInputError || err instanceof RecordNotFoundError;
+    console.error(`taskmgr: ${known ? (err as Error).message : String((err as Error)?.message ?? err)}`);
+    if (!known && process.env.LOG_LEVEL === 'debug') console.error(err);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The one place that turns the environment into a typed configuration. Bad values fail fast
+ * with a message that names the variable, the value and what is allowed.
+ */
+import path from 'node:path';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const port = z.coerce.number().int().min(1).max(65535);
+const positiveInt = z.coerce.number().int().min(1);
+
+const schema = z.object({
+  DATABASE_URL: z.string().url().optional(),
+  DATA_DIR: z.string().default(path.join(PROJECT_ROOT, '.data')),
+  EMBEDDED_PG_PORT: port.default(5433),
+  TEMPORAL_ADDRESS: z.string().optional(),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('registry-tasks'),
+  TEMPORAL_DEV_PORT: port.default(7233),
+  TEMPORAL_UI_PORT: port.default(8233),
+  TEMPORAL_UI_URL: z.string().url().optional(),
+  TEMPORAL_CLI: z.string().optional(),
+  TEMPORAL_CLI_CACHE: z.string().default(path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'registry-taskmgr')),
+  FOLLOWUP_BATCH_SIZE: positiveInt.max(5000).default(500),
+  FOLLOWUP_CONCURRENCY: positiveInt.max(32).default(2),
+  SEED_RECORDS: positiveInt.default(2000),
+  SEED_DATA_SOURCES: positiveInt.max(100).default(3),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = {
+  databaseUrl?: string;
+  dataDir: string;
+  embeddedPgPort: number;
+  temporal: {
+    /** Set when an external server is to be used; unset means "start the dev server". */
+    address?: string;
+    namespace: string;
+    taskQueue: string;
+    devPort: number;
+    uiPort: number;
+    uiUrl?: string;
+    cliPath?: string;
+    cliCache: string;
+  };
+  followUp: { batchSize: number; concurrency: number };
+  seed: { records: number; dataSources: number };
+  logLevel: z.infer<typeof schema>['LOG_LEVEL'];
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads the configuration from `env` (default: process.env). Throws ConfigError on a bad value. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings count as unset: `FOO= npm start` should mean the default.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0]);
+      return `${name}=${JSON.stringify(env[name])}: ${describeIssue(issue)}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const c = parsed.data;
+  return {
+    databaseUrl: c.DATABASE_URL,
+    dataDir: path.resolve(c.DATA_DIR),
+    embeddedPgPort: c.EMBEDDED_PG_PORT,
+    temporal: {
+      address: c.TEMPORAL_ADDRESS,
+      namespace: c.TEMPORAL_NAMESPACE,
+      taskQueue: c.TEMPORAL_TASK_QUEUE,
+      devPort: c.TEMPORAL_DEV_PORT,
+      uiPort: c.TEMPORAL_UI_PORT,
+      uiUrl: c.TEMPORAL_UI_URL,
+      cliPath: c.TEMPORAL_CLI,
+      cliCache: c.TEMPORAL_CLI_CACHE,
+    },
+    followUp: { batchSize: c.FOLLOWUP_BATCH_SIZE, concurrency: c.FOLLOWUP_CONCURRENCY },
+    seed: { records: c.SEED_RECORDS, dataSources: c.SEED_DATA_SOURCES },
+    logLevel: c.LOG_LEVEL,
+  };
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_value':
+      return `allowed: ${issue.values.map(String).join(', ')}`;
+    case 'too_small':
+      return `must be at least ${String(issue.minimum)}`;
+    case 'too_big':
+      return `must be at most ${String(issue.maximum)}`;
+    case 'invalid_type':
+      return `expected ${issue.expected}`;
+    case 'invalid_format':
+      return `expected a ${issue.format}`;
+    default:
+      return issue.message;
+  }
+}

@@ -1,0 +1,39 @@
+/** PostgreSQL connection pool and the transaction helper every writer uses. */
+import pg from 'pg';
+import type { Logger } from 'pino';
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;
+export type Queryable = Pick<pg.Pool, 'query'>;
+
+// bigint ids come back as strings by default; registry ids fit comfortably in a JS number.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+export function createPool(connectionString: string, opts: { max?: number; logger?: Logger } = {}): Pool {
+  const pool = new pg.Pool({
+    connectionString,
+    max: opts.max ?? 10,
+    application_name: 'registry-taskmgr',
+    // Fail a connect attempt instead of hanging when the server is away; callers retry.
+    connectionTimeoutMillis: 10_000,
+  });
+  // An idle client losing its server (restart, network) must not crash the process.
+  pool.on('error', (err) => opts.logger?.warn({ err: err.message }, 'idle PostgreSQL connection lost'));
+  return pool;
+}
+
+/** Runs fn in a transaction: COMMIT on success, ROLLBACK on any error. */
+export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * Derived state of records: quality level, search index entry, cached rendering.
+ * Each function takes a batch of record ids, is set-based (one or two statements a batch)
+ * and idempotent: it writes a row only when the new value differs, so running it twice
+ * changes nothing the second time. Ids of records that no longer exist lose their derived rows.
+ */
+import type { Queryable } from '../db/pool.ts';
+import type { LevelChanges, RecordClass } from '../shared.ts';
+import { assessQuality, type QualityInput } from './quality.ts';
+
+interface QualityRow {
+  id: number;
+  key: string;
+  class: RecordClass;
+  type: string | null;
+  group_name: string | null;
+  title: string | null;
+  description: string | null;
+  rights: string | null;
+  access_policy: string | null;
+  location_address: string | null;
+  electronic_address: string | null;
+  identifiers: string[];
+  subjects: string[];
+  dates: string[];
+  spatial_coverage: string | null;
+  temporal_coverage: string | null;
+  citation_info: string | null;
+  gold_standard: boolean;
+  quality_level: number | null;
+  related_classes: RecordClass[];
+}
+
+export interface QualityRecheckResult {
+  records: number;
+  changed: number;
+  levelChanges: LevelChanges;
+}
+
+/** Recomputes quality levels and reports of the given records. */
+export async function recheckQuality(db: Queryable, ids: readonly number[]): Promise<QualityRecheckResult> {
+  if (ids.length === 0) return { records: 0, changed: 0, levelChanges: {} };
+  const { rows } = await db.query<QualityRow>(
+    `SELECT ro.id, ro.key, ro.class, ro.type, ro.group_name, ro.title, ro.description, ro.rights,
+            ro.access_policy, ro.location_address, ro.electronic_address, ro.identifiers, ro.subjects,
+            ro.dates, ro.spatial_coverage, ro.temporal_coverage, ro.citation_info, ro.gold_standard,
+            ro.quality_level,
+            ARRAY(SELECT DISTINCT rr.related_class::text FROM related_records(ro.id, ro.key) rr) AS related_classes
+       FROM registry_objects ro
+      WHERE ro.id = ANY($1::bigint[])`,
+    [ids],
+  );
+  const levelChanges: LevelChanges = {};
+  const outIds: number[] = [];
+  const levels: number[] = [];
+  const reports: string[] = [];
+  for (const row of rows) {
+    const report = assessQuality(toQualityInput(row), row.related_classes);
+    if (row.quality_level !== report.level) {
+      const change = `${row.quality_level ?? 'none'}->${report.level}`;
+      levelChanges[change] = (levelChanges[change] ?? 0) + 1;
+    }
+    outIds.push(row.id);
+    levels.push(report.level);
+    reports.push(JSON.stringify(report));
+  }
+  const updated = await db.query(
+    `UPDATE registry_objects ro
+        SET quality_level = u.level, quality_report = u.report, quality_updated_at = now()
+       FROM unnest($1::bigint[], $2::smallint[], $3::jsonb[]) AS u(id, level, report)
+      WHERE ro.id = u.id
+        AND (ro.quality_level IS DISTINCT FROM u.level OR ro.quality_report IS DISTINCT FROM u.report)`,
+    [outIds, levels, reports],
+  );
+  return { records: rows.length, changed: updated.rowCount ?? 0, levelChanges };
+}
+
+function toQualityInput(row: QualityRow): QualityInput {
+  return {
+    key: row.key,
+    class: row.class,
+    type: row.type,
+    group: row.group_name,
+    title: row.title,
+    description: row.description,
+    rights: row.rights,
+    accessPolicy: row.access_policy,
+    locationAddress: row.location_address,
+    electronicAddress: row.electronic_address,
+    identifiers: row.identifiers,
+    subjects: row.subjects,
+    dates: row.dates,
+    spatialCoverage: row.spatial_coverage,
+    temporalCoverage: row.temporal_coverage,
+    citationInfo: row.citation_info,
+    goldStandard: row.gold_standard,
+  };
+}
+
+/** Related titles put into a record's search document: enough to find a record by its
+ *  project or collector, bounded so a hub's document stays small. */
+const INDEXED_RELATED_TITLES = 200;
+
+/** Rebuilds the search index entries of the given records; removes entries of deleted ones. */
+export async function reindexRecords(db: Queryable, ids: readonly number[]): Promise<{ records: number; changed: number }> {
+  if (ids.length === 0) return { records: 0, changed: 0 };
+  const removed = await db.query(
+    `DELETE FROM record_index ri
+      WHERE ri.record_id = ANY($1::bigint[])
+        AND NOT EXISTS (SELECT 1 FROM registry_objects ro WHERE ro.id = ri.record_id)`,
+    [ids],
+  );
+  const upserted = await db.query(
+    `INSERT INTO record_index AS ri (record_id, record_key, data_source_id, class, status, title, quality_level, document)
+     SELECT ro.id, ro.key, ro.data_source_id, ro.class, ro.status, ro.title, ro.quality_level,
+            setweight(to_tsvector('english', coalesce(ro.title, '')), 'A')
+         || setweight(to_tsvector('english', coalesce(ro.description, '') || ' ' || array_to_string(ro.subjects, ' ')), 'B')
+         || setweight(to_tsvector('simple', ro.key || ' ' || array_to_string(ro.identifiers, ' ')), 'B')
+         || setweight(to_tsvector('english', coalesce(rel.titles, '')), 'C')
+       FROM registry_objects ro
+       LEFT JOIN LATERAL (
+         SELECT string_agg(coalesce(x.related_title, ''), ' ') AS titles
+           FROM (SELECT DISTINCT rr.related_key, rr.related_title FROM related_records(ro.id, ro.key) rr
+                  ORDER BY rr.related_key LIMIT ${INDEXED_RELATED_TITLES}) x
+       ) rel ON true
+      WHERE ro.id = ANY($1::bigint[])
+     ON CONFLICT (record_id) DO UPDATE
+        SET record_key = EXCLUDED.record_key, data_source_id = EXCLUDED.data_source_id, class = EXCLUDED.class,
+            status = EXCLUDED.status, title = EXCLUDED.title, quality_level = EXCLUDED.quality_level,
+            document = EXCLUDED.document, indexed_at = now()
+      WHERE (ri.record_key, ri.data_source_id, ri.class, ri.status, ri.title, ri.quality_level, ri.document)
+            IS DISTINCT FROM
+            (EXCLUDED.record_key, EXCLUDED.data_source_id, EXCLUDED.class, EXCLUDED.status, EXCLUDED.title,
+             EXCLUDED.quality_level, EXCLUDED.document)`,
+    [ids],
+  );
+  return { records: ids.length, changed: (removed.rowCount ?? 0) + (upserted.rowCount ?? 0) };
+}
+
+/** Regenerates the cached extended renderings of the given records; removes those of deleted ones. */
+export async function regenerateCache(db: Queryable, ids: readonly number[]): Promise<{ records: number; changed: number }> {
+  if (ids.length === 0) return { records: 0, changed: 0 };
+  const removed = await db.query(
+    `DELETE FROM record_cache rc
+      WHERE rc.record_id = ANY($1::bigint[])
+        AND NOT EXISTS (SELECT 1 FROM registry_objects ro WHERE ro.id = rc.record_id)`,
+    [ids],
+  );
+  const upserted = await db.query(
+    `INSERT INTO record_cache AS rc (record_id, record_key, rendering)
+     SELECT ro.id, ro.key,
+            jsonb_build_object(
+              'key', ro.key, 'class', ro.class, 'type', ro.type, 'group', ro.group_name,
+              'dataSource', ds.key, 'status', ro.status, 'title', ro.title, 'description', ro.description,
+              'identifiers', to_jsonb(ro.identifiers), 'subjects', to_jsonb(ro.subjects),
+              'qualityLevel', ro.quality_level, 'goldStandard', ro.gold_standard,
+              'related', coalesce((
+                SELECT jsonb_agg(jsonb_build_object('key', rr.related_key, 'class', rr.related_class,
+                                                    'title', rr.related_title, 'relation', rr.relation_type,
+                                                    'direction', rr.direction)
+                                 ORDER BY rr.related_key, rr.relation_type, rr.direction)
+                  FROM related_records(ro.id, ro.key) rr), '[]'::jsonb))
+       FROM registry_objects ro JOIN data_sources ds ON ds.id = ro.data_source_id
+      WHERE ro.id = ANY($1::bigint[])
+     ON CONFLICT (record_id) DO UPDATE
+        SET record_key = EXCLUDED.record_key, rendering = EXCLUDED.rendering, generated_at = now()
+      WHERE rc.rendering IS DISTINCT FROM EXCLUDED.rendering OR rc.record_key IS DISTINCT FROM EXCLUDED.record_key`,
+    [ids],
+  );
+  return { records: ids.length, changed: (removed.rowCount ?? 0) + (upserted.rowCount ?? 0) };
+}

@@ -1,0 +1,101 @@
+/**
+ * Registry changes that plan their own follow-up: the change, the list of records whose
+ * derived state it invalidates, and the operation row are written in one transaction.
+ */
+import { withTransaction, type Pool, type PoolClient, type Queryable } from '../db/pool.ts';
+import type { DeletionOutcome, RecordClass } from '../shared.ts';
+
+interface OperationRow {
+  op_id: string;
+  record_key: string | null;
+  record_class: RecordClass | null;
+  data_source_key: string | null;
+  affected_count: number;
+  batch_count: number;
+}
+
+async function findOperation(db: Queryable, opId: string): Promise<OperationRow | undefined> {
+  const { rows } = await db.query<OperationRow>(
+    `SELECT o.op_id, o.record_key, o.record_class, ds.key AS data_source_key, o.affected_count, o.batch_count
+       FROM registry_operations o LEFT JOIN data_sources ds ON ds.id = o.data_source_id
+      WHERE o.op_id = $1`,
+    [opId],
+  );
+  return rows[0];
+}
+
+const outcomeOf = (op: OperationRow, key: string): DeletionOutcome => ({
+  deleted: true,
+  opId: op.op_id,
+  key,
+  dataSourceKey: op.data_source_key ?? undefined,
+  recordClass: op.record_class ?? undefined,
+  affected: op.affected_count,
+  batches: op.batch_count,
+});
+
+/**
+ * Deletes a record with its index and cache entries and records, under `opId`, every record
+ * related to it (both directions) in batches of `batchSize`.
+ * Idempotent: run again with the same opId it returns the first run's outcome.
+ */
+export async function deleteRecordAndPlanFollowUp(
+  pool: Pool,
+  args: { key: string; opId: string; batchSize: number },
+): Promise<DeletionOutcome> {
+  const { key, opId, batchSize } = args;
+  const earlier = await findOperation(pool, opId);
+  if (earlier) return outcomeOf(earlier, key);
+
+  return withTransaction(pool, async (tx: PoolClient) => {
+    const { rows } = await tx.query<{ id: number; class: RecordClass; data_source_id: number }>(
+      'SELECT id, class, data_source_id FROM registry_objects WHERE key = $1 FOR UPDATE',
+      [key],
+    );
+    const record = rows[0];
+    if (!record) {
+      // A concurrent run of this same operation may have committed first.
+      const committed = await findOperation(tx, opId);
+      return committed ? outcomeOf(committed, key) : { deleted: false, opId, key, affected: 0, batches: 0 };
+    }
+    await tx.query(
+      `INSERT INTO registry_operations (op_id, kind, record_key, record_class, data_source_id)
+       VALUES ($1, 'DELETE_RECORD', $2, $3, $4)`,
+      [opId, key, record.class, record.data_source_id],
+    );
+    const planned = await tx.query(
+      `INSERT INTO followup_items (op_id, batch_no, record_id)
+       SELECT $1, ((row_number() OVER (ORDER BY s.related_id)) - 1) / $4, s.related_id
+         FROM (SELECT DISTINCT related_id FROM related_records($2, $3)) s`,
+      [opId, record.id, key, batchSize],
+    );
+    const affected = planned.rowCount ?? 0;
+    await tx.query('DELETE FROM record_index WHERE record_id = $1', [record.id]);
+    await tx.query('DELETE FROM record_cache WHERE record_id = $1', [record.id]);
+    await tx.query('DELETE FROM registry_objects WHERE id = $1', [record.id]);
+    const op = await tx.query<OperationRow>(
+      `UPDATE registry_operations o SET affected_count = $2, batch_count = $3
+         FROM data_sources ds WHERE ds.id = o.data_source_id AND o.op_id = $1
+       RETURNING o.op_id, o.record_key, o.record_class, ds.key AS data_source_key, o.affected_count, o.batch_count`,
+      [opId, affected, Math.ceil(affected / batchSize)],
+    );
+    return outcomeOf(op.rows[0]!, key);
+  });
+}
+
+/** The record ids of one follow-up batch. */
+export async function followUpBatch(db: Queryable, opId: string, batchNo: number): Promise<number[]> {
+  const { rows } = await db.query<{ record_id: number }>(
+    'SELECT record_id FROM followup_items WHERE op_id = $1 AND batch_no = $2 ORDER BY record_id',
+    [opId, batchNo],
+  );
+  return rows.map((r) => r.record_id);
+}
+
+/** Marks an operation's follow-up done and drops its work list. Idempotent. */
+export async function completeOperation(pool: Pool, opId: string): Promise<void> {
+  await withTransaction(pool, async (tx) => {
+    await tx.query('UPDATE registry_operations SET completed_at = coalesce(completed_at, now()) WHERE op_id = $1', [opId]);
+    await tx.query('DELETE FROM followup_items WHERE op_id = $1', [opId]);
+  });
+}

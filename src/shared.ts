@@ -1,0 +1,82 @@
+/**
+ * Names and payload types shared by the client, the workflows and the activities.
+ * Deterministic-safe: imported by workflow code, so no Node built-ins here.
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const DEFAULT_TASK_QUEUE = 'registry-tasks';
+
+/** Custom search attributes: registered on the dev server by `npm start` and the tests. */
+export const TaskMethodKey = defineSearchAttributeKey('TaskMethod', SearchAttributeType.KEYWORD);
+export const TaskStatusKey = defineSearchAttributeKey('TaskStatus', SearchAttributeType.KEYWORD);
+export const DataSourceKeyKey = defineSearchAttributeKey('DataSourceKey', SearchAttributeType.KEYWORD);
+export const RegistryObjectKeysKey = defineSearchAttributeKey('RegistryObjectKeys', SearchAttributeType.KEYWORD_LIST);
+export const SEARCH_ATTRIBUTES = [TaskMethodKey, TaskStatusKey, DataSourceKeyKey, RegistryObjectKeysKey];
+
+export const TASK_STATUSES = ['WAITING', 'STARTED', 'COMPLETED', 'FAILED', 'CANCELLED'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+export const RECORD_CLASSES = ['collection', 'party', 'activity', 'service'] as const;
+export type RecordClass = (typeof RECORD_CLASSES)[number];
+
+/** Registry object keys: RIF-CS keys are free text, but bounded and never blank. */
+export const MAX_KEY_LENGTH = 512;
+
+/** Returns an error message for a bad record key, or undefined when the key is acceptable. */
+export function checkRecordKey(key: unknown): string | undefined {
+  if (typeof key !== 'string') return `record key must be a string, got ${key === null ? 'null' : typeof key}`;
+  if (key.trim() === '') return 'record key must not be empty';
+  if (key.length > MAX_KEY_LENGTH) return `record key is ${key.length} characters long; at most ${MAX_KEY_LENGTH} are allowed`;
+  if (/[\u0000-\u001f]/.test(key)) return `record key ${JSON.stringify(key)} contains control characters`;
+  return undefined;
+}
+
+/** Workflow id of a record deletion: one per key, so a repeated delete finds the running one. */
+export const deleteRecordWorkflowId = (key: string): string => `delete-record:${key}`;
+
+export interface DeleteRecordInput {
+  key: string;
+  /** Records per follow-up activity; defaults to the worker's configuration. */
+  batchSize?: number;
+  /** Batches processed at once. */
+  concurrency?: number;
+}
+
+/** What the caller learns when the record is gone and its follow-up is durably under way. */
+export interface DeletionOutcome {
+  deleted: boolean;
+  opId: string;
+  key: string;
+  dataSourceKey?: string;
+  recordClass?: RecordClass;
+  affected: number;
+  batches: number;
+}
+
+/** Counts "from->to" level transitions, e.g. { "3->2": 812 }. */
+export type LevelChanges = Record<string, number>;
+
+export interface FollowUpBatchResult {
+  records: number;
+  changed: number;
+  levelChanges?: LevelChanges;
+}
+
+export interface DeleteRecordResult extends DeletionOutcome {
+  qualityChanges: LevelChanges;
+  reindexed: number;
+  recached: number;
+}
+
+export interface FollowUpProgress {
+  key: string;
+  phase: 'deleting' | 'following-up' | 'done';
+  affected: number;
+  batchesTotal: number;
+  batchesDone: number;
+}
+
+export const ERROR_TYPES = {
+  invalidInput: 'InvalidInput',
+  recordNotFound: 'RecordNotFound',
+} as const;

@@ -1,0 +1,72 @@
+/** The Temporal worker: registry workflows and activities on one task queue, one injected pg pool. */
+import { fileURLToPath } from 'node:url';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from './activities/index.ts';
+import type { Config } from './config.ts';
+import { temporalTarget } from './client/connection.ts';
+import type { Pool } from './db/pool.ts';
+import type { Logger } from './log.ts';
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
+
+// The SDK is chatty at INFO (bundler output, state changes): it logs one level quieter than we do.
+const SDK_LEVELS: Record<string, LogLevel> = { trace: 'TRACE', debug: 'DEBUG', info: 'WARN', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR' };
+
+let runtimeInstalled = false;
+/** Routes the SDK's logs into our logger; once per process, before the first connection. */
+export function installRuntime(logger: Logger, level: string): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({
+    logger: new DefaultLogger(SDK_LEVELS[level] ?? 'INFO', (entry) => {
+      const method = entry.level === 'ERROR' ? 'error' : entry.level === 'WARN' ? 'warn' : entry.level === 'INFO' ? 'info' : 'debug';
+      logger[method]({ sdk: true, ...entry.meta }, entry.message);
+    }),
+  });
+}
+
+/** Retries `fn` with backoff capped at 30 s until it succeeds or `signal` aborts: a server that is
+ *  briefly away at start is waited for, as the worker waits for it later. */
+export async function withConnectRetry<T>(label: string, fn: () => Promise<T>, logger: Logger, signal?: AbortSignal): Promise<T> {
+  let delay = 500;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      logger.warn({ err: (err as Error).message, retryInMs: delay }, `${label} unreachable; retrying`);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 30_000);
+    }
+  }
+}
+
+export interface RegistryWorkerDeps {
+  config: Config;
+  pool: Pool;
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue?: string;
+  /** A prebuilt workflow bundle (tests build one and share it); else bundled from source. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+}
+
+/** Creates the worker; `worker.run()` runs it until shutdown (SIGINT/SIGTERM by default). */
+export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Worker> {
+  return Worker.create({
+    connection: deps.connection,
+    namespace: deps.namespace,
+    taskQueue: deps.taskQueue ?? deps.config.temporal.taskQueue,
+    ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    activities: createActivities({ pool: deps.pool }),
+    // Batches are I/O-bound on PostgreSQL: a few at a time saturate two cores.
+    maxConcurrentActivityTaskExecutions: 8,
+  });
+}
+
+/** Connects to Temporal (waiting for it if needed) and returns the native connection. */
+export async function connectWorker(config: Config, logger: Logger, addressOverride?: string, signal?: AbortSignal) {
+  const target = temporalTarget(config, addressOverride);
+  const connection = await withConnectRetry(`Temporal at ${target.connectionOptions.address}`, () => NativeConnection.connect(target.connectionOptions), logger, signal);
+  return { connection, namespace: target.namespace, address: target.connectionOptions.address };
+}

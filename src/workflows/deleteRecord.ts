@@ -1,0 +1,138 @@
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.ts';
+import {
+  DataSourceKeyKey,
+  ERROR_TYPES,
+  RegistryObjectKeysKey,
+  TaskMethodKey,
+  TaskStatusKey,
+  checkRecordKey,
+  type DeleteRecordInput,
+  type DeleteRecordResult,
+  type DeletionOutcome,
+  type FollowUpProgress,
+  type LevelChanges,
+} from '../shared.ts';
+import { deleteProgressQuery, deleteRecordUpdate } from './definitions.ts';
+import { RETRY_FOREVER_CAPPED } from './retry.ts';
+
+
+const { deleteRecord: deleteRecordActivity, completeOperation } = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: RETRY_FOREVER_CAPPED,
+});
+const { recheckQualityBatch, reindexBatch, regenerateCacheBatch } = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: RETRY_FOREVER_CAPPED,
+});
+
+const DEFAULT_BATCH_SIZE = 500;
+const DEFAULT_CONCURRENCY = 2;
+
+/**
+ * Deletes one registry record, then rechecks, reindexes and re-caches every record related to it.
+ *
+ * Callers use update-with-start (`deleteRecordUpdate`): the update returns when the delete has
+ * committed, and because the update runs inside this already-started workflow, the follow-up
+ * cannot be lost between the two. Started plainly (temporal CLI), it does the same work with
+ * nobody waiting. A later update on a running instance deletes again (the key may have been
+ * re-created) and queues that follow-up too.
+ */
+export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteRecordResult> {
+  const bad = checkRecordKey(input?.key);
+  if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
+  const { key } = input;
+  const batchSize = input.batchSize ?? DEFAULT_BATCH_SIZE;
+  const concurrency = input.concurrency ?? DEFAULT_CONCURRENCY;
+
+  const pending: DeletionOutcome[] = [];
+  const progress: FollowUpProgress = { key, phase: 'deleting', affected: 0, batchesTotal: 0, batchesDone: 0 };
+  let rounds = 0;
+  // Set here too, not only by the client, so a start from the temporal CLI is listed the same way.
+  upsertSearchAttributes([
+    { key: TaskMethodKey, value: 'DELETE_RECORD' },
+    { key: TaskStatusKey, value: 'STARTED' },
+    { key: RegistryObjectKeysKey, value: [key] },
+  ]);
+
+  const deleteOnce = async (): Promise<DeletionOutcome> => {
+    rounds += 1;
+    const { workflowId, runId } = workflowInfo();
+    const outcome = await deleteRecordActivity({ key, opId: `${workflowId}/${runId}/${rounds}`, batchSize });
+    if (outcome.deleted) {
+      pending.push(outcome);
+      progress.affected += outcome.affected;
+      progress.batchesTotal += outcome.batches;
+    }
+    return outcome;
+  };
+
+  let initial: Promise<DeletionOutcome> | undefined = deleteOnce();
+  const first = initial;
+
+  setHandler(deleteRecordUpdate, async () => {
+    // The first update (the one that started us) waits for the initial delete; later ones delete again.
+    const outcome = await (initial ?? deleteOnce());
+    initial = undefined;
+    if (!outcome.deleted) {
+      throw ApplicationFailure.create({ message: `record ${JSON.stringify(key)} does not exist`, type: ERROR_TYPES.recordNotFound, nonRetryable: true });
+    }
+    return outcome;
+  });
+  setHandler(deleteProgressQuery, () => progress);
+
+  try {
+    const firstOutcome = await first;
+    if (firstOutcome.deleted && firstOutcome.dataSourceKey) {
+      upsertSearchAttributes([{ key: DataSourceKeyKey, value: firstOutcome.dataSourceKey }]);
+    }
+    const result: DeleteRecordResult = { ...firstOutcome, qualityChanges: {}, reindexed: 0, recached: 0 };
+    progress.phase = 'following-up';
+    for (;;) {
+      await condition(() => pending.length > 0 || allHandlersFinished());
+      const op = pending.shift();
+      if (!op) break;
+      await followUp(op, concurrency, result, () => (progress.batchesDone += 1));
+      await completeOperation(op.opId);
+    }
+    progress.phase = 'done';
+    if (!firstOutcome.deleted && rounds === 1) {
+      throw ApplicationFailure.create({ message: `record ${JSON.stringify(key)} does not exist`, type: ERROR_TYPES.recordNotFound, nonRetryable: true });
+    }
+    upsertSearchAttributes([{ key: TaskStatusKey, value: 'COMPLETED' }]);
+    return result;
+  } catch (err) {
+    upsertSearchAttributes([{ key: TaskStatusKey, value: 'FAILED' }]);
+    throw err;
+  }
+}
+
+/** Runs the batches of one operation, `concurrency` at a time, each as recheck -> reindex -> cache. */
+async function followUp(op: DeletionOutcome, concurrency: number, result: DeleteRecordResult, onBatchDone: () => void) {
+  let next = 0;
+  const lane = async () => {
+    while (next < op.batches) {
+      const ref = { opId: op.opId, batchNo: next++ };
+      // Quality first: the index entry and the cached rendering both carry the quality level.
+      const quality = await recheckQualityBatch(ref);
+      addChanges(result.qualityChanges, quality.levelChanges ?? {});
+      result.reindexed += (await reindexBatch(ref)).changed;
+      result.recached += (await regenerateCacheBatch(ref)).changed;
+      onBatchDone();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, op.batches) }, lane));
+}
+
+function addChanges(into: LevelChanges, from: LevelChanges) {
+  for (const [change, n] of Object.entries(from)) into[change] = (into[change] ?? 0) + n;
+}

@@ -1,0 +1,2 @@
+/** Every workflow type the worker registers. Deterministic code only below this folder. */
+export { deleteRecord } from './deleteRecord.ts';
