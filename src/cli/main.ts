@@ -153,6 +153,29 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('health')
+    .description('exit 0 when PostgreSQL (DATABASE_URL) and Temporal answer; for container health checks')
+    .action(async () => {
+      const config = loadConfig();
+      if (!config.databaseUrl) throw new ConfigError('DATABASE_URL must be set for `taskmgr health`');
+      const pool = createPool(config.databaseUrl, { max: 1 });
+      try {
+        await pool.query('SELECT 1 FROM pgmigrations LIMIT 1');
+      } catch (err) {
+        throw new Error(`PostgreSQL: ${(err as Error).message}`);
+      } finally {
+        await pool.end();
+      }
+      const client = await RegistryClient.connect(config);
+      try {
+        await client.client.workflowService.getSystemInfo({});
+      } finally {
+        await client.close();
+      }
+      console.log('ok');
+    });
+
+  program
     .command('migrate')
     .description('apply pending database migrations')
     .action(async () => {

@@ -124,9 +124,12 @@ async function followUp(op: DeletionOutcome, concurrency: number, result: Delete
       const ref = { opId: op.opId, batchNo: next++ };
       // Quality first: the index entry and the cached rendering both carry the quality level.
       const quality = await recheckQualityBatch(ref);
+      const index = await reindexBatch(ref);
+      const cache = await regenerateCacheBatch(ref);
+      // Add only after the awaits: `x += await f()` reads x before awaiting and loses other lanes' counts.
       addChanges(result.qualityChanges, quality.levelChanges ?? {});
-      result.reindexed += (await reindexBatch(ref)).changed;
-      result.recached += (await regenerateCacheBatch(ref)).changed;
+      result.reindexed += index.changed;
+      result.recached += cache.changed;
       onBatchDone();
     }
   };

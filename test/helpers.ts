@@ -1,0 +1,115 @@
+/** Shared test set-up: a database per test file, a worker on its own task queue, a client. */
+import crypto from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import pg from 'pg';
+import { loadConfig, type Config } from '../src/config.ts';
+import { RegistryClient } from '../src/client/registry.ts';
+import { createPool, type Pool } from '../src/db/pool.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { createLogger } from '../src/log.ts';
+import { createRegistryWorker, installRuntime, WORKFLOWS_PATH } from '../src/worker.ts';
+
+export const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error');
+installRuntime(logger, process.env.TEST_LOG_LEVEL ?? 'error');
+
+function required(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the tests with \`npm test\`, which starts the servers`);
+  return v;
+}
+
+export const temporalAddress = () => required('TEST_TEMPORAL_ADDRESS');
+export const uniqueName = (prefix: string) => `${prefix}-${crypto.randomBytes(5).toString('hex')}`;
+
+export interface TestDatabase {
+  url: string;
+  pool: Pool;
+  drop(): Promise<void>;
+}
+
+/** Creates a fresh, migrated database for one test file; drop() removes it. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const adminUrl = required('TEST_DATABASE_URL');
+  const name = uniqueName('test_registry').replace(/-/g, '_');
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  await migrate(url.toString());
+  const pool = createPool(url.toString(), { logger });
+  return {
+    url: url.toString(),
+    pool,
+    async drop() {
+      await pool.end();
+      const a = new pg.Client({ connectionString: adminUrl });
+      await a.connect();
+      await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await a.end();
+    },
+  };
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** The workflow bundle, built once per test process. */
+export const workflowBundle = () => (bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never }));
+
+export function testConfig(overrides: Record<string, string> = {}): Config {
+  return loadConfig({ ...process.env, TEMPORAL_ADDRESS: temporalAddress(), ...overrides });
+}
+
+export interface TestWorker {
+  worker: Worker;
+  taskQueue: string;
+  stop(): Promise<void>;
+}
+
+/** Runs a real worker on a task queue of its own until stop(). */
+export async function startTestWorker(pool: Pool, taskQueue = uniqueName('registry-tasks-test')): Promise<TestWorker> {
+  const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
+  const connection = await NativeConnection.connect({ address: temporalAddress() });
+  const worker = await createRegistryWorker({ config, pool, connection, namespace: 'default', taskQueue, workflowBundle: await workflowBundle() });
+  const running = worker.run();
+  return {
+    worker,
+    taskQueue,
+    async stop() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      await connection.close();
+    },
+  };
+}
+
+/** A RegistryClient on the test server and task queue. */
+export async function testClient(taskQueue: string, followUp?: { batchSize?: number; concurrency?: number }): Promise<RegistryClient> {
+  const connection = await Connection.connect({ address: temporalAddress() });
+  return new RegistryClient(new Client({ connection, namespace: 'default' }), { taskQueue, followUp });
+}
+
+/** Polls `fn` until it returns a truthy value (visibility is eventually consistent). */
+export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Every row of the registry's tables, for "nothing else changed" comparisons. */
+export async function snapshot(pool: Pool) {
+  const q = async (sql: string) => (await pool.query(sql)).rows;
+  return {
+    records: await q('SELECT id, key, quality_level, quality_report, quality_updated_at, updated_at FROM registry_objects ORDER BY id'),
+    index: await q('SELECT record_id, record_key, quality_level, document::text, indexed_at FROM record_index ORDER BY record_id'),
+    cache: await q('SELECT record_id, rendering, generated_at FROM record_cache ORDER BY record_id'),
+    relations: await q('SELECT from_id, to_key, relation_type FROM relations ORDER BY 1, 2, 3'),
+    operations: await q('SELECT op_id, affected_count, batch_count, completed_at FROM registry_operations ORDER BY op_id'),
+    followups: await q('SELECT op_id, batch_no, record_id FROM followup_items ORDER BY 1, 2, 3'),
+  };
+}

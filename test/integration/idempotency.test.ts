@@ -1,0 +1,74 @@
+/**
+ * Temporal runs an activity at least once: each activity run twice with the same input must
+ * leave the registry exactly as one run did. Runs the real activities on a real PostgreSQL,
+ * inside the SDK's activity context.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import { createActivities } from '../../src/activities/index.ts';
+import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
+import type { DeletionOutcome, FollowUpBatchResult } from '../../src/shared.ts';
+import { createTestDatabase, snapshot, type TestDatabase } from '../helpers.ts';
+
+describe('activities are idempotent', () => {
+  let db: TestDatabase;
+  let seeded: SeedSummary;
+  // The SDK's activity context (heartbeats, failure conversion) around the real activity code.
+  const env = new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') });
+
+  before(async () => {
+    db = await createTestDatabase();
+    seeded = await seedRegistry(db.pool, { records: 800, dataSources: 2, hubs: 1, hubSize: 200, seed: 11 });
+  });
+  after(async () => db?.drop());
+
+  it('running each step of a deletion twice changes nothing more than running it once', async () => {
+    const acts = createActivities({ pool: db.pool });
+    const hub = seeded.hubs[0]!;
+    const args = { key: hub.key, opId: 'test-op-1', batchSize: 60 };
+
+    const first: DeletionOutcome = await env.run(acts.deleteRecord, args);
+    const afterOnce = await snapshot(db.pool);
+    const second = await env.run(acts.deleteRecord, args);
+    assert.deepEqual(second, first, 'a retried delete returns the first run\'s outcome');
+    assert.deepEqual(await snapshot(db.pool), afterOnce);
+    assert.ok(first.deleted && first.affected >= 200 && first.batches === Math.ceil(first.affected / 60));
+
+    for (let batchNo = 0; batchNo < first.batches; batchNo++) {
+      const ref = { opId: args.opId, batchNo };
+      for (const step of [acts.recheckQualityBatch, acts.reindexBatch, acts.regenerateCacheBatch]) {
+        const once: FollowUpBatchResult = await env.run(step, ref);
+        const state = await snapshot(db.pool);
+        const twice: FollowUpBatchResult = await env.run(step, ref);
+        assert.equal(twice.changed, 0, `${step.name} of batch ${batchNo} changed rows on its second run`);
+        assert.equal(twice.records, once.records);
+        assert.deepEqual(await snapshot(db.pool), state);
+      }
+    }
+    await env.run(acts.completeOperation, args.opId);
+    const done = await snapshot(db.pool);
+    await env.run(acts.completeOperation, args.opId);
+    assert.deepEqual(await snapshot(db.pool), done);
+  });
+
+  it('a delete of a key that does not exist writes nothing', async () => {
+    const acts = createActivities({ pool: db.pool });
+    const before = await snapshot(db.pool);
+    const outcome: DeletionOutcome = await env.run(acts.deleteRecord, { key: 'missing/key', opId: 'test-op-2', batchSize: 100 });
+    assert.equal(outcome.deleted, false);
+    assert.deepEqual(await snapshot(db.pool), before);
+  });
+
+  it('bad input fails without retries and writes nothing', async () => {
+    const acts = createActivities({ pool: db.pool });
+    const before = await snapshot(db.pool);
+    await assert.rejects(env.run(acts.deleteRecord, { key: ' ', opId: 'test-op-3', batchSize: 100 }), (err: Error & { nonRetryable?: boolean; type?: string }) => {
+      assert.equal(err.type, 'InvalidInput');
+      assert.equal(err.nonRetryable, true);
+      return true;
+    });
+    assert.deepEqual(await snapshot(db.pool), before);
+  });
+});

@@ -1,0 +1,44 @@
+/**
+ * `npm test`: starts the real servers the tests use (test/servers.ts), runs every test file with
+ * node's test runner, and stops the servers again.
+ * - Temporal: the Temporal CLI dev server (found or built by src/dev/temporal-cli.ts), in memory,
+ *   on a free loopback port, with the project's search attributes.
+ * - PostgreSQL: TEST_DATABASE_URL (an admin URL; each test file creates and drops its own
+ *   database), else the local server at 127.0.0.1:5432 if it answers, else an embedded one.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startTestServers, type TestServers } from './servers.ts';
+
+let servers: TestServers | undefined;
+
+async function main(): Promise<number> {
+  servers = await startTestServers();
+  console.log(`test servers: Temporal ${servers.temporalAddress}, PostgreSQL ${servers.databaseUrl.replace(/:[^:@/]*@/, ':***@')}`);
+  const files = process.argv.slice(2);
+  const testFiles = files.length
+    ? files
+    : ['test/unit', 'test/integration'].flatMap((d) =>
+        fs.readdirSync(d).filter((f) => f.endsWith('.test.ts')).map((f) => path.join(d, f)),
+      );
+  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...testFiles], {
+    stdio: 'inherit',
+    env: { ...process.env, TEST_TEMPORAL_ADDRESS: servers.temporalAddress, TEST_DATABASE_URL: servers.databaseUrl, TEMPORAL_CLI: servers.cliPath },
+  });
+  const forward = (sig: NodeJS.Signals) => child.kill(sig);
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? 1)));
+}
+
+main()
+  .then(async (code) => {
+    await servers?.stop();
+    process.exit(code);
+  })
+  .catch(async (err: Error) => {
+    console.error(`npm test could not start its servers: ${err.message}`);
+    await servers?.stop();
+    process.exit(1);
+  });

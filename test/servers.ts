@@ -1,0 +1,62 @@
+/** The real servers tests run against; shared by `npm test` and scripts/record-histories.ts. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { findTemporalCli } from '../src/dev/temporal-cli.ts';
+import { freePort, startDevServer } from '../src/dev/temporal-dev-server.ts';
+import { startEmbeddedPostgres } from '../src/dev/embedded-postgres.ts';
+
+const LOCAL_PG = 'postgres://postgres@127.0.0.1:5432/postgres';
+
+async function answers(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export interface TestServers {
+  cliPath: string;
+  temporalAddress: string;
+  /** An admin URL: tests create and drop their own databases through it. */
+  databaseUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startTestServers(): Promise<TestServers> {
+  const cleanups: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const c of cleanups.reverse()) await c().catch((e: Error) => console.error(`cleanup: ${e.message}`));
+  };
+  try {
+    const cliPath = await findTemporalCli();
+    const server = await startDevServer({ cliPath, port: 0 });
+    cleanups.push(() => server.stop());
+
+    let databaseUrl = process.env.TEST_DATABASE_URL;
+    if (!databaseUrl) {
+      if (await answers(LOCAL_PG)) databaseUrl = LOCAL_PG;
+      else {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'registry-taskmgr-test-pg-'));
+        fs.chmodSync(dir, 0o777); // as root, PostgreSQL runs as `postgres`, which must reach the data dir
+        const db = await startEmbeddedPostgres({ dir: path.join(dir, 'data'), port: await freePort() });
+        cleanups.push(async () => {
+          await db.stop();
+          fs.rmSync(dir, { recursive: true, force: true });
+        });
+        databaseUrl = db.url;
+      }
+    }
+    return { cliPath, temporalAddress: server.address, databaseUrl, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

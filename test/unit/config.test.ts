@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+describe('configuration', () => {
+  it('has defaults for a fresh machine: dev server on loopback, task queue registry-tasks', () => {
+    const c = loadConfig({});
+    assert.equal(c.temporal.address, undefined);
+    assert.equal(c.temporal.taskQueue, 'registry-tasks');
+    assert.equal(c.temporal.devPort, 7233);
+    assert.equal(c.databaseUrl, undefined);
+    assert.equal(c.followUp.batchSize, 500);
+  });
+
+  it('treats empty variables as unset', () => {
+    assert.equal(loadConfig({ DATABASE_URL: '', TEMPORAL_ADDRESS: '' }).databaseUrl, undefined);
+  });
+
+  it('names the variable, the bad value and what is allowed', () => {
+    assert.throws(() => loadConfig({ LOG_LEVEL: 'loud' }), (err: Error) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /LOG_LEVEL="loud"/);
+      assert.match(err.message, /allowed: fatal, error, warn, info, debug, trace, silent/);
+      return true;
+    });
+    assert.throws(() => loadConfig({ TEMPORAL_DEV_PORT: '70000' }), /TEMPORAL_DEV_PORT="70000": must be at most 65535/);
+    assert.throws(() => loadConfig({ FOLLOWUP_BATCH_SIZE: 'many' }), /FOLLOWUP_BATCH_SIZE="many"/);
+    assert.throws(() => loadConfig({ DATABASE_URL: 'not a url' }), /DATABASE_URL="not a url"/);
+  });
+});

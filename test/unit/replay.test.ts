@@ -1,0 +1,23 @@
+/**
+ * Determinism guard: every committed history (test/histories, recorded by
+ * `npm run record-histories`) must replay against the current workflow code.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { Worker } from '@temporalio/worker';
+import { workflowBundle } from '../helpers.ts';
+
+const DIR = path.join(import.meta.dirname, '..', 'histories');
+const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.json'));
+
+describe('workflow histories replay on the current code', () => {
+  it('has recorded histories to replay', () => assert.ok(files.length >= 2));
+  for (const file of files) {
+    it(`replays ${file}`, async () => {
+      const history = JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8'));
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, file);
+    });
+  }
+});
