@@ -97,6 +97,16 @@ function toQualityInput(row: QualityRow): QualityInput {
   };
 }
 
+/** Deletes the derived rows (index or cache) of those ids whose record no longer exists. */
+async function removeEntriesOfDeleted(db: Queryable, table: 'record_index' | 'record_cache', ids: readonly number[]) {
+  return db.query(
+    `DELETE FROM ${table} d
+      WHERE d.record_id = ANY($1::bigint[])
+        AND NOT EXISTS (SELECT 1 FROM registry_objects ro WHERE ro.id = d.record_id)`,
+    [ids],
+  );
+}
+
 /** Related titles put into a record's search document: enough to find a record by its
  *  project or collector, bounded so a hub's document stays small. */
 const INDEXED_RELATED_TITLES = 200;
@@ -104,12 +114,7 @@ const INDEXED_RELATED_TITLES = 200;
 /** Rebuilds the search index entries of the given records; removes entries of deleted ones. */
 export async function reindexRecords(db: Queryable, ids: readonly number[]): Promise<{ records: number; changed: number }> {
   if (ids.length === 0) return { records: 0, changed: 0 };
-  const removed = await db.query(
-    `DELETE FROM record_index ri
-      WHERE ri.record_id = ANY($1::bigint[])
-        AND NOT EXISTS (SELECT 1 FROM registry_objects ro WHERE ro.id = ri.record_id)`,
-    [ids],
-  );
+  const removed = await removeEntriesOfDeleted(db, 'record_index', ids);
   const upserted = await db.query(
     `INSERT INTO record_index AS ri (record_id, record_key, data_source_id, class, status, title, quality_level, document)
      SELECT ro.id, ro.key, ro.data_source_id, ro.class, ro.status, ro.title, ro.quality_level,
@@ -140,12 +145,7 @@ export async function reindexRecords(db: Queryable, ids: readonly number[]): Pro
 /** Regenerates the cached extended renderings of the given records; removes those of deleted ones. */
 export async function regenerateCache(db: Queryable, ids: readonly number[]): Promise<{ records: number; changed: number }> {
   if (ids.length === 0) return { records: 0, changed: 0 };
-  const removed = await db.query(
-    `DELETE FROM record_cache rc
-      WHERE rc.record_id = ANY($1::bigint[])
-        AND NOT EXISTS (SELECT 1 FROM registry_objects ro WHERE ro.id = rc.record_id)`,
-    [ids],
-  );
+  const removed = await removeEntriesOfDeleted(db, 'record_cache', ids);
   const upserted = await db.query(
     `INSERT INTO record_cache AS rc (record_id, record_key, rendering)
      SELECT ro.id, ro.key,
