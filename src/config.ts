@@ -6,6 +6,16 @@ import path from 'node:path';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { DURATION_FORMS, parseDuration } from './taskmgr/duration.ts';
+
+const isDuration = (v: string) => {
+  try {
+    parseDuration(v);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -28,6 +38,8 @@ const schema = z.object({
   FOLLOWUP_CONCURRENCY: positiveInt.max(32).default(2),
   SEED_RECORDS: positiveInt.default(2000),
   SEED_DATA_SOURCES: positiveInt.max(100).default(3),
+  TASK_RETENTION: z.string().default('1 day').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
+  MAINTENANCE_EVERY: z.string().default('1 hour').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -48,6 +60,9 @@ export type Config = {
   };
   followUp: { batchSize: number; concurrency: number };
   seed: { records: number; dataSources: number };
+  /** Closed tasks older than this are removed by HOURLY_REGISTRY_MAINTENANCE. */
+  taskRetentionMs: number;
+  maintenanceEvery: string;
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
 };
 
@@ -84,6 +99,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     followUp: { batchSize: c.FOLLOWUP_BATCH_SIZE, concurrency: c.FOLLOWUP_CONCURRENCY },
     seed: { records: c.SEED_RECORDS, dataSources: c.SEED_DATA_SOURCES },
+    taskRetentionMs: parseDuration(c.TASK_RETENTION),
+    maintenanceEvery: c.MAINTENANCE_EVERY,
     logLevel: c.LOG_LEVEL,
   };
 }
@@ -100,6 +117,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
       return `expected ${issue.expected}`;
     case 'invalid_format':
       return `expected a ${issue.format}`;
+    case 'custom':
+      return issue.message;
     default:
       return issue.message;
   }

@@ -1,7 +1,9 @@
 /** The Temporal worker: registry workflows and activities on one task queue, one injected pg pool. */
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
+import { Client, Connection } from '@temporalio/client';
 import { createActivities } from './activities/index.ts';
+import { loadTasks, type LoadedTasks } from './taskmgr/discovery.ts';
 import type { Config } from './config.ts';
 import { temporalTarget } from './client/connection.ts';
 import type { Pool } from './db/pool.ts';
@@ -45,7 +47,11 @@ export interface RegistryWorkerDeps {
   config: Config;
   pool: Pool;
   connection: NativeConnection;
+  /** A client for activities that add, describe or signal tasks. */
+  client: Client;
   namespace: string;
+  /** Task modules; loaded from src/tasks (and validated) when not given. */
+  tasks?: LoadedTasks;
   taskQueue?: string;
   /** A prebuilt workflow bundle (tests build one and share it); else bundled from source. */
   workflowBundle?: WorkerOptions['workflowBundle'];
@@ -53,20 +59,34 @@ export interface RegistryWorkerDeps {
 
 /** Creates the worker; `worker.run()` runs it until shutdown (SIGINT/SIGTERM by default). */
 export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Worker> {
+  const tasks = deps.tasks ?? (await loadTasks());
+  const taskQueue = deps.taskQueue ?? deps.config.temporal.taskQueue;
   return Worker.create({
     connection: deps.connection,
     namespace: deps.namespace,
-    taskQueue: deps.taskQueue ?? deps.config.temporal.taskQueue,
+    taskQueue,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({ pool: deps.pool }),
+    activities: createActivities({ pool: deps.pool, temporal: deps.client, taskQueue, tasks }),
     // Batches are I/O-bound on PostgreSQL: a few at a time saturate two cores.
     maxConcurrentActivityTaskExecutions: 8,
   });
 }
 
-/** Connects to Temporal (waiting for it if needed) and returns the native connection. */
+/** Connects to Temporal (waiting for it if needed): the worker's native connection and a client. */
 export async function connectWorker(config: Config, logger: Logger, addressOverride?: string, signal?: AbortSignal) {
   const target = temporalTarget(config, addressOverride);
-  const connection = await withConnectRetry(`Temporal at ${target.connectionOptions.address}`, () => NativeConnection.connect(target.connectionOptions), logger, signal);
-  return { connection, namespace: target.namespace, address: target.connectionOptions.address };
+  const label = `Temporal at ${target.connectionOptions.address}`;
+  const connection = await withConnectRetry(label, () => NativeConnection.connect(target.connectionOptions), logger, signal);
+  const clientConnection = await withConnectRetry(label, () => Connection.connect(target.connectionOptions), logger, signal);
+  const client = new Client({ connection: clientConnection, namespace: target.namespace });
+  return {
+    connection,
+    client,
+    namespace: target.namespace,
+    address: target.connectionOptions.address,
+    async close() {
+      await clientConnection.close();
+      await connection.close();
+    },
+  };
 }

@@ -71,7 +71,8 @@ export interface TestWorker {
 export async function startTestWorker(pool: Pool, taskQueue = uniqueName('registry-tasks-test')): Promise<TestWorker> {
   const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
   const connection = await NativeConnection.connect({ address: temporalAddress() });
-  const worker = await createRegistryWorker({ config, pool, connection, namespace: 'default', taskQueue, workflowBundle: await workflowBundle() });
+  const client = new Client({ connection: await Connection.connect({ address: temporalAddress() }), namespace: 'default' });
+  const worker = await createRegistryWorker({ config, pool, connection, client, namespace: 'default', taskQueue, workflowBundle: await workflowBundle() });
   const running = worker.run();
   return {
     worker,
@@ -80,6 +81,7 @@ export async function startTestWorker(pool: Pool, taskQueue = uniqueName('regist
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
       await connection.close();
+      await client.connection.close();
     },
   };
 }

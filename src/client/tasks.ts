@@ -1,0 +1,247 @@
+/**
+ * The task manager's client API: what registry code, the CLI and the admin API call.
+ * Every function works on the Temporal workflows themselves; nothing is kept elsewhere.
+ */
+import crypto from 'node:crypto';
+import {
+  Client,
+  Connection,
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type WorkflowExecutionInfo,
+} from '@temporalio/client';
+import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { Config } from '../config.ts';
+import { DataSourceKeyKey, RegistryObjectKeysKey, TASK_STATUSES, TaskMethodKey, TaskStatusKey, type TaskStatus } from '../shared.ts';
+import { assertAvailable, listTaskFiles, type TaskFiles } from '../taskmgr/discovery.ts';
+import { MERGED, type TaskAdmission, type TaskInfo } from '../taskmgr/info.ts';
+import { TaskInputError, validateTaskInput, type TaskInput } from '../taskmgr/input.ts';
+import type { AddTaskOptions, TaskProgress } from '../taskmgr/types.ts';
+import { rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery } from '../workflows/definitions.ts';
+import type { registryTask } from '../workflows/registryTask.ts';
+import { temporalTarget } from './connection.ts';
+
+export { TaskInputError };
+export { UnknownTaskMethodError } from '../taskmgr/discovery.ts';
+
+export class TaskNotFoundError extends Error {
+  override name = 'TaskNotFoundError';
+}
+/** The task exists but cannot do what was asked (reschedule a running task, retry a completed one). */
+export class TaskStateError extends Error {
+  override name = 'TaskStateError';
+}
+
+export interface TaskSummary {
+  taskId: string;
+  method?: string;
+  status?: string;
+  dataSourceKey?: string;
+  registryObjectKeys?: string[];
+  addedAt: Date;
+  closedAt?: Date;
+  temporalStatus: string;
+}
+
+export interface ListTasksFilter {
+  status?: TaskStatus | TaskStatus[];
+  method?: string;
+  dataSourceKey?: string;
+  /** Added at or after / before. */
+  from?: Date;
+  to?: Date;
+  pageSize?: number;
+  /** From the previous page's `nextPageToken`. */
+  pageToken?: string;
+}
+
+const WORKFLOW_TYPE = 'registryTask';
+/** The one HOURLY_REGISTRY_MAINTENANCE loop of a namespace. */
+export const MAINTENANCE_TASK_ID = 'task:HOURLY_REGISTRY_MAINTENANCE';
+const SAFE_VALUE = /^[\w\-.:/@ ]{1,255}$/;
+
+/** Task ids say what the task is: task:GENERATE_CACHE:csiro:1f2e3d4c. */
+export function newTaskId(method: string, dataSourceKey?: string): string {
+  return `task:${method}:${dataSourceKey ?? 'all'}:${crypto.randomBytes(4).toString('hex')}`;
+}
+
+export class TaskClient {
+  constructor(
+    readonly client: Client,
+    readonly taskQueue: string,
+  ) {}
+
+  static async connect(config: Config, addressOverride?: string): Promise<TaskClient> {
+    const target = temporalTarget(config, addressOverride);
+    const connection = await Connection.connect(target.connectionOptions);
+    return new TaskClient(new Client({ connection, namespace: target.namespace }), config.temporal.taskQueue);
+  }
+
+  async close(): Promise<void> {
+    await this.client.connection.close();
+  }
+
+  /** The methods that can be added (task files not starting with `_`) and the disabled ones. */
+  availableTasks(): TaskFiles {
+    return listTaskFiles();
+  }
+
+  /**
+   * Adds a task, as the original's addNewTask: returns its id, or, when a task with the same method
+   * and data source is WAITING, that task's id (the new keys are merged into it).
+   */
+  async addNewTask(method: string, options: AddTaskOptions = {}): Promise<string> {
+    const admission = await this.addTask({ method, ...options });
+    return admission.deduplicatedInto ?? admission.taskId;
+  }
+
+  /**
+   * Adds a task and says whether it was merged. A given `taskId` makes the add idempotent
+   * (sub-tasks); with `restartIfClosed` a closed task of that id is started again (maintenance).
+   */
+  async addTask(input: TaskInput, taskId?: string, opts: { restartIfClosed?: boolean } = {}): Promise<TaskAdmission> {
+    validateTaskInput(input, Date.now(), taskId);
+    assertAvailable(input.method);
+    const id = taskId ?? newTaskId(input.method, input.dataSourceKey);
+    const startWorkflowOperation = new WithStartWorkflowOperation<typeof registryTask>(WORKFLOW_TYPE, {
+      workflowId: id,
+      taskQueue: this.taskQueue,
+      args: [input],
+      // A given id is a retried add: join the existing task rather than start a second one.
+      workflowIdConflictPolicy: taskId ? 'USE_EXISTING' : 'FAIL',
+      workflowIdReusePolicy: taskId && !opts.restartIfClosed ? 'REJECT_DUPLICATE' : 'ALLOW_DUPLICATE',
+      typedSearchAttributes: [
+        { key: TaskMethodKey, value: input.method },
+        { key: TaskStatusKey, value: 'WAITING' },
+        ...(input.dataSourceKey ? [{ key: DataSourceKeyKey, value: input.dataSourceKey }] : []),
+        ...(input.registryObjectKeys?.length ? [{ key: RegistryObjectKeysKey, value: input.registryObjectKeys.slice(0, 100) }] : []),
+      ],
+    });
+    try {
+      return await this.client.workflow.executeUpdateWithStart(taskAdmissionUpdate, { startWorkflowOperation });
+    } catch (err) {
+      if (taskId && err instanceof WorkflowExecutionAlreadyStartedError) return { taskId };
+      throw err;
+    }
+  }
+
+  /** Everything about a task: inputs, status, times, output, error, log lines, live progress. */
+  async getTask(taskId: string): Promise<TaskInfo> {
+    const handle = this.client.workflow.getHandle(taskId);
+    try {
+      const [info, description] = await Promise.all([handle.query(taskInfoQuery), handle.describe()]);
+      const progress = heartbeatProgress(description.raw.pendingActivities);
+      return progress ? { ...info, progress: progress.progress, logs: [...info.logs, ...(progress.logTail ?? [])] } : info;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new TaskNotFoundError(`task ${JSON.stringify(taskId)} does not exist`);
+      throw err;
+    }
+  }
+
+  /** Lists tasks, newest first, filtered by status, method, data source and time added; paged. */
+  async listTasks(filter: ListTasksFilter = {}): Promise<{ tasks: TaskSummary[]; nextPageToken?: string }> {
+    const clauses = [`WorkflowType = '${WORKFLOW_TYPE}'`];
+    const statuses = filter.status === undefined ? [] : Array.isArray(filter.status) ? filter.status : [filter.status];
+    for (const s of statuses) if (!(TASK_STATUSES as readonly string[]).includes(s)) throw new TaskInputError('status', `status ${JSON.stringify(s)} is not one of ${TASK_STATUSES.join(', ')}`);
+    clauses.push(statuses.length ? `TaskStatus IN (${statuses.map((s) => `'${s}'`).join(', ')})` : `TaskStatus != '${MERGED}'`);
+    const exact = (field: string, name: string, value?: string) => {
+      if (value === undefined) return;
+      if (!SAFE_VALUE.test(value)) throw new TaskInputError(name, `${name} ${JSON.stringify(value)} may only contain letters, digits, spaces and - . : / @ _`);
+      clauses.push(`${field} = '${value}'`);
+    };
+    exact('TaskMethod', 'method', filter.method);
+    exact('DataSourceKey', 'dataSourceKey', filter.dataSourceKey);
+    if (filter.from) clauses.push(`StartTime >= '${filter.from.toISOString()}'`);
+    if (filter.to) clauses.push(`StartTime < '${filter.to.toISOString()}'`);
+    const pageSize = filter.pageSize ?? 50;
+    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) throw new TaskInputError('pageSize', `pageSize ${pageSize} must be a whole number from 1 to 1000`);
+    const response = await this.client.workflowService.listWorkflowExecutions({
+      namespace: this.client.options.namespace,
+      query: clauses.join(' AND '),
+      pageSize,
+      nextPageToken: filter.pageToken ? Buffer.from(filter.pageToken, 'base64url') : undefined,
+    });
+    const tasks = await Promise.all(
+      (response.executions ?? []).map(async (raw) => toSummary(await executionInfoFromRaw(raw, this.client.options.loadedDataConverter, raw, this.client.options.namespace))),
+    );
+    const token = response.nextPageToken?.length ? Buffer.from(response.nextPageToken).toString('base64url') : undefined;
+    return { tasks, nextPageToken: token };
+  }
+
+  /** Cancels a WAITING or STARTED task (a recurring one stops for good). */
+  async cancelTask(taskId: string): Promise<void> {
+    const info = await this.getTask(taskId);
+    if (info.status !== 'WAITING' && info.status !== 'STARTED') throw new TaskStateError(`task ${taskId} is ${info.status}; only WAITING or STARTED tasks can be cancelled`);
+    await this.client.workflow.getHandle(taskId).cancel();
+  }
+
+  /** Moves a WAITING task's start: a delay ("15 minutes") or an ISO time. */
+  async rescheduleTask(taskId: string, scheduledFor: string): Promise<TaskInfo> {
+    try {
+      return await this.client.workflow.getHandle(taskId).executeUpdate(rescheduleUpdate, { args: [scheduledFor] });
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new TaskNotFoundError(`task ${JSON.stringify(taskId)} does not exist`);
+      if (err instanceof WorkflowUpdateFailedError) throw new TaskStateError((err.cause as Error | undefined)?.message ?? err.message);
+      throw err;
+    }
+  }
+
+  /** Adds a FAILED or CANCELLED task again with the same inputs; returns the new task's id. */
+  async retryTask(taskId: string): Promise<string> {
+    const info = await this.getTask(taskId);
+    if (info.status !== 'FAILED' && info.status !== 'CANCELLED') throw new TaskStateError(`task ${taskId} is ${info.status}; only FAILED or CANCELLED tasks can be retried`);
+    const { loop: _loop, scheduledFor: _when, ...input } = info.input;
+    return this.addNewTask(input.method, input);
+  }
+
+  /** Deletes closed tasks: COMPLETED (and CANCELLED) ones closed before `olderThan`, or all FAILED ones. */
+  async flushTasks(what: { completedBefore: Date } | { failed: true }): Promise<number> {
+    const query =
+      'failed' in what
+        ? `WorkflowType = '${WORKFLOW_TYPE}' AND TaskStatus = 'FAILED' AND ExecutionStatus != 'Running'`
+        : `WorkflowType = '${WORKFLOW_TYPE}' AND TaskStatus IN ('COMPLETED', 'CANCELLED', '${MERGED}') AND ExecutionStatus != 'Running' AND CloseTime < '${what.completedBefore.toISOString()}'`;
+    let deleted = 0;
+    for await (const wf of this.client.workflow.list({ query })) {
+      await this.client.workflowService
+        .deleteWorkflowExecution({ namespace: this.client.options.namespace, workflowExecution: { workflowId: wf.workflowId, runId: wf.runId } })
+        .then(() => (deleted += 1))
+        .catch(() => undefined); // already gone
+    }
+    return deleted;
+  }
+
+  /**
+   * Kept for registry code written against the original, which had to poke its worker after adding
+   * a task. Temporal dispatches every task and fires every timer itself, so there is nothing to do.
+   */
+  triggerAsyncTasks(): void {}
+}
+
+function toSummary(wf: WorkflowExecutionInfo): TaskSummary {
+  const sa = wf.typedSearchAttributes;
+  return {
+    taskId: wf.workflowId,
+    method: sa.get(TaskMethodKey),
+    status: sa.get(TaskStatusKey),
+    dataSourceKey: sa.get(DataSourceKeyKey),
+    registryObjectKeys: sa.get(RegistryObjectKeysKey),
+    addedAt: wf.startTime,
+    closedAt: wf.closeTime,
+    temporalStatus: wf.status.name,
+  };
+}
+
+type PendingActivities = { heartbeatDetails?: { payloads?: unknown[] | null } | null }[] | null | undefined;
+
+function heartbeatProgress(pending: PendingActivities): { progress?: TaskProgress; logTail?: TaskInfo['logs'] } | undefined {
+  const payload = pending?.find((a) => a.heartbeatDetails?.payloads?.length)?.heartbeatDetails?.payloads?.[0];
+  if (!payload) return undefined;
+  try {
+    return defaultPayloadConverter.fromPayload(payload as never);
+  } catch {
+    return undefined;
+  }
+}

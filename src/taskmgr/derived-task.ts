@@ -1,0 +1,42 @@
+/**
+ * The shape the original's GENERATE_CACHE, INDEX_RECORDS and RUN_QUALITY_CHECK shared: work on the
+ * given keys; else on every record of the data source; with neither, one sub-task per data source.
+ */
+import { dataSourcesBySize, idsForDataSource, idsForKeys } from '../registry/scope.ts';
+import type { Pool } from '../db/pool.ts';
+import type { TaskContext } from './types.ts';
+
+const BATCH = 1000;
+
+export async function runOverRecords(
+  ctx: TaskContext,
+  noun: string,
+  step: (pool: Pool, ids: number[]) => Promise<{ records: number; changed: number }>,
+): Promise<unknown> {
+  const { registryObjectKeys: keys, dataSourceKey } = ctx.input;
+  if (!keys?.length && !dataSourceKey) {
+    const subtasks: string[] = [];
+    for (const ds of await dataSourcesBySize(ctx.pool)) {
+      subtasks.push(await ctx.addTask(ctx.method, { dataSourceKey: ds.key, logMessage: `${ctx.method} for ${ds.key} (from ${ctx.taskId})` }));
+    }
+    ctx.log.info(`queued ${subtasks.length} sub-tasks, one per data source`);
+    return { subtasks };
+  }
+  let ids: number[];
+  if (keys?.length) {
+    const found = await idsForKeys(ctx.pool, keys);
+    if (found.missing.length) ctx.log.warn(`${found.missing.length} of ${keys.length} keys are not in the registry: ${found.missing.slice(0, 10).join(', ')}${found.missing.length > 10 ? ', ...' : ''}`);
+    ids = found.ids;
+  } else {
+    ids = await idsForDataSource(ctx.pool, dataSourceKey!);
+  }
+  let changed = 0;
+  for (let i = 0; i < ids.length; i += BATCH) {
+    if (ctx.signal.aborted) throw new Error('cancelled');
+    const r = await step(ctx.pool, ids.slice(i, i + BATCH));
+    changed += r.changed;
+    ctx.progress(Math.min(i + BATCH, ids.length), ids.length, `${noun}`);
+  }
+  ctx.log.info(`${noun}: ${ids.length} records, ${changed} changed${dataSourceKey ? ` in ${dataSourceKey}` : ''}`);
+  return { records: ids.length, changed };
+}

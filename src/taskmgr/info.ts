@@ -1,0 +1,47 @@
+/** What a task reports about itself (the `task` query), shared by workflow, client, CLI and API. */
+import type { TaskStatus } from '../shared.ts';
+import type { RunSummary, TaskInput } from './input.ts';
+import type { TaskLogLine, TaskProgress } from './types.ts';
+
+/** Dedup merges an add into a WAITING task; the merged execution ends with this status. */
+export const MERGED = 'MERGED';
+
+export interface TaskAdmission {
+  taskId: string;
+  /** Set when the add was merged into an existing WAITING task with the same method and data source. */
+  deduplicatedInto?: string;
+}
+
+export interface TaskInfo {
+  taskId: string;
+  method: string;
+  input: TaskInput;
+  status: TaskStatus | typeof MERGED;
+  /** Why the task is WAITING: its schedule, its prerequisite, or both. */
+  waitingFor?: ('schedule' | 'prerequisite')[];
+  addedAt: string;
+  scheduledFor?: string;
+  startedAt?: string;
+  completedAt?: string;
+  durationMs?: number;
+  attempts?: number;
+  output?: unknown;
+  error?: string;
+  logs: TaskLogLine[];
+  /** Filled by the client from the running activity's heartbeat. */
+  progress?: TaskProgress;
+  prerequisiteTaskId?: string;
+  dependants: string[];
+  deduplicatedInto?: string;
+  /** Recurring tasks: which run this is and how the last ones ended. */
+  iteration?: number;
+  recentRuns?: RunSummary[];
+}
+
+/** Output of a registryTask workflow run (also what `temporal workflow result` prints). */
+export interface TaskResult {
+  taskId: string;
+  status: TaskInfo['status'];
+  output?: unknown;
+  deduplicatedInto?: string;
+}

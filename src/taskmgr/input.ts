@@ -1,0 +1,137 @@
+/**
+ * The registryTask input, as plain JSON from any caller (client, CLI, HTTP, `temporal workflow
+ * start --input`), and its validation. Pure and deterministic: the workflow validates again.
+ */
+import { checkRecordKey } from '../shared.ts';
+import { DurationError, parseDuration, resolveScheduledFor } from './duration.ts';
+
+export interface TaskInput {
+  method: string;
+  logMessage?: string;
+  registryObjectKeys?: string[];
+  dataSourceKey?: string;
+  prerequisiteTaskId?: string;
+  /** A delay ("15 seconds", "1 hour", "7 days") or an ISO timestamp. */
+  scheduledFor?: string;
+  /** Run again this long after each run ends ("1 hour"). */
+  recurEvery?: string;
+  /** Set by the workflow itself when it continues as new; callers leave it out. */
+  loop?: LoopState;
+}
+
+export interface RunSummary {
+  iteration: number;
+  status: 'COMPLETED' | 'FAILED' | 'CANCELLED';
+  startedAt?: string;
+  completedAt: string;
+  output?: unknown;
+  error?: string;
+}
+
+export interface LoopState {
+  iteration: number;
+  firstAddedAt: string;
+  /** Absolute time of the next run, computed by the previous iteration. */
+  nextRunAt: string;
+  recentRuns: RunSummary[];
+}
+
+export const TASK_LIMITS = {
+  maxKeys: 10_000,
+  maxLogMessage: 10_000,
+  maxIdLength: 255,
+  minRecurMs: 50,
+  maxRecurMs: 366 * 86_400_000,
+};
+
+const METHOD_RE = /^[A-Z][A-Z0-9_]{0,63}$/;
+const KNOWN_FIELDS = new Set(['method', 'logMessage', 'registryObjectKeys', 'dataSourceKey', 'prerequisiteTaskId', 'scheduledFor', 'recurEvery', 'loop']);
+
+export class TaskInputError extends Error {
+  override name = 'TaskInputError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Checks a task input; throws TaskInputError naming the field, the bad value and what is allowed.
+ * `now` resolves relative schedules; `ownId` catches a task named as its own prerequisite.
+ */
+export function validateTaskInput(raw: unknown, now: number, ownId?: string): TaskInput & { scheduledAt?: number; recurMs?: number } {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new TaskInputError('input', `task input must be a JSON object, got ${raw === null ? 'null' : Array.isArray(raw) ? 'an array' : typeof raw}`);
+  }
+  const input = raw as Record<string, unknown>;
+  const unknown = Object.keys(input).filter((k) => !KNOWN_FIELDS.has(k));
+  if (unknown.length) throw new TaskInputError(unknown[0]!, `unknown field ${JSON.stringify(unknown[0])}; allowed: ${[...KNOWN_FIELDS].filter((f) => f !== 'loop').join(', ')}`);
+
+  const { method } = input;
+  if (typeof method !== 'string' || !METHOD_RE.test(method)) {
+    throw new TaskInputError('method', `method ${JSON.stringify(method)} is not a task method name (upper case letters, digits and _, e.g. GENERATE_CACHE)`);
+  }
+  const optionalString = (field: string, max: number): string | undefined => {
+    const v = input[field];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string') throw new TaskInputError(field, `${field} must be a string, got ${typeof v}`);
+    if (v.length > max) throw new TaskInputError(field, `${field} is ${v.length} characters long; at most ${max} are allowed`);
+    return v;
+  };
+  const logMessage = optionalString('logMessage', TASK_LIMITS.maxLogMessage);
+  const dataSourceKey = optionalString('dataSourceKey', TASK_LIMITS.maxIdLength);
+  if (dataSourceKey !== undefined && dataSourceKey.trim() === '') throw new TaskInputError('dataSourceKey', 'dataSourceKey must not be empty');
+  const prerequisiteTaskId = optionalString('prerequisiteTaskId', TASK_LIMITS.maxIdLength);
+  if (prerequisiteTaskId !== undefined && prerequisiteTaskId.trim() === '') throw new TaskInputError('prerequisiteTaskId', 'prerequisiteTaskId must not be empty');
+  if (prerequisiteTaskId !== undefined && prerequisiteTaskId === ownId) {
+    throw new TaskInputError('prerequisiteTaskId', `task ${JSON.stringify(ownId)} cannot be its own prerequisite`);
+  }
+
+  let registryObjectKeys: string[] | undefined;
+  const keys = input.registryObjectKeys;
+  if (keys !== undefined && keys !== null) {
+    if (!Array.isArray(keys)) throw new TaskInputError('registryObjectKeys', `registryObjectKeys must be an array of record keys, got ${typeof keys}`);
+    if (keys.length > TASK_LIMITS.maxKeys) throw new TaskInputError('registryObjectKeys', `registryObjectKeys has ${keys.length} keys; at most ${TASK_LIMITS.maxKeys} are allowed (use dataSourceKey for a whole data source)`);
+    keys.forEach((k, i) => {
+      const bad = checkRecordKey(k);
+      if (bad) throw new TaskInputError('registryObjectKeys', `registryObjectKeys[${i}]: ${bad}`);
+    });
+    registryObjectKeys = [...new Set(keys as string[])];
+  }
+
+  let scheduledAt: number | undefined;
+  const scheduledFor = optionalString('scheduledFor', 100);
+  let recurMs: number | undefined;
+  const recurEvery = optionalString('recurEvery', 100);
+  try {
+    if (scheduledFor !== undefined) scheduledAt = resolveScheduledFor(scheduledFor, now);
+    if (recurEvery !== undefined) {
+      recurMs = parseDuration(recurEvery, 'recurEvery');
+      if (recurMs < TASK_LIMITS.minRecurMs || recurMs > TASK_LIMITS.maxRecurMs) {
+        throw new DurationError(`recurEvery ${JSON.stringify(recurEvery)} must be from ${TASK_LIMITS.minRecurMs} milliseconds to 366 days`);
+      }
+    }
+  } catch (err) {
+    if (err instanceof DurationError) throw new TaskInputError(recurMs === undefined && recurEvery !== undefined && !/scheduledFor/.test(err.message) ? 'recurEvery' : 'scheduledFor', err.message);
+    throw err;
+  }
+  return {
+    method,
+    logMessage,
+    registryObjectKeys,
+    dataSourceKey,
+    prerequisiteTaskId,
+    scheduledFor,
+    recurEvery,
+    loop: input.loop as LoopState | undefined,
+    scheduledAt,
+    recurMs,
+  };
+}
+
+/** File name of a task module for a method: GENERATE_CACHE -> generate_cache. */
+export const methodToModule = (method: string) => method.toLowerCase();
+/** Method of a task module file: generate_cache.ts -> GENERATE_CACHE. */
+export const moduleToMethod = (file: string) => file.replace(/\.(ts|js|mjs)$/, '').toUpperCase();

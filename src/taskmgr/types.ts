@@ -1,0 +1,57 @@
+/** What a task module is given and what it exports. */
+import type { TaskClient } from '../client/tasks.ts';
+import type { Pool } from '../db/pool.ts';
+import type { TaskInput } from './input.ts';
+
+export type AddTaskOptions = Omit<TaskInput, 'method' | 'loop'>;
+
+export interface TaskLogger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface TaskContext {
+  taskId: string;
+  method: string;
+  input: Pick<TaskInput, 'registryObjectKeys' | 'dataSourceKey' | 'logMessage'>;
+  /** The worker's PostgreSQL pool. */
+  pool: Pool;
+  /** Lines written here become the task's log (shown by `taskmgr show` and the admin page). */
+  log: TaskLogger;
+  /** Reports progress; shown as a bar while the task runs. */
+  progress(done: number, total?: number, message?: string): void;
+  /** Adds another task (a sub-task or the next step of a chain); returns its id. */
+  addTask(method: string, options?: AddTaskOptions): Promise<string>;
+  /** Aborted when the task is cancelled or its time runs out: long loops should check it. */
+  signal: AbortSignal;
+  /** The task manager itself (list, flush), for maintenance tasks. */
+  taskManager: Pick<TaskClient, 'flushTasks' | 'listTasks'>;
+}
+
+export interface TaskDefinition {
+  description: string;
+  /** Throw to fail the task with the error's message; the return value is the task's output. */
+  run(ctx: TaskContext): Promise<unknown>;
+  /** Longest a run may take ("30 minutes"); default 1 hour. */
+  timeout?: string;
+  /** Attempts when the worker running it dies or the time runs out; default 3. */
+  maxAttempts?: number;
+  /** Retry errors the task throws too (they fail it at once by default, as in the original). */
+  retryOnError?: boolean;
+}
+
+/** Declares a task module: `export default defineTask({ description, run })`. */
+export const defineTask = (def: TaskDefinition): TaskDefinition => def;
+
+export interface TaskLogLine {
+  at: string;
+  level: 'info' | 'warn' | 'error';
+  message: string;
+}
+
+export interface TaskProgress {
+  done: number;
+  total?: number;
+  message?: string;
+}
