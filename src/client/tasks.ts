@@ -183,7 +183,8 @@ export class TaskClient {
     try {
       return await this.client.workflow.getHandle(taskId).executeUpdate(rescheduleUpdate, { args: [scheduledFor] });
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) throw new TaskNotFoundError(`task ${JSON.stringify(taskId)} does not exist`);
+      // A closed task takes no updates: say what state it is in (getTask throws if it does not exist).
+      if (err instanceof WorkflowNotFoundError) throw new TaskStateError(`task ${taskId} is ${(await this.getTask(taskId)).status}; only WAITING tasks can be rescheduled`);
       if (err instanceof WorkflowUpdateFailedError) throw new TaskStateError((err.cause as Error | undefined)?.message ?? err.message);
       throw err;
     }

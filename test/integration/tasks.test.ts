@@ -1,0 +1,255 @@
+/** The task manager on the real Temporal dev server and PostgreSQL. */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { TaskClient, TaskInputError, TaskStateError, UnknownTaskMethodError } from '../../src/client/tasks.ts';
+import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
+import type { TaskInfo } from '../../src/taskmgr/info.ts';
+import { createTestDatabase, eventually, snapshot, startTestWorker, temporalAddress, type TestDatabase, type TestWorker } from '../helpers.ts';
+
+const run = promisify(execFile);
+
+describe('the task manager', () => {
+  let db: TestDatabase;
+  let worker: TestWorker;
+  let tasks: TaskClient;
+  let seeded: SeedSummary;
+
+  before(async () => {
+    db = await createTestDatabase();
+    seeded = await seedRegistry(db.pool, { records: 600, dataSources: 4, hubs: 1, hubSize: 50, seed: 5 });
+    worker = await startTestWorker(db.pool);
+    const connection = await Connection.connect({ address: temporalAddress() });
+    tasks = new TaskClient(new Client({ connection, namespace: 'default' }), worker.taskQueue);
+  });
+  after(async () => {
+    await tasks?.close();
+    await worker?.stop();
+    await db?.drop();
+  });
+
+  const settled = (id: string, timeoutMs = 30_000) =>
+    eventually(async () => {
+      const t = await tasks.getTask(id);
+      return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
+    }, timeoutMs);
+  const ds = (i: number) => seeded.dataSources[i]!;
+
+  it('a task runs WAITING -> STARTED -> COMPLETED and reports its output, log lines and times', async () => {
+    await db.pool.query('DELETE FROM record_cache WHERE record_key LIKE $1', [`${ds(0)}/%`]);
+    const id = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: ds(0), logMessage: 'test run' });
+    assert.match(id, new RegExp(`^task:GENERATE_CACHE:${ds(0)}:`));
+    const t = await settled(id);
+    assert.equal(t.status, 'COMPLETED');
+    const count = (await db.pool.query('SELECT count(*)::int AS n FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key = $1', [ds(0)])).rows[0].n;
+    assert.deepEqual(t.output, { records: count, changed: count });
+    assert.ok(t.logs.some((l) => l.message.includes(`cache entries regenerated: ${count} records`)));
+    assert.equal(t.input.logMessage, 'test run');
+    assert.ok(t.addedAt <= t.startedAt! && t.startedAt! <= t.completedAt!);
+    assert.equal(t.durationMs, Date.parse(t.completedAt!) - Date.parse(t.startedAt!));
+    assert.equal(t.attempts, 1);
+    const listed = await eventually(async () => (await tasks.listTasks({ status: 'COMPLETED', method: 'GENERATE_CACHE', dataSourceKey: ds(0) })).tasks.find((x) => x.taskId === id));
+    assert.equal(listed.status, 'COMPLETED');
+  });
+
+  it('an unknown or disabled method is refused by addNewTask with the available methods listed, and nothing starts', async () => {
+    await assert.rejects(tasks.addNewTask('NO_SUCH_TASK'), (err: Error) => {
+      assert.ok(err instanceof UnknownTaskMethodError);
+      assert.match(err.message, /unknown task method "NO_SUCH_TASK"; available methods: GENERATE_CACHE, HOURLY_REGISTRY_MAINTENANCE, INDEX_RECORDS, RUN_QUALITY_CHECK, SYNC_DATASOURCE/);
+      return true;
+    });
+    await assert.rejects(tasks.addNewTask('NOTIFY_SUBSCRIBERS'), /task method NOTIFY_SUBSCRIBERS is disabled \(its file begins with "_"\); available methods: GENERATE_CACHE/);
+    assert.deepEqual(tasks.availableTasks().disabled, ['NOTIFY_SUBSCRIBERS']);
+  });
+
+  it('bad input is refused with the field named, and nothing is written (the delay never reaches SQL)', async () => {
+    const before = await snapshot(db.pool);
+    await assert.rejects(tasks.addNewTask('GENERATE_CACHE', { scheduledFor: "1 hour'; DROP TABLE registry_objects; --" }), (err: Error) => err instanceof TaskInputError && /scheduledFor "1 hour'; DROP TABLE/.test(err.message));
+    await assert.rejects(tasks.addNewTask('GENERATE_CACHE', { scheduledFor: '3 fortnights' }), /unknown unit "fortnights"/);
+    await assert.rejects(tasks.addNewTask('GENERATE_CACHE', { scheduledFor: '2001-01-01T00:00:00Z' }), /is in the past/);
+    await assert.rejects(tasks.addNewTask('GENERATE_CACHE', { registryObjectKeys: 'a,b' as never }), /registryObjectKeys must be an array/);
+    await assert.rejects(tasks.addNewTask('GENERATE_CACHE', { recurEvery: 'often' }), /recurEvery "often" is not a duration/);
+    assert.deepEqual(await snapshot(db.pool), before);
+    assert.equal((await db.pool.query('SELECT count(*)::int AS n FROM task_claims')).rows[0].n, 0);
+  });
+
+  it('started through the temporal CLI, an unknown method FAILS at once with that message and the worker stays healthy', async () => {
+    const id = `cli-unknown-${Date.now()}`;
+    await run(process.env.TEMPORAL_CLI!, ['workflow', 'start', '--address', temporalAddress(), '--task-queue', worker.taskQueue, '--type', 'registryTask', '--workflow-id', id, '--input', '{"method": "NO_SUCH_TASK"}']);
+    const t = await settled(id);
+    assert.equal(t.status, 'FAILED');
+    assert.match(t.error!, /unknown task method "NO_SUCH_TASK"; available methods: GENERATE_CACHE/);
+    const listed = await eventually(async () => (await tasks.listTasks({ status: 'FAILED' })).tasks.find((x) => x.taskId === id));
+    assert.equal(listed.temporalStatus, 'FAILED');
+    // The worker still runs tasks.
+    assert.equal((await settled(await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [seeded.hubs[0]!.key] }))).status, 'COMPLETED');
+  });
+
+  it('a task started from the temporal CLI with plain JSON input runs like one added by the client', async () => {
+    const id = `cli-task-${Date.now()}`;
+    const input = { method: 'RUN_QUALITY_CHECK', dataSourceKey: ds(1), logMessage: 'from the CLI' };
+    await run(process.env.TEMPORAL_CLI!, ['workflow', 'start', '--address', temporalAddress(), '--task-queue', worker.taskQueue, '--type', 'registryTask', '--workflow-id', id, '--input', JSON.stringify(input)]);
+    const viaCli = await settled(id);
+    const viaClient = await settled(await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(1), logMessage: 'from the CLI' }));
+    const shape = (t: TaskInfo) => ({ status: t.status, method: t.method, input: t.input, output: t.output, logs: t.logs.map((l) => l.message) });
+    assert.deepEqual(shape(viaCli), shape(viaClient));
+  });
+
+  it('a task that throws ends FAILED with its message and log lines', async () => {
+    const id = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: 'no-such-source' });
+    const t = await settled(id);
+    assert.equal(t.status, 'FAILED');
+    assert.match(t.error!, /data source "no-such-source" does not exist; data sources: /);
+    assert.ok(t.logs.some((l) => l.level === 'error' && l.message.includes('no-such-source')));
+  });
+
+  it('a failed prerequisite fails its dependants with the prerequisite id and status in the reason', async () => {
+    const failing = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: 'missing-source', scheduledFor: '1 second' });
+    const dependant = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: ds(2), prerequisiteTaskId: failing });
+    const t = await settled(dependant);
+    assert.equal(t.status, 'FAILED');
+    assert.ok(t.error!.startsWith(`prerequisite task ${failing} is FAILED: data source "missing-source" does not exist`), t.error);
+  });
+
+  it('a prerequisite that does not exist, or that is cancelled, fails its dependant', async () => {
+    const missing = await settled(await tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds(3), prerequisiteTaskId: 'task:NOPE:x:0' }));
+    assert.equal(missing.error, 'prerequisite task task:NOPE:x:0 does not exist');
+    const waiting = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(3), scheduledFor: '1 hour' });
+    const dependant = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: ds(3), prerequisiteTaskId: waiting });
+    await eventually(async () => (await tasks.getTask(waiting)).dependants.includes(dependant));
+    await tasks.cancelTask(waiting);
+    const t = await settled(dependant);
+    assert.equal(t.error, `prerequisite task ${waiting} is CANCELLED: cancelled`);
+  });
+
+  it('a chain of 10 tasks runs in order, each after its prerequisite completed', async () => {
+    const methods = ['RUN_QUALITY_CHECK', 'GENERATE_CACHE', 'INDEX_RECORDS'];
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      ids.push(await tasks.addNewTask(methods[i % 3]!, { dataSourceKey: ds(Math.floor(i / 3)), prerequisiteTaskId: ids[i - 1] }));
+    }
+    assert.equal(new Set(ids).size, 10);
+    const done = await Promise.all(ids.map((id) => settled(id, 60_000)));
+    for (let i = 0; i < 10; i++) {
+      assert.equal(done[i]!.status, 'COMPLETED', `task ${i}: ${done[i]!.error}`);
+      if (i) assert.ok(done[i]!.startedAt! >= done[i - 1]!.completedAt!, `task ${i} started after task ${i - 1} completed`);
+    }
+  });
+
+  it('a scheduled task is WAITING with its time, can be rescheduled, and runs without anything poking a worker', async () => {
+    const id = await tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds(1), scheduledFor: '1 hour' });
+    const waiting = await tasks.getTask(id);
+    assert.equal(waiting.status, 'WAITING');
+    assert.deepEqual(waiting.waitingFor, ['schedule']);
+    assert.ok(Math.abs(Date.parse(waiting.scheduledFor!) - (Date.now() + 3_600_000)) < 60_000);
+    const moved = await tasks.rescheduleTask(id, '2 seconds');
+    assert.ok(Date.parse(moved.scheduledFor!) < Date.now() + 10_000);
+    const t = await settled(id);
+    assert.equal(t.status, 'COMPLETED');
+    assert.ok(Date.parse(t.startedAt!) >= Date.parse(moved.scheduledFor!));
+    await assert.rejects(tasks.rescheduleTask(id, '1 hour'), (err: Error) => err instanceof TaskStateError && /only WAITING tasks can be rescheduled/.test(err.message));
+  });
+
+  it('a waiting task can be cancelled, and retried with the same inputs', async () => {
+    const id = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: ds(2), scheduledFor: '1 hour', logMessage: 'to cancel' });
+    await tasks.cancelTask(id);
+    const t = await settled(id);
+    assert.equal(t.status, 'CANCELLED');
+    assert.equal(t.startedAt, undefined);
+    const again = await tasks.retryTask(id);
+    assert.notEqual(again, id);
+    const retried = await tasks.getTask(again);
+    assert.equal(retried.input.logMessage, 'to cancel');
+    assert.equal(retried.input.scheduledFor, undefined, 'a retry runs now');
+    assert.equal((await settled(again)).status, 'COMPLETED');
+  });
+
+  it('adding the same method and data source while one is WAITING returns the waiting task, also under concurrent adds', async () => {
+    const first = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(0), scheduledFor: '1 hour', registryObjectKeys: ['k/1'] });
+    const concurrent = await Promise.all(Array.from({ length: 8 }, (_, i) => tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(0), registryObjectKeys: [`k/${i + 2}`] })));
+    assert.deepEqual(new Set(concurrent), new Set([first]));
+    const merged = await tasks.getTask(first);
+    assert.deepEqual([...merged.input.registryObjectKeys!].sort(), Array.from({ length: 9 }, (_, i) => `k/${i + 1}`).sort());
+    // Concurrent adds with no WAITING task yet: exactly one task is created.
+    const racing = await Promise.all(Array.from({ length: 6 }, () => tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds(2), scheduledFor: '1 hour' })));
+    assert.equal(new Set(racing).size, 1);
+    // Another data source or method is another task.
+    const other = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(1), scheduledFor: '1 hour' });
+    assert.notEqual(other, first);
+    await Promise.all([first, racing[0]!, other].map((id) => tasks.cancelTask(id)));
+    await Promise.all([first, racing[0]!, other].map((id) => settled(id)));
+  });
+
+  it('a recurring task runs again through continue-as-new, records failed runs, keeps its history small, and stops on one cancel', async () => {
+    const id = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: 'gone-source', recurEvery: '100 milliseconds' });
+    const t = await eventually(async () => {
+      const info = await tasks.getTask(id);
+      return (info.iteration ?? 0) >= 8 ? info : undefined;
+    }, 60_000);
+    assert.ok(t.recentRuns!.length >= 8);
+    assert.ok(t.recentRuns!.every((r) => r.status === 'FAILED' && /gone-source/.test(r.error!)), 'failed runs are recorded and the loop goes on');
+    const history = await tasks.client.workflow.getHandle(id).fetchHistory();
+    assert.ok(history.events!.length < 60, `the current run's history has ${history.events!.length} events`);
+    await tasks.cancelTask(id);
+    const cancelled = await settled(id);
+    assert.equal(cancelled.status, 'CANCELLED');
+    const iteration = cancelled.iteration;
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal((await tasks.getTask(id)).iteration, iteration, 'no run after the cancel');
+  });
+
+  it('SYNC_DATASOURCE queues quality check -> cache -> index as a prerequisite chain', async () => {
+    const t = await settled(await tasks.addNewTask('SYNC_DATASOURCE', { dataSourceKey: ds(3) }));
+    assert.equal(t.status, 'COMPLETED', t.error);
+    const chain = (t.output as { tasks: string[] }).tasks;
+    assert.deepEqual(chain.map((id) => id.split('-').pop()), ['RUN_QUALITY_CHECK', 'GENERATE_CACHE', 'INDEX_RECORDS'].map((m) => m));
+    const done = await Promise.all(chain.map((id) => settled(id)));
+    assert.deepEqual(done.map((d) => d.status), ['COMPLETED', 'COMPLETED', 'COMPLETED']);
+    assert.equal(done[1]!.prerequisiteTaskId, chain[0]);
+    assert.equal(done[2]!.prerequisiteTaskId, chain[1]);
+    assert.ok(done[1]!.startedAt! >= done[0]!.completedAt! && done[2]!.startedAt! >= done[1]!.completedAt!);
+  });
+
+  it('RUN_QUALITY_CHECK with neither keys nor data source fans out one sub-task per data source', async () => {
+    const t = await settled(await tasks.addNewTask('RUN_QUALITY_CHECK', {}));
+    const subtasks = (t.output as { subtasks: string[] }).subtasks;
+    assert.equal(subtasks.length, seeded.dataSources.length);
+    const done = await Promise.all(subtasks.map((id) => settled(id)));
+    assert.deepEqual(new Set(done.map((d) => d.status)), new Set(['COMPLETED']));
+  });
+
+  it('HOURLY_REGISTRY_MAINTENANCE queues repair of stale records and fills missing cache entries', async () => {
+    const stale = (await db.pool.query<{ key: string }>("UPDATE registry_objects SET title = title || ' (edited)', updated_at = now() WHERE id IN (SELECT id FROM registry_objects ORDER BY id LIMIT 3) RETURNING key")).rows.map((r) => r.key);
+    await db.pool.query('DELETE FROM record_cache WHERE record_id IN (SELECT id FROM registry_objects ORDER BY id DESC LIMIT 2)');
+    const t = await settled(await tasks.addNewTask('HOURLY_REGISTRY_MAINTENANCE'), 60_000);
+    assert.equal(t.status, 'COMPLETED', t.error);
+    const out = t.output as { staleRecords: number; repairTasks: string[]; filledCacheEntries: number };
+    assert.equal(out.staleRecords, 3);
+    assert.equal(out.filledCacheEntries, 2);
+    const repairs = await Promise.all(out.repairTasks.map((id) => settled(id)));
+    assert.ok(repairs.every((r) => r.status === 'COMPLETED'));
+    const fresh = await db.pool.query(
+      `SELECT ro.key FROM registry_objects ro JOIN record_index ri ON ri.record_id = ro.id JOIN record_cache rc ON rc.record_id = ro.id
+        WHERE ro.key = ANY($1) AND ri.indexed_at >= ro.updated_at AND rc.generated_at >= ro.updated_at AND rc.rendering->>'title' = ro.title`,
+      [stale],
+    );
+    assert.equal(fresh.rowCount, 3);
+  });
+
+  it('flushTasks removes failed tasks, and completed ones older than the cutoff', async () => {
+    const failed = await settled(await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: 'flush-me' }));
+    assert.equal(failed.status, 'FAILED');
+    await eventually(async () => (await tasks.listTasks({ status: 'FAILED' })).tasks.some((x) => x.taskId === failed.taskId));
+    assert.ok((await tasks.flushTasks({ failed: true })) >= 1);
+    // Deletion is carried out by the server in the background.
+    await eventually(() => tasks.getTask(failed.taskId).then(() => false, (err: Error) => /does not exist/.test(err.message)), 60_000);
+    const completed = await settled(await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [seeded.hubs[0]!.key] }));
+    await eventually(async () => (await tasks.listTasks({ status: 'COMPLETED' })).tasks.some((x) => x.taskId === completed.taskId));
+    await tasks.flushTasks({ completedBefore: new Date(Date.parse(completed.completedAt!) - 60_000) });
+    assert.equal((await tasks.getTask(completed.taskId)).status, 'COMPLETED', 'newer than the cutoff: kept');
+    assert.ok((await tasks.flushTasks({ completedBefore: new Date(Date.now() + 1000) })) >= 1);
+    await eventually(() => tasks.getTask(completed.taskId).then(() => false, (err: Error) => /does not exist/.test(err.message)), 60_000);
+  });
+});
