@@ -16,6 +16,7 @@ process.env.TEST_TEMPORAL_ADDRESS = servers.temporalAddress;
 process.env.TEST_DATABASE_URL = servers.databaseUrl;
 const { createTestDatabase, startTestWorker, testClient } = await import('../test/helpers.ts');
 const { seedRegistry } = await import('../src/registry/seed.ts');
+const { TaskClient } = await import('../src/client/tasks.ts');
 
 const db = await createTestDatabase();
 const worker = await startTestWorker(db.pool);
@@ -23,9 +24,9 @@ const client = await testClient(worker.taskQueue, { batchSize: 10, concurrency: 
 try {
   const seeded = await seedRegistry(db.pool, { records: 300, dataSources: 2, hubs: 1, hubSize: 35, seed: 3 });
   fs.mkdirSync(OUT, { recursive: true });
-  const save = async (name: string, workflowId: string) => {
+  const save = async (name: string, workflowId: string, runId?: string) => {
     // The temporal CLI's JSON is the format Worker.runReplayHistory reads.
-    const json = execFileSync(servers.cliPath, ['workflow', 'show', '--address', servers.temporalAddress, '--workflow-id', workflowId, '--output', 'json']);
+    const json = execFileSync(servers.cliPath, ['workflow', 'show', '--address', servers.temporalAddress, '--workflow-id', workflowId, ...(runId ? ['--run-id', runId] : []), '--output', 'json']);
     const history = JSON.parse(json.toString());
     fs.writeFileSync(path.join(OUT, `${name}.json`), `${JSON.stringify(history, null, 1)}\n`);
     console.log(`recorded ${name} (${history.events.length} events)`);
@@ -39,6 +40,47 @@ try {
   await client.deleteRecord('no/such/record').catch(() => undefined);
   await client.deletionHandle('no/such/record').result().catch(() => undefined);
   await save('deleteRecord-not-found', 'delete-record:no/such/record');
+
+  // registryTask: a completed task, an unknown method, a merged add, a cancelled wait, a
+  // prerequisite chain, a failed prerequisite, and a recurring task's continue-as-new.
+  const tasks = new TaskClient(client.client, worker.taskQueue);
+  const settle = (id: string) => client.client.workflow.getHandle(id).result().catch(() => undefined);
+  const ds = seeded.dataSources[0]!;
+  const completed = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: ds, logMessage: 'recorded' });
+  await settle(completed);
+  await save('registryTask-completed', completed);
+
+  await client.client.workflow.start('registryTask', { taskQueue: worker.taskQueue, workflowId: 'task:unknown-method', args: [{ method: 'NO_SUCH_TASK' }] });
+  await settle('task:unknown-method');
+  await save('registryTask-unknown-method', 'task:unknown-method');
+
+  const waiting = await tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds, scheduledFor: '1 hour', registryObjectKeys: [seeded.hubs[0]!.key] });
+  const merged = await tasks.addTask({ method: 'INDEX_RECORDS', dataSourceKey: ds, registryObjectKeys: ['another/key'] });
+  await settle(merged.taskId);
+  await save('registryTask-merged', merged.taskId);
+  await tasks.rescheduleTask(waiting, '30 minutes');
+  await tasks.cancelTask(waiting);
+  await settle(waiting);
+  await save('registryTask-cancelled', waiting);
+
+  const first = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds });
+  const second = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: ds, prerequisiteTaskId: first });
+  await settle(second);
+  await save('registryTask-prerequisite-completed', second);
+  await save('registryTask-with-dependant', first);
+
+  const failing = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: 'no-such-source' });
+  const blocked = await tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds, prerequisiteTaskId: failing });
+  await settle(blocked);
+  await save('registryTask-prerequisite-failed', blocked);
+
+  const recurring = await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [seeded.hubs[0]!.key], recurEvery: '200 milliseconds' });
+  await new Promise((r) => setTimeout(r, 1500));
+  await tasks.cancelTask(recurring);
+  await settle(recurring);
+  const { raw } = await client.client.workflow.getHandle(recurring).describe();
+  await save('registryTask-recurring-iteration', recurring, raw.workflowExecutionInfo!.firstRunId!);
+  await save('registryTask-recurring-cancelled', recurring);
 } finally {
   await client.close();
   await worker.stop();
