@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
-import { InvalidInputError, RecordNotFoundError, RegistryClient } from '../client/registry.ts';
+import { RegistryClient } from '../client/registry.ts';
 import { MAINTENANCE_TASK_ID, TaskClient } from '../client/tasks.ts';
 import { createPool, type Pool } from '../db/pool.ts';
 import { migrate } from '../db/migrate.ts';
@@ -11,6 +11,7 @@ import { startEmbeddedPostgres } from '../dev/embedded-postgres.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { isRegistryEmpty, seedRegistry, type SeedOptions } from '../registry/seed.ts';
 import { startStack } from '../stack.ts';
+import { addTaskCommands } from './tasks.ts';
 import { connectWorker, createRegistryWorker, installRuntime } from '../worker.ts';
 
 const intOption = (name: string, min: number, max: number) => (value: string) => {
@@ -111,6 +112,8 @@ export function buildProgram(): Command {
         const temporal = await connectWorker(config, logger, stack.temporalAddress);
         const { connection, client, namespace, address } = temporal;
         const worker = await createRegistryWorker({ config, pool, connection, client, namespace });
+        const running = worker.run();
+        // After run(): adding a task waits for its admission, which a polling worker carries out.
         await ensureMaintenanceTask(new TaskClient(client, config.temporal.taskQueue), config, logger);
         const hubs = await demoHints(pool);
         const addressEnv = stack.temporalAddress && stack.temporalAddress !== '127.0.0.1:7233' ? `TEMPORAL_ADDRESS=${stack.temporalAddress} ` : '';
@@ -131,7 +134,6 @@ export function buildProgram(): Command {
             .filter((l) => l !== '')
             .join('\n'),
         );
-        const running = worker.run();
         await Promise.race([running, stopSignal(logger)]);
         if (worker.getState() === 'RUNNING') worker.shutdown();
         await running;
@@ -156,9 +158,10 @@ export function buildProgram(): Command {
       const temporal = await connectWorker(config, logger);
       const { connection, client, namespace, address } = temporal;
       const worker = await createRegistryWorker({ config, pool, connection, client, namespace });
+      const running = worker.run(); // returns after SIGINT/SIGTERM, once in-flight tasks finish
       await ensureMaintenanceTask(new TaskClient(client, config.temporal.taskQueue), config, logger);
       logger.info({ address, namespace, taskQueue: config.temporal.taskQueue }, 'worker running');
-      await worker.run(); // returns after SIGINT/SIGTERM, once in-flight tasks finish
+      await running;
       await temporal.close();
       await pool.end();
     });
@@ -254,8 +257,12 @@ export function buildProgram(): Command {
       }
     });
 
+  addTaskCommands(program);
   return program;
 }
+
+/** Errors that carry a message for the user; anything else is a bug and gets its stack with LOG_LEVEL=debug. */
+const USER_ERRORS = new Set(['ConfigError', 'InvalidInputError', 'RecordNotFoundError', 'TaskInputError', 'UnknownTaskMethod', 'TaskNotFoundError', 'TaskStateError', 'DurationError', 'TaskDiscoveryError', 'TemporalCliNotFound', 'TemporalUnreachable']);
 
 /** Runs the CLI; errors become one clear line and a non-zero exit, not a stack trace. */
 export async function main(argv = process.argv): Promise<void> {
@@ -266,7 +273,7 @@ export async function main(argv = process.argv): Promise<void> {
       process.exitCode = err.exitCode;
       return;
     }
-    const known = err instanceof ConfigError || err instanceof InvalidInputError || err instanceof RecordNotFoundError;
+    const known = err instanceof Error && USER_ERRORS.has(err.name);
     console.error(`taskmgr: ${known ? (err as Error).message : String((err as Error)?.message ?? err)}`);
     if (!known && process.env.LOG_LEVEL === 'debug') console.error(err);
     process.exitCode = 1;

@@ -15,3 +15,16 @@ export function temporalTarget(config: Config, addressOverride?: string): Tempor
   const address = addressOverride ?? connectionOptions.address ?? `127.0.0.1:${config.temporal.devPort}`;
   return { connectionOptions: { ...connectionOptions, address }, namespace: namespace ?? config.temporal.namespace };
 }
+
+export class TemporalUnreachableError extends Error {
+  override name = 'TemporalUnreachable';
+}
+
+/** Runs a connect call; turns the SDK's "Failed to connect before the deadline" into a message that says where and what to do. */
+export async function connecting<T>(address: string, connect: () => Promise<T>): Promise<T> {
+  try {
+    return await connect();
+  } catch (err) {
+    throw new TemporalUnreachableError(`cannot reach Temporal at ${address} (${(err as Error).message}); is \`npm start\` running, or is TEMPORAL_ADDRESS right?`);
+  }
+}

@@ -20,7 +20,7 @@ import {
 } from '../shared.ts';
 import { deleteProgressQuery, deleteRecordUpdate } from '../workflows/definitions.ts';
 import type { deleteRecord as deleteRecordWorkflow } from '../workflows/deleteRecord.ts';
-import { temporalTarget } from './connection.ts';
+import { connecting, temporalTarget } from './connection.ts';
 
 /** A bad argument from the caller; nothing was started or changed. */
 export class InvalidInputError extends Error {
@@ -45,7 +45,7 @@ export class RegistryClient {
   /** Connects with the project's configuration (see src/client/connection.ts). */
   static async connect(config: Config, addressOverride?: string): Promise<RegistryClient> {
     const target = temporalTarget(config, addressOverride);
-    const connection = await Connection.connect(target.connectionOptions);
+    const connection = await connecting(target.connectionOptions.address, () => Connection.connect(target.connectionOptions));
     const client = new Client({ connection, namespace: target.namespace });
     return new RegistryClient(client, { taskQueue: config.temporal.taskQueue, followUp: config.followUp });
   }

@@ -22,7 +22,7 @@ import { TaskInputError, validateTaskInput, type TaskInput } from '../taskmgr/in
 import type { AddTaskOptions, TaskProgress } from '../taskmgr/types.ts';
 import { rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery } from '../workflows/definitions.ts';
 import type { registryTask } from '../workflows/registryTask.ts';
-import { temporalTarget } from './connection.ts';
+import { connecting, temporalTarget } from './connection.ts';
 
 export { TaskInputError };
 export { UnknownTaskMethodError } from '../taskmgr/discovery.ts';
@@ -76,7 +76,7 @@ export class TaskClient {
 
   static async connect(config: Config, addressOverride?: string): Promise<TaskClient> {
     const target = temporalTarget(config, addressOverride);
-    const connection = await Connection.connect(target.connectionOptions);
+    const connection = await connecting(target.connectionOptions.address, () => Connection.connect(target.connectionOptions));
     return new TaskClient(new Client({ connection, namespace: target.namespace }), config.temporal.taskQueue);
   }
 
@@ -103,8 +103,8 @@ export class TaskClient {
    * (sub-tasks); with `restartIfClosed` a closed task of that id is started again (maintenance).
    */
   async addTask(input: TaskInput, taskId?: string, opts: { restartIfClosed?: boolean } = {}): Promise<TaskAdmission> {
+    assertAvailable(input?.method);
     validateTaskInput(input, Date.now(), taskId);
-    assertAvailable(input.method);
     const id = taskId ?? newTaskId(input.method, input.dataSourceKey);
     const startWorkflowOperation = new WithStartWorkflowOperation<typeof registryTask>(WORKFLOW_TYPE, {
       workflowId: id,
@@ -146,6 +146,8 @@ export class TaskClient {
     const clauses = [`WorkflowType = '${WORKFLOW_TYPE}'`];
     const statuses = filter.status === undefined ? [] : Array.isArray(filter.status) ? filter.status : [filter.status];
     for (const s of statuses) if (!(TASK_STATUSES as readonly string[]).includes(s)) throw new TaskInputError('status', `status ${JSON.stringify(s)} is not one of ${TASK_STATUSES.join(', ')}`);
+    // A recurring task's earlier runs ended in continue-as-new; its current run stands for it.
+    clauses.push(`ExecutionStatus != 'ContinuedAsNew'`);
     clauses.push(statuses.length ? `TaskStatus IN (${statuses.map((s) => `'${s}'`).join(', ')})` : `TaskStatus != '${MERGED}'`);
     const exact = (field: string, name: string, value?: string) => {
       if (value === undefined) return;

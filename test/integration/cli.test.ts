@@ -1,0 +1,122 @@
+/** The `taskmgr` command against the real servers: the same tasks as the client API. */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { TaskClient } from '../../src/client/tasks.ts';
+import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
+import { createTestDatabase, eventually, startTestWorker, temporalAddress, type TestDatabase, type TestWorker } from '../helpers.ts';
+
+const exec = promisify(execFile);
+const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'taskmgr.js');
+
+describe('the taskmgr command', () => {
+  let db: TestDatabase;
+  let worker: TestWorker;
+  let tasks: TaskClient;
+  let seeded: SeedSummary;
+
+  const taskmgr = async (...args: string[]) => {
+    try {
+      const { stdout, stderr } = await exec(process.execPath, [BIN, ...args], {
+        env: { ...process.env, TEMPORAL_ADDRESS: temporalAddress(), TEMPORAL_TASK_QUEUE: worker.taskQueue, DATABASE_URL: db.url },
+      });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  };
+  const settled = (id: string) => eventually(async () => {
+    const t = await tasks.getTask(id);
+    return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
+  }, 30_000);
+
+  before(async () => {
+    db = await createTestDatabase();
+    seeded = await seedRegistry(db.pool, { records: 300, dataSources: 2, hubs: 1, hubSize: 30, seed: 9 });
+    worker = await startTestWorker(db.pool);
+    tasks = new TaskClient(new Client({ connection: await Connection.connect({ address: temporalAddress() }) }), worker.taskQueue);
+  });
+  after(async () => {
+    await tasks?.close();
+    await worker?.stop();
+    await db?.drop();
+  });
+
+  it('add, show and list a task; the CLI and the client see the same task', async () => {
+    const add = await taskmgr('add', 'GENERATE_CACHE', '-d', seeded.dataSources[0]!, '-m', 'from the CLI', '--json');
+    assert.equal(add.code, 0, add.stderr);
+    const { taskId } = JSON.parse(add.stdout);
+    const viaClient = await settled(taskId);
+    assert.equal(viaClient.status, 'COMPLETED');
+    const show = await taskmgr('show', taskId, '--json');
+    assert.deepEqual(JSON.parse(show.stdout), JSON.parse(JSON.stringify(viaClient)));
+    const text = await taskmgr('show', taskId);
+    assert.match(text.stdout, /^task {10}task:GENERATE_CACHE:/m);
+    assert.match(text.stdout, /^status {8}COMPLETED$/m);
+    assert.match(text.stdout, /^log:\n.* INFO  cache entries regenerated/m);
+    const list = await eventually(async () => {
+      const r = await taskmgr('list', '--status', 'completed', '--method', 'GENERATE_CACHE', '--json');
+      return JSON.parse(r.stdout).tasks.find((t: { taskId: string }) => t.taskId === taskId);
+    });
+    assert.equal(list.status, 'COMPLETED');
+    const table = await taskmgr('list', '-s', 'COMPLETED');
+    assert.match(table.stdout, /^TASK +METHOD +STATUS +DATA SOURCE +ADDED +ENDED$/m);
+  });
+
+  it('show --follow waits for the end and prints the task', async () => {
+    const id = await tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: seeded.dataSources[1]!, scheduledFor: '2 seconds' });
+    const follow = await taskmgr('show', id, '--follow');
+    assert.equal(follow.code, 0);
+    assert.match(follow.stdout, /^WAITING +waiting for schedule/m);
+    assert.match(follow.stdout, /^status {8}COMPLETED$/m);
+  });
+
+  it('reschedule, cancel and retry', async () => {
+    const id = (await taskmgr('add', 'RUN_QUALITY_CHECK', '-d', seeded.dataSources[1]!, '-s', '1 hour')).stdout.trim();
+    assert.match((await taskmgr('reschedule', id, '2 hours')).stdout, /now scheduled for /);
+    assert.equal((await taskmgr('cancel', id)).code, 0);
+    assert.equal((await settled(id)).status, 'CANCELLED');
+    const again = (await taskmgr('retry', id)).stdout.trim();
+    assert.notEqual(again, id);
+    assert.equal((await settled(again)).status, 'COMPLETED');
+    const late = await taskmgr('reschedule', again, '1 hour');
+    assert.equal(late.code, 1);
+    assert.equal(late.stderr.trim(), `taskmgr: task ${again} is COMPLETED; only WAITING tasks can be rescheduled`);
+  });
+
+  it('methods lists available and disabled methods', async () => {
+    const r = await taskmgr('methods', '--json');
+    assert.deepEqual(JSON.parse(r.stdout), { available: ['GENERATE_CACHE', 'HOURLY_REGISTRY_MAINTENANCE', 'INDEX_RECORDS', 'RUN_QUALITY_CHECK', 'SYNC_DATASOURCE'], disabled: ['NOTIFY_SUBSCRIBERS'] });
+  });
+
+  it('bad input gets one clear line naming the value and the allowed ones, exit 1, no stack trace', async () => {
+    const cases: [string[], RegExp][] = [
+      [['add', 'NO_SUCH'], /^taskmgr: unknown task method "NO_SUCH"; available methods: GENERATE_CACHE, /],
+      [['add', 'NOTIFY_SUBSCRIBERS'], /^taskmgr: task method NOTIFY_SUBSCRIBERS is disabled/],
+      [['add', 'GENERATE_CACHE', '-s', 'next tuesday'], /^taskmgr: scheduledFor "next tuesday" is not a duration; expected "<number> <unit>"/],
+      [['add', 'GENERATE_CACHE', '-r', '1 ms'], /^taskmgr: recurEvery "1 ms" must be from 50 milliseconds/],
+      [['show', 'task:none'], /^taskmgr: task "task:none" does not exist/],
+      [['flush', '--older-than', 'a while'], /^taskmgr: --older-than "a while" is not a duration/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await taskmgr(...args);
+      assert.equal(r.code, 1, args.join(' '));
+      assert.match(r.stderr, message);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    }
+    const badStatus = await taskmgr('list', '--status', 'DONE');
+    assert.notEqual(badStatus.code, 0);
+    assert.match(badStatus.stderr, /status "DONE" is not one of WAITING, STARTED, COMPLETED, FAILED, CANCELLED/);
+  });
+
+  it('flush deletes failed tasks', async () => {
+    const failed = await settled((await taskmgr('add', 'INDEX_RECORDS', '-d', 'unknown-source')).stdout.trim());
+    assert.equal(failed.status, 'FAILED');
+    await eventually(async () => (await tasks.listTasks({ status: 'FAILED' })).tasks.some((t) => t.taskId === failed.taskId));
+    assert.match((await taskmgr('flush', '--failed')).stdout, /^deleted [1-9]\d* failed tasks$/m);
+  });
+});
