@@ -41,6 +41,18 @@ try {
   await client.deletionHandle('no/such/record').result().catch(() => undefined);
   await save('deleteRecord-not-found', 'delete-record:no/such/record');
 
+  // registryOperation: a status change and a refused one.
+  const rec = (await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE status = 'PUBLISHED' ORDER BY id LIMIT 1")).rows[0]!.key;
+  const changed = await client.changeStatus(rec, 'DRAFT');
+  await client.awaitOperation(changed.workflowId);
+  await save('registryOperation-status-change', changed.workflowId);
+  const refused = await client.changeStatus(rec, 'PUBLISHED').catch(() => undefined);
+  if (refused) throw new Error('expected DRAFT -> PUBLISHED to be refused');
+  for await (const wf of client.client.workflow.list({ query: `WorkflowType = 'registryOperation' AND ExecutionStatus = 'Failed'` })) {
+    await save('registryOperation-refused', wf.workflowId);
+    break;
+  }
+
   // registryTask: a completed task, an unknown method, a merged add, a cancelled wait, a
   // prerequisite chain, a failed prerequisite, and a recurring task's continue-as-new.
   const tasks = new TaskClient(client.client, worker.taskQueue);

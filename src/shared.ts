@@ -79,4 +79,60 @@ export interface FollowUpProgress {
 export const ERROR_TYPES = {
   invalidInput: 'InvalidInput',
   recordNotFound: 'RecordNotFound',
+  operationRefused: 'OperationRefused',
 } as const;
+
+export const RECORD_STATUSES = ['DRAFT', 'SUBMITTED_FOR_ASSESSMENT', 'ASSESSMENT_IN_PROGRESS', 'MORE_WORK_REQUIRED', 'APPROVED', 'PUBLISHED'] as const;
+export type RecordStatus = (typeof RECORD_STATUSES)[number];
+
+/** The registry's workflow of a record's status (the original's draft -> assessment -> publish). */
+export const STATUS_TRANSITIONS: Record<RecordStatus, RecordStatus[]> = {
+  DRAFT: ['SUBMITTED_FOR_ASSESSMENT', 'APPROVED'],
+  SUBMITTED_FOR_ASSESSMENT: ['ASSESSMENT_IN_PROGRESS', 'DRAFT'],
+  ASSESSMENT_IN_PROGRESS: ['APPROVED', 'MORE_WORK_REQUIRED'],
+  MORE_WORK_REQUIRED: ['DRAFT', 'SUBMITTED_FOR_ASSESSMENT'],
+  APPROVED: ['PUBLISHED', 'DRAFT'],
+  PUBLISHED: ['DRAFT'],
+};
+
+/** A harvested record: the fields of registry_objects plus its outbound relations. */
+export interface HarvestedRecord {
+  key: string;
+  class: RecordClass;
+  type?: string | null;
+  group?: string | null;
+  title?: string | null;
+  description?: string | null;
+  rights?: string | null;
+  accessPolicy?: string | null;
+  locationAddress?: string | null;
+  electronicAddress?: string | null;
+  identifiers?: string[];
+  subjects?: string[];
+  dates?: string[];
+  spatialCoverage?: string | null;
+  temporalCoverage?: string | null;
+  citationInfo?: string | null;
+  status?: RecordStatus;
+  relations?: { key: string; type: string }[];
+}
+
+/** Registry operations other than a plain delete; each plans exactly the follow-up its change needs. */
+export type RegistryOperation =
+  | { kind: 'DELETE_DRAFT'; key: string }
+  | { kind: 'CHANGE_STATUS'; key: string; to: RecordStatus }
+  | { kind: 'IMPORT_RECORDS'; dataSourceKey: string; records: HarvestedRecord[] }
+  | { kind: 'CLEAR_DATA_SOURCE'; dataSourceKey: string };
+
+export interface OperationOutcome {
+  opId: string;
+  kind: RegistryOperation['kind'];
+  dataSourceKey?: string;
+  /** Records whose derived state the follow-up brings up to date. */
+  affected: number;
+  batches: number;
+  /** Records changed by the operation itself (deleted, imported, moved to another status). */
+  changed: number;
+}
+
+export const MAX_IMPORT_BATCH = 1000;

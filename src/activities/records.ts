@@ -2,7 +2,9 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from '../db/pool.ts';
 import { deleteRecordAndPlanFollowUp, completeOperation } from '../registry/operations.ts';
-import { checkRecordKey, ERROR_TYPES, type DeletionOutcome } from '../shared.ts';
+import { checkRecordKey, ERROR_TYPES, type DeletionOutcome, type OperationOutcome, type RegistryOperation } from '../shared.ts';
+import { checkRegistryOperation } from '../registry/operation-input.ts';
+import { applyRegistryOperation, OperationRefused } from '../registry/registry-operations.ts';
 
 export const createRecordActivities = (deps: { pool: Pool }) => ({
   /** Deletes a record and plans the follow-up over its related records; idempotent per opId. */
@@ -10,6 +12,18 @@ export const createRecordActivities = (deps: { pool: Pool }) => ({
     const bad = checkRecordKey(args.key);
     if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
     return deleteRecordAndPlanFollowUp(deps.pool, args);
+  },
+
+  /** Applies a registry operation (delete draft, status change, import, clear) and plans its follow-up; idempotent per opId. */
+  async applyOperation(args: { op: RegistryOperation; opId: string; batchSize: number }): Promise<OperationOutcome> {
+    const bad = checkRegistryOperation(args.op);
+    if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
+    try {
+      return await applyRegistryOperation(deps.pool, args.op, args.opId, args.batchSize);
+    } catch (err) {
+      if (err instanceof OperationRefused) throw ApplicationFailure.create({ message: err.message, type: ERROR_TYPES.operationRefused, nonRetryable: true });
+      throw err;
+    }
   },
 
   /** Marks an operation's follow-up complete; idempotent. */

@@ -262,7 +262,7 @@ export function buildProgram(): Command {
 }
 
 /** Errors that carry a message for the user; anything else is a bug and gets its stack with LOG_LEVEL=debug. */
-const USER_ERRORS = new Set(['ConfigError', 'InvalidInputError', 'RecordNotFoundError', 'TaskInputError', 'UnknownTaskMethod', 'TaskNotFoundError', 'TaskStateError', 'DurationError', 'TaskDiscoveryError', 'TemporalCliNotFound', 'TemporalUnreachable']);
+const USER_ERRORS = new Set(['ConfigError', 'InvalidInputError', 'RecordNotFoundError', 'TaskInputError', 'UnknownTaskMethod', 'TaskNotFoundError', 'TaskStateError', 'DurationError', 'TaskDiscoveryError', 'TemporalCliNotFound', 'TemporalUnreachable', 'OperationRefusedError']);
 
 /** Runs the CLI; errors become one clear line and a non-zero exit, not a stack trace. */
 export async function main(argv = process.argv): Promise<void> {

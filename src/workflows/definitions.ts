@@ -1,6 +1,6 @@
 /** Updates and queries of the workflows: imported by the client too, so no activity proxies here. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { DeletionOutcome, FollowUpProgress } from '../shared.ts';
+import type { DeletionOutcome, FollowUpProgress, OperationOutcome } from '../shared.ts';
 import type { TaskAdmission, TaskInfo } from '../taskmgr/info.ts';
 
 /** Answers once the record is gone and its follow-up is recorded; the caller's only wait. */
@@ -20,3 +20,6 @@ export const mergeUpdate = defineUpdate<TaskInfo, [{ registryObjectKeys?: string
 export const dependantSignal = defineSignal<[string]>('dependant');
 /** Sent to each dependant when its prerequisite ends. */
 export const prerequisiteDoneSignal = defineSignal<[{ taskId: string; status: string; error?: string }]>('prerequisiteDone');
+
+/** Answers once a registry operation's change is committed and its follow-up recorded. */
+export const registryOperationUpdate = defineUpdate<OperationOutcome>('operation');

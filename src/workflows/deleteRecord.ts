@@ -19,19 +19,14 @@ import {
   type DeleteRecordResult,
   type DeletionOutcome,
   type FollowUpProgress,
-  type LevelChanges,
 } from '../shared.ts';
 import { deleteProgressQuery, deleteRecordUpdate } from './definitions.ts';
+import { followUp } from './followup.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 
 
 const { deleteRecord: deleteRecordActivity, completeOperation } = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
-  retry: RETRY_FOREVER_CAPPED,
-});
-const { recheckQualityBatch, reindexBatch, regenerateCacheBatch } = proxyActivities<Activities>({
-  startToCloseTimeout: '5 minutes',
-  heartbeatTimeout: '1 minute',
   retry: RETRY_FOREVER_CAPPED,
 });
 
@@ -114,28 +109,4 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
     upsertSearchAttributes([{ key: TaskStatusKey, value: 'FAILED' }]);
     throw err;
   }
-}
-
-/** Runs the batches of one operation, `concurrency` at a time, each as recheck -> reindex -> cache. */
-async function followUp(op: DeletionOutcome, concurrency: number, result: DeleteRecordResult, onBatchDone: () => void) {
-  let next = 0;
-  const lane = async () => {
-    while (next < op.batches) {
-      const ref = { opId: op.opId, batchNo: next++ };
-      // Quality first: the index entry and the cached rendering both carry the quality level.
-      const quality = await recheckQualityBatch(ref);
-      const index = await reindexBatch(ref);
-      const cache = await regenerateCacheBatch(ref);
-      // Add only after the awaits: `x += await f()` reads x before awaiting and loses other lanes' counts.
-      addChanges(result.qualityChanges, quality.levelChanges ?? {});
-      result.reindexed += index.changed;
-      result.recached += cache.changed;
-      onBatchDone();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, op.batches) }, lane));
-}
-
-function addChanges(into: LevelChanges, from: LevelChanges) {
-  for (const [change, n] of Object.entries(from)) into[change] = (into[change] ?? 0) + n;
 }

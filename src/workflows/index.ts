@@ -1,3 +1,4 @@
 /** Every workflow type the worker registers. Deterministic code only below this folder. */
 export { deleteRecord } from './deleteRecord.ts';
+export { registryOperation } from './registryOperation.ts';
 export { registryTask } from './registryTask.ts';

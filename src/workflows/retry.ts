@@ -9,5 +9,5 @@ export const RETRY_FOREVER_CAPPED: RetryPolicy = {
   initialInterval: '1 second',
   backoffCoefficient: 2,
   maximumInterval: '30 seconds',
-  nonRetryableErrorTypes: [ERROR_TYPES.invalidInput, ERROR_TYPES.recordNotFound],
+  nonRetryableErrorTypes: [ERROR_TYPES.invalidInput, ERROR_TYPES.recordNotFound, ERROR_TYPES.operationRefused],
 };

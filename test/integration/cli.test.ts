@@ -68,7 +68,7 @@ describe('the taskmgr command', () => {
   });
 
   it('show --follow waits for the end and prints the task', async () => {
-    const id = await tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: seeded.dataSources[1]!, scheduledFor: '2 seconds' });
+    const id = await tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: seeded.dataSources[1]!, scheduledFor: '8 seconds' });
     const follow = await taskmgr('show', id, '--follow');
     assert.equal(follow.code, 0);
     assert.match(follow.stdout, /^WAITING +waiting for schedule/m);

@@ -1,0 +1,152 @@
+/**
+ * Registry operations besides a plain delete: delete a draft, change a record's status, import a
+ * harvested batch, clear a data source. Each runs in one transaction that also records exactly
+ * the records whose derived state the change invalidates, and nothing more: a status change
+ * re-processes one record, not its data source (the original's defect 7).
+ */
+import { withTransaction, type Pool, type PoolClient } from '../db/pool.ts';
+import { STATUS_TRANSITIONS, type HarvestedRecord, type OperationOutcome, type RecordStatus, type RegistryOperation } from '../shared.ts';
+
+export class OperationRefused extends Error {
+  override name = 'OperationRefused';
+}
+
+const DRAFT_STATUSES: RecordStatus[] = ['DRAFT', 'SUBMITTED_FOR_ASSESSMENT', 'ASSESSMENT_IN_PROGRESS', 'MORE_WORK_REQUIRED', 'APPROVED'];
+
+/** Records the ids as the operation's follow-up work list, in batches. */
+async function planFollowUp(tx: PoolClient, opId: string, ids: number[], batchSize: number): Promise<{ affected: number; batches: number }> {
+  const unique = [...new Set(ids)].sort((a, b) => a - b);
+  await tx.query(
+    `INSERT INTO followup_items (op_id, batch_no, record_id)
+     SELECT $1, ((row_number() OVER (ORDER BY id)) - 1) / $3, id FROM unnest($2::bigint[]) AS id`,
+    [opId, unique, batchSize],
+  );
+  return { affected: unique.length, batches: Math.ceil(unique.length / batchSize) };
+}
+
+/** Ids of the records related (either direction) to any of the given records. */
+async function relatedTo(tx: PoolClient, ids: number[]): Promise<number[]> {
+  const { rows } = await tx.query<{ id: number }>(
+    'SELECT DISTINCT rr.related_id AS id FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.id = ANY($1::bigint[])',
+    [ids],
+  );
+  return rows.map((r) => r.id);
+}
+
+async function dataSourceId(tx: PoolClient, key: string): Promise<number> {
+  const { rows } = await tx.query<{ id: number }>('SELECT id FROM data_sources WHERE key = $1', [key]);
+  if (!rows[0]) throw new OperationRefused(`data source ${JSON.stringify(key)} does not exist`);
+  return rows[0].id;
+}
+
+/** Applies an operation once per opId (a retry returns the first outcome) and plans its follow-up. */
+export async function applyRegistryOperation(pool: Pool, op: RegistryOperation, opId: string, batchSize: number): Promise<OperationOutcome> {
+  const earlier = await pool.query<{ affected_count: number; batch_count: number; ds: string | null; changed: number }>(
+    `SELECT o.affected_count, o.batch_count, ds.key AS ds, coalesce((o.details->>'changed')::int, 0) AS changed
+       FROM registry_operations o LEFT JOIN data_sources ds ON ds.id = o.data_source_id WHERE o.op_id = $1`,
+    [opId],
+  );
+  if (earlier.rows[0]) {
+    const e = earlier.rows[0];
+    return { opId, kind: op.kind, dataSourceKey: e.ds ?? undefined, affected: e.affected_count, batches: e.batch_count, changed: e.changed };
+  }
+  return withTransaction(pool, async (tx) => {
+    let dsId: number | undefined;
+    let recordKey: string | undefined;
+    let changed = 0;
+    let affectedIds: number[] = [];
+    const deleteIds = async (ids: number[]) => {
+      await tx.query('DELETE FROM record_index WHERE record_id = ANY($1::bigint[])', [ids]);
+      await tx.query('DELETE FROM record_cache WHERE record_id = ANY($1::bigint[])', [ids]);
+      await tx.query('DELETE FROM registry_objects WHERE id = ANY($1::bigint[])', [ids]);
+    };
+    switch (op.kind) {
+      case 'DELETE_DRAFT':
+      case 'CHANGE_STATUS': {
+        const { rows } = await tx.query<{ id: number; status: RecordStatus; data_source_id: number }>('SELECT id, status, data_source_id FROM registry_objects WHERE key = $1 FOR UPDATE', [op.key]);
+        const rec = rows[0];
+        if (!rec) throw new OperationRefused(`record ${JSON.stringify(op.key)} does not exist`);
+        dsId = rec.data_source_id;
+        recordKey = op.key;
+        if (op.kind === 'DELETE_DRAFT') {
+          if (!DRAFT_STATUSES.includes(rec.status)) throw new OperationRefused(`record ${JSON.stringify(op.key)} is ${rec.status}; only drafts (${DRAFT_STATUSES.join(', ')}) can be deleted as drafts`);
+          affectedIds = (await relatedTo(tx, [rec.id])).filter((id) => id !== rec.id);
+          await deleteIds([rec.id]);
+        } else {
+          const allowed = STATUS_TRANSITIONS[rec.status];
+          if (!allowed.includes(op.to)) throw new OperationRefused(`record ${JSON.stringify(op.key)} is ${rec.status}; it can move to ${allowed.join(' or ')}, not ${op.to}`);
+          await tx.query('UPDATE registry_objects SET status = $2, updated_at = now() WHERE id = $1', [rec.id, op.to]);
+          // Only the record's own index entry and cached rendering carry its status.
+          affectedIds = [rec.id];
+        }
+        changed = 1;
+        break;
+      }
+      case 'CLEAR_DATA_SOURCE': {
+        dsId = await dataSourceId(tx, op.dataSourceKey);
+        const { rows } = await tx.query<{ id: number }>('SELECT id FROM registry_objects WHERE data_source_id = $1 FOR UPDATE', [dsId]);
+        const ids = rows.map((r) => r.id);
+        const gone = new Set(ids);
+        affectedIds = (await relatedTo(tx, ids)).filter((id) => !gone.has(id));
+        await deleteIds(ids);
+        changed = ids.length;
+        break;
+      }
+      case 'IMPORT_RECORDS': {
+        dsId = await dataSourceId(tx, op.dataSourceKey);
+        const keys = op.records.map((r) => r.key);
+        const before = await tx.query<{ id: number }>('SELECT id FROM registry_objects WHERE key = ANY($1::text[])', [keys]);
+        const relatedBefore = await relatedTo(tx, before.rows.map((r) => r.id));
+        const col = <T>(f: (r: HarvestedRecord) => T) => op.records.map(f);
+        const upserted = await tx.query<{ id: number }>(
+          `INSERT INTO registry_objects AS ro (key, class, type, group_name, data_source_id, status, title, description, rights,
+                  access_policy, location_address, electronic_address, identifiers, subjects, dates,
+                  spatial_coverage, temporal_coverage, citation_info)
+           SELECT u.key, u.class::record_class, u.type, u.grp, $1, coalesce(u.status, 'DRAFT')::record_status, u.title, u.description, u.rights,
+                  u.access_policy, u.location, u.electronic, '{}', '{}', '{}',
+                  u.spatial, u.temporal, u.citation
+             FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                         $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
+                  AS u(key, class, type, grp, status, title, description, rights, access_policy, location, electronic,
+                       spatial, temporal, citation)
+           ON CONFLICT (key) DO UPDATE SET class = EXCLUDED.class, type = EXCLUDED.type, group_name = EXCLUDED.group_name,
+                  data_source_id = EXCLUDED.data_source_id, status = EXCLUDED.status, title = EXCLUDED.title,
+                  description = EXCLUDED.description, rights = EXCLUDED.rights, access_policy = EXCLUDED.access_policy,
+                  location_address = EXCLUDED.location_address, electronic_address = EXCLUDED.electronic_address,
+                  spatial_coverage = EXCLUDED.spatial_coverage, temporal_coverage = EXCLUDED.temporal_coverage,
+                  citation_info = EXCLUDED.citation_info, updated_at = now()
+           RETURNING ro.id`,
+          [
+            dsId, keys, col((r) => r.class), col((r) => r.type ?? null), col((r) => r.group ?? null), col((r) => r.status ?? null),
+            col((r) => r.title ?? null), col((r) => r.description ?? null), col((r) => r.rights ?? null), col((r) => r.accessPolicy ?? null),
+            col((r) => r.locationAddress ?? null), col((r) => r.electronicAddress ?? null),
+            col((r) => r.spatialCoverage ?? null), col((r) => r.temporalCoverage ?? null), col((r) => r.citationInfo ?? null),
+          ],
+        );
+        const ids = upserted.rows.map((r) => r.id);
+        // Array fields and relations per record (arrays of arrays do not unnest row by row).
+        for (const r of op.records) {
+          const { rows } = await tx.query<{ id: number }>(
+            'UPDATE registry_objects SET identifiers = $2, subjects = $3, dates = $4 WHERE key = $1 RETURNING id',
+            [r.key, r.identifiers ?? [], r.subjects ?? [], r.dates ?? []],
+          );
+          await tx.query('DELETE FROM relations WHERE from_id = $1', [rows[0]!.id]);
+          for (const rel of r.relations ?? []) {
+            await tx.query('INSERT INTO relations (from_id, to_key, relation_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [rows[0]!.id, rel.key, rel.type]);
+          }
+        }
+        affectedIds = [...ids, ...relatedBefore, ...(await relatedTo(tx, ids))];
+        changed = ids.length;
+        break;
+      }
+    }
+    await tx.query(
+      `INSERT INTO registry_operations (op_id, kind, record_key, data_source_id, details) VALUES ($1, $2, $3, $4, $5)`,
+      [opId, op.kind, recordKey ?? null, dsId ?? null, { changed }],
+    );
+    const plan = await planFollowUp(tx, opId, affectedIds, batchSize);
+    await tx.query('UPDATE registry_operations SET affected_count = $2, batch_count = $3 WHERE op_id = $1', [opId, plan.affected, plan.batches]);
+    const ds = dsId === undefined ? undefined : (await tx.query<{ key: string }>('SELECT key FROM data_sources WHERE id = $1', [dsId])).rows[0]?.key;
+    return { opId, kind: op.kind, dataSourceKey: ds, affected: plan.affected, batches: plan.batches, changed };
+  });
+}

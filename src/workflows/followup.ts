@@ -1,0 +1,41 @@
+/** The follow-up shared by every registry operation: recheck, reindex and re-cache in batches. */
+import { proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.ts';
+import type { LevelChanges } from '../shared.ts';
+import { RETRY_FOREVER_CAPPED } from './retry.ts';
+
+const { recheckQualityBatch, reindexBatch, regenerateCacheBatch } = proxyActivities<Activities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: RETRY_FOREVER_CAPPED,
+});
+
+export interface FollowUpTotals {
+  qualityChanges: LevelChanges;
+  reindexed: number;
+  recached: number;
+}
+
+/** Runs the batches of one operation, `concurrency` at a time, each as recheck -> reindex -> cache. */
+export async function followUp(op: { opId: string; batches: number }, concurrency: number, result: FollowUpTotals, onBatchDone: () => void) {
+  let next = 0;
+  const lane = async () => {
+    while (next < op.batches) {
+      const ref = { opId: op.opId, batchNo: next++ };
+      // Quality first: the index entry and the cached rendering both carry the quality level.
+      const quality = await recheckQualityBatch(ref);
+      const index = await reindexBatch(ref);
+      const cache = await regenerateCacheBatch(ref);
+      // Add only after the awaits: `x += await f()` reads x before awaiting and loses other lanes' counts.
+      addChanges(result.qualityChanges, quality.levelChanges ?? {});
+      result.reindexed += index.changed;
+      result.recached += cache.changed;
+      onBatchDone();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, op.batches) }, lane));
+}
+
+function addChanges(into: LevelChanges, from: LevelChanges) {
+  for (const [change, n] of Object.entries(from)) into[change] = (into[change] ?? 0) + n;
+}
