@@ -2,12 +2,14 @@
 import crypto from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import assert from 'node:assert/strict';
 import pg from 'pg';
 import { loadConfig, type Config } from '../src/config.ts';
 import { RegistryClient } from '../src/client/registry.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createLogger } from '../src/log.ts';
+import { recheckQuality, regenerateCache, reindexRecords } from '../src/registry/derived.ts';
 import { createRegistryWorker, installRuntime, WORKFLOWS_PATH } from '../src/worker.ts';
 
 export const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error');
@@ -114,4 +116,17 @@ export async function snapshot(pool: Pool) {
     operations: await q('SELECT op_id, affected_count, batch_count, completed_at FROM registry_operations ORDER BY op_id'),
     followups: await q('SELECT op_id, batch_no, record_id FROM followup_items ORDER BY 1, 2, 3'),
   };
+}
+
+/** Recomputing every record's derived state from scratch changes nothing, and no index or cache
+ *  entry of a deleted record remains: the derived state is entirely up to date. */
+export async function assertDerivedStateIsCurrent(pool: Pool): Promise<void> {
+  const ids = (await pool.query<{ id: number }>('SELECT id FROM registry_objects ORDER BY id')).rows.map((r) => r.id);
+  const changed = [(await recheckQuality(pool, ids)).changed, (await reindexRecords(pool, ids)).changed, (await regenerateCache(pool, ids)).changed];
+  assert.deepEqual(changed, [0, 0, 0], 'derived state differs from a full recomputation');
+  const orphans = await pool.query(
+    `SELECT 'index' AS t, record_id FROM record_index WHERE record_id NOT IN (SELECT id FROM registry_objects)
+     UNION ALL SELECT 'cache', record_id FROM record_cache WHERE record_id NOT IN (SELECT id FROM registry_objects)`,
+  );
+  assert.deepEqual(orphans.rows, [], 'index or cache entries of deleted records remain');
 }

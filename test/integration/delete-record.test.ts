@@ -5,9 +5,8 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { InvalidInputError, RecordNotFoundError, type RegistryClient } from '../../src/client/registry.ts';
 import { rebuildDerived, seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
-import { recheckQuality, regenerateCache, reindexRecords } from '../../src/registry/derived.ts';
 import { deleteRecordWorkflowId } from '../../src/shared.ts';
-import { createTestDatabase, eventually, snapshot, startTestWorker, temporalAddress, testClient, type TestDatabase, type TestWorker } from '../helpers.ts';
+import { assertDerivedStateIsCurrent, createTestDatabase, eventually, snapshot, startTestWorker, temporalAddress, testClient, type TestDatabase, type TestWorker } from '../helpers.ts';
 
 const run = promisify(execFile);
 
@@ -33,19 +32,7 @@ describe('record deletion', () => {
   const relatedIds = async (key: string): Promise<number[]> =>
     (await db.pool.query<{ id: number }>('SELECT DISTINCT rr.related_id AS id FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.key = $1 ORDER BY 1', [key])).rows.map((r) => r.id);
 
-  /** Recomputing every record's derived state from scratch changes nothing: it is all up to date. */
-  async function assertDerivedStateIsCurrent() {
-    const ids = (await db.pool.query<{ id: number }>('SELECT id FROM registry_objects ORDER BY id')).rows.map((r) => r.id);
-    const quality = await recheckQuality(db.pool, ids);
-    const index = await reindexRecords(db.pool, ids);
-    const cache = await regenerateCache(db.pool, ids);
-    assert.deepEqual([quality.changed, index.changed, cache.changed], [0, 0, 0], 'derived state differs from a full recomputation');
-    const orphans = await db.pool.query(
-      `SELECT 'index' AS t, record_id FROM record_index WHERE record_id NOT IN (SELECT id FROM registry_objects)
-       UNION ALL SELECT 'cache', record_id FROM record_cache WHERE record_id NOT IN (SELECT id FROM registry_objects)`,
-    );
-    assert.deepEqual(orphans.rows, [], 'index or cache entries of deleted records remain');
-  }
+
 
   it('deleting a hub record lowers related quality levels, drops it from the index, refreshes related cache entries, and changes nothing else', async () => {
     const hub = seeded.hubs.find((h) => h.class === 'activity')!;
@@ -93,7 +80,7 @@ describe('record deletion', () => {
     assert.deepEqual(untouched(afterSnap.index), untouched(before.index));
     assert.deepEqual(untouched(afterSnap.cache), untouched(before.cache));
     assert.deepEqual(afterSnap.followups, [], 'the work list is cleared when the follow-up completes');
-    await assertDerivedStateIsCurrent();
+    await assertDerivedStateIsCurrent(db.pool);
   });
 
   it('the deletion workflow is listed by its search attributes', async () => {
@@ -119,7 +106,7 @@ describe('record deletion', () => {
     assert.equal(result.deleted, true);
     assert.equal(result.affected, related.length);
     assert.equal((await db.pool.query('SELECT 1 FROM registry_objects WHERE key = $1', [hub.key])).rowCount, 0);
-    await assertDerivedStateIsCurrent();
+    await assertDerivedStateIsCurrent(db.pool);
   });
 
   it('deleting a record that does not exist fails with a message naming the key and changes nothing', async () => {
@@ -151,7 +138,7 @@ describe('record deletion', () => {
     const [ra, rb] = await Promise.all([client.deleteRecord(a), client.deleteRecord(b)]);
     assert.ok(ra.deleted && rb.deleted);
     await Promise.all([client.awaitDeletion(a), client.awaitDeletion(b)]);
-    await assertDerivedStateIsCurrent();
+    await assertDerivedStateIsCurrent(db.pool);
   });
 
   it('rebuilding derived state of the whole registry after all deletions changes nothing', async () => {

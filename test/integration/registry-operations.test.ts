@@ -2,9 +2,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { InvalidInputError, OperationRefusedError, type RegistryClient } from '../../src/client/registry.ts';
-import { recheckQuality, regenerateCache, reindexRecords } from '../../src/registry/derived.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
-import { createTestDatabase, snapshot, startTestWorker, testClient, type TestDatabase, type TestWorker } from '../helpers.ts';
+import { assertDerivedStateIsCurrent, createTestDatabase, snapshot, startTestWorker, testClient, type TestDatabase, type TestWorker } from '../helpers.ts';
 
 describe('registry operations', () => {
   let db: TestDatabase;
@@ -24,13 +23,7 @@ describe('registry operations', () => {
     await db?.drop();
   });
 
-  async function assertDerivedStateIsCurrent() {
-    const ids = (await db.pool.query<{ id: number }>('SELECT id FROM registry_objects')).rows.map((r) => r.id);
-    const changed = [(await recheckQuality(db.pool, ids)).changed, (await reindexRecords(db.pool, ids)).changed, (await regenerateCache(db.pool, ids)).changed];
-    assert.deepEqual(changed, [0, 0, 0], 'derived state differs from a full recomputation');
-    const orphans = await db.pool.query('SELECT record_id FROM record_index WHERE record_id NOT IN (SELECT id FROM registry_objects) UNION ALL SELECT record_id FROM record_cache WHERE record_id NOT IN (SELECT id FROM registry_objects)');
-    assert.equal(orphans.rowCount, 0);
-  }
+
   const pick = async (where: string) => (await db.pool.query<{ key: string; id: number }>(`SELECT key, id FROM registry_objects WHERE ${where} ORDER BY id LIMIT 1`)).rows[0]!;
 
   it('a status change re-processes that one record, not its data source', async () => {
@@ -46,7 +39,7 @@ describe('registry operations', () => {
     const others = (rows: { record_id: number }[]) => rows.filter((r) => r.record_id !== rec.id);
     assert.deepEqual(others(after.cache), others(before.cache), 'no other cache entry changed');
     assert.deepEqual(others(after.index), others(before.index), 'no other index entry changed');
-    await assertDerivedStateIsCurrent();
+    await assertDerivedStateIsCurrent(db.pool);
   });
 
   it('a status the record cannot move to is refused with the allowed ones, and nothing changes', async () => {
@@ -65,7 +58,7 @@ describe('registry operations', () => {
     assert.ok(outcome.affected >= 1);
     await client.awaitOperation(outcome.workflowId);
     assert.equal((await db.pool.query('SELECT 1 FROM registry_objects WHERE id = $1', [draft.id])).rowCount, 0);
-    await assertDerivedStateIsCurrent();
+    await assertDerivedStateIsCurrent(db.pool);
   });
 
   it('a harvest import adds and replaces records and brings them and their related records up to date', async () => {
@@ -83,7 +76,7 @@ describe('registry operations', () => {
     assert.deepEqual(rows.map((r) => r.title).sort(), ['Harvested soil samples', 'Replaced title']);
     const partyCache = (await db.pool.query('SELECT rendering FROM record_cache WHERE record_id = $1', [party.id])).rows[0].rendering;
     assert.ok(partyCache.related.some((r: { key: string }) => r.key === records[0]!.key), "the party's rendering lists its new collection");
-    await assertDerivedStateIsCurrent();
+    await assertDerivedStateIsCurrent(db.pool);
     await assert.rejects(client.importRecords(ds, [{ key: 'x', class: 'dataset' as never }]), /records\[0\]\.class "dataset" is not one of collection, party, activity, service/);
     await assert.rejects(client.importRecords('no-such-source', [{ key: 'x', class: 'party' }]), /data source "no-such-source" does not exist/);
   });
@@ -97,6 +90,6 @@ describe('registry operations', () => {
     assert.ok(outcome.affected < total, `${outcome.affected} of ${total} remaining records re-processed`);
     await client.awaitOperation(outcome.workflowId);
     assert.equal((await db.pool.query("SELECT count(*)::int AS n FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key = $1", [ds])).rows[0].n, 0);
-    await assertDerivedStateIsCurrent();
+    await assertDerivedStateIsCurrent(db.pool);
   });
 });
