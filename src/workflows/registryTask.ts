@@ -28,7 +28,8 @@ import {
 } from './definitions.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 
-const admin = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: RETRY_FOREVER_CAPPED });
+// Short: these are quick calls, and an attempt lost with a stopped worker is retried after this long.
+const admin = proxyActivities<Activities>({ startToCloseTimeout: '15 seconds', retry: RETRY_FOREVER_CAPPED });
 
 /** A dependant rechecks its prerequisite this often even without a signal (a lost signal cannot strand it). */
 const PREREQUISITE_RECHECK = '5 minutes';
