@@ -8,7 +8,7 @@ import { unknownMethodMessage, type LoadedTasks } from '../taskmgr/discovery.ts'
 import type { TaskInfo } from '../taskmgr/info.ts';
 import type { TaskInput } from '../taskmgr/input.ts';
 import type { AddTaskOptions, TaskContext, TaskLogLine, TaskProgress } from '../taskmgr/types.ts';
-import { mergeUpdate, taskInfoQuery } from '../workflows/definitions.ts';
+import { dependantSignal, mergeUpdate, taskInfoQuery } from '../workflows/definitions.ts';
 
 export interface TaskActivityDeps {
   pool: Pool;
@@ -104,7 +104,7 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
       const before = await taskStatus(deps.temporal, args.prerequisiteTaskId);
       if (!before.running) return before;
       try {
-        await deps.temporal.workflow.getHandle(args.prerequisiteTaskId).signal('dependant', args.dependantTaskId);
+        await deps.temporal.workflow.getHandle(args.prerequisiteTaskId).signal(dependantSignal, args.dependantTaskId);
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
       }

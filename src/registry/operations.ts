@@ -34,6 +34,33 @@ const outcomeOf = (op: OperationRow, key: string): DeletionOutcome => ({
   batches: op.batch_count,
 });
 
+/** Records the ids as the operation's follow-up work list, in batches. */
+export async function planFollowUp(tx: PoolClient, opId: string, ids: number[], batchSize: number): Promise<{ affected: number; batches: number }> {
+  const unique = [...new Set(ids)].sort((a, b) => a - b);
+  await tx.query(
+    `INSERT INTO followup_items (op_id, batch_no, record_id)
+     SELECT $1, ((row_number() OVER (ORDER BY id)) - 1) / $3, id FROM unnest($2::bigint[]) AS id`,
+    [opId, unique, batchSize],
+  );
+  return { affected: unique.length, batches: Math.ceil(unique.length / batchSize) };
+}
+
+/** Ids of the records related (either direction) to any of the given records. */
+export async function relatedTo(tx: PoolClient, ids: number[]): Promise<number[]> {
+  const { rows } = await tx.query<{ id: number }>(
+    'SELECT DISTINCT rr.related_id AS id FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.id = ANY($1::bigint[])',
+    [ids],
+  );
+  return rows.map((r) => r.id);
+}
+
+/** Deletes records with their index and cache entries (their own relations go by cascade). */
+export async function deleteRecordRows(tx: PoolClient, ids: number[]): Promise<void> {
+  await tx.query('DELETE FROM record_index WHERE record_id = ANY($1::bigint[])', [ids]);
+  await tx.query('DELETE FROM record_cache WHERE record_id = ANY($1::bigint[])', [ids]);
+  await tx.query('DELETE FROM registry_objects WHERE id = ANY($1::bigint[])', [ids]);
+}
+
 /**
  * Deletes a record with its index and cache entries and records, under `opId`, every record
  * related to it (both directions) in batches of `batchSize`.
@@ -63,21 +90,13 @@ export async function deleteRecordAndPlanFollowUp(
        VALUES ($1, 'DELETE_RECORD', $2, $3, $4)`,
       [opId, key, record.class, record.data_source_id],
     );
-    const planned = await tx.query(
-      `INSERT INTO followup_items (op_id, batch_no, record_id)
-       SELECT $1, ((row_number() OVER (ORDER BY s.related_id)) - 1) / $4, s.related_id
-         FROM (SELECT DISTINCT related_id FROM related_records($2, $3)) s`,
-      [opId, record.id, key, batchSize],
-    );
-    const affected = planned.rowCount ?? 0;
-    await tx.query('DELETE FROM record_index WHERE record_id = $1', [record.id]);
-    await tx.query('DELETE FROM record_cache WHERE record_id = $1', [record.id]);
-    await tx.query('DELETE FROM registry_objects WHERE id = $1', [record.id]);
+    const plan = await planFollowUp(tx, opId, (await relatedTo(tx, [record.id])).filter((id) => id !== record.id), batchSize);
+    await deleteRecordRows(tx, [record.id]);
     const op = await tx.query<OperationRow>(
       `UPDATE registry_operations o SET affected_count = $2, batch_count = $3
          FROM data_sources ds WHERE ds.id = o.data_source_id AND o.op_id = $1
        RETURNING o.op_id, o.record_key, o.record_class, ds.key AS data_source_key, o.affected_count, o.batch_count`,
-      [opId, affected, Math.ceil(affected / batchSize)],
+      [opId, plan.affected, plan.batches],
     );
     return outcomeOf(op.rows[0]!, key);
   });

@@ -5,6 +5,7 @@
  * re-processes one record, not its data source (the original's defect 7).
  */
 import { withTransaction, type Pool, type PoolClient } from '../db/pool.ts';
+import { deleteRecordRows, planFollowUp, relatedTo } from './operations.ts';
 import { STATUS_TRANSITIONS, type HarvestedRecord, type OperationOutcome, type RecordStatus, type RegistryOperation } from '../shared.ts';
 
 export class OperationRefused extends Error {
@@ -12,26 +13,6 @@ export class OperationRefused extends Error {
 }
 
 const DRAFT_STATUSES: RecordStatus[] = ['DRAFT', 'SUBMITTED_FOR_ASSESSMENT', 'ASSESSMENT_IN_PROGRESS', 'MORE_WORK_REQUIRED', 'APPROVED'];
-
-/** Records the ids as the operation's follow-up work list, in batches. */
-async function planFollowUp(tx: PoolClient, opId: string, ids: number[], batchSize: number): Promise<{ affected: number; batches: number }> {
-  const unique = [...new Set(ids)].sort((a, b) => a - b);
-  await tx.query(
-    `INSERT INTO followup_items (op_id, batch_no, record_id)
-     SELECT $1, ((row_number() OVER (ORDER BY id)) - 1) / $3, id FROM unnest($2::bigint[]) AS id`,
-    [opId, unique, batchSize],
-  );
-  return { affected: unique.length, batches: Math.ceil(unique.length / batchSize) };
-}
-
-/** Ids of the records related (either direction) to any of the given records. */
-async function relatedTo(tx: PoolClient, ids: number[]): Promise<number[]> {
-  const { rows } = await tx.query<{ id: number }>(
-    'SELECT DISTINCT rr.related_id AS id FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.id = ANY($1::bigint[])',
-    [ids],
-  );
-  return rows.map((r) => r.id);
-}
 
 async function dataSourceId(tx: PoolClient, key: string): Promise<number> {
   const { rows } = await tx.query<{ id: number }>('SELECT id FROM data_sources WHERE key = $1', [key]);
@@ -55,11 +36,7 @@ export async function applyRegistryOperation(pool: Pool, op: RegistryOperation, 
     let recordKey: string | undefined;
     let changed = 0;
     let affectedIds: number[] = [];
-    const deleteIds = async (ids: number[]) => {
-      await tx.query('DELETE FROM record_index WHERE record_id = ANY($1::bigint[])', [ids]);
-      await tx.query('DELETE FROM record_cache WHERE record_id = ANY($1::bigint[])', [ids]);
-      await tx.query('DELETE FROM registry_objects WHERE id = ANY($1::bigint[])', [ids]);
-    };
+    const deleteIds = (ids: number[]) => deleteRecordRows(tx, ids);
     switch (op.kind) {
       case 'DELETE_DRAFT':
       case 'CHANGE_STATUS': {
