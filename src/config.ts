@@ -40,6 +40,15 @@ const schema = z.object({
   SEED_DATA_SOURCES: positiveInt.max(100).default(3),
   TASK_RETENTION: z.string().default('1 day').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   MAINTENANCE_EVERY: z.string().default('1 hour').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
+  HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  // 0 picks a free port (tests).
+  HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  ADMIN_USER: z.string().min(1).max(100).default('admin'),
+  ADMIN_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
+  VIEWER_USER: z.string().min(1).max(100).default('viewer'),
+  VIEWER_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
+  // Set when the page is served over HTTPS (by a proxy in front): session cookies get the Secure flag.
+  HTTP_SECURE_COOKIES: z.enum(['true', 'false']).default('false'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -63,6 +72,16 @@ export type Config = {
   /** Closed tasks older than this are removed by HOURLY_REGISTRY_MAINTENANCE. */
   taskRetentionMs: number;
   maintenanceEvery: string;
+  http: {
+    host: string;
+    port: number;
+    /** Unset: on a loopback address a random one is made and kept in DATA_DIR/admin-password. */
+    adminUser: string;
+    adminPassword?: string;
+    viewerUser: string;
+    viewerPassword?: string;
+    secureCookies: boolean;
+  };
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
 };
 
@@ -78,7 +97,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => {
       const name = String(issue.path[0]);
-      return `${name}=${JSON.stringify(env[name])}: ${describeIssue(issue)}`;
+      // Secrets are never echoed, not even in an error.
+      const shown = /PASSWORD|SECRET|API_KEY/.test(name) ? '(hidden)' : JSON.stringify(env[name]);
+      return `${name}=${shown}: ${describeIssue(issue)}`;
     });
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
@@ -101,6 +122,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     seed: { records: c.SEED_RECORDS, dataSources: c.SEED_DATA_SOURCES },
     taskRetentionMs: parseDuration(c.TASK_RETENTION),
     maintenanceEvery: c.MAINTENANCE_EVERY,
+    http: {
+      host: c.HTTP_HOST,
+      port: c.HTTP_PORT,
+      adminUser: c.ADMIN_USER,
+      adminPassword: c.ADMIN_PASSWORD,
+      viewerUser: c.VIEWER_USER,
+      viewerPassword: c.VIEWER_PASSWORD,
+      secureCookies: c.HTTP_SECURE_COOKIES === 'true',
+    },
     logLevel: c.LOG_LEVEL,
   };
 }

@@ -37,7 +37,9 @@ export async function startTestServers(): Promise<TestServers> {
   };
   try {
     const cliPath = await findTemporalCli();
-    const server = await startDevServer({ cliPath, port: 0 });
+    // The server spaces the runs of one workflow id at least 1 s apart (a guard against tight
+    // continue-as-new loops); tests of thousands of recurrences lift it.
+    const server = await startDevServer({ cliPath, port: 0, dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' } });
     cleanups.push(() => server.stop());
 
     let databaseUrl = process.env.TEST_DATABASE_URL;

@@ -37,10 +37,10 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
   const client = new TaskClient(deps.temporal, deps.taskQueue);
   return {
     /** Checks that a method has an enabled, valid module; returns how to run it. */
-    async describeTaskMethod(method: string): Promise<{ timeoutMs: number; maxAttempts: number }> {
+    async describeTaskMethod(method: string): Promise<{ timeoutMs: number; maxAttempts: number; heartbeatTimeoutMs?: number }> {
       const def = deps.tasks.definitions.get(method);
       if (!def) throw ApplicationFailure.create({ message: unknownMethodMessage(method, deps.tasks.files), type: 'UnknownTaskMethod', nonRetryable: true });
-      return { timeoutMs: def.timeoutMs, maxAttempts: def.maxAttempts ?? 3 };
+      return { timeoutMs: def.timeoutMs, maxAttempts: def.maxAttempts ?? 3, heartbeatTimeoutMs: def.heartbeatTimeoutMs };
     },
 
     /**
@@ -135,6 +135,7 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
       const taskCtx: TaskContext = {
         taskId: args.taskId,
         method: args.method,
+        attempt: ctx.info.attempt,
         input: args.input,
         pool: deps.pool,
         log: { info: write('info'), warn: write('warn'), error: write('error') },

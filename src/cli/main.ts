@@ -11,6 +11,7 @@ import { startEmbeddedPostgres } from '../dev/embedded-postgres.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { isRegistryEmpty, seedRegistry, type SeedOptions } from '../registry/seed.ts';
 import { startStack } from '../stack.ts';
+import { startAdminServer } from '../http/server.ts';
 import { addTaskCommands } from './tasks.ts';
 import { connectWorker, createRegistryWorker, installRuntime } from '../worker.ts';
 
@@ -95,7 +96,7 @@ export function buildProgram(): Command {
 
   program
     .command('start')
-    .description('run everything on this machine: PostgreSQL, the Temporal dev server and Web UI, a worker')
+    .description('run everything on this machine: PostgreSQL, the Temporal dev server and Web UI, a worker and the task manager page')
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(config.logLevel);
@@ -114,7 +115,16 @@ export function buildProgram(): Command {
         const worker = await createRegistryWorker({ config, pool, connection, client, namespace });
         const running = worker.run();
         // After run(): adding a task waits for its admission, which a polling worker carries out.
-        await ensureMaintenanceTask(new TaskClient(client, config.temporal.taskQueue), config, logger);
+        const tasks = new TaskClient(client, config.temporal.taskQueue);
+        await ensureMaintenanceTask(tasks, config, logger);
+        const web = await startAdminServer({
+          config,
+          pool,
+          tasks,
+          registry: new RegistryClient(client, { taskQueue: config.temporal.taskQueue, followUp: config.followUp }),
+          logger,
+          temporalUiUrl: stack.uiUrl ?? config.temporal.uiUrl,
+        });
         const hubs = await demoHints(pool);
         const addressEnv = stack.temporalAddress && stack.temporalAddress !== '127.0.0.1:7233' ? `TEMPORAL_ADDRESS=${stack.temporalAddress} ` : '';
         console.log(
@@ -122,7 +132,8 @@ export function buildProgram(): Command {
             '',
             'registry-taskmgr is running.',
             `  Temporal:     ${address} (namespace ${namespace}, task queue ${config.temporal.taskQueue})`,
-            stack.uiUrl ? `  Web UI:       ${stack.uiUrl}/namespaces/${namespace}/workflows` : '',
+            `  Task manager: ${web.url}/  (user ${config.http.adminUser}${web.credentials.generatedPasswordFile ? `, password in ${web.credentials.generatedPasswordFile}` : ', password from ADMIN_PASSWORD'})`,
+            stack.uiUrl ? `  Temporal UI:  ${stack.uiUrl}/namespaces/${namespace}/workflows` : '',
             `  PostgreSQL:   ${stack.embeddedPostgres ? `embedded, data in ${path.join(config.dataDir, 'pg')}` : 'DATABASE_URL'}`,
             '',
             'Delete a record and watch its related records being rechecked, reindexed and re-cached:',
@@ -135,6 +146,7 @@ export function buildProgram(): Command {
             .join('\n'),
         );
         await Promise.race([running, stopSignal(logger)]);
+        await web.close();
         if (worker.getState() === 'RUNNING') worker.shutdown();
         await running;
         await temporal.close();
@@ -163,6 +175,24 @@ export function buildProgram(): Command {
       logger.info({ address, namespace, taskQueue: config.temporal.taskQueue }, 'worker running');
       await running;
       await temporal.close();
+      await pool.end();
+    });
+
+  program
+    .command('serve')
+    .description('run the Background Task Manager page and HTTP API against DATABASE_URL and TEMPORAL_ADDRESS')
+    .action(async () => {
+      const config = loadConfig();
+      if (!config.databaseUrl) throw new ConfigError('DATABASE_URL must be set for `taskmgr serve` (`taskmgr start` serves the page too)');
+      const logger = createLogger(config.logLevel);
+      const pool = createPool(config.databaseUrl, { logger });
+      const registry = await RegistryClient.connect(config);
+      const tasks = new TaskClient(registry.client, config.temporal.taskQueue);
+      const web = await startAdminServer({ config, pool, tasks, registry, logger, temporalUiUrl: config.temporal.uiUrl });
+      logger.info({ url: web.url }, 'Background Task Manager listening');
+      await stopSignal(logger);
+      await web.close();
+      await registry.close();
       await pool.end();
     });
 
@@ -262,7 +292,7 @@ export function buildProgram(): Command {
 }
 
 /** Errors that carry a message for the user; anything else is a bug and gets its stack with LOG_LEVEL=debug. */
-const USER_ERRORS = new Set(['ConfigError', 'InvalidInputError', 'RecordNotFoundError', 'TaskInputError', 'UnknownTaskMethod', 'TaskNotFoundError', 'TaskStateError', 'DurationError', 'TaskDiscoveryError', 'TemporalCliNotFound', 'TemporalUnreachable', 'OperationRefusedError']);
+const USER_ERRORS = new Set(['ConfigError', 'InvalidInputError', 'RecordNotFoundError', 'TaskInputError', 'UnknownTaskMethod', 'TaskNotFoundError', 'TaskStateError', 'DurationError', 'TaskDiscoveryError', 'TemporalCliNotFound', 'TemporalUnreachable', 'OperationRefusedError', 'AuthConfigError']);
 
 /** Runs the CLI; errors become one clear line and a non-zero exit, not a stack trace. */
 export async function main(argv = process.argv): Promise<void> {

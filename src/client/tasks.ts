@@ -10,14 +10,18 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  type WorkflowExecutionDescription,
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
+
+/** gRPC FAILED_PRECONDITION: what the server answers a query when no worker polls the queue. */
+const GRPC_FAILED_PRECONDITION = 9;
 import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Config } from '../config.ts';
 import { DataSourceKeyKey, RegistryObjectKeysKey, TASK_STATUSES, TaskMethodKey, TaskStatusKey, type TaskStatus } from '../shared.ts';
 import { assertAvailable, listTaskFiles, type TaskFiles } from '../taskmgr/discovery.ts';
-import { MERGED, type TaskAdmission, type TaskInfo } from '../taskmgr/info.ts';
+import { MERGED, TASK_MEMO_FIELDS, type TaskAdmission, type TaskInfo } from '../taskmgr/info.ts';
 import { TaskInputError, validateTaskInput, type TaskInput } from '../taskmgr/input.ts';
 import type { AddTaskOptions, TaskProgress } from '../taskmgr/types.ts';
 import { rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery } from '../workflows/definitions.ts';
@@ -44,12 +48,28 @@ export interface TaskSummary {
   addedAt: Date;
   closedAt?: Date;
   temporalStatus: string;
+  /** From the task's memo (tasks added before version 2 of the workflow have none). */
+  logMessage?: string;
+  prerequisiteTaskId?: string;
+  scheduledFor?: string;
+  waitingFor?: string[];
+  startedAt?: string;
+  completedAt?: string;
+  durationMs?: number;
+  attempts?: number;
+  error?: string;
+  keyCount?: number;
+  iteration?: number;
 }
 
 export interface ListTasksFilter {
   status?: TaskStatus | TaskStatus[];
   method?: string;
   dataSourceKey?: string;
+  /** Tasks whose RegistryObjectKeys hold this key. */
+  recordKey?: string;
+  /** A task id, method or data source beginning with this, or a record key equal to it. */
+  text?: string;
   /** Added at or after / before. */
   from?: Date;
   to?: Date;
@@ -132,7 +152,15 @@ export class TaskClient {
   async getTask(taskId: string): Promise<TaskInfo> {
     const handle = this.client.workflow.getHandle(taskId);
     try {
-      const [info, description] = await Promise.all([handle.query(taskInfoQuery), handle.describe()]);
+      const description = await handle.describe();
+      let info: TaskInfo;
+      try {
+        info = await handle.query(taskInfoQuery);
+      } catch (err) {
+        // A query needs a worker; with none up, show what the server recorded instead of failing.
+        if ((err as { cause?: { code?: number } }).cause?.code !== GRPC_FAILED_PRECONDITION) throw err;
+        info = await this.recordedTaskInfo(taskId, description);
+      }
       const progress = heartbeatProgress(description.raw.pendingActivities);
       return progress ? { ...info, progress: progress.progress, logs: [...info.logs, ...(progress.logTail ?? [])] } : info;
     } catch (err) {
@@ -141,28 +169,68 @@ export class TaskClient {
     }
   }
 
-  /** Lists tasks, newest first, filtered by status, method, data source and time added; paged. */
-  async listTasks(filter: ListTasksFilter = {}): Promise<{ tasks: TaskSummary[]; nextPageToken?: string }> {
+  /** A task as the server recorded it (search attributes, memo, input), for when no worker answers queries. */
+  private async recordedTaskInfo(taskId: string, d: WorkflowExecutionDescription): Promise<TaskInfo> {
+    const history = await this.client.workflow.getHandle(taskId, d.runId).fetchHistory();
+    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+    const payload = started?.input?.payloads?.[0];
+    const input = (payload ? defaultPayloadConverter.fromPayload(payload) : { method: d.typedSearchAttributes.get(TaskMethodKey) ?? '' }) as TaskInput;
+    const memo = (d.memo ?? {}) as Record<string, unknown>;
+    return {
+      taskId,
+      method: input.method,
+      input,
+      status: (d.typedSearchAttributes.get(TaskStatusKey) ?? 'WAITING') as TaskInfo['status'],
+      addedAt: input.loop?.firstAddedAt ?? d.startTime.toISOString(),
+      ...Object.fromEntries(TASK_MEMO_FIELDS.filter((k) => memo[k] !== undefined && memo[k] !== null).map((k) => [k, memo[k]])),
+      error: (memo.error as string | null) ?? undefined,
+      prerequisiteTaskId: input.prerequisiteTaskId,
+      iteration: input.loop?.iteration,
+      recentRuns: input.loop?.recentRuns,
+      logs: [],
+      dependants: [],
+      stale: 'no worker answered; this is the state the server recorded (no output or log lines)',
+    };
+  }
+
+  /** The visibility query for a filter; values are checked, never pasted in raw. */
+  private taskQuery(filter: Omit<ListTasksFilter, 'pageSize' | 'pageToken'>): string {
     const clauses = [`WorkflowType = '${WORKFLOW_TYPE}'`];
     const statuses = filter.status === undefined ? [] : Array.isArray(filter.status) ? filter.status : [filter.status];
     for (const s of statuses) if (!(TASK_STATUSES as readonly string[]).includes(s)) throw new TaskInputError('status', `status ${JSON.stringify(s)} is not one of ${TASK_STATUSES.join(', ')}`);
     // A recurring task's earlier runs ended in continue-as-new; its current run stands for it.
     clauses.push(`ExecutionStatus != 'ContinuedAsNew'`);
     clauses.push(statuses.length ? `TaskStatus IN (${statuses.map((s) => `'${s}'`).join(', ')})` : `TaskStatus != '${MERGED}'`);
-    const exact = (field: string, name: string, value?: string) => {
-      if (value === undefined) return;
+    const safe = (name: string, value: string) => {
       if (!SAFE_VALUE.test(value)) throw new TaskInputError(name, `${name} ${JSON.stringify(value)} may only contain letters, digits, spaces and - . : / @ _`);
-      clauses.push(`${field} = '${value}'`);
+      return value;
     };
-    exact('TaskMethod', 'method', filter.method);
-    exact('DataSourceKey', 'dataSourceKey', filter.dataSourceKey);
+    if (filter.method !== undefined) clauses.push(`TaskMethod = '${safe('method', filter.method)}'`);
+    if (filter.dataSourceKey !== undefined) clauses.push(`DataSourceKey = '${safe('dataSourceKey', filter.dataSourceKey)}'`);
+    if (filter.recordKey !== undefined) clauses.push(`RegistryObjectKeys = '${safe('recordKey', filter.recordKey)}'`);
+    if (filter.text !== undefined && filter.text.trim() !== '') {
+      const t = safe('text', filter.text.trim());
+      clauses.push(`(WorkflowId STARTS_WITH '${t}' OR TaskMethod STARTS_WITH '${t.toUpperCase()}' OR DataSourceKey STARTS_WITH '${t}' OR RegistryObjectKeys = '${t}')`);
+    }
     if (filter.from) clauses.push(`StartTime >= '${filter.from.toISOString()}'`);
     if (filter.to) clauses.push(`StartTime < '${filter.to.toISOString()}'`);
+    return clauses.join(' AND ');
+  }
+
+  /** How many tasks match a filter (the admin page's "background work in progress"). */
+  async countTasks(filter: Omit<ListTasksFilter, 'pageSize' | 'pageToken'> = {}): Promise<number> {
+    const r = await this.client.workflowService.countWorkflowExecutions({ namespace: this.client.options.namespace, query: this.taskQuery(filter) });
+    return Number(r.count ?? 0);
+  }
+
+  /** Lists tasks, newest first, filtered by status, method, data source, record key, text and time added; paged. */
+  async listTasks(filter: ListTasksFilter = {}): Promise<{ tasks: TaskSummary[]; nextPageToken?: string }> {
+    const query = this.taskQuery(filter);
     const pageSize = filter.pageSize ?? 50;
     if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) throw new TaskInputError('pageSize', `pageSize ${pageSize} must be a whole number from 1 to 1000`);
     const response = await this.client.workflowService.listWorkflowExecutions({
       namespace: this.client.options.namespace,
-      query: clauses.join(' AND '),
+      query,
       pageSize,
       nextPageToken: filter.pageToken ? Buffer.from(filter.pageToken, 'base64url') : undefined,
     });
@@ -234,6 +302,7 @@ function toSummary(wf: WorkflowExecutionInfo): TaskSummary {
     addedAt: wf.startTime,
     closedAt: wf.closeTime,
     temporalStatus: wf.status.name,
+    ...Object.fromEntries(Object.entries(wf.memo ?? {}).filter(([, v]) => v !== null && v !== undefined)),
   };
 }
 

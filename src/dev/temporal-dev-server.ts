@@ -18,6 +18,8 @@ export interface DevServerOptions {
   namespace?: string;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   startTimeoutMs?: number;
+  /** Extra dynamic config, e.g. { 'history.workflowIdReuseMinimalInterval': '0s' } for tests. */
+  dynamicConfig?: Record<string, string>;
 }
 
 export interface DevServer {
@@ -59,6 +61,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   args.push(...searchAttributeArgs());
   // Update-with-start (the record-deletion hand-off) needs multi-operations enabled.
   args.push('--dynamic-config-value', 'frontend.enableExecuteMultiOperation=true');
+  for (const [k, v] of Object.entries(opts.dynamicConfig ?? {})) args.push('--dynamic-config-value', `${k}=${JSON.stringify(v)}`);
 
   const child = spawn(opts.cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

@@ -49,6 +49,7 @@ const definitionSchema = z.object({
   description: z.string().min(1),
   run: z.custom<TaskDefinition['run']>((v) => typeof v === 'function', 'run must be a function (ctx) => Promise<output>'),
   timeout: z.string().optional(),
+  heartbeatTimeout: z.string().optional(),
   maxAttempts: z.number().int().min(1).max(100).optional(),
   retryOnError: z.boolean().optional(),
 });
@@ -59,14 +60,14 @@ export class TaskDiscoveryError extends Error {
 
 export interface LoadedTasks {
   files: TaskFiles;
-  definitions: Map<string, TaskDefinition & { timeoutMs: number }>;
+  definitions: Map<string, TaskDefinition & { timeoutMs: number; heartbeatTimeoutMs: number }>;
 }
 
 /** Loads and validates every enabled task module; throws TaskDiscoveryError listing each problem. */
 export async function loadTasks(dir = TASKS_DIR): Promise<LoadedTasks> {
   const files = listTaskFiles(dir);
   const problems: string[] = [];
-  const definitions = new Map<string, TaskDefinition & { timeoutMs: number }>();
+  const definitions: LoadedTasks['definitions'] = new Map();
   const stray = fs.readdirSync(dir).filter((f) => f.endsWith('.ts') && !f.startsWith('_') && !MODULE_FILE.test(f));
   for (const f of stray) problems.push(`${f}: task file names are lower case letters, digits and _ (e.g. generate_cache.ts)`);
   for (const method of files.available) {
@@ -80,7 +81,10 @@ export async function loadTasks(dir = TASKS_DIR): Promise<LoadedTasks> {
       }
       const def = mod.default as TaskDefinition;
       const timeoutMs = def.timeout ? parseDuration(def.timeout, `${path.basename(file)} timeout`) : 3_600_000;
-      definitions.set(method, { ...def, timeoutMs });
+      // Heartbeats go out every 2 s while a task runs.
+      const heartbeatTimeoutMs = def.heartbeatTimeout ? parseDuration(def.heartbeatTimeout, `${path.basename(file)} heartbeatTimeout`) : 30_000;
+      if (heartbeatTimeoutMs < 5000) throw new Error(`heartbeatTimeout "${def.heartbeatTimeout}" must be at least 5 seconds (heartbeats go out every 2 s)`);
+      definitions.set(method, { ...def, timeoutMs, heartbeatTimeoutMs });
     } catch (err) {
       problems.push(`${path.basename(file)}: ${(err as Error).message}`);
     }

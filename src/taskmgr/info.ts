@@ -36,6 +36,8 @@ export interface TaskInfo {
   /** Recurring tasks: which run this is and how the last ones ended. */
   iteration?: number;
   recentRuns?: RunSummary[];
+  /** Set when no worker could answer and this is the state the server recorded. */
+  stale?: string;
 }
 
 /** Output of a registryTask workflow run (also what `temporal workflow result` prints). */
@@ -45,3 +47,6 @@ export interface TaskResult {
   output?: unknown;
   deduplicatedInto?: string;
 }
+
+/** TaskInfo fields copied as they are into the task's memo (what lists show without a query). */
+export const TASK_MEMO_FIELDS = ['prerequisiteTaskId', 'scheduledFor', 'waitingFor', 'startedAt', 'completedAt', 'durationMs', 'attempts', 'iteration'] as const;

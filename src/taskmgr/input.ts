@@ -105,17 +105,20 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
   const scheduledFor = optionalString('scheduledFor', 100);
   let recurMs: number | undefined;
   const recurEvery = optionalString('recurEvery', 100);
-  try {
-    if (scheduledFor !== undefined) scheduledAt = resolveScheduledFor(scheduledFor, now);
-    if (recurEvery !== undefined) {
-      recurMs = parseDuration(recurEvery, 'recurEvery');
-      if (recurMs < TASK_LIMITS.minRecurMs || recurMs > TASK_LIMITS.maxRecurMs) {
-        throw new DurationError(`recurEvery ${JSON.stringify(recurEvery)} must be from ${TASK_LIMITS.minRecurMs} milliseconds to 366 days`);
-      }
+  const asInputError = <T>(field: string, fn: () => T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof DurationError) throw new TaskInputError(field, err.message);
+      throw err;
     }
-  } catch (err) {
-    if (err instanceof DurationError) throw new TaskInputError(recurMs === undefined && recurEvery !== undefined && !/scheduledFor/.test(err.message) ? 'recurEvery' : 'scheduledFor', err.message);
-    throw err;
+  };
+  if (scheduledFor !== undefined) scheduledAt = asInputError('scheduledFor', () => resolveScheduledFor(scheduledFor, now));
+  if (recurEvery !== undefined) {
+    recurMs = asInputError('recurEvery', () => parseDuration(recurEvery, 'recurEvery'));
+    if (recurMs < TASK_LIMITS.minRecurMs || recurMs > TASK_LIMITS.maxRecurMs) {
+      throw new TaskInputError('recurEvery', `recurEvery ${JSON.stringify(recurEvery)} must be from ${TASK_LIMITS.minRecurMs} milliseconds to 366 days`);
+    }
   }
   return {
     method,

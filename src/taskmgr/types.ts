@@ -14,6 +14,8 @@ export interface TaskLogger {
 export interface TaskContext {
   taskId: string;
   method: string;
+  /** 1 on the first attempt; higher when the task is retried (its worker died, its time ran out). */
+  attempt: number;
   input: Pick<TaskInput, 'registryObjectKeys' | 'dataSourceKey' | 'logMessage'>;
   /** The worker's PostgreSQL pool. */
   pool: Pool;
@@ -35,6 +37,8 @@ export interface TaskDefinition {
   run(ctx: TaskContext): Promise<unknown>;
   /** Longest a run may take ("30 minutes"); default 1 hour. */
   timeout?: string;
+  /** A worker that has not reported for this long is taken for dead and the attempt retried ("30 seconds", the default). */
+  heartbeatTimeout?: string;
   /** Attempts when the worker running it dies or the time runs out; default 3. */
   maxAttempts?: number;
   /** Retry errors the task throws too (they fail it at once by default, as in the original). */

@@ -1,21 +1,27 @@
 import {
   ActivityCancellationType,
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
+  TimeoutFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import { DataSourceKeyKey, RegistryObjectKeysKey, TaskMethodKey, TaskStatusKey } from '../shared.ts';
 import { resolveScheduledFor } from '../taskmgr/duration.ts';
-import { MERGED, type TaskAdmission, type TaskInfo, type TaskResult } from '../taskmgr/info.ts';
+import { MERGED, TASK_MEMO_FIELDS, type TaskAdmission, type TaskInfo, type TaskResult } from '../taskmgr/info.ts';
 import { TaskInputError, validateTaskInput, type RunSummary, type TaskInput } from '../taskmgr/input.ts';
 import type { TaskLogLine } from '../taskmgr/types.ts';
 import {
@@ -29,7 +35,18 @@ import {
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 
 // Short: these are quick calls, and an attempt lost with a stopped worker is retried after this long.
-const admin = proxyActivities<Activities>({ startToCloseTimeout: '15 seconds', retry: RETRY_FOREVER_CAPPED });
+const remoteAdmin = proxyActivities<Activities>({ startToCloseTimeout: '15 seconds', retry: RETRY_FOREVER_CAPPED });
+// The PostgreSQL-only calls as local activities: no task-queue round trip each, so a run's
+// bookkeeping rides on its workflow tasks and a short recurring loop runs several times faster.
+// Calls into other workflows (merge, prerequisite) stay remote: a local one would hold this
+// workflow task while waiting for another workflow's.
+const localAdmin = proxyLocalActivities<Activities>({ startToCloseTimeout: '15 seconds', retry: RETRY_FOREVER_CAPPED });
+/**
+ * Version 2 of this workflow: local admin activities and a memo that lists show without querying
+ * each task. Executions started before it replay with the commands they recorded.
+ */
+const V2_PATCH = 'local-admin-activities-and-memo';
+const admin = () => (patched(V2_PATCH) ? localAdmin : remoteAdmin);
 
 /** A dependant rechecks its prerequisite this often even without a signal (a lost signal cannot strand it). */
 const PREREQUISITE_RECHECK = '5 minutes';
@@ -60,7 +77,7 @@ export async function registryTask(raw: TaskInput): Promise<TaskResult> {
   };
   type Phase = 'admitting' | 'waiting' | 'starting' | 'running' | 'done';
   let phase = 'admitting' as Phase;
-  const stillWaiting = () => phase === 'waiting' || phase === 'starting';
+  const stillWaiting = () => phase === 'admitting' || phase === 'waiting' || phase === 'starting';
   let scheduledAt: number | undefined;
   let scheduleChanged = false;
   let prerequisiteOutcome: { status: string; error?: string } | undefined;
@@ -108,6 +125,7 @@ export async function registryTask(raw: TaskInput): Promise<TaskResult> {
   const setStatus = (status: TaskInfo['status']) => {
     info.status = status;
     upsertSearchAttributes([{ key: TaskStatusKey, value: status }]);
+    if (patched(V2_PATCH)) upsertMemo(taskMemo(info));
   };
 
   // Admission: validate, check the method, take the WAITING slot of (method, data source) or merge.
@@ -131,47 +149,49 @@ export async function registryTask(raw: TaskInput): Promise<TaskResult> {
       ...(input.registryObjectKeys?.length ? [{ key: RegistryObjectKeysKey, value: input.registryObjectKeys.slice(0, MAX_KEYS_IN_SEARCH) }] : []),
     ]);
     try {
-      taskOptions = await admin.describeTaskMethod(input.method);
+      taskOptions = await admin().describeTaskMethod(input.method);
     } catch (err) {
       fail = messageOf(err);
       return { taskId };
     }
     scheduledAt = loop ? Date.parse(loop.nextRunAt) : input.scheduledAt;
     if (scheduledAt !== undefined) info.scheduledFor = new Date(scheduledAt).toISOString();
+    info.waitingFor = [...(scheduledAt !== undefined ? ['schedule' as const] : []), ...(input.prerequisiteTaskId ? ['prerequisite' as const] : [])];
+    if (patched(V2_PATCH)) upsertMemo(taskMemo(info));
     phase = 'waiting';
     for (;;) {
-      const claim = await admin.claimWaitingSlot({ taskId, method: input.method, dataSourceKey: input.dataSourceKey });
+      const claim = await admin().claimWaitingSlot({ taskId, method: input.method, dataSourceKey: input.dataSourceKey });
       if (claim.claimed) return { taskId };
-      const merged = await admin.mergeIntoWaitingTask({ into: claim.holder, registryObjectKeys: input.registryObjectKeys });
+      const merged = await remoteAdmin.mergeIntoWaitingTask({ into: claim.holder, registryObjectKeys: input.registryObjectKeys });
       if (merged) return { taskId, deduplicatedInto: claim.holder };
       // The holder left WAITING between our claim and the merge: try to claim again.
     }
   })();
   setHandler(taskAdmissionUpdate, () => admission);
 
-  const admitted = await admission;
-  if (admitted.deduplicatedInto) {
-    info.deduplicatedInto = admitted.deduplicatedInto;
-    phase = 'done';
-    setStatus(MERGED);
-    await condition(allHandlersFinished);
-    return { taskId, status: MERGED, deduplicatedInto: admitted.deduplicatedInto };
-  }
-
   let summary: RunSummary | undefined;
   try {
+    // Inside the try: a cancel that arrives while the task is being admitted ends it CANCELLED too.
+    const admitted = await admission;
+    if (admitted.deduplicatedInto) {
+      info.deduplicatedInto = admitted.deduplicatedInto;
+      phase = 'done';
+      setStatus(MERGED);
+      await condition(allHandlersFinished);
+      return { taskId, status: MERGED, deduplicatedInto: admitted.deduplicatedInto };
+    }
     if (fail === undefined) {
       // Waiting: no worker slot is held; timers and signals wake us.
-      info.waitingFor = [...(scheduledAt !== undefined ? ['schedule' as const] : []), ...(input.prerequisiteTaskId ? ['prerequisite' as const] : [])];
       while (scheduledAt !== undefined && scheduledAt > Date.now()) {
         scheduleChanged = false;
         await condition(() => scheduleChanged, scheduledAt - Date.now());
+        if (scheduleChanged && patched(V2_PATCH)) upsertMemo(taskMemo(info));
       }
       if (input.prerequisiteTaskId) fail = await awaitPrerequisite(taskId, input.prerequisiteTaskId, () => prerequisiteOutcome);
       info.waitingFor = undefined;
     }
     phase = 'starting';
-    await admin.releaseWaitingSlot({ taskId, method: info.method, dataSourceKey: raw?.dataSourceKey });
+    await admin().releaseWaitingSlot({ taskId, method: info.method, dataSourceKey: raw?.dataSourceKey });
     if (fail !== undefined) throw ApplicationFailure.create({ message: fail, type: 'TaskRejected', nonRetryable: true });
 
     phase = 'running';
@@ -179,7 +199,8 @@ export async function registryTask(raw: TaskInput): Promise<TaskResult> {
     setStatus('STARTED');
     const { runTask } = proxyActivities<Activities>({
       startToCloseTimeout: taskOptions.timeoutMs,
-      heartbeatTimeout: '30 seconds',
+      // A dead worker (a task that killed its process) is noticed after this long and the attempt retried.
+      heartbeatTimeout: taskOptions.heartbeatTimeoutMs ?? '30 seconds',
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
       retry: { ...RETRY_FOREVER_CAPPED, maximumAttempts: taskOptions.maxAttempts },
     });
@@ -192,12 +213,12 @@ export async function registryTask(raw: TaskInput): Promise<TaskResult> {
     const cancelled = isCancellation(err);
     if (stillWaiting()) {
       // Cancelled while WAITING: free the (method, data source) slot so later adds are not merged into us.
-      await CancellationScope.nonCancellable(() => admin.releaseWaitingSlot({ taskId, method: info.method, dataSourceKey: raw?.dataSourceKey }));
+      await CancellationScope.nonCancellable(() => admin().releaseWaitingSlot({ taskId, method: info.method, dataSourceKey: raw?.dataSourceKey }));
     }
     const details = failureDetails(err);
     appendLogs(info, details?.logs ?? []);
     if (details?.attempt) info.attempts = details.attempt;
-    info.error = cancelled ? 'cancelled' : messageOf(err);
+    info.error = cancelled ? 'cancelled' : (timeoutMessage(err, taskOptions) ?? messageOf(err));
     finish(info, cancelled ? 'CANCELLED' : 'FAILED', setStatus);
     summary = { iteration: info.iteration ?? 0, status: info.status as RunSummary['status'], startedAt: info.startedAt, completedAt: info.completedAt!, error: info.error };
     if (cancelled || !input?.recurMs) {
@@ -212,7 +233,16 @@ export async function registryTask(raw: TaskInput): Promise<TaskResult> {
 
   if (input.recurMs) {
     // A failed run is recorded and the loop goes on; each run is a new execution, so history stays small.
-    await condition(allHandlersFinished);
+    try {
+      await condition(allHandlersFinished);
+      // A cancel that came while this run was finishing stops the loop instead of being carried over.
+      if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('cancelled');
+    } catch (err) {
+      if (!isCancellation(err)) throw err;
+      info.error = 'cancelled';
+      finish(info, 'CANCELLED', setStatus);
+      throw err;
+    }
     const { loop: _previous, scheduledFor: _first, ...rest } = info.input;
     return continueAsNew<typeof registryTask>({
       ...rest,
@@ -231,7 +261,7 @@ export async function registryTask(raw: TaskInput): Promise<TaskResult> {
 /** Waits for the prerequisite to end; returns a failure reason unless it COMPLETED. */
 async function awaitPrerequisite(taskId: string, prerequisiteId: string, signalled: () => { status: string; error?: string } | undefined): Promise<string | undefined> {
   for (;;) {
-    const state = signalled() ?? (await admin.registerWithPrerequisite({ prerequisiteTaskId: prerequisiteId, dependantTaskId: taskId }));
+    const state = signalled() ?? (await remoteAdmin.registerWithPrerequisite({ prerequisiteTaskId: prerequisiteId, dependantTaskId: taskId }));
     if (state.status === 'COMPLETED') return undefined;
     if (state.status === 'NOT_FOUND') return `prerequisite task ${prerequisiteId} does not exist`;
     if (state.status === 'CYCLE') return `prerequisite task ${prerequisiteId} leads back to this task (${state.error})`;
@@ -240,6 +270,17 @@ async function awaitPrerequisite(taskId: string, prerequisiteId: string, signall
     }
     await condition(() => signalled() !== undefined, PREREQUISITE_RECHECK);
   }
+}
+
+/** What task lists show without querying each task (the memo comes back with list results). */
+function taskMemo(info: TaskInfo): Record<string, unknown> {
+  const clip = (s: string | undefined, n: number) => (s && s.length > n ? `${s.slice(0, n)}…` : s) ?? null;
+  return {
+    ...Object.fromEntries(TASK_MEMO_FIELDS.map((k) => [k, info[k] ?? null])),
+    logMessage: clip(info.input.logMessage, 200),
+    error: clip(info.error, 300),
+    keyCount: info.input.registryObjectKeys?.length ?? 0,
+  };
 }
 
 function finish(info: TaskInfo, status: 'COMPLETED' | 'FAILED' | 'CANCELLED', setStatus: (s: TaskInfo['status']) => void) {
@@ -262,6 +303,17 @@ async function notifyDependants(info: TaskInfo, notified: Set<string>) {
       }
     }
   }
+}
+
+/** Says in words why an attempt timed out: a dead or stuck worker, or a task past its time limit. */
+function timeoutMessage(err: unknown, options: { timeoutMs: number; maxAttempts: number; heartbeatTimeoutMs?: number } | undefined): string | undefined {
+  if (!(err instanceof ActivityFailure) || !(err.cause instanceof TimeoutFailure) || !options) return undefined;
+  const attempts = `${options.maxAttempts} attempt${options.maxAttempts === 1 ? '' : 's'}`;
+  if (err.cause.timeoutType === 'HEARTBEAT') {
+    return `the worker running the task stopped responding for ${(options.heartbeatTimeoutMs ?? 30_000) / 1000} s (it crashed, was killed or is blocked) on each of ${attempts}`;
+  }
+  if (err.cause.timeoutType === 'START_TO_CLOSE') return `the task ran longer than its timeout of ${options.timeoutMs / 1000} s on each of ${attempts}`;
+  return undefined;
 }
 
 function appendLogs(info: TaskInfo, lines: TaskLogLine[]) {

@@ -18,8 +18,8 @@ function readmeServices(): string[] {
 }
 
 describe('docker-compose.yml', () => {
-  it('parses and has PostgreSQL, Temporal, its search-attribute setup, the Web UI and the worker', () => {
-    assert.deepEqual(Object.keys(services).sort(), ['postgresql', 'temporal', 'temporal-setup', 'temporal-ui', 'worker']);
+  it('parses and has PostgreSQL, Temporal, its search-attribute setup, the Web UI, the worker and the task manager page', () => {
+    assert.deepEqual(Object.keys(services).sort(), ['postgresql', 'task-manager', 'temporal', 'temporal-setup', 'temporal-ui', 'worker']);
   });
 
   it('names every service the README mentions, and the README mentions every service', () => {
@@ -27,7 +27,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('gives every long-running service a health check, and waits on them', () => {
-    for (const name of ['postgresql', 'temporal', 'temporal-ui', 'worker']) assert.ok(services[name]!.healthcheck, `${name} has a healthcheck`);
+    for (const name of ['postgresql', 'temporal', 'temporal-ui', 'worker', 'task-manager']) assert.ok(services[name]!.healthcheck, `${name} has a healthcheck`);
     assert.deepEqual(services.temporal!.depends_on, { postgresql: { condition: 'service_healthy' } });
     assert.equal((services.worker!.depends_on as Record<string, { condition: string }>)['temporal-setup']!.condition, 'service_completed_successfully');
   });
@@ -41,6 +41,12 @@ describe('docker-compose.yml', () => {
     for (const [name, svc] of Object.entries(services)) {
       for (const p of (svc.ports as string[] | undefined) ?? []) assert.match(p, /^127\.0\.0\.1:/, `${name} publishes ${p}`);
     }
+  });
+
+  it('runs the task manager page only with an admin password, since it listens beyond loopback inside its container', () => {
+    const env = services['task-manager']!.environment as Record<string, string>;
+    assert.equal(env.HTTP_HOST, '0.0.0.0');
+    assert.match(env.ADMIN_PASSWORD!, /^\$\{ADMIN_PASSWORD:\?/);
   });
 
   it('registers the search attributes the code uses', async () => {

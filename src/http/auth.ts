@@ -1,0 +1,125 @@
+/**
+ * Who may use the admin API: an admin (everything) and a viewer (read-only). Credentials come
+ * from configuration; on a loopback address with none configured, a random admin password is
+ * made once and kept in DATA_DIR/admin-password (never logged). Passwords are compared as
+ * SHA-256 digests with timingSafeEqual, so neither their content nor their length leaks through timing.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { Config } from '../config.ts';
+
+export type Role = 'admin' | 'viewer';
+
+export interface Principal {
+  user: string;
+  role: Role;
+}
+
+export class AuthConfigError extends Error {
+  override name = 'AuthConfigError';
+}
+
+const digest = (s: string) => crypto.createHash('sha256').update(s, 'utf8').digest();
+const sameSecret = (a: string, b: string) => crypto.timingSafeEqual(digest(a), digest(b));
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (net.isIPv4(host)) return host.startsWith('127.');
+  if (net.isIPv6(host)) return host === '::1';
+  return false;
+}
+
+export interface Credentials {
+  check(user: string, password: string): Principal | undefined;
+  /** Where a generated admin password was written, when one was. */
+  generatedPasswordFile?: string;
+}
+
+/** The accounts the server accepts; refuses a non-loopback listener without configured credentials. */
+export function loadCredentials(config: Config): Credentials {
+  const { http } = config;
+  let adminPassword = http.adminPassword;
+  let generatedPasswordFile: string | undefined;
+  if (!adminPassword) {
+    if (!isLoopback(http.host)) {
+      throw new AuthConfigError(`HTTP_HOST=${http.host} is not a loopback address: set ADMIN_PASSWORD (and optionally VIEWER_PASSWORD) before listening on it`);
+    }
+    generatedPasswordFile = path.join(config.dataDir, 'admin-password');
+    if (fs.existsSync(generatedPasswordFile)) {
+      adminPassword = fs.readFileSync(generatedPasswordFile, 'utf8').trim();
+    } else {
+      adminPassword = crypto.randomBytes(18).toString('base64url');
+      fs.mkdirSync(config.dataDir, { recursive: true });
+      fs.writeFileSync(generatedPasswordFile, `${adminPassword}\n`, { mode: 0o600 });
+    }
+  }
+  if (http.viewerPassword && http.viewerUser === http.adminUser) throw new AuthConfigError(`VIEWER_USER must differ from ADMIN_USER (both are ${JSON.stringify(http.adminUser)})`);
+  const accounts: { user: string; password: string; role: Role }[] = [{ user: http.adminUser, password: adminPassword, role: 'admin' }];
+  if (http.viewerPassword) accounts.push({ user: http.viewerUser, password: http.viewerPassword, role: 'viewer' });
+  return {
+    generatedPasswordFile,
+    check(user, password) {
+      // Every account is compared, so the time taken does not tell which user names exist.
+      let found: Principal | undefined;
+      for (const a of accounts) {
+        const ok = sameSecret(a.user, user) && sameSecret(a.password, password);
+        if (ok) found = { user: a.user, role: a.role };
+      }
+      return found;
+    },
+  };
+}
+
+export interface Session extends Principal {
+  id: string;
+  csrfToken: string;
+  expiresAt: number;
+}
+
+/** Server-side sessions (so logout really ends one); a restart logs everyone out. */
+export class SessionStore {
+  private readonly sessions = new Map<string, Session>();
+  constructor(private readonly ttlMs = 8 * 3600_000) {}
+
+  create(p: Principal): Session {
+    this.sweep();
+    const s: Session = { ...p, id: crypto.randomBytes(32).toString('base64url'), csrfToken: crypto.randomBytes(32).toString('base64url'), expiresAt: Date.now() + this.ttlMs };
+    this.sessions.set(s.id, s);
+    return s;
+  }
+
+  get(id: string | undefined): Session | undefined {
+    if (!id) return undefined;
+    const s = this.sessions.get(id);
+    if (!s || s.expiresAt < Date.now()) {
+      if (s) this.sessions.delete(id);
+      return undefined;
+    }
+    return s;
+  }
+
+  delete(id: string | undefined): void {
+    if (id) this.sessions.delete(id);
+  }
+
+  private sweep() {
+    const now = Date.now();
+    for (const [id, s] of this.sessions) if (s.expiresAt < now) this.sessions.delete(id);
+  }
+}
+
+/** Constant-time comparison of a submitted CSRF token with the session's. */
+export function csrfMatches(session: Session, submitted: unknown): boolean {
+  return typeof submitted === 'string' && sameSecret(session.csrfToken, submitted);
+}
+
+/** Parses an `Authorization: Basic` header (for scripts and curl). */
+export function basicCredentials(header: string | undefined): { user: string; password: string } | undefined {
+  if (!header?.startsWith('Basic ')) return undefined;
+  const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return undefined;
+  return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}

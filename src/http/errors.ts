@@ -1,0 +1,38 @@
+/** Every error leaves the API as JSON `{ error, field?, allowed? }` with a status that says whose fault it was. */
+import { InvalidInputError, OperationRefusedError, RecordNotFoundError } from '../client/registry.ts';
+import { TaskInputError, TaskNotFoundError, TaskStateError } from '../client/tasks.ts';
+import { TemporalUnreachableError } from '../client/connection.ts';
+import { UnknownTaskMethodError, listTaskFiles } from '../taskmgr/discovery.ts';
+import { DurationError } from '../taskmgr/duration.ts';
+
+export interface ErrorBody {
+  error: string;
+  field?: string;
+  allowed?: string[];
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly extra: Omit<ErrorBody, 'error'> = {},
+  ) {
+    super(message);
+  }
+}
+
+export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
+  const e = err as Error & { statusCode?: number; code?: string; validation?: unknown };
+  if (err instanceof HttpError) return { status: err.status, body: { error: err.message, ...err.extra } };
+  if (err instanceof TaskInputError) return { status: 400, body: { error: err.message, field: err.field } };
+  if (err instanceof UnknownTaskMethodError) return { status: 400, body: { error: err.message, field: 'method', allowed: listTaskFiles().available } };
+  if (err instanceof DurationError || err instanceof InvalidInputError) return { status: 400, body: { error: err.message } };
+  if (err instanceof TaskNotFoundError || err instanceof RecordNotFoundError) return { status: 404, body: { error: err.message } };
+  if (err instanceof TaskStateError || err instanceof OperationRefusedError) return { status: 409, body: { error: err.message } };
+  if (err instanceof TemporalUnreachableError) return { status: 503, body: { error: err.message } };
+  // Fastify's own: malformed JSON, too large, wrong content type, rate limited.
+  if (e?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 413, body: { error: `request body is larger than the limit of ${1024 * 1024} bytes` } };
+  if (e?.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status: 415, body: { error: 'send JSON (Content-Type: application/json)' } };
+  if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) return { status: e.statusCode, body: { error: e.message } };
+  return { status: 500, body: { error: 'internal error; see the server log' } };
+}

@@ -1,0 +1,78 @@
+/** /api/data-sources and /api/records: enough of the registry to run it from the admin page. */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { Pool } from '../db/pool.ts';
+import type { RegistryClient } from '../client/registry.ts';
+import type { TaskClient } from '../client/tasks.ts';
+import { getRecord, listDataSources, searchRecords } from '../registry/browse.ts';
+import { RECORD_CLASSES, RECORD_STATUSES, checkRecordKey, type RecordStatus } from '../shared.ts';
+import { HttpError } from './errors.ts';
+import { parseOr400 } from './routes-tasks.ts';
+
+type Guard = (need: 'read' | 'act') => (req: FastifyRequest) => Promise<void>;
+
+const recordQuery = z.strictObject({
+  q: z.string().max(500).optional(),
+  dataSource: z.string().max(255).optional(),
+  class: z.enum(RECORD_CLASSES as unknown as [string, ...string[]]).optional(),
+  status: z.enum(RECORD_STATUSES as unknown as [string, ...string[]]).optional(),
+  quality: z.coerce.number().int().refine((n) => [0, 1, 2, 3, 5].includes(n), 'must be one of 0, 1, 2, 3, 5').optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(25),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+});
+
+function recordKeyParam(key: string): string {
+  const bad = checkRecordKey(key);
+  if (bad) throw new HttpError(400, bad, { field: 'key' });
+  return key;
+}
+
+export function registerRegistryRoutes(app: FastifyInstance, deps: { pool: Pool; registry: RegistryClient; tasks: TaskClient; guard: Guard }) {
+  const { pool, registry, tasks, guard } = deps;
+
+  app.get('/api/data-sources', { onRequest: guard('read') }, async () => {
+    const sources = await listDataSources(pool);
+    // "A background task is in progress for this data source", as the original's page said:
+    // an unfinished follow-up, or a task for it that is WAITING or STARTED.
+    const active = await Promise.all(sources.map((s) => tasks.countTasks({ dataSourceKey: s.key, status: ['WAITING', 'STARTED'] })));
+    return sources.map((s, i) => ({ ...s, activeTasks: active[i], backgroundWorkInProgress: s.openOperations > 0 || active[i]! > 0 }));
+  });
+
+  app.get('/api/records', { onRequest: guard('read') }, async (req) => {
+    const q = parseOr400(recordQuery, req.query);
+    return searchRecords(pool, { q: q.q?.trim() || undefined, dataSourceKey: q.dataSource, recordClass: q.class, status: q.status, qualityLevel: q.quality, limit: q.limit, offset: q.offset });
+  });
+
+  app.get<{ Params: { key: string } }>('/api/records/:key', { onRequest: guard('read') }, async (req) => {
+    const key = recordKeyParam(req.params.key);
+    const record = await getRecord(pool, key);
+    if (!record) throw new HttpError(404, `record ${JSON.stringify(key)} does not exist`);
+    return record;
+  });
+
+  // Answers once the record is gone and its follow-up is durably started; the page then polls /deletion.
+  app.delete<{ Params: { key: string } }>('/api/records/:key', { onRequest: guard('act') }, async (req, reply) => {
+    const outcome = await registry.deleteRecord(recordKeyParam(req.params.key));
+    void reply.status(202);
+    return outcome;
+  });
+
+  app.get<{ Params: { key: string } }>('/api/records/:key/deletion', { onRequest: guard('read') }, async (req) => {
+    const key = recordKeyParam(req.params.key);
+    try {
+      return await registry.deletionProgress(key);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new HttpError(404, `no deletion of ${JSON.stringify(key)} is known`);
+      throw err;
+    }
+  });
+
+  app.post<{ Params: { key: string } }>('/api/records/:key/status', { onRequest: guard('act') }, async (req, reply) => {
+    const key = recordKeyParam(req.params.key);
+    const body = parseOr400(z.strictObject({ status: z.enum(RECORD_STATUSES as unknown as [string, ...string[]]) }), req.body);
+    const outcome = await registry.changeStatus(key, body.status as RecordStatus);
+    void reply.status(202);
+    return outcome;
+  });
+}

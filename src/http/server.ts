@@ -1,0 +1,160 @@
+/**
+ * The Background Task Manager over HTTP: a JSON API under /api and the admin page, both over the
+ * same client functions registry code calls (TaskClient, RegistryClient) and the read-only
+ * registry views. Listens on loopback unless told otherwise; every /api route but login and
+ * health needs a session (cookie + CSRF token) or HTTP Basic credentials; viewers only read.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import fastifyCookie from '@fastify/cookie';
+import fastifyRateLimit from '@fastify/rate-limit';
+import fastifyStatic from '@fastify/static';
+import type { Config } from '../config.ts';
+import type { Pool } from '../db/pool.ts';
+import type { Logger } from '../log.ts';
+import type { RegistryClient } from '../client/registry.ts';
+import type { TaskClient } from '../client/tasks.ts';
+import { basicCredentials, csrfMatches, loadCredentials, SessionStore, type Credentials, type Principal, type Session } from './auth.ts';
+import { toHttpError, HttpError } from './errors.ts';
+import { registerRegistryRoutes } from './routes-registry.ts';
+import { registerTaskRoutes } from './routes-tasks.ts';
+
+const PUBLIC_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'public');
+export const SESSION_COOKIE = 'tm_session';
+/** Bodies are small JSON documents; anything larger is refused before it is parsed. */
+export const BODY_LIMIT = 1024 * 1024;
+
+export interface AdminServerDeps {
+  config: Config;
+  pool: Pool;
+  tasks: TaskClient;
+  registry: RegistryClient;
+  logger: Logger;
+  /** Base URL of the Temporal Web UI, for links to a task's workflow. */
+  temporalUiUrl?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+    session?: Session;
+  }
+}
+
+export interface AdminServer {
+  app: FastifyInstance;
+  url: string;
+  credentials: Credentials;
+  close(): Promise<void>;
+}
+
+/** Builds the server (routes, auth, errors) without listening: tests call app.inject on it. */
+export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: FastifyInstance; credentials: Credentials }> {
+  const credentials = loadCredentials(deps.config);
+  const sessions = new SessionStore();
+  const app = Fastify({
+    bodyLimit: BODY_LIMIT,
+    // Our logger; request lines (method, URL, status; never headers or bodies) only at debug.
+    loggerInstance: deps.logger.child({ component: 'http' }, { level: ['debug', 'trace'].includes(deps.logger.level) ? deps.logger.level : 'warn' }) as FastifyBaseLogger,
+    trustProxy: false,
+  });
+
+  await app.register(fastifyCookie);
+  await app.register(fastifyRateLimit, { global: false });
+
+  app.addHook('onSend', async (_req, reply, payload) => {
+    reply.header('X-Content-Type-Options', 'nosniff');
+    reply.header('X-Frame-Options', 'DENY');
+    reply.header('Referrer-Policy', 'no-referrer');
+    reply.header('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'");
+    reply.header('Cache-Control', 'no-store');
+    return payload;
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = toHttpError(err);
+    if (e.status >= 500) req.log.error({ err: (err as Error).message, url: req.url.split('?')[0] }, 'request failed');
+    void reply.status(e.status).send(e.body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` });
+  });
+
+  const setSessionCookie = (reply: FastifyReply, value: string, maxAge?: number) =>
+    reply.setCookie(SESSION_COOKIE, value, { path: '/', httpOnly: true, sameSite: 'strict', secure: deps.config.http.secureCookies, ...(maxAge !== undefined ? { maxAge } : {}) });
+
+  // Who is calling: Basic credentials (scripts) or a session cookie (the page).
+  app.addHook('onRequest', async (req: FastifyRequest) => {
+    if (!req.url.startsWith('/api/')) return;
+    const basic = basicCredentials(req.headers.authorization);
+    if (basic) {
+      const p = credentials.check(basic.user, basic.password);
+      if (!p) throw new HttpError(401, 'wrong user name or password');
+      req.principal = p;
+      return;
+    }
+    const session = sessions.get(req.cookies[SESSION_COOKIE]);
+    if (session) {
+      req.session = session;
+      req.principal = { user: session.user, role: session.role };
+    }
+  });
+
+  /** Route guard: signed in; for changes also the admin role and, with a cookie session, the CSRF token. */
+  const guard = (need: 'read' | 'act') => async (req: FastifyRequest) => {
+    if (!req.principal) throw new HttpError(401, 'sign in first (POST /api/login, or HTTP Basic credentials)');
+    if (need === 'act') {
+      // A browser sends the cookie by itself; the token proves the request came from our page.
+      // Basic credentials are never sent by a browser on its own (we never ask it for them).
+      if (req.session && !csrfMatches(req.session, req.headers['x-csrf-token'])) throw new HttpError(403, 'missing or wrong X-CSRF-Token header');
+      if (req.principal.role !== 'admin') throw new HttpError(403, `user ${req.principal.user} has the read-only viewer role`);
+    }
+  };
+
+  app.get('/api/health', async () => ({ ok: true }));
+
+  app.post('/api/login', { config: { rateLimit: { max: 20, timeWindow: '1 minute' } } }, async (req, reply) => {
+    const body = (req.body ?? {}) as { user?: unknown; password?: unknown };
+    if (typeof body.user !== 'string' || typeof body.password !== 'string') throw new HttpError(400, 'user and password must be strings', { field: typeof body.user !== 'string' ? 'user' : 'password' });
+    const p = credentials.check(body.user, body.password);
+    if (!p) {
+      req.log.warn({ user: body.user.slice(0, 100) }, 'failed sign-in');
+      throw new HttpError(401, 'wrong user name or password');
+    }
+    sessions.delete(req.cookies[SESSION_COOKIE]);
+    const s = sessions.create(p);
+    setSessionCookie(reply, s.id);
+    return { user: s.user, role: s.role, csrfToken: s.csrfToken };
+  });
+
+  app.post('/api/logout', async (req, reply) => {
+    sessions.delete(req.cookies[SESSION_COOKIE]);
+    setSessionCookie(reply, '', 0);
+    return { ok: true };
+  });
+
+  app.get('/api/session', { onRequest: guard('read') }, async (req) => ({
+    user: req.principal!.user,
+    role: req.principal!.role,
+    csrfToken: req.session?.csrfToken,
+    temporalUiUrl: deps.temporalUiUrl,
+    namespace: deps.tasks.client.options.namespace,
+  }));
+
+  registerTaskRoutes(app, { tasks: deps.tasks, guard, temporalUiUrl: deps.temporalUiUrl });
+  registerRegistryRoutes(app, { pool: deps.pool, registry: deps.registry, tasks: deps.tasks, guard });
+
+  await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/', index: 'index.html' });
+  return { app, credentials };
+}
+
+/** Builds and starts the server on config.http.host:port. */
+export async function startAdminServer(deps: AdminServerDeps): Promise<AdminServer> {
+  const { app, credentials } = await buildAdminServer(deps);
+  await app.listen({ host: deps.config.http.host, port: deps.config.http.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : deps.config.http.port;
+  const host = deps.config.http.host.includes(':') ? `[${deps.config.http.host}]` : deps.config.http.host;
+  return { app, url: `http://${host}:${port}`, credentials, close: () => app.close() };
+}

@@ -1,0 +1,128 @@
+/** Read-only views of the registry for the admin page and API: data sources, record search, one record. */
+import type { Queryable } from '../db/pool.ts';
+import type { QualityReport } from './quality.ts';
+
+export interface DataSourceView {
+  key: string;
+  title: string;
+  records: number;
+  byClass: Record<string, number>;
+  byQuality: Record<string, number>;
+  /** Registry operations whose follow-up has not finished yet. */
+  openOperations: number;
+}
+
+/** Every data source with its record counts and unfinished follow-ups. */
+export async function listDataSources(db: Queryable): Promise<DataSourceView[]> {
+  const { rows } = await db.query<{ key: string; title: string; records: number; by_class: Record<string, number> | null; by_quality: Record<string, number> | null; open_ops: number }>(
+    `SELECT ds.key, ds.title,
+            coalesce((SELECT count(*) FROM registry_objects r WHERE r.data_source_id = ds.id), 0)::int AS records,
+            (SELECT jsonb_object_agg(class, n) FROM (SELECT class, count(*)::int AS n FROM registry_objects r WHERE r.data_source_id = ds.id GROUP BY class) c) AS by_class,
+            (SELECT jsonb_object_agg(coalesce(q::text, 'unchecked'), n) FROM (SELECT quality_level AS q, count(*)::int AS n FROM registry_objects r WHERE r.data_source_id = ds.id GROUP BY quality_level) c) AS by_quality,
+            (SELECT count(*) FROM registry_operations o WHERE o.data_source_id = ds.id AND o.completed_at IS NULL)::int AS open_ops
+       FROM data_sources ds ORDER BY ds.key`,
+  );
+  return rows.map((r) => ({ key: r.key, title: r.title, records: r.records, byClass: r.by_class ?? {}, byQuality: r.by_quality ?? {}, openOperations: r.open_ops }));
+}
+
+export interface RecordSearch {
+  /** Words to find through the full-text index (websearch syntax: "quoted phrases", -excluded, or). */
+  q?: string;
+  dataSourceKey?: string;
+  recordClass?: string;
+  qualityLevel?: number;
+  status?: string;
+  limit: number;
+  offset: number;
+}
+
+export interface RecordRow {
+  key: string;
+  title: string | null;
+  class: string;
+  status: string;
+  dataSourceKey: string;
+  qualityLevel: number | null;
+}
+
+/** Searches records through the index (record_index), so results show what searchers see. */
+export async function searchRecords(db: Queryable, s: RecordSearch): Promise<{ records: RecordRow[]; total: number }> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (sql: (p: string) => string, value: unknown) => {
+    params.push(value);
+    where.push(sql(`$${params.length}`));
+  };
+  // English for words (stemmed), simple for keys and identifiers (indexed unstemmed).
+  if (s.q) add((p) => `(i.document @@ websearch_to_tsquery('english', ${p}) OR i.document @@ websearch_to_tsquery('simple', ${p}))`, s.q);
+  if (s.dataSourceKey) add((p) => `ds.key = ${p}`, s.dataSourceKey);
+  if (s.recordClass) add((p) => `i.class = ${p}::record_class`, s.recordClass);
+  if (s.qualityLevel !== undefined) add((p) => `i.quality_level = ${p}`, s.qualityLevel);
+  if (s.status) add((p) => `i.status = ${p}::record_status`, s.status);
+  const whereSql = where.length ? `WHERE ${where.join(' AND ')}` : '';
+  const rank = s.q ? `ts_rank(i.document, websearch_to_tsquery('english', $1) || websearch_to_tsquery('simple', $1)) DESC,` : '';
+  params.push(s.limit, s.offset);
+  const { rows } = await db.query<RecordRow & { total: number }>(
+    `SELECT i.record_key AS key, i.title, i.class, i.status, ds.key AS "dataSourceKey", i.quality_level AS "qualityLevel",
+            count(*) OVER ()::int AS total
+       FROM record_index i JOIN data_sources ds ON ds.id = i.data_source_id
+       ${whereSql}
+      ORDER BY ${rank} i.record_key
+      LIMIT $${params.length - 1} OFFSET $${params.length}`,
+    params,
+  );
+  return { records: rows.map(({ total: _t, ...r }) => r), total: rows[0]?.total ?? 0 };
+}
+
+export interface RecordView extends RecordRow {
+  type: string | null;
+  group: string | null;
+  description: string | null;
+  qualityReport: QualityReport | null;
+  qualityUpdatedAt: string | null;
+  indexedAt: string | null;
+  cachedAt: string | null;
+  updatedAt: string;
+  relations: { key: string; class: string; title: string | null; type: string; direction: 'outbound' | 'inbound' }[];
+  /** Relations to keys that are not (or no longer) in the registry. */
+  dangling: { key: string; type: string }[];
+}
+
+/** One record as the registry holds it, with its relations and derived state. Undefined when absent. */
+export async function getRecord(db: Queryable, key: string): Promise<RecordView | undefined> {
+  const { rows } = await db.query(
+    `SELECT r.id, r.key, r.title, r.class, r.status, ds.key AS "dataSourceKey", r.quality_level AS "qualityLevel",
+            r.type, r.group_name AS "group", r.description, r.quality_report AS "qualityReport",
+            r.quality_updated_at AS "qualityUpdatedAt", i.indexed_at AS "indexedAt", c.generated_at AS "cachedAt", r.updated_at AS "updatedAt"
+       FROM registry_objects r JOIN data_sources ds ON ds.id = r.data_source_id
+       LEFT JOIN record_index i ON i.record_id = r.id
+       LEFT JOIN record_cache c ON c.record_id = r.id
+      WHERE r.key = $1`,
+    [key],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  const [related, dangling] = await Promise.all([
+    db.query(
+      `SELECT related_key AS key, related_class AS class, related_title AS title, relation_type AS type, direction
+         FROM related_records($1, $2) ORDER BY direction, relation_type, related_key LIMIT 500`,
+      [row.id, key],
+    ),
+    db.query(
+      `SELECT rel.to_key AS key, rel.relation_type AS type FROM relations rel
+        WHERE rel.from_id = $1 AND NOT EXISTS (SELECT 1 FROM registry_objects t WHERE t.key = rel.to_key) ORDER BY 1 LIMIT 100`,
+      [row.id],
+    ),
+  ]);
+  const { id: _id, ...view } = row;
+  const iso = (d: Date | null) => (d ? d.toISOString() : null);
+  return {
+    ...view,
+    qualityUpdatedAt: iso(view.qualityUpdatedAt),
+    indexedAt: iso(view.indexedAt),
+    cachedAt: iso(view.cachedAt),
+    updatedAt: iso(view.updatedAt)!,
+    relations: related.rows,
+    dangling: dangling.rows,
+  } as RecordView;
+}

@@ -1,0 +1,165 @@
+/**
+ * Processes dying under the task manager, for real:
+ * - a task that kills its worker process (the original's defect 3: the worker died and the task
+ *   stayed STARTED forever) is retried on another worker, or ends FAILED with a reason;
+ * - the Temporal server is killed and restarted on its data file: a recurring loop and a
+ *   scheduled task carry on.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { TaskClient } from '../../src/client/tasks.ts';
+import { freePort, startDevServer, type DevServer } from '../../src/dev/temporal-dev-server.ts';
+import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
+import { createRegistryWorker } from '../../src/worker.ts';
+import { createTestDatabase, eventually, temporalAddress, testConfig, uniqueName, workflowBundle, type TestDatabase } from '../helpers.ts';
+
+const WORKER_SCRIPT = path.join(import.meta.dirname, '..', 'fixtures', 'worker-process.ts');
+
+/** A worker in its own process (with the fixture tasks); resolves once it polls. */
+function spawnWorker(env: Record<string, string>): Promise<{ child: ChildProcess; exited: Promise<NodeJS.Signals | number | null> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER_SCRIPT], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`worker did not start:\n${output}`)), 60_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('worker ready')) {
+        clearTimeout(timer);
+        resolve({ child, exited });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    void exited.then((how) => reject(new Error(`worker exited (${how}) before it was ready:\n${output}`)));
+  });
+}
+
+describe('a task that kills its worker process', () => {
+  let db: TestDatabase;
+  let client: Client;
+  let tasks: TaskClient;
+  const taskQueue = uniqueName('registry-tasks-kill');
+  const workers: ChildProcess[] = [];
+  const env = () => ({ TEST_TEMPORAL_ADDRESS: temporalAddress(), DATABASE_URL: db.url, TEMPORAL_TASK_QUEUE: taskQueue });
+  const settled = (id: string, timeoutMs = 60_000) =>
+    eventually(async () => {
+      const t = await tasks.getTask(id);
+      return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
+    }, timeoutMs, 500);
+  // As `temporal workflow start` would: the client refuses methods it has no module for.
+  const startRaw = (id: string, method: string) => client.workflow.start('registryTask', { taskQueue, workflowId: id, args: [{ method }] });
+
+  before(async () => {
+    db = await createTestDatabase();
+    client = new Client({ connection: await Connection.connect({ address: temporalAddress() }) });
+    tasks = new TaskClient(client, taskQueue);
+  });
+  after(async () => {
+    for (const w of workers) w.kill('SIGKILL');
+    await client?.connection.close();
+    await db?.drop();
+  });
+
+  it('is retried on another worker and completes; the dead attempt does not leave it STARTED', { timeout: 180_000 }, async () => {
+    const first = await spawnWorker(env());
+    workers.push(first.child);
+    const id = uniqueName('task:KILL_WORKER_ONCE');
+    await startRaw(id, 'KILL_WORKER_ONCE');
+    assert.equal(await first.exited, 'SIGKILL', 'the task killed its worker');
+    assert.equal((await tasks.getTask(id)).status, 'STARTED');
+    const second = await spawnWorker(env());
+    workers.push(second.child);
+    const t = await settled(id);
+    assert.equal(t.status, 'COMPLETED', t.error);
+    assert.deepEqual(t.output, { attempt: 2 });
+    assert.equal(t.attempts, 2);
+    second.child.kill('SIGTERM');
+    await second.exited;
+  });
+
+  it('ends FAILED with a reason when it kills every worker it runs on, and the next worker stays healthy', { timeout: 240_000 }, async () => {
+    const id = uniqueName('task:KILL_WORKER');
+    await startRaw(id, 'KILL_WORKER');
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      const w = await spawnWorker(env());
+      workers.push(w.child);
+      assert.equal(await w.exited, 'SIGKILL', `attempt ${attempt} killed its worker`);
+    }
+    const healthy = await spawnWorker(env());
+    workers.push(healthy.child);
+    const t = await settled(id);
+    assert.equal(t.status, 'FAILED');
+    assert.equal(t.error, 'the worker running the task stopped responding for 5 s (it crashed, was killed or is blocked) on each of 2 attempts');
+    // The worker that is left runs other tasks.
+    const seeded = await seedRegistry(db.pool, { records: 30, dataSources: 1, hubs: 1, hubSize: 5, seed: 2 });
+    const ok = await settled(await tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: seeded.dataSources[0] }));
+    assert.equal(ok.status, 'COMPLETED', ok.error);
+    assert.equal(healthy.child.exitCode, null);
+  });
+});
+
+describe('the Temporal server killed and restarted on its data file', () => {
+  let db: TestDatabase;
+  let dir: string;
+  let server: DevServer;
+  let seeded: SeedSummary;
+
+  before(async () => {
+    db = await createTestDatabase();
+    seeded = await seedRegistry(db.pool, { records: 100, dataSources: 1, hubs: 1, hubSize: 10, seed: 4 });
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'registry-taskmgr-restart-'));
+  });
+  after(async () => {
+    await server?.stop();
+    await db?.drop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a recurring loop and a scheduled task carry on after the restart', { timeout: 240_000 }, async () => {
+    const port = await freePort();
+    const start = () =>
+      startDevServer({ cliPath: process.env.TEMPORAL_CLI!, port, dbFile: path.join(dir, 'temporal.db'), dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' } });
+    server = await start();
+    const taskQueue = uniqueName('registry-tasks-restart');
+    const config = testConfig({ TEMPORAL_ADDRESS: server.address, TEMPORAL_TASK_QUEUE: taskQueue });
+    const connection = await NativeConnection.connect({ address: server.address });
+    const client = new Client({ connection: await Connection.connect({ address: server.address }) });
+    const worker = await createRegistryWorker({ config, pool: db.pool, connection, client, namespace: 'default', taskQueue, workflowBundle: await workflowBundle() });
+    const running = worker.run();
+    const tasks = new TaskClient(client, taskQueue);
+    try {
+      const loop = await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [seeded.hubs[0]!.key], recurEvery: '500 milliseconds' });
+      const scheduled = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: seeded.dataSources[0], scheduledFor: '8 seconds' });
+      await eventually(async () => ((await tasks.getTask(loop)).iteration ?? 0) >= 2, 30_000);
+
+      server.process.kill('SIGKILL');
+      await new Promise((r) => server.process.once('exit', r));
+      await new Promise((r) => setTimeout(r, 3000));
+      server = await start();
+
+      // The worker and client reconnect by themselves.
+      const before = await eventually(() => tasks.getTask(loop).then((t) => t.iteration ?? 0, () => undefined), 60_000, 500);
+      await eventually(async () => ((await tasks.getTask(loop)).iteration ?? 0) >= before + 3, 90_000, 500);
+      const done = await eventually(async () => {
+        const t = await tasks.getTask(scheduled);
+        return t.status === 'COMPLETED' ? t : undefined;
+      }, 90_000, 500);
+      assert.ok(Date.parse(done.startedAt!) >= Date.parse(done.scheduledFor!), 'it still waited for its time');
+      assert.ok((await tasks.getTask(loop)).recentRuns!.every((r) => r.status === 'COMPLETED'));
+      await tasks.cancelTask(loop);
+      await eventually(async () => (await tasks.getTask(loop)).status === 'CANCELLED', 30_000);
+    } finally {
+      worker.shutdown();
+      await running;
+      await client.connection.close();
+      await connection.close();
+    }
+  });
+});
