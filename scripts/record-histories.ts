@@ -17,6 +17,7 @@ process.env.TEST_DATABASE_URL = servers.databaseUrl;
 const { createTestDatabase, startTestWorker, testClient } = await import('../test/helpers.ts');
 const { seedRegistry } = await import('../src/registry/seed.ts');
 const { TaskClient } = await import('../src/client/tasks.ts');
+const { coalescerWorkflowId } = await import('../src/shared.ts');
 
 const db = await createTestDatabase();
 const worker = await startTestWorker(db.pool);
@@ -39,7 +40,13 @@ try {
 
   await client.deleteRecord('no/such/record').catch(() => undefined);
   await client.deletionHandle('no/such/record').result().catch(() => undefined);
-  await save('deleteRecord-not-found', 'delete-record:no/such/record');
+  await save('deleteRecord-not-found', client.deletionHandle('no/such/record').workflowId);
+
+  // coalesceFollowUps: a burst of deletions in one data source, then the coalescer's history so far.
+  const burst = (await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE key NOT LIKE '%/hub-%' AND data_source_id = (SELECT data_source_id FROM registry_objects WHERE key = $1) ORDER BY key LIMIT 5", [seeded.hubs[0]!.key])).rows.map((r) => r.key);
+  await Promise.all(burst.map((k) => client.deleteRecord(k)));
+  await Promise.all(burst.map((k) => client.awaitDeletion(k)));
+  await save('coalesceFollowUps-burst', coalescerWorkflowId(outcome.dataSourceKey!, worker.taskQueue));
 
   // registryOperation: a status change and a refused one.
   const rec = (await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE status = 'PUBLISHED' ORDER BY id LIMIT 1")).rows[0]!.key;

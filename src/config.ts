@@ -34,8 +34,10 @@ const schema = z.object({
   TEMPORAL_UI_URL: z.string().url().optional(),
   TEMPORAL_CLI: z.string().optional(),
   TEMPORAL_CLI_CACHE: z.string().default(path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'registry-taskmgr')),
-  FOLLOWUP_BATCH_SIZE: positiveInt.max(5000).default(500),
+  FOLLOWUP_BATCH_SIZE: positiveInt.max(20000).default(5000),
   FOLLOWUP_CONCURRENCY: positiveInt.max(32).default(2),
+  FOLLOWUP_QUIET: z.string().default('300 milliseconds').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
+  FOLLOWUP_MAX_WAIT: z.string().default('3 seconds').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   SEED_RECORDS: positiveInt.default(2000),
   SEED_DATA_SOURCES: positiveInt.max(100).default(3),
   TASK_RETENTION: z.string().default('1 day').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
@@ -67,7 +69,7 @@ export type Config = {
     cliPath?: string;
     cliCache: string;
   };
-  followUp: { batchSize: number; concurrency: number };
+  followUp: { batchSize: number; concurrency: number; coalesce: { quietMs: number; maxWaitMs: number } };
   seed: { records: number; dataSources: number };
   /** Closed tasks older than this are removed by HOURLY_REGISTRY_MAINTENANCE. */
   taskRetentionMs: number;
@@ -118,7 +120,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       cliPath: c.TEMPORAL_CLI,
       cliCache: c.TEMPORAL_CLI_CACHE,
     },
-    followUp: { batchSize: c.FOLLOWUP_BATCH_SIZE, concurrency: c.FOLLOWUP_CONCURRENCY },
+    followUp: {
+      batchSize: c.FOLLOWUP_BATCH_SIZE,
+      concurrency: c.FOLLOWUP_CONCURRENCY,
+      coalesce: { quietMs: parseDuration(c.FOLLOWUP_QUIET), maxWaitMs: parseDuration(c.FOLLOWUP_MAX_WAIT) },
+    },
     seed: { records: c.SEED_RECORDS, dataSources: c.SEED_DATA_SOURCES },
     taskRetentionMs: parseDuration(c.TASK_RETENTION),
     maintenanceEvery: c.MAINTENANCE_EVERY,

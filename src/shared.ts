@@ -31,8 +31,12 @@ export function checkRecordKey(key: unknown): string | undefined {
   return undefined;
 }
 
-/** Workflow id of a record deletion: one per key, so a repeated delete finds the running one. */
-export const deleteRecordWorkflowId = (key: string): string => `delete-record:${key}`;
+/**
+ * Workflow id of a record deletion: one per key, so a repeated delete finds the running one. Ids
+ * carry the task queue when it is not the default, so registries (or tests) sharing a namespace never meet.
+ */
+export const deleteRecordWorkflowId = (key: string, taskQueue = 'registry-tasks'): string =>
+  taskQueue === 'registry-tasks' ? `delete-record:${key}` : `delete-record:${taskQueue}:${key}`;
 
 export interface DeleteRecordInput {
   key: string;
@@ -40,6 +44,8 @@ export interface DeleteRecordInput {
   batchSize?: number;
   /** Batches processed at once. */
   concurrency?: number;
+  /** Quiet period and maximum wait of the data source's coalescer (milliseconds). */
+  coalesce?: { quietMs?: number; maxWaitMs?: number };
 }
 
 /** What the caller learns when the record is gone and its follow-up is durably under way. */
@@ -66,6 +72,10 @@ export interface DeleteRecordResult extends DeletionOutcome {
   qualityChanges: LevelChanges;
   reindexed: number;
   recached: number;
+  /** Operations whose follow-up ran in the same coalesced round (the totals are the round's). */
+  coalescedWith?: number;
+  /** Set by the workflow when it handed the follow-up to its data source's coalescer. */
+  coalesced?: { dataSourceKey: string; opIds: string[] };
 }
 
 export interface FollowUpProgress {
@@ -74,6 +84,8 @@ export interface FollowUpProgress {
   affected: number;
   batchesTotal: number;
   batchesDone: number;
+  /** The operations whose follow-up this is (several when the key was deleted again). */
+  opIds?: string[];
 }
 
 export const ERROR_TYPES = {
@@ -136,3 +148,10 @@ export interface OperationOutcome {
 }
 
 export const MAX_IMPORT_BATCH = 1000;
+
+/**
+ * The coalescing follow-up workflow of a data source: one per data source, long-lived. Workers on
+ * another task queue than the default (another registry sharing the namespace, a test) get their own.
+ */
+export const coalescerWorkflowId = (dataSourceKey: string, taskQueue = 'registry-tasks') =>
+  taskQueue === 'registry-tasks' ? `followup:${dataSourceKey}` : `followup:${taskQueue}:${dataSourceKey}`;

@@ -5,7 +5,7 @@ import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSo
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { loadConfig, type Config } from '../src/config.ts';
-import { RegistryClient } from '../src/client/registry.ts';
+import { RegistryClient, type RegistryClientOptions } from '../src/client/registry.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createLogger } from '../src/log.ts';
@@ -89,7 +89,7 @@ export async function startTestWorker(pool: Pool, taskQueue = uniqueName('regist
 }
 
 /** A RegistryClient on the test server and task queue. */
-export async function testClient(taskQueue: string, followUp?: { batchSize?: number; concurrency?: number }): Promise<RegistryClient> {
+export async function testClient(taskQueue: string, followUp?: RegistryClientOptions["followUp"]): Promise<RegistryClient> {
   const connection = await Connection.connect({ address: temporalAddress() });
   return new RegistryClient(new Client({ connection, namespace: 'default' }), { taskQueue, followUp });
 }

@@ -16,12 +16,11 @@ let servers: TestServers | undefined;
 async function main(): Promise<number> {
   servers = await startTestServers();
   console.log(`test servers: Temporal ${servers.temporalAddress}, PostgreSQL ${servers.databaseUrl.replace(/:[^:@/]*@/, ':***@')}`);
-  const files = process.argv.slice(2);
-  const testFiles = files.length
-    ? files
-    : ['test/unit', 'test/integration'].flatMap((d) =>
-        fs.readdirSync(d).filter((f) => f.endsWith('.test.ts')).map((f) => path.join(d, f)),
-      );
+  // Files or folders; by default the unit and integration tests (`npm run test:faults` passes test/faults).
+  const args = process.argv.slice(2);
+  const testFiles = (args.length ? args : ['test/unit', 'test/integration']).flatMap((p) =>
+    fs.statSync(p).isDirectory() ? fs.readdirSync(p).filter((f) => f.endsWith('.test.ts')).map((f) => path.join(p, f)) : [p],
+  );
   const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...testFiles], {
     stdio: 'inherit',
     env: { ...process.env, TEST_TEMPORAL_ADDRESS: servers.temporalAddress, TEST_DATABASE_URL: servers.databaseUrl, TEMPORAL_CLI: servers.cliPath },

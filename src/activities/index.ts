@@ -3,6 +3,7 @@ import type { Client } from '@temporalio/client';
 import type { Pool } from '../db/pool.ts';
 import type { LoadedTasks } from '../taskmgr/discovery.ts';
 import { createDerivedActivities } from './derived.ts';
+import { createFollowUpActivities } from './followup.ts';
 import { createRecordActivities } from './records.ts';
 import { createTaskActivities } from './tasks.ts';
 
@@ -18,6 +19,7 @@ export interface ActivityDeps {
 export const createActivities = (deps: ActivityDeps) => ({
   ...createRecordActivities(deps),
   ...createDerivedActivities(deps),
+  ...createFollowUpActivities(deps),
   ...createTaskActivities(deps),
 });
 

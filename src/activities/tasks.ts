@@ -33,6 +33,28 @@ async function taskStatus(temporal: Client, taskId: string): Promise<{ status: s
   }
 }
 
+const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006']);
+
+/** A lost or refused PostgreSQL connection, as opposed to an error of the task's own making. */
+export function databaseUnavailable(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | undefined;
+  if (e?.code && CONNECTION_ERRORS.has(e.code)) return true;
+  return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect|the database system is (starting up|shutting down)/.test(e?.message ?? '');
+}
+
+async function waitForDatabase(pool: Pool, beat: () => void, signal: AbortSignal): Promise<void> {
+  for (;;) {
+    if (signal.aborted) return;
+    try {
+      await pool.query('SELECT 1');
+      return;
+    } catch {
+      beat();
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+}
+
 export const createTaskActivities = (deps: TaskActivityDeps) => {
   const client = new TaskClient(deps.temporal, deps.taskQueue);
   return {
@@ -163,6 +185,13 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
       } catch (err) {
         if (ctx.cancellationSignal.aborted) throw err;
         const message = err instanceof Error ? err.message : String(err);
+        if (databaseUnavailable(err)) {
+          // The registry's database went away under the task: not the task's fault. Wait until it
+          // answers again (heartbeating), then let Temporal retry the attempt.
+          write('warn')(`the database is unavailable (${message}); the task is retried when it answers`);
+          await waitForDatabase(deps.pool, beat, ctx.cancellationSignal);
+          throw ApplicationFailure.create({ message: `the database was unavailable: ${message}`, type: 'DatabaseUnavailable', details: [{ logs, attempt: ctx.info.attempt }] });
+        }
         write('error')(message);
         throw ApplicationFailure.create({ message, type: 'TaskFailed', nonRetryable: !def.retryOnError, details: [{ logs, attempt: ctx.info.attempt }] });
       } finally {

@@ -13,8 +13,11 @@ import {
   RegistryObjectKeysKey,
   TaskMethodKey,
   TaskStatusKey,
+  DataSourceKeyKey,
   checkRecordKey,
+  coalescerWorkflowId,
   deleteRecordWorkflowId,
+  type LevelChanges,
   type DeleteRecordResult,
   type DeletionOutcome,
   type FollowUpProgress,
@@ -24,7 +27,7 @@ import {
   type RegistryOperation,
   ERROR_TYPES,
 } from '../shared.ts';
-import { deleteProgressQuery, deleteRecordUpdate, registryOperationUpdate } from '../workflows/definitions.ts';
+import { deleteProgressQuery, deleteRecordUpdate, followUpStatusQuery, registryOperationUpdate } from '../workflows/definitions.ts';
 import type { registryOperation } from '../workflows/registryOperation.ts';
 import { checkRegistryOperation } from '../registry/operation-input.ts';
 import type { deleteRecord as deleteRecordWorkflow } from '../workflows/deleteRecord.ts';
@@ -45,7 +48,7 @@ export class OperationRefusedError extends Error {
 export interface RegistryClientOptions {
   taskQueue: string;
   /** Follow-up tuning passed to the workflows; the workflow's defaults when unset. */
-  followUp?: { batchSize?: number; concurrency?: number };
+  followUp?: { batchSize?: number; concurrency?: number; coalesce?: { quietMs?: number; maxWaitMs?: number } };
 }
 
 /** The activity's own failure inside the update's ActivityFailure wrapper. */
@@ -80,7 +83,7 @@ export class RegistryClient {
   async deleteRecord(key: string): Promise<DeletionOutcome & { workflowId: string }> {
     const bad = checkRecordKey(key);
     if (bad) throw new InvalidInputError(bad);
-    const workflowId = deleteRecordWorkflowId(key);
+    const workflowId = deleteRecordWorkflowId(key, this.options.taskQueue);
     const startWorkflowOperation = new WithStartWorkflowOperation<typeof deleteRecordWorkflow>('deleteRecord', {
       workflowId,
       taskQueue: this.options.taskQueue,
@@ -106,12 +109,40 @@ export class RegistryClient {
 
   /** The deletion workflow of a key (the latest run). */
   deletionHandle(key: string): WorkflowHandle<typeof deleteRecordWorkflow> {
-    return this.client.workflow.getHandle(deleteRecordWorkflowId(key));
+    return this.client.workflow.getHandle(deleteRecordWorkflowId(key, this.options.taskQueue));
   }
 
   /** Waits for a deletion's follow-up to finish and returns its summary. */
   async awaitDeletion(key: string): Promise<DeleteRecordResult> {
-    return this.deletionHandle(key).result();
+    return this.withFollowUp(await this.deletionHandle(key).result());
+  }
+
+  /**
+   * Completes a workflow's result with its coalesced follow-up: waits until the data source's
+   * coalescer has processed every operation and adds the totals of the rounds that covered them.
+   */
+  private async withFollowUp<R extends { qualityChanges: LevelChanges; reindexed: number; recached: number; coalescedWith?: number; coalesced?: { dataSourceKey: string; opIds: string[] } }>(result: R): Promise<R> {
+    if (!result.coalesced) return result;
+    const coalescer = this.client.workflow.getHandle(coalescerWorkflowId(result.coalesced.dataSourceKey, this.options.taskQueue));
+    const out = { ...result, qualityChanges: { ...result.qualityChanges } };
+    for (const opId of result.coalesced.opIds) {
+      const unknownSince = Date.now();
+      for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+        const status = await coalescer.query(followUpStatusQuery, opId);
+        if (status.state === 'done') {
+          for (const [change, n] of Object.entries(status.qualityChanges ?? {})) out.qualityChanges[change] = (out.qualityChanges[change] ?? 0) + n;
+          out.reindexed += status.reindexed ?? 0;
+          out.recached += status.recached ?? 0;
+          out.coalescedWith = Math.max(out.coalescedWith ?? 1, status.coalescedWith ?? 1);
+          break;
+        }
+        // Not seen yet (the hand-off is a moment ahead of the coalescer), or forgotten thousands of
+        // operations later: after a while, take it as done with its totals unknown.
+        if (status.state === 'unknown' && Date.now() - unknownSince > 15_000) break;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+    return out;
   }
 
   /**
@@ -161,11 +192,21 @@ export class RegistryClient {
 
   /** Waits for an operation's follow-up and returns its totals. */
   async awaitOperation(workflowId: string) {
-    return this.client.workflow.getHandle<typeof registryOperation>(workflowId).result();
+    return this.withFollowUp(await this.client.workflow.getHandle<typeof registryOperation>(workflowId).result());
   }
 
-  /** How far a deletion's follow-up has got. */
+  /** How far a deletion's follow-up has got (from its coalescer once handed off). */
   async deletionProgress(key: string): Promise<FollowUpProgress> {
-    return this.deletionHandle(key).query(deleteProgressQuery);
+    const progress = await this.deletionHandle(key).query(deleteProgressQuery);
+    const ds = (await this.deletionHandle(key).describe()).typedSearchAttributes.get(DataSourceKeyKey);
+    if (progress.phase !== 'following-up' || !progress.opIds?.length || !ds) return progress;
+    const coalescer = this.client.workflow.getHandle(coalescerWorkflowId(ds, this.options.taskQueue));
+    const statuses = await Promise.all(progress.opIds.map((opId) => coalescer.query(followUpStatusQuery, opId).catch(() => undefined)));
+    if (statuses.some((s) => !s)) return progress; // the coalescer has not started yet
+    const done = statuses.every((s) => s!.state === 'done' || s!.state === 'unknown');
+    // Batches of the round in progress are the round's; shown as a share of this deletion's batches.
+    const share = statuses.map((s) => (s!.state === 'done' || s!.state === 'unknown' ? 1 : s!.state === 'processing' && s!.batchesTotal ? s!.batchesDone! / s!.batchesTotal : 0));
+    const fraction = share.reduce((a, b) => a + b, 0) / share.length;
+    return { ...progress, phase: done ? 'done' : 'following-up', batchesDone: done ? progress.batchesTotal : Math.floor(fraction * progress.batchesTotal) };
   }
 }

@@ -125,6 +125,11 @@ export class TaskClient {
   async addTask(input: TaskInput, taskId?: string, opts: { restartIfClosed?: boolean } = {}): Promise<TaskAdmission> {
     assertAvailable(input?.method);
     validateTaskInput(input, Date.now(), taskId);
+    if (input.prerequisiteTaskId && input.prerequisiteTaskId !== taskId) {
+      // Refused here rather than added to fail at once (the workflow still checks, for other callers).
+      const exists = await this.client.workflow.getHandle(input.prerequisiteTaskId).describe().then(() => true, (err) => (err instanceof WorkflowNotFoundError ? false : Promise.reject(err)));
+      if (!exists) throw new TaskInputError('prerequisiteTaskId', `prerequisite task ${JSON.stringify(input.prerequisiteTaskId)} does not exist`);
+    }
     const id = taskId ?? newTaskId(input.method, input.dataSourceKey);
     const startWorkflowOperation = new WithStartWorkflowOperation<typeof registryTask>(WORKFLOW_TYPE, {
       workflowId: id,

@@ -25,15 +25,18 @@ export function createPool(connectionString: string, opts: { max?: number; logge
 /** Runs fn in a transaction: COMMIT on success, ROLLBACK on any error. */
 export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let result: T;
   try {
     await client.query('BEGIN');
-    const result = await fn(client);
+    result = await fn(client);
     await client.query('COMMIT');
-    return result;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
+    // A connection that broke (no SQLSTATE, or a connection/shutdown class) is dropped, not reused.
+    const code = (err as { code?: string }).code;
+    client.release(!code || /^(08|57)/.test(code) ? (err as Error) : undefined);
     throw err;
-  } finally {
-    client.release();
   }
+  client.release();
+  return result;
 }

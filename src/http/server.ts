@@ -55,8 +55,9 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
   const sessions = new SessionStore();
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
-    // Our logger; request lines (method, URL, status; never headers or bodies) only at debug.
-    loggerInstance: deps.logger.child({ component: 'http' }, { level: ['debug', 'trace'].includes(deps.logger.level) ? deps.logger.level : 'warn' }) as FastifyBaseLogger,
+    // Our logger, one level quieter at info: fastify's request lines (method, URL, status; never
+    // headers or bodies) show only at debug.
+    loggerInstance: deps.logger.child({ component: 'http' }, { level: deps.logger.level === 'info' ? 'warn' : deps.logger.level }) as FastifyBaseLogger,
     trustProxy: false,
   });
 

@@ -118,3 +118,32 @@ export async function completeOperation(pool: Pool, opId: string): Promise<void>
     await tx.query('DELETE FROM followup_items WHERE op_id = $1', [opId]);
   });
 }
+
+/**
+ * Plans one round of a data source's coalesced follow-up: the union of the operations' work
+ * lists, each record once, under the round's own id. Idempotent per roundId.
+ */
+export async function planRound(pool: Pool, args: { roundId: string; opIds: string[]; dataSourceKey: string; batchSize: number }): Promise<{ opId: string; affected: number; batches: number }> {
+  const earlier = await findOperation(pool, args.roundId);
+  if (earlier) return { opId: args.roundId, affected: earlier.affected_count, batches: earlier.batch_count };
+  return withTransaction(pool, async (tx) => {
+    await tx.query(
+      `INSERT INTO registry_operations (op_id, kind, data_source_id)
+       VALUES ($1, 'FOLLOW_UP_ROUND', (SELECT id FROM data_sources WHERE key = $2))`,
+      [args.roundId, args.dataSourceKey],
+    );
+    const { rows } = await tx.query<{ record_id: number }>('SELECT DISTINCT record_id FROM followup_items WHERE op_id = ANY($1::text[])', [args.opIds]);
+    const plan = await planFollowUp(tx, args.roundId, rows.map((r) => Number(r.record_id)), args.batchSize);
+    await tx.query('UPDATE registry_operations SET affected_count = $2, batch_count = $3 WHERE op_id = $1', [args.roundId, plan.affected, plan.batches]);
+    return { opId: args.roundId, ...plan };
+  });
+}
+
+/** Marks a round and the operations it covered complete. Idempotent. */
+export async function completeRound(pool: Pool, roundId: string, opIds: string[]): Promise<void> {
+  await withTransaction(pool, async (tx) => {
+    const all = [roundId, ...opIds];
+    await tx.query('UPDATE registry_operations SET completed_at = coalesce(completed_at, now()) WHERE op_id = ANY($1::text[])', [all]);
+    await tx.query('DELETE FROM followup_items WHERE op_id = ANY($1::text[])', [all]);
+  });
+}

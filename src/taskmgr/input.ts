@@ -41,6 +41,8 @@ export const TASK_LIMITS = {
   maxLogMessage: 10_000,
   maxIdLength: 255,
   minRecurMs: 50,
+  /** Temporal refuses payloads over 2 MB and warns from 256 KB: a task's input stays well below. */
+  maxInputBytes: 1024 * 1024,
   maxRecurMs: 366 * 86_400_000,
 };
 
@@ -66,6 +68,10 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
     throw new TaskInputError('input', `task input must be a JSON object, got ${raw === null ? 'null' : Array.isArray(raw) ? 'an array' : typeof raw}`);
   }
   const input = raw as Record<string, unknown>;
+  const bytes = utf8Length(JSON.stringify(input) ?? '');
+  if (bytes > TASK_LIMITS.maxInputBytes) {
+    throw new TaskInputError('input', `the task input is ${bytes} bytes; at most ${TASK_LIMITS.maxInputBytes} are allowed (fewer or shorter keys, a shorter logMessage, or a dataSourceKey instead of keys)`);
+  }
   const unknown = Object.keys(input).filter((k) => !KNOWN_FIELDS.has(k));
   if (unknown.length) throw new TaskInputError(unknown[0]!, `unknown field ${JSON.stringify(unknown[0])}; allowed: ${[...KNOWN_FIELDS].filter((f) => f !== 'loop').join(', ')}`);
 
@@ -138,3 +144,18 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
 export const methodToModule = (method: string) => method.toLowerCase();
 /** Method of a task module file: generate_cache.ts -> GENERATE_CACHE. */
 export const moduleToMethod = (file: string) => file.replace(/\.(ts|js|mjs)$/, '').toUpperCase();
+
+/** UTF-8 size of a string (no Buffer: this module runs inside workflows too). */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00) {
+      n += 4; // a surrogate pair: one 4-byte character
+      i += 1;
+    } else n += 3;
+  }
+  return n;
+}

@@ -1,6 +1,6 @@
 /** Updates and queries of the workflows: imported by the client too, so no activity proxies here. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { DeletionOutcome, FollowUpProgress, OperationOutcome } from '../shared.ts';
+import type { DeletionOutcome, FollowUpProgress, LevelChanges, OperationOutcome } from '../shared.ts';
 import type { TaskAdmission, TaskInfo } from '../taskmgr/info.ts';
 
 /** Answers once the record is gone and its follow-up is recorded; the caller's only wait. */
@@ -23,3 +23,36 @@ export const prerequisiteDoneSignal = defineSignal<[{ taskId: string; status: st
 
 /** Answers once a registry operation's change is committed and its follow-up recorded. */
 export const registryOperationUpdate = defineUpdate<OperationOutcome>('operation');
+
+/** An operation whose follow-up a data source's coalescer should run. */
+export interface FollowUpRequest {
+  opId: string;
+}
+/** Where an operation's follow-up stands in its coalescer. */
+export interface FollowUpStatus {
+  opId: string;
+  /** unknown: never seen, or done so long ago that the coalescer no longer remembers it. */
+  state: 'queued' | 'processing' | 'done' | 'unknown';
+  /** While processing: the round's batches. */
+  batchesTotal?: number;
+  batchesDone?: number;
+  /** When done: the totals of the round that covered it (shared with the other operations in it). */
+  qualityChanges?: LevelChanges;
+  reindexed?: number;
+  recached?: number;
+  /** Operations processed in the same round (1: alone). */
+  coalescedWith?: number;
+  /** Distinct records the round re-processed. */
+  roundRecords?: number;
+}
+export interface CoalescerState {
+  dataSourceKey: string;
+  queued: string[];
+  processing?: { roundId: string; opIds: string[]; batchesTotal: number; batchesDone: number; records: number };
+  rounds: number;
+  operations: number;
+  recordsProcessed: number;
+}
+export const followUpRequestSignal = defineSignal<[FollowUpRequest]>('followUpRequest');
+export const coalescerStateQuery = defineQuery<CoalescerState>('coalescer');
+export const followUpStatusQuery = defineQuery<FollowUpStatus, [string]>('followUpStatus');

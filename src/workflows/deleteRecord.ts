@@ -2,7 +2,9 @@ import {
   ApplicationFailure,
   allHandlersFinished,
   condition,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -21,6 +23,7 @@ import {
   type FollowUpProgress,
 } from '../shared.ts';
 import { deleteProgressQuery, deleteRecordUpdate } from './definitions.ts';
+import { COALESCE_PATCH, DEFAULT_COALESCER_SETTINGS } from './coalesce-settings.ts';
 import { followUp } from './followup.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 
@@ -29,6 +32,9 @@ const { deleteRecord: deleteRecordActivity, completeOperation } = proxyActivitie
   startToCloseTimeout: '2 minutes',
   retry: RETRY_FOREVER_CAPPED,
 });
+// From the coalescing version on, the delete itself is a local activity: it runs on the worker that
+// holds the workflow task, so the caller's answer waits for one round trip less.
+const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: RETRY_FOREVER_CAPPED });
 
 const DEFAULT_BATCH_SIZE = 500;
 const DEFAULT_CONCURRENCY = 2;
@@ -62,11 +68,17 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
   const deleteOnce = async (): Promise<DeletionOutcome> => {
     rounds += 1;
     const { workflowId, runId } = workflowInfo();
-    const outcome = await deleteRecordActivity({ key, opId: `${workflowId}/${runId}/${rounds}`, batchSize });
+    const opId = `${workflowId}/${runId}/${rounds}`;
+    // From the coalescing version on: the delete and the hand-off to the data source's coalescer
+    // in one local activity, on the worker that holds this workflow task (one round trip less).
+    const outcome = patched(COALESCE_PATCH)
+      ? await local.deleteRecordAndHandOff({ key, opId, batchSize, settings: { ...DEFAULT_COALESCER_SETTINGS, batchSize, concurrency, ...input.coalesce } })
+      : await deleteRecordActivity({ key, opId, batchSize });
     if (outcome.deleted) {
       pending.push(outcome);
       progress.affected += outcome.affected;
       progress.batchesTotal += outcome.batches;
+      progress.opIds = [...(progress.opIds ?? []), outcome.opId];
     }
     return outcome;
   };
@@ -84,6 +96,8 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
     return outcome;
   });
   setHandler(deleteProgressQuery, () => progress);
+  // Executions started before coalescing run their follow-up themselves, as they recorded.
+  const coalesce = patched(COALESCE_PATCH);
 
   try {
     const firstOutcome = await first;
@@ -92,6 +106,17 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
     }
     const result: DeleteRecordResult = { ...firstOutcome, qualityChanges: {}, reindexed: 0, recached: 0 };
     progress.phase = 'following-up';
+    if (coalesce) {
+      // The follow-up belongs to the coalescer now (RegistryClient.awaitDeletion asks it how it ends).
+      await condition(allHandlersFinished);
+      if (!firstOutcome.deleted && rounds === 1) {
+        throw ApplicationFailure.create({ message: `record ${JSON.stringify(key)} does not exist`, type: ERROR_TYPES.recordNotFound, nonRetryable: true });
+      }
+      upsertSearchAttributes([{ key: TaskStatusKey, value: 'COMPLETED' }]);
+      const handedOff = pending.filter((op) => op.batches > 0 && op.dataSourceKey);
+      if (handedOff.length) result.coalesced = { dataSourceKey: handedOff[0]!.dataSourceKey!, opIds: handedOff.map((op) => op.opId) };
+      return result;
+    }
     for (;;) {
       await condition(() => pending.length > 0 || allHandlersFinished());
       const op = pending.shift();

@@ -4,7 +4,7 @@ import type { Activities } from '../activities/index.ts';
 import type { LevelChanges } from '../shared.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 
-const { recheckQualityBatch, reindexBatch, regenerateCacheBatch } = proxyActivities<Activities>({
+const { recheckQualityBatch, reindexBatch, regenerateCacheBatch, refreshBatch } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
   heartbeatTimeout: '1 minute',
   retry: RETRY_FOREVER_CAPPED,
@@ -36,6 +36,21 @@ export async function followUp(op: { opId: string; batches: number }, concurrenc
   await Promise.all(Array.from({ length: Math.min(concurrency, op.batches) }, lane));
 }
 
-function addChanges(into: LevelChanges, from: LevelChanges) {
+/** The coalescer's rounds: each batch rechecked, reindexed and re-cached by one activity, in one transaction. */
+export async function refreshBatches(op: { opId: string; batches: number }, concurrency: number, result: FollowUpTotals, onBatchDone: () => void) {
+  let next = 0;
+  const lane = async () => {
+    while (next < op.batches) {
+      const r = await refreshBatch({ opId: op.opId, batchNo: next++ });
+      addChanges(result.qualityChanges, r.levelChanges);
+      result.reindexed += r.reindexed;
+      result.recached += r.recached;
+      onBatchDone();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, op.batches) }, lane));
+}
+
+export function addChanges(into: LevelChanges, from: LevelChanges) {
   for (const [change, n] of Object.entries(from)) into[change] = (into[change] ?? 0) + n;
 }

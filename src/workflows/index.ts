@@ -2,3 +2,4 @@
 export { deleteRecord } from './deleteRecord.ts';
 export { registryOperation } from './registryOperation.ts';
 export { registryTask } from './registryTask.ts';
+export { coalesceFollowUps } from './coalesce.ts';

@@ -1,17 +1,24 @@
-import { ApplicationFailure, allHandlersFinished, condition, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, allHandlersFinished, condition, patched, proxyActivities, proxyLocalActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import { checkRegistryOperation } from '../registry/operation-input.ts';
 import { DataSourceKeyKey, ERROR_TYPES, RegistryObjectKeysKey, TaskMethodKey, TaskStatusKey, type OperationOutcome, type RegistryOperation } from '../shared.ts';
+import { COALESCE_PATCH, DEFAULT_COALESCER_SETTINGS } from './coalesce-settings.ts';
 import { deleteProgressQuery, registryOperationUpdate } from './definitions.ts';
 import { followUp, type FollowUpTotals } from './followup.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 
 const { applyOperation, completeOperation } = proxyActivities<Activities>({ startToCloseTimeout: '5 minutes', retry: RETRY_FOREVER_CAPPED });
+// From the coalescing version on, the change is a local activity (one round trip less before the answer).
+const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '5 minutes', retry: RETRY_FOREVER_CAPPED });
+
+/** What the workflow returns; with `coalesced`, the totals come from the coalescer (awaitOperation). */
+export type OperationResult = OperationOutcome & FollowUpTotals & { coalescedWith?: number; coalesced?: { dataSourceKey: string; opIds: string[] } };
 
 export interface RegistryOperationInput {
   op: RegistryOperation;
   batchSize?: number;
   concurrency?: number;
+  coalesce?: { quietMs?: number; maxWaitMs?: number };
 }
 
 /**
@@ -19,7 +26,7 @@ export interface RegistryOperationInput {
  * source) and its follow-up over exactly the records it affected. Callers use update-with-start
  * (`registryOperationUpdate`), answered once the change has committed, as for deleteRecord.
  */
-export async function registryOperation(input: RegistryOperationInput): Promise<OperationOutcome & FollowUpTotals> {
+export async function registryOperation(input: RegistryOperationInput): Promise<OperationResult> {
   const bad = checkRegistryOperation(input?.op);
   if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
   const { op } = input;
@@ -31,7 +38,13 @@ export async function registryOperation(input: RegistryOperationInput): Promise<
     ...('key' in op ? [{ key: RegistryObjectKeysKey, value: [op.key] }] : []),
     ...('dataSourceKey' in op ? [{ key: DataSourceKeyKey, value: op.dataSourceKey }] : []),
   ]);
-  const applied = applyOperation({ op, opId: `${workflowId}/${runId}`, batchSize: input.batchSize ?? 500 });
+  const coalesce = patched(COALESCE_PATCH);
+  const batchSize = input.batchSize ?? 500;
+  const opId = `${workflowId}/${runId}`;
+  // From the coalescing version on: the change and the hand-off to the coalescer in one local activity.
+  const applied = coalesce
+    ? local.applyOperationAndHandOff({ op, opId, batchSize, settings: { ...DEFAULT_COALESCER_SETTINGS, batchSize, concurrency: input.concurrency ?? 2, ...input.coalesce } })
+    : applyOperation({ op, opId, batchSize });
   setHandler(registryOperationUpdate, () => applied);
   setHandler(deleteProgressQuery, () => progress);
   try {
@@ -41,8 +54,16 @@ export async function registryOperation(input: RegistryOperationInput): Promise<
     progress.affected = outcome.affected;
     progress.batchesTotal = outcome.batches;
     const totals: FollowUpTotals = { qualityChanges: {}, reindexed: 0, recached: 0 };
-    await followUp(outcome, input.concurrency ?? 2, totals, () => (progress.batchesDone += 1));
-    await completeOperation(outcome.opId);
+    if (coalesce) {
+      // The follow-up belongs to the coalescer now (RegistryClient.awaitOperation asks it how it ends).
+      upsertSearchAttributes([{ key: TaskStatusKey, value: 'COMPLETED' }]);
+      await condition(allHandlersFinished);
+      const coalesced = outcome.batches > 0 && outcome.dataSourceKey ? { dataSourceKey: outcome.dataSourceKey, opIds: [outcome.opId] } : undefined;
+      return { ...outcome, ...totals, ...(coalesced ? { coalesced } : {}) };
+    } else {
+      await followUp(outcome, input.concurrency ?? 2, totals, () => (progress.batchesDone += 1));
+      await completeOperation(outcome.opId);
+    }
     progress.phase = 'done';
     upsertSearchAttributes([{ key: TaskStatusKey, value: 'COMPLETED' }]);
     await condition(allHandlersFinished);

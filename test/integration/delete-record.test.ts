@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { InvalidInputError, RecordNotFoundError, type RegistryClient } from '../../src/client/registry.ts';
 import { rebuildDerived, seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
-import { deleteRecordWorkflowId } from '../../src/shared.ts';
+import { coalescerWorkflowId, deleteRecordWorkflowId } from '../../src/shared.ts';
 import { assertDerivedStateIsCurrent, createTestDatabase, eventually, snapshot, startTestWorker, temporalAddress, testClient, type TestDatabase, type TestWorker } from '../helpers.ts';
 
 const run = promisify(execFile);
@@ -90,13 +90,13 @@ describe('record deletion', () => {
       for await (const wf of client.client.workflow.list({ query })) return wf;
       return undefined;
     });
-    assert.equal(found.workflowId, deleteRecordWorkflowId(hub.key));
+    assert.equal(found.workflowId, deleteRecordWorkflowId(hub.key, worker.taskQueue));
   });
 
   it('a deletion started from the temporal CLI with plain JSON input runs', async () => {
     const hub = seeded.hubs.find((h) => h.class === 'party')!;
     const related = await relatedIds(hub.key);
-    const workflowId = `cli-${deleteRecordWorkflowId(hub.key)}`;
+    const workflowId = `cli-${deleteRecordWorkflowId(hub.key, worker.taskQueue)}`;
     await run(process.env.TEMPORAL_CLI!, [
       'workflow', 'start', '--address', temporalAddress(), '--task-queue', worker.taskQueue,
       '--type', 'deleteRecord', '--workflow-id', workflowId, '--input', JSON.stringify({ key: hub.key }),
@@ -106,6 +106,14 @@ describe('record deletion', () => {
     assert.equal(result.deleted, true);
     assert.equal(result.affected, related.length);
     assert.equal((await db.pool.query('SELECT 1 FROM registry_objects WHERE key = $1', [hub.key])).rowCount, 0);
+    // The result says where the follow-up went: the data source's coalescer, which reports on it.
+    assert.equal(result.coalesced.dataSourceKey, hub.key.split('/')[0]);
+    const status = await eventually(async () => {
+      const { stdout: q } = await run(process.env.TEMPORAL_CLI!, ['workflow', 'query', '--address', temporalAddress(), '--workflow-id', coalescerWorkflowId(result.coalesced.dataSourceKey, worker.taskQueue), '--type', 'followUpStatus', '--input', JSON.stringify(result.coalesced.opIds[0]), '--output', 'json']);
+      const s = JSON.parse(q).queryResult[0];
+      return s.state === 'done' ? s : undefined;
+    }, 30_000);
+    assert.ok(status.roundRecords >= related.length);
     await assertDerivedStateIsCurrent(db.pool);
   });
 
@@ -124,7 +132,7 @@ describe('record deletion', () => {
     await assert.rejects(client.deleteRecord('x'.repeat(600)), /600 characters long; at most 512/);
     await assert.rejects(client.deleteRecord(42 as unknown as string), /must be a string, got number/);
     const started = [];
-    for await (const wf of client.client.workflow.list({ query: `WorkflowId = '${deleteRecordWorkflowId('')}'` })) started.push(wf);
+    for await (const wf of client.client.workflow.list({ query: `WorkflowId = '${deleteRecordWorkflowId('', worker.taskQueue)}'` })) started.push(wf);
     assert.deepEqual(started, []);
   });
 

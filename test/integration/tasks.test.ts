@@ -113,8 +113,12 @@ describe('the task manager', () => {
     assert.ok(t.error!.startsWith(`prerequisite task ${failing} is FAILED: data source "missing-source" does not exist`), t.error);
   });
 
-  it('a prerequisite that does not exist, or that is cancelled, fails its dependant', async () => {
-    const missing = await settled(await tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds(3), prerequisiteTaskId: 'task:NOPE:x:0' }));
+  it('a prerequisite that does not exist is refused at add time (and fails a task started anyway); a cancelled one fails its dependant', async () => {
+    await assert.rejects(tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds(3), prerequisiteTaskId: 'task:NOPE:x:0' }), /prerequisite task "task:NOPE:x:0" does not exist/);
+    // As the temporal CLI would start it, with nothing checking first:
+    const rawId = `raw-missing-prereq-${Date.now()}`;
+    await tasks.client.workflow.start('registryTask', { taskQueue: worker.taskQueue, workflowId: rawId, args: [{ method: 'INDEX_RECORDS', dataSourceKey: ds(3), prerequisiteTaskId: 'task:NOPE:x:0' }] });
+    const missing = await settled(rawId);
     assert.equal(missing.error, 'prerequisite task task:NOPE:x:0 does not exist');
     const waiting = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(3), scheduledFor: '1 hour' });
     const dependant = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: ds(3), prerequisiteTaskId: waiting });

@@ -9,7 +9,7 @@ describe('configuration', () => {
     assert.equal(c.temporal.taskQueue, 'registry-tasks');
     assert.equal(c.temporal.devPort, 7233);
     assert.equal(c.databaseUrl, undefined);
-    assert.equal(c.followUp.batchSize, 500);
+    assert.equal(c.followUp.batchSize, 5000);
   });
 
   it('treats empty variables as unset', () => {

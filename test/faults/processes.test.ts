@@ -6,40 +6,20 @@
  *   scheduled task carry on.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import { RegistryClient } from '../../src/client/registry.ts';
 import { TaskClient } from '../../src/client/tasks.ts';
 import { freePort, startDevServer, type DevServer } from '../../src/dev/temporal-dev-server.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { createRegistryWorker } from '../../src/worker.ts';
-import { createTestDatabase, eventually, temporalAddress, testConfig, uniqueName, workflowBundle, type TestDatabase } from '../helpers.ts';
-
-const WORKER_SCRIPT = path.join(import.meta.dirname, '..', 'fixtures', 'worker-process.ts');
-
-/** A worker in its own process (with the fixture tasks); resolves once it polls. */
-function spawnWorker(env: Record<string, string>): Promise<{ child: ChildProcess; exited: Promise<NodeJS.Signals | number | null> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER_SCRIPT], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker did not start:\n${output}`)), 60_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('worker ready')) {
-        clearTimeout(timer);
-        resolve({ child, exited });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    void exited.then((how) => reject(new Error(`worker exited (${how}) before it was ready:\n${output}`)));
-  });
-}
+import { spawnWorker } from './spawn-worker.ts';
+import { assertDerivedStateIsCurrent, createTestDatabase, eventually, temporalAddress, testConfig, uniqueName, workflowBundle, type TestDatabase } from '../helpers.ts';
 
 describe('a task that kills its worker process', () => {
   let db: TestDatabase;
@@ -105,6 +85,45 @@ describe('a task that kills its worker process', () => {
   });
 });
 
+describe('task modules that throw or hang', () => {
+  let db: TestDatabase;
+  let client: Client;
+  let tasks: TaskClient;
+  let worker: ChildProcess | undefined;
+  const taskQueue = uniqueName('registry-tasks-hang');
+
+  before(async () => {
+    db = await createTestDatabase();
+    client = new Client({ connection: await Connection.connect({ address: temporalAddress() }) });
+    tasks = new TaskClient(client, taskQueue);
+    worker = (await spawnWorker({ TEST_TEMPORAL_ADDRESS: temporalAddress(), DATABASE_URL: db.url, TEMPORAL_TASK_QUEUE: taskQueue })).child;
+  });
+  after(async () => {
+    worker?.kill('SIGKILL');
+    await client?.connection.close();
+    await db?.drop();
+  });
+
+  it('a task that hangs is failed by its timeout, after its attempts, with a message saying so; one that throws fails at once', { timeout: 120_000 }, async () => {
+    const hang = uniqueName('task:HANG');
+    const thrower = uniqueName('task:THROW_ERROR');
+    await client.workflow.start('registryTask', { taskQueue, workflowId: hang, args: [{ method: 'HANG' }] });
+    await client.workflow.start('registryTask', { taskQueue, workflowId: thrower, args: [{ method: 'THROW_ERROR' }] });
+    const settled = (id: string) => eventually(async () => {
+      const t = await tasks.getTask(id);
+      return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
+    }, 60_000, 500);
+    const thrown = await settled(thrower);
+    assert.equal(thrown.status, 'FAILED');
+    assert.equal(thrown.error, 'the harvest endpoint answered 503');
+    assert.equal(thrown.attempts, 1);
+    const hung = await settled(hang);
+    assert.equal(hung.status, 'FAILED');
+    assert.equal(hung.error, 'the task ran longer than its timeout of 3 s on each of 2 attempts');
+    assert.equal(worker!.exitCode, null, 'the worker is still running');
+  });
+});
+
 describe('the Temporal server killed and restarted on its data file', () => {
   let db: TestDatabase;
   let dir: string;
@@ -122,7 +141,7 @@ describe('the Temporal server killed and restarted on its data file', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a recurring loop and a scheduled task carry on after the restart', { timeout: 240_000 }, async () => {
+  it('a recurring loop, a scheduled task and a burst of deletions carry on after the restart', { timeout: 240_000 }, async () => {
     const port = await freePort();
     const start = () =>
       startDevServer({ cliPath: process.env.TEMPORAL_CLI!, port, dbFile: path.join(dir, 'temporal.db'), dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' } });
@@ -134,9 +153,13 @@ describe('the Temporal server killed and restarted on its data file', () => {
     const worker = await createRegistryWorker({ config, pool: db.pool, connection, client, namespace: 'default', taskQueue, workflowBundle: await workflowBundle() });
     const running = worker.run();
     const tasks = new TaskClient(client, taskQueue);
+    // A long quiet period, so that the deletions' follow-up is still waiting in the coalescer when the server dies.
+    const registry = new RegistryClient(client, { taskQueue, followUp: { batchSize: 20, concurrency: 2, coalesce: { quietMs: 4000, maxWaitMs: 8000 } } });
     try {
       const loop = await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [seeded.hubs[0]!.key], recurEvery: '500 milliseconds' });
       const scheduled = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: seeded.dataSources[0], scheduledFor: '8 seconds' });
+      const doomed = (await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE key NOT LIKE '%/hub-%' ORDER BY key LIMIT 6")).rows.map((r) => r.key);
+      await Promise.all(doomed.map((k) => registry.deleteRecord(k)));
       await eventually(async () => ((await tasks.getTask(loop)).iteration ?? 0) >= 2, 30_000);
 
       server.process.kill('SIGKILL');
@@ -153,6 +176,10 @@ describe('the Temporal server killed and restarted on its data file', () => {
       }, 90_000, 500);
       assert.ok(Date.parse(done.startedAt!) >= Date.parse(done.scheduledFor!), 'it still waited for its time');
       assert.ok((await tasks.getTask(loop)).recentRuns!.every((r) => r.status === 'COMPLETED'));
+      const deleted = await Promise.all(doomed.map((k) => registry.awaitDeletion(k)));
+      assert.equal(deleted.length, 6);
+      assert.equal((await db.pool.query('SELECT count(*)::int AS n FROM registry_operations WHERE completed_at IS NULL')).rows[0].n, 0, 'every follow-up completed');
+      await assertDerivedStateIsCurrent(db.pool);
       await tasks.cancelTask(loop);
       await eventually(async () => (await tasks.getTask(loop)).status === 'CANCELLED', 30_000);
     } finally {

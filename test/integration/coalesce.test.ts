@@ -1,0 +1,85 @@
+/**
+ * Bursts coalesce: the deletions of one data source hand their follow-up to that data source's
+ * coalescer, which processes the union of their records once per round. Nothing is lost when the
+ * worker stops in the middle of a burst.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { RegistryClient } from '../../src/client/registry.ts';
+import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
+import { coalescerWorkflowId } from '../../src/shared.ts';
+import { coalescerStateQuery } from '../../src/workflows/definitions.ts';
+import { assertDerivedStateIsCurrent, createTestDatabase, eventually, startTestWorker, testClient, uniqueName, type TestDatabase } from '../helpers.ts';
+
+describe('coalesced follow-up of bursts', () => {
+  let db: TestDatabase;
+  let seeded: SeedSummary;
+
+  before(async () => {
+    db = await createTestDatabase();
+    seeded = await seedRegistry(db.pool, { records: 1500, dataSources: 2, hubs: 2, hubSize: 120, seed: 23 });
+  });
+  after(async () => db?.drop());
+
+  /** Records of one data source that have relations, in key order. */
+  const victims = async (ds: string, n: number, offset = 0) =>
+    (
+      await db.pool.query<{ key: string }>(
+        `SELECT ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
+          WHERE d.key = $1 AND ro.key NOT LIKE '%/hub-%' AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = ro.id)
+          ORDER BY ro.key OFFSET $2 LIMIT $3`,
+        [ds, offset, n],
+      )
+    ).rows.map((r) => r.key);
+
+  it('a burst of 40 deletions in one data source is processed in a few rounds, each record once per round', async () => {
+    const worker = await startTestWorker(db.pool);
+    const client: RegistryClient = await testClient(worker.taskQueue, { batchSize: 100, concurrency: 2, coalesce: { quietMs: 300, maxWaitMs: 3000 } });
+    try {
+      const ds = seeded.dataSources[0]!;
+      const keys = await victims(ds, 40);
+      const outcomes = await Promise.all(keys.map((k) => client.deleteRecord(k)));
+      const sumAffected = outcomes.reduce((n, o) => n + o.affected, 0);
+      const results = await Promise.all(keys.map((k) => client.awaitDeletion(k)));
+      const state = await client.client.workflow.getHandle(coalescerWorkflowId(ds, worker.taskQueue)).query(coalescerStateQuery);
+      assert.equal(state.operations, 40);
+      assert.ok(state.rounds <= 5, `${state.rounds} rounds for 40 deletions issued at once`);
+      assert.ok(state.recordsProcessed <= sumAffected, `processed ${state.recordsProcessed} records for ${sumAffected} affected`);
+      assert.ok(results.some((r) => (r.coalescedWith ?? 1) > 1), 'deletions shared rounds');
+      const open = await db.pool.query("SELECT count(*)::int AS n FROM registry_operations WHERE completed_at IS NULL");
+      assert.equal(open.rows[0].n, 0, 'every operation and round is complete');
+      assert.equal((await db.pool.query('SELECT count(*)::int AS n FROM followup_items')).rows[0].n, 0, 'no work list is left');
+      await assertDerivedStateIsCurrent(db.pool);
+    } finally {
+      await client.close();
+      await worker.stop();
+    }
+  });
+
+  it('a worker stopped in the middle of a burst loses nothing: another worker finishes every follow-up', async () => {
+    const taskQueue = uniqueName('registry-tasks-coalesce-restart');
+    const first = await startTestWorker(db.pool, taskQueue);
+    const client = await testClient(taskQueue, { batchSize: 50, concurrency: 2, coalesce: { quietMs: 200, maxWaitMs: 1000 } });
+    try {
+      const ds = seeded.dataSources[1]!;
+      const keys = await victims(ds, 30, 5);
+      const answered = Promise.all(keys.map((k) => client.deleteRecord(k)));
+      await eventually(async () => (await db.pool.query('SELECT count(*)::int AS n FROM registry_operations WHERE completed_at IS NULL')).rows[0].n >= 10, 30_000, 50);
+      await first.stop();
+      const second = await startTestWorker(db.pool, taskQueue);
+      try {
+        await answered;
+        const results = await Promise.all(keys.map((k) => client.awaitDeletion(k)));
+        assert.equal(results.length, 30);
+        const state = await client.client.workflow.getHandle(coalescerWorkflowId(ds, taskQueue)).query(coalescerStateQuery);
+        assert.equal(state.operations, 30);
+        assert.equal((await db.pool.query('SELECT count(*)::int AS n FROM registry_operations WHERE completed_at IS NULL')).rows[0].n, 0);
+        await assertDerivedStateIsCurrent(db.pool);
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await client.close();
+    }
+  });
+});
