@@ -25,7 +25,8 @@ const CHAIN_LIMIT = 100;
 async function taskStatus(temporal: Client, taskId: string): Promise<{ status: string; running: boolean; error?: string }> {
   try {
     const d = await temporal.workflow.getHandle(taskId).describe();
-    const status = d.typedSearchAttributes.get(TaskStatusKey) ?? d.status.name;
+    // A task started a moment ago may not have set TaskStatus yet: running means WAITING then.
+    const status = d.typedSearchAttributes.get(TaskStatusKey) ?? (d.status.name === 'RUNNING' ? 'WAITING' : d.status.name);
     return { status: d.status.name === 'TERMINATED' || d.status.name === 'TIMED_OUT' ? d.status.name : status, running: d.status.name === 'RUNNING' };
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return { status: 'NOT_FOUND', running: false };

@@ -25,6 +25,14 @@ export async function connecting<T>(address: string, connect: () => Promise<T>):
   try {
     return await connect();
   } catch (err) {
+    // The SDK wraps the server's answer; an UNAUTHENTICATED (16) or PERMISSION_DENIED (7) one means
+    // the server is there and refused our credentials, which deserves its own message.
+    for (let e: unknown = err; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
+      const { code, details } = e as { code?: number; details?: string };
+      if (code === 16 || code === 7) {
+        throw new TemporalUnreachableError(`Temporal at ${address} refused the connection's credentials (${details ?? 'unauthenticated'}); check TEMPORAL_API_KEY and the TLS client certificate (TEMPORAL_TLS_CLIENT_CERT_PATH)`);
+      }
+    }
     throw new TemporalUnreachableError(`cannot reach Temporal at ${address} (${(err as Error).message}); is \`npm start\` running, or is TEMPORAL_ADDRESS right?`);
   }
 }

@@ -48,7 +48,7 @@ describe('PostgreSQL stopped for 30 seconds and started again', () => {
     const tasks = new TaskClient(client.client, worker.taskQueue);
     try {
       const hub = seeded.hubs[0]!.key;
-      await client.deleteRecord(hub);
+      const answered = await client.deleteRecord(hub);
       // A task that runs across the outage's start, and one whose time comes during it.
       const running = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: seeded.dataSources[1] });
       const scheduled = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: seeded.dataSources[0], scheduledFor: '5 seconds' });
@@ -60,7 +60,8 @@ describe('PostgreSQL stopped for 30 seconds and started again', () => {
       pg = await startEmbeddedPostgres({ dir: path.join(dir, 'data'), port, logger });
 
       const result = await client.awaitDeletion(hub);
-      assert.equal(result.affected, 2500);
+      assert.ok(answered.affected > 2000);
+      assert.equal(result.affected, answered.affected);
       const settled = async (id: string) =>
         eventually(async () => {
           const t = await tasks.getTask(id);

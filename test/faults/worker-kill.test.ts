@@ -16,7 +16,7 @@ import { coalescerWorkflowId } from '../../src/shared.ts';
 import { assertDerivedStateIsCurrent, createTestDatabase, eventually, startTestWorker, temporalAddress, testClient, uniqueName, type TestDatabase } from '../helpers.ts';
 import { spawnWorker } from './spawn-worker.ts';
 
-const SEED = { records: 9000, dataSources: 2, hubs: 1, hubSize: 5000, seed: 41 };
+const SEED = { records: 11_000, dataSources: 2, hubs: 1, hubSize: 6000, seed: 41 };
 
 /** The registry's content without the times at which it was written. */
 async function content(pool: Pool) {
@@ -65,7 +65,8 @@ describe('workers killed during a follow-up over 5,000 related records', () => {
     const start = await spawnWorker(env);
     workers.push(start.child);
     const outcome = await client.deleteRecord(hub);
-    assert.equal(outcome.affected, 5000);
+    assert.ok(outcome.affected >= 5000, `${outcome.affected} related records`);
+    assert.equal(outcome.affected, calmResult.affected);
     let current = start;
     const kills: number[] = [];
     for (let k = 0; k < 3; k++) {

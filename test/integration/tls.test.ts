@@ -119,7 +119,7 @@ describe('TLS, mTLS and API keys for the Temporal connection', () => {
       assert.equal(withKey.code, 0, withKey.out);
       const wrong = await list({ ...tls, TEMPORAL_TLS: 'true', TEMPORAL_API_KEY: 'wrong' });
       assert.notEqual(wrong.code, 0);
-      assert.match(wrong.out, /API key/);
+      assert.match(wrong.out, /refused the connection's credentials \(missing or wrong API key\); check TEMPORAL_API_KEY/);
     } finally {
       proxy.close();
     }
