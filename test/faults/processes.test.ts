@@ -60,6 +60,7 @@ describe('a task that kills its worker process', () => {
     assert.equal(t.status, 'COMPLETED', t.error);
     assert.deepEqual(t.output, { attempt: 2 });
     assert.equal(t.attempts, 2);
+    assert.deepEqual(t.logs.map((l) => l.message), ['attempt 2: done'], 'the log shows the run once');
     second.child.kill('SIGTERM');
     await second.exited;
   });
