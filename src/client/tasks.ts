@@ -198,9 +198,15 @@ export class TaskClient {
     };
   }
 
+  private queueClause(): string {
+    if (!SAFE_VALUE.test(this.taskQueue)) throw new TaskInputError('taskQueue', `task queue ${JSON.stringify(this.taskQueue)} may only contain letters, digits, spaces and - . : / @ _`);
+    return `TaskQueue = '${this.taskQueue}'`;
+  }
+
   /** The visibility query for a filter; values are checked, never pasted in raw. */
   private taskQuery(filter: Omit<ListTasksFilter, 'pageSize' | 'pageToken'>): string {
-    const clauses = [`WorkflowType = '${WORKFLOW_TYPE}'`];
+    // One task manager is one task queue: registries (or test files) sharing a namespace see only their own tasks.
+    const clauses = [`WorkflowType = '${WORKFLOW_TYPE}'`, this.queueClause()];
     const statuses = filter.status === undefined ? [] : Array.isArray(filter.status) ? filter.status : [filter.status];
     for (const s of statuses) if (!(TASK_STATUSES as readonly string[]).includes(s)) throw new TaskInputError('status', `status ${JSON.stringify(s)} is not one of ${TASK_STATUSES.join(', ')}`);
     // A recurring task's earlier runs ended in continue-as-new; its current run stands for it.
@@ -277,8 +283,8 @@ export class TaskClient {
   async flushTasks(what: { completedBefore: Date } | { failed: true }): Promise<number> {
     const query =
       'failed' in what
-        ? `WorkflowType = '${WORKFLOW_TYPE}' AND TaskStatus = 'FAILED' AND ExecutionStatus != 'Running'`
-        : `WorkflowType = '${WORKFLOW_TYPE}' AND TaskStatus IN ('COMPLETED', 'CANCELLED', '${MERGED}') AND ExecutionStatus != 'Running' AND CloseTime < '${what.completedBefore.toISOString()}'`;
+        ? `WorkflowType = '${WORKFLOW_TYPE}' AND ${this.queueClause()} AND TaskStatus = 'FAILED' AND ExecutionStatus != 'Running'`
+        : `WorkflowType = '${WORKFLOW_TYPE}' AND ${this.queueClause()} AND TaskStatus IN ('COMPLETED', 'CANCELLED', '${MERGED}') AND ExecutionStatus != 'Running' AND CloseTime < '${what.completedBefore.toISOString()}'`;
     let deleted = 0;
     for await (const wf of this.client.workflow.list({ query })) {
       await this.client.workflowService
