@@ -68,10 +68,6 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
     throw new TaskInputError('input', `task input must be a JSON object, got ${raw === null ? 'null' : Array.isArray(raw) ? 'an array' : typeof raw}`);
   }
   const input = raw as Record<string, unknown>;
-  const bytes = utf8Length(JSON.stringify(input) ?? '');
-  if (bytes > TASK_LIMITS.maxInputBytes) {
-    throw new TaskInputError('input', `the task input is ${bytes} bytes; at most ${TASK_LIMITS.maxInputBytes} are allowed (fewer or shorter keys, a shorter logMessage, or a dataSourceKey instead of keys)`);
-  }
   const unknown = Object.keys(input).filter((k) => !KNOWN_FIELDS.has(k));
   if (unknown.length) throw new TaskInputError(unknown[0]!, `unknown field ${JSON.stringify(unknown[0])}; allowed: ${[...KNOWN_FIELDS].filter((f) => f !== 'loop').join(', ')}`);
 
@@ -125,6 +121,12 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
     if (recurMs < TASK_LIMITS.minRecurMs || recurMs > TASK_LIMITS.maxRecurMs) {
       throw new TaskInputError('recurEvery', `recurEvery ${JSON.stringify(recurEvery)} must be from ${TASK_LIMITS.minRecurMs} milliseconds to 366 days`);
     }
+  }
+  // Each field is within its limit; together they must still fit a Temporal payload.
+  const { loop: _loop, ...own } = input; // the loop state is the workflow's own, kept small by it
+  const bytes = utf8Length(JSON.stringify(own) ?? '');
+  if (bytes > TASK_LIMITS.maxInputBytes) {
+    throw new TaskInputError('input', `the task input is ${bytes} bytes; at most ${TASK_LIMITS.maxInputBytes} are allowed (fewer or shorter keys, a shorter logMessage, or a dataSourceKey instead of keys)`);
   }
   return {
     method,

@@ -229,7 +229,7 @@ export async function registryTask(raw: TaskInput): Promise<TaskResult> {
   }
   phase = 'done';
   await notifyDependants(info, notified);
-  summary ??= { iteration: info.iteration ?? 0, status: 'COMPLETED', startedAt: info.startedAt, completedAt: info.completedAt!, output: info.output };
+  summary ??= { iteration: info.iteration ?? 0, status: 'COMPLETED', startedAt: info.startedAt, completedAt: info.completedAt!, output: summarisedOutput(info.output) };
 
   if (input.recurMs) {
     // A failed run is recorded and the loop goes on; each run is a new execution, so history stays small.
@@ -281,6 +281,12 @@ function taskMemo(info: TaskInfo): Record<string, unknown> {
     error: clip(info.error, 300),
     keyCount: info.input.registryObjectKeys?.length ?? 0,
   };
+}
+
+/** A run's output as kept among a loop's recent runs: 20 of them travel with every continue-as-new. */
+function summarisedOutput(output: unknown): unknown {
+  const json = JSON.stringify(output ?? null);
+  return json.length <= 2000 ? output : { truncated: true, bytes: json.length };
 }
 
 function finish(info: TaskInfo, status: 'COMPLETED' | 'FAILED' | 'CANCELLED', setStatus: (s: TaskInfo['status']) => void) {
