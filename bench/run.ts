@@ -86,12 +86,15 @@ async function peakRss<T>(pids: Record<string, number | undefined>, fn: () => Pr
 /** Records whose derived state differs from a full recomputation, over one data source prefix (0: all right). */
 async function staleRecords(pool: Pool, dsPrefix: string): Promise<number> {
   const ids = (await pool.query<{ id: number }>('SELECT ro.id FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key LIKE $1', [`${dsPrefix}%`])).rows.map((r) => Number(r.id));
-  return withTransaction(pool, async (tx) => {
-    const changed = (await recheckQuality(tx, ids)).changed + (await reindexRecords(tx, ids)).changed + (await regenerateCache(tx, ids)).changed;
-    await tx.query('ROLLBACK'); // look, do not touch
+  // Recompute in a transaction that is rolled back: look, do not touch.
+  const tx = await pool.connect();
+  try {
     await tx.query('BEGIN');
-    return changed;
-  });
+    return (await recheckQuality(tx, ids)).changed + (await reindexRecords(tx, ids)).changed + (await regenerateCache(tx, ids)).changed;
+  } finally {
+    await tx.query('ROLLBACK');
+    tx.release();
+  }
 }
 
 /** The same follow-up the workflows run, called inline: what a synchronous registry would make its users wait for. */

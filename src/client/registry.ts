@@ -126,7 +126,6 @@ export class RegistryClient {
     const coalescer = this.client.workflow.getHandle(coalescerWorkflowId(result.coalesced.dataSourceKey, this.options.taskQueue));
     const out = { ...result, qualityChanges: { ...result.qualityChanges } };
     for (const opId of result.coalesced.opIds) {
-      const unknownSince = Date.now();
       for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
         const status = await coalescer.query(followUpStatusQuery, opId);
         if (status.state === 'done') {
@@ -136,9 +135,9 @@ export class RegistryClient {
           out.coalescedWith = Math.max(out.coalescedWith ?? 1, status.coalescedWith ?? 1);
           break;
         }
-        // Not seen yet (the hand-off is a moment ahead of the coalescer), or forgotten thousands of
-        // operations later: after a while, take it as done with its totals unknown.
-        if (status.state === 'unknown' && Date.now() - unknownSince > 15_000) break;
+        // Queries are consistent: a handed-off operation is queued by the time the hand-off returns,
+        // so unknown means forgotten thousands of operations later: done, totals unknown.
+        if (status.state === 'unknown') break;
         await new Promise((r) => setTimeout(r, wait));
       }
     }

@@ -157,13 +157,12 @@ export class TaskClient {
   async getTask(taskId: string): Promise<TaskInfo> {
     const handle = this.client.workflow.getHandle(taskId);
     try {
-      const description = await handle.describe();
+      const [description, queried] = await Promise.all([handle.describe(), handle.query(taskInfoQuery).then((info) => ({ info }), (err: unknown) => ({ err }))]);
       let info: TaskInfo;
-      try {
-        info = await handle.query(taskInfoQuery);
-      } catch (err) {
+      if ('info' in queried) info = queried.info;
+      else {
         // A query needs a worker; with none up, show what the server recorded instead of failing.
-        if ((err as { cause?: { code?: number } }).cause?.code !== GRPC_FAILED_PRECONDITION) throw err;
+        if ((queried.err as { cause?: { code?: number } }).cause?.code !== GRPC_FAILED_PRECONDITION) throw queried.err;
         info = await this.recordedTaskInfo(taskId, description);
       }
       const progress = heartbeatProgress(description.raw.pendingActivities);

@@ -1,4 +1,5 @@
 /** Every error leaves the API as JSON `{ error, field?, allowed? }` with a status that says whose fault it was. */
+import type { z } from 'zod';
 import { InvalidInputError, OperationRefusedError, RecordNotFoundError } from '../client/registry.ts';
 import { TaskInputError, TaskNotFoundError, TaskStateError } from '../client/tasks.ts';
 import { TemporalUnreachableError } from '../client/connection.ts';
@@ -35,4 +36,21 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
   if (e?.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status: 415, body: { error: 'send JSON (Content-Type: application/json)' } };
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) return { status: e.statusCode, body: { error: e.message } };
   return { status: 500, body: { error: 'internal error; see the server log' } };
+}
+
+/** Parses with zod; the first problem becomes a 400 naming its field. */
+export function parseOr400<T>(schema: z.ZodType<T>, value: unknown): T {
+  const r = schema.safeParse(value ?? {}, { reportInput: true });
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const field = issue.path.length ? String(issue.path[0]) : issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
+  const allowed = issue.code === 'invalid_value' ? issue.values.map(String) : undefined;
+  const got = issue.input === undefined ? 'missing' : JSON.stringify(issue.input)?.slice(0, 200);
+  const message =
+    issue.code === 'unrecognized_keys'
+      ? `unknown field ${JSON.stringify(issue.keys[0])}`
+      : allowed
+        ? `${field ?? 'body'} ${got} is not one of ${allowed.join(', ')}`
+        : `${field ?? 'body'} ${got}: ${issue.message}`;
+  throw new HttpError(400, message, { ...(field ? { field } : {}), ...(allowed ? { allowed } : {}) });
 }

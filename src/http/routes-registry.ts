@@ -7,8 +7,7 @@ import type { RegistryClient } from '../client/registry.ts';
 import type { TaskClient } from '../client/tasks.ts';
 import { getRecord, listDataSources, searchRecords } from '../registry/browse.ts';
 import { RECORD_CLASSES, RECORD_STATUSES, checkRecordKey, type RecordStatus } from '../shared.ts';
-import { HttpError } from './errors.ts';
-import { parseOr400 } from './routes-tasks.ts';
+import { HttpError, parseOr400 } from './errors.ts';
 
 type Guard = (need: 'read' | 'act') => (req: FastifyRequest) => Promise<void>;
 

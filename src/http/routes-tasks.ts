@@ -4,26 +4,9 @@ import { z } from 'zod';
 import type { TaskClient } from '../client/tasks.ts';
 import { TASK_STATUSES, type TaskStatus } from '../shared.ts';
 import { parseDuration } from '../taskmgr/duration.ts';
-import { HttpError } from './errors.ts';
+import { HttpError, parseOr400 } from './errors.ts';
 
 type Guard = (need: 'read' | 'act') => (req: FastifyRequest) => Promise<void>;
-
-/** Parses with zod; the first problem becomes a 400 naming its field. */
-export function parseOr400<T>(schema: z.ZodType<T>, value: unknown): T {
-  const r = schema.safeParse(value ?? {}, { reportInput: true });
-  if (r.success) return r.data;
-  const issue = r.error.issues[0]!;
-  const field = issue.path.length ? String(issue.path[0]) : issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
-  const allowed = issue.code === 'invalid_value' ? issue.values.map(String) : undefined;
-  const got = issue.input === undefined ? 'missing' : JSON.stringify(issue.input)?.slice(0, 200);
-  const message =
-    issue.code === 'unrecognized_keys'
-      ? `unknown field ${JSON.stringify(issue.keys[0])}`
-      : allowed
-        ? `${field ?? 'body'} ${got} is not one of ${allowed.join(', ')}`
-        : `${field ?? 'body'} ${got}: ${issue.message}`;
-  throw new HttpError(400, message, { ...(field ? { field } : {}), ...(allowed ? { allowed } : {}) });
-}
 
 const statusList = z
   .string()

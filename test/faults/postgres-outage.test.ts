@@ -54,6 +54,8 @@ describe('PostgreSQL stopped for 30 seconds and started again', () => {
       const scheduled = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: seeded.dataSources[0], scheduledFor: '5 seconds' });
       await eventually(async () => (await client.deletionProgress(hub)).phase === 'following-up', 30_000, 100);
 
+      const open = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM registry_operations WHERE completed_at IS NULL');
+      assert.ok(open.rows[0]!.n > 0, 'the follow-up is still under way when PostgreSQL stops');
       await pg.stop();
       const stoppedAt = Date.now();
       await new Promise((r) => setTimeout(r, OUTAGE_MS));

@@ -68,17 +68,18 @@ describe('workers killed during a follow-up over 5,000 related records', () => {
     assert.ok(outcome.affected >= 5000, `${outcome.affected} related records`);
     assert.equal(outcome.affected, calmResult.affected);
     let current = start;
-    const kills: number[] = [];
+    const kills: { completed: boolean }[] = [];
+    const opDone = async () => Boolean((await victim.pool.query('SELECT completed_at FROM registry_operations WHERE op_id = $1', [outcome.opId])).rows[0]?.completed_at);
     for (let k = 0; k < 3; k++) {
       // Somewhere in the middle: after a random share of the batches has been done.
       await new Promise((r) => setTimeout(r, 400 + Math.floor(Math.random() * 1200)));
-      const done = Number((await victim.pool.query("SELECT count(*) FROM registry_objects WHERE quality_updated_at > now() - interval '10 minutes'")).rows[0].count);
-      kills.push(done);
+      kills.push({ completed: await opDone() });
       current.child.kill('SIGKILL');
       await current.exited;
       current = await spawnWorker(env);
       workers.push(current.child);
     }
+    assert.equal(kills[0]!.completed, false, 'the first kill came before the follow-up was done');
     const result = await client.awaitDeletion(hub);
     await client.close();
 
