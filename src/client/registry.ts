@@ -135,8 +135,9 @@ export class RegistryClient {
           out.coalescedWith = Math.max(out.coalescedWith ?? 1, status.coalescedWith ?? 1);
           break;
         }
-        // Queries are consistent: a handed-off operation is queued by the time the hand-off returns,
-        // so unknown means forgotten thousands of operations later: done, totals unknown.
+        // Queries are consistent and the coalescer holds an operation as queued, then processing
+        // (from the moment a round takes it), then done: unknown only means forgotten thousands of
+        // operations later, so done with totals unknown. The coalesce tests check there is no gap.
         if (status.state === 'unknown') break;
         await new Promise((r) => setTimeout(r, wait));
       }

@@ -69,6 +69,9 @@ export async function coalesceFollowUps(input: CoalescerInput): Promise<void> {
     const opIds = round.map((r) => r.opId);
     const { workflowId, runId } = workflowInfo();
     const roundId = `${workflowId}/${runId}/${roundsThisRun}`;
+    // Processing from the moment the round takes them: while the plan is made they are no longer
+    // queued, and a caller asking then must not be told 'unknown'.
+    state.processing = { roundId, opIds, batchesTotal: 0, batchesDone: 0, records: 0 };
     const plan = await planFollowUpRound({ roundId, opIds, dataSourceKey: input.dataSourceKey, batchSize: settings.batchSize });
     state.processing = { roundId, opIds, batchesTotal: plan.batches, batchesDone: 0, records: plan.affected };
     const totals: FollowUpTotals = { qualityChanges: {}, reindexed: 0, recached: 0 };

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import type { RegistryClient } from '../../src/client/registry.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { coalescerWorkflowId } from '../../src/shared.ts';
-import { coalescerStateQuery } from '../../src/workflows/definitions.ts';
+import { coalescerStateQuery, followUpStatusQuery } from '../../src/workflows/definitions.ts';
 import { assertDerivedStateIsCurrent, createTestDatabase, eventually, startTestWorker, testClient, uniqueName, type TestDatabase } from '../helpers.ts';
 
 describe('coalesced follow-up of bursts', () => {
@@ -80,6 +80,38 @@ describe('coalesced follow-up of bursts', () => {
       }
     } finally {
       await client.close();
+    }
+  });
+
+  it('an operation is never reported unknown between its hand-off and its round: queued, then processing while the round is planned', async () => {
+    const worker = await startTestWorker(db.pool);
+    const client = await testClient(worker.taskQueue, { batchSize: 100, concurrency: 2, coalesce: { quietMs: 1000, maxWaitMs: 2000 } });
+    const locker = await db.pool.connect();
+    try {
+      const ds = seeded.dataSources[0]!;
+      const [key] = await victims(ds, 1, 60);
+      const outcome = await client.deleteRecord(key!);
+      const coalescer = client.client.workflow.getHandle(coalescerWorkflowId(ds, worker.taskQueue));
+      // The round's plan reads the work lists: hold them so the round stays in its planning step.
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE followup_items IN ACCESS EXCLUSIVE MODE');
+      const seen = new Set<string>();
+      const deadline = Date.now() + 3000;
+      while (Date.now() < deadline) {
+        seen.add((await coalescer.query(followUpStatusQuery, outcome.opId)).state);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.ok([...seen].every((s) => s === 'queued' || s === 'processing'), `states seen: ${[...seen].join(', ')}`);
+      assert.ok(seen.has('processing'), `the round took the operation while its plan waited (seen: ${[...seen].join(', ')})`);
+      await locker.query('COMMIT');
+      const result = await client.awaitDeletion(key!);
+      assert.ok(result.reindexed > 0, 'the totals of the round that covered it');
+      await assertDerivedStateIsCurrent(db.pool);
+    } finally {
+      await locker.query('ROLLBACK').catch(() => {});
+      locker.release();
+      await client.close();
+      await worker.stop();
     }
   });
 });
