@@ -10,6 +10,13 @@ export interface BatchRef {
   batchNo: number;
 }
 
+export interface RefreshResult {
+  records: number;
+  levelChanges: LevelChanges;
+  reindexed: number;
+  recached: number;
+}
+
 export const createDerivedActivities = (deps: { pool: Pool }) => {
   // The batch's ids are read from the operation's work list: payloads carry references, not keys.
   const run = async (ref: BatchRef, step: (ids: number[]) => Promise<FollowUpBatchResult>) => {
@@ -28,17 +35,33 @@ export const createDerivedActivities = (deps: { pool: Pool }) => {
     },
     /**
      * All three for one batch in one transaction (the coalescer's step): one round trip and one
-     * commit instead of three, and a batch's derived state changes all at once.
+     * commit instead of three, and a batch's derived state changes all at once. The batch's
+     * result is kept in the same transaction, so a repeat (a worker lost after the commit, or a
+     * second attempt racing the first) returns the first run's figures instead of zeros.
      */
-    async refreshBatch(ref: BatchRef): Promise<{ records: number; levelChanges: LevelChanges; reindexed: number; recached: number }> {
-      const ids = await followUpBatch(deps.pool, ref.opId, ref.batchNo);
-      heartbeat({ batchNo: ref.batchNo, records: ids.length });
+    async refreshBatch(ref: BatchRef): Promise<RefreshResult> {
       return withTransaction(deps.pool, async (tx) => {
+        // Claim the batch: a concurrent attempt waits here until this transaction ends. An
+        // operation already removed (retention) has no work list left: nothing to claim or do.
+        const claim = await tx.query(
+          `INSERT INTO followup_batch_results (op_id, batch_no)
+           SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM registry_operations WHERE op_id = $1)
+           ON CONFLICT DO NOTHING`,
+          [ref.opId, ref.batchNo],
+        );
+        if (claim.rowCount === 0) {
+          const done = await tx.query<{ result: RefreshResult | null }>('SELECT result FROM followup_batch_results WHERE op_id = $1 AND batch_no = $2', [ref.opId, ref.batchNo]);
+          if (done.rows[0]?.result) return done.rows[0].result;
+        }
+        const ids = await followUpBatch(tx, ref.opId, ref.batchNo);
+        heartbeat({ batchNo: ref.batchNo, records: ids.length });
         // Quality first: the index entry and the cached rendering both carry the quality level.
         const quality = await recheckQuality(tx, ids);
         const index = await reindexRecords(tx, ids);
         const cache = await regenerateCache(tx, ids);
-        return { records: ids.length, levelChanges: quality.levelChanges ?? {}, reindexed: index.changed, recached: cache.changed };
+        const result: RefreshResult = { records: ids.length, levelChanges: quality.levelChanges ?? {}, reindexed: index.changed, recached: cache.changed };
+        await tx.query('UPDATE followup_batch_results SET result = $3 WHERE op_id = $1 AND batch_no = $2', [ref.opId, ref.batchNo, JSON.stringify(result)]);
+        return result;
       });
     },
     /** Regenerates the cached renderings of one follow-up batch. */

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { createDerivedActivities } from '../../src/activities/derived.ts';
+import { createFollowUpActivities } from '../../src/activities/followup.ts';
 import { createRecordActivities } from '../../src/activities/records.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import type { DeletionOutcome, FollowUpBatchResult } from '../../src/shared.ts';
@@ -51,6 +52,33 @@ describe('activities are idempotent', () => {
     await env.run(acts.completeOperation, args.opId);
     const done = await snapshot(db.pool);
     await env.run(acts.completeOperation, args.opId);
+    assert.deepEqual(await snapshot(db.pool), done);
+  });
+
+  it("a coalesced round's steps run twice report the first run's figures and change nothing more", async () => {
+    const acts = { ...createRecordActivities({ pool: db.pool }), ...createDerivedActivities({ pool: db.pool }) };
+    const round = { ...createFollowUpActivities({ pool: db.pool, temporal: undefined as never, taskQueue: 'unused' }) };
+    // An operation's work list, as a deletion writes it before its hand-off.
+    const victim = (await db.pool.query<{ key: string }>(
+      `SELECT ro.key FROM registry_objects ro WHERE ro.key NOT LIKE '%/hub-%' AND (SELECT count(*) FROM relations r WHERE r.from_id = ro.id) >= 2 ORDER BY ro.key LIMIT 1`,
+    )).rows[0]!.key;
+    const op: DeletionOutcome = await env.run(acts.deleteRecord, { key: victim, opId: 'test-op-round', batchSize: 1 });
+    assert.ok(op.batches >= 2, `${op.batches} batches`);
+    const args = { roundId: 'test-round-1', opIds: [op.opId], dataSourceKey: op.dataSourceKey!, batchSize: 1 };
+    const plan: { opId: string; affected: number; batches: number } = await env.run(round.planFollowUpRound, args);
+    assert.deepEqual(await env.run(round.planFollowUpRound, args), plan, 'a repeated plan returns the first one');
+    for (let batchNo = 0; batchNo < plan.batches; batchNo++) {
+      const ref = { opId: plan.opId, batchNo };
+      const once = await env.run(acts.refreshBatch, ref);
+      const state = await snapshot(db.pool);
+      const [twice, concurrent] = await Promise.all([env.run(acts.refreshBatch, ref), env.run(acts.refreshBatch, ref)]);
+      assert.deepEqual(twice, once, `batch ${batchNo} repeated reports its first run's figures`);
+      assert.deepEqual(concurrent, once);
+      assert.deepEqual(await snapshot(db.pool), state);
+    }
+    await env.run(round.completeFollowUpRound, { roundId: args.roundId, opIds: args.opIds });
+    const done = await snapshot(db.pool);
+    await env.run(round.completeFollowUpRound, { roundId: args.roundId, opIds: args.opIds });
     assert.deepEqual(await snapshot(db.pool), done);
   });
 
