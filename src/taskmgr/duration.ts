@@ -59,7 +59,13 @@ export function resolveScheduledFor(value: string, now: number, limits: Schedule
     if (/^\d{4}-\d{2}-\d{2}/.test(value)) {
       throw new DurationError(`scheduledFor ${JSON.stringify(value)} is not an ISO timestamp with a time zone (e.g. "2026-12-01T09:00:00Z")`);
     }
-    at = now + parseDuration(value, 'scheduledFor');
+    try {
+      at = now + parseDuration(value, 'scheduledFor');
+    } catch (err) {
+      // A schedule may also be a point in time: say so where the delay forms are listed.
+      if (err instanceof DurationError && err.message.includes(DURATION_FORMS)) throw new DurationError(`${err.message}, or an ISO timestamp with a time zone (e.g. "2026-12-01T09:00:00Z")`);
+      throw err;
+    }
   }
   if (at > now + ahead) throw new DurationError(`scheduledFor ${JSON.stringify(value)} is more than ${Math.round(ahead / 86_400_000)} days ahead`);
   return Math.max(at, now);

@@ -30,6 +30,7 @@ describe('durations', () => {
     assert.equal(resolveScheduledFor('2026-11-30T10:00:00Z', NOW), Date.parse('2026-11-30T10:00:00Z'));
     assert.equal(resolveScheduledFor('2026-11-29T10:00:00+10:00', NOW), NOW, 'now, written in another zone');
     assert.throws(() => resolveScheduledFor('2026-11-28T00:00:00Z', NOW), /is in the past/);
+    assert.throws(() => resolveScheduledFor('tomorrowish', NOW), /^DurationError: scheduledFor "tomorrowish" is not a duration; expected "<number> <unit>" .*, or an ISO timestamp with a time zone \(e\.g\. "2026-12-01T09:00:00Z"\)$/);
     assert.throws(() => resolveScheduledFor('2030-01-01T00:00:00Z', NOW), /more than 366 days ahead/);
     assert.throws(() => resolveScheduledFor('400 days', NOW), /more than 366 days ahead/);
     assert.throws(() => resolveScheduledFor('2026-12-01', NOW), /not an ISO timestamp with a time zone/);
