@@ -33,6 +33,7 @@ const schema = z.object({
   TEMPORAL_UI_PORT: port.default(8233),
   TEMPORAL_UI_URL: z.string().url().optional(),
   TEMPORAL_CLI: z.string().optional(),
+  TEMPORAL_SERVER: z.string().optional(),
   TEMPORAL_CLI_CACHE: z.string().default(path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'registry-taskmgr')),
   FOLLOWUP_BATCH_SIZE: positiveInt.max(20000).default(5000),
   FOLLOWUP_CONCURRENCY: positiveInt.max(32).default(2),
@@ -67,6 +68,8 @@ export type Config = {
     uiPort: number;
     uiUrl?: string;
     cliPath?: string;
+    /** The Temporal server binary (tests of TLS served by Temporal itself). */
+    serverPath?: string;
     cliCache: string;
   };
   followUp: { batchSize: number; concurrency: number; coalesce: { quietMs: number; maxWaitMs: number } };
@@ -118,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       uiPort: c.TEMPORAL_UI_PORT,
       uiUrl: c.TEMPORAL_UI_URL,
       cliPath: c.TEMPORAL_CLI,
+      serverPath: c.TEMPORAL_SERVER,
       cliCache: c.TEMPORAL_CLI_CACHE,
     },
     followUp: {

@@ -5,7 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { createActivities } from './activities/index.ts';
 import { loadTasks, type LoadedTasks } from './taskmgr/discovery.ts';
 import type { Config } from './config.ts';
-import { temporalTarget } from './client/connection.ts';
+import { temporalTarget, tlsProblem, TemporalUnreachableError } from './client/connection.ts';
 import type { Pool } from './db/pool.ts';
 import type { Logger } from './log.ts';
 
@@ -36,6 +36,9 @@ export async function withConnectRetry<T>(label: string, fn: () => Promise<T>, l
       return await fn();
     } catch (err) {
       if (signal?.aborted) throw err;
+      // A certificate problem is configuration, not an outage: waiting would hide it.
+      const problem = tlsProblem(err);
+      if (problem) throw new TemporalUnreachableError(`TLS with ${label} failed: ${problem}`);
       logger.warn({ err: (err as Error).message, retryInMs: delay }, `${label} unreachable; retrying`);
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 30_000);

@@ -23,7 +23,7 @@ async function main(): Promise<number> {
   );
   const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...testFiles], {
     stdio: 'inherit',
-    env: { ...process.env, TEST_TEMPORAL_ADDRESS: servers.temporalAddress, TEST_DATABASE_URL: servers.databaseUrl, TEMPORAL_CLI: servers.cliPath },
+    env: { ...process.env, TEST_TEMPORAL_ADDRESS: servers.temporalAddress, TEST_DATABASE_URL: servers.databaseUrl, TEMPORAL_CLI: servers.cliPath, TEMPORAL_SERVER: servers.serverPath },
   });
   const forward = (sig: NodeJS.Signals) => child.kill(sig);
   process.on('SIGINT', forward);

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { findTemporalCli } from '../src/dev/temporal-cli.ts';
+import { findTemporalServer } from '../src/dev/temporal-server.ts';
 import { freePort, startDevServer } from '../src/dev/temporal-dev-server.ts';
 import { startEmbeddedPostgres } from '../src/dev/embedded-postgres.ts';
 
@@ -24,6 +25,8 @@ async function answers(url: string): Promise<boolean> {
 
 export interface TestServers {
   cliPath: string;
+  /** The Temporal server binary, for the test of TLS served by Temporal itself. */
+  serverPath: string;
   temporalAddress: string;
   /** An admin URL: tests create and drop their own databases through it. */
   databaseUrl: string;
@@ -37,6 +40,7 @@ export async function startTestServers(): Promise<TestServers> {
   };
   try {
     const cliPath = await findTemporalCli();
+    const serverPath = findTemporalServer();
     // The server spaces the runs of one workflow id at least 1 s apart (a guard against tight
     // continue-as-new loops); tests of thousands of recurrences lift it.
     const server = await startDevServer({ cliPath, port: 0, dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' } });
@@ -56,7 +60,7 @@ export async function startTestServers(): Promise<TestServers> {
         databaseUrl = db.url;
       }
     }
-    return { cliPath, temporalAddress: server.address, databaseUrl, stop };
+    return { cliPath, serverPath, temporalAddress: server.address, databaseUrl, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -20,8 +20,37 @@ export class TemporalUnreachableError extends Error {
   override name = 'TemporalUnreachable';
 }
 
+const TLS_SETTINGS = 'check TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME and TEMPORAL_TLS_CLIENT_CERT_PATH / TEMPORAL_TLS_CLIENT_KEY_PATH';
+
+/** What the TLS layer said, per known reason: a configuration mistake that retrying will not mend. */
+const TLS_REASONS: [RegExp, string][] = [
+  [/UnknownIssuer/, "the server's certificate is not signed by a CA we trust (TEMPORAL_TLS_SERVER_CA_CERT_PATH)"],
+  [/NotValidForName/, "the server's certificate is not valid for the name we expect (TEMPORAL_TLS_SERVER_NAME)"],
+  [/CertificateRequired/, 'the server requires a client certificate (TEMPORAL_TLS_CLIENT_CERT_PATH / TEMPORAL_TLS_CLIENT_KEY_PATH)'],
+  [/fatal alert: (BadCertificate|UnknownCA|UnsupportedCertificate|CertificateUnknown|AccessDenied)/, 'the server refused our client certificate'],
+  [/UnsupportedCertVersion/, 'a certificate is X.509 version 1; TLS here needs version 3 certificates'],
+  [/Expired|NotValidYet/, 'a certificate is expired or not yet valid'],
+  [/InvalidCertificate|fatal alert/, 'the TLS handshake failed'],
+];
+
+/**
+ * A TLS failure that retrying will not mend (an untrusted or misnamed server certificate, a
+ * client certificate missing or refused), described for the operator; undefined for anything
+ * else, such as a server that is not up yet.
+ */
+export function tlsProblem(err: unknown): string | undefined {
+  let text = '';
+  for (let e: unknown = err; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) text += ` ${(e as Error).message ?? ''}`;
+  for (const [pattern, reason] of TLS_REASONS) {
+    const m = pattern.exec(text);
+    if (m) return `${reason} (${m[0]}); ${TLS_SETTINGS}`;
+  }
+  return undefined;
+}
+
 /** Runs a connect call; turns the SDK's "Failed to connect before the deadline" into a message that says where and what to do. */
-export async function connecting<T>(address: string, connect: () => Promise<T>): Promise<T> {
+export async function connecting<T>(target: TemporalTarget, connect: () => Promise<T>): Promise<T> {
+  const { address, tls, apiKey } = target.connectionOptions;
   try {
     return await connect();
   } catch (err) {
@@ -33,6 +62,10 @@ export async function connecting<T>(address: string, connect: () => Promise<T>):
         throw new TemporalUnreachableError(`Temporal at ${address} refused the connection's credentials (${details ?? 'unauthenticated'}); check TEMPORAL_API_KEY and the TLS client certificate (TEMPORAL_TLS_CLIENT_CERT_PATH)`);
       }
     }
-    throw new TemporalUnreachableError(`cannot reach Temporal at ${address} (${(err as Error).message}); is \`npm start\` running, or is TEMPORAL_ADDRESS right?`);
+    const problem = tlsProblem(err);
+    if (problem) throw new TemporalUnreachableError(`TLS with Temporal at ${address} failed: ${problem}`);
+    // The client's gRPC library reports a refused handshake only as a missed deadline: say what else it may be.
+    const overTls = tls || apiKey ? ` Over TLS, a refused handshake looks the same: ${TLS_SETTINGS}.` : '';
+    throw new TemporalUnreachableError(`cannot reach Temporal at ${address} (${(err as Error).message}); is \`npm start\` running, or is TEMPORAL_ADDRESS right?${overTls}`);
   }
 }

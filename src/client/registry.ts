@@ -67,7 +67,7 @@ export class RegistryClient {
   /** Connects with the project's configuration (see src/client/connection.ts). */
   static async connect(config: Config, addressOverride?: string): Promise<RegistryClient> {
     const target = temporalTarget(config, addressOverride);
-    const connection = await connecting(target.connectionOptions.address, () => Connection.connect(target.connectionOptions));
+    const connection = await connecting(target, () => Connection.connect(target.connectionOptions));
     const client = new Client({ connection, namespace: target.namespace });
     return new RegistryClient(client, { taskQueue: config.temporal.taskQueue, followUp: config.followUp });
   }

@@ -96,7 +96,7 @@ export class TaskClient {
 
   static async connect(config: Config, addressOverride?: string): Promise<TaskClient> {
     const target = temporalTarget(config, addressOverride);
-    const connection = await connecting(target.connectionOptions.address, () => Connection.connect(target.connectionOptions));
+    const connection = await connecting(target, () => Connection.connect(target.connectionOptions));
     return new TaskClient(new Client({ connection, namespace: target.namespace }), config.temporal.taskQueue);
   }
 

@@ -17,7 +17,7 @@ export class TemporalCliNotFound extends Error {
   override name = 'TemporalCliNotFound';
 }
 
-const isExecutable = (p: string): boolean => {
+export const isExecutable = (p: string): boolean => {
   try {
     fs.accessSync(p, fs.constants.X_OK);
     return fs.statSync(p).isFile();
@@ -26,7 +26,7 @@ const isExecutable = (p: string): boolean => {
   }
 };
 
-function onPath(name: string): string | undefined {
+export function onPath(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     if (dir && isExecutable(path.join(dir, name))) return path.join(dir, name);
   }
@@ -35,8 +35,11 @@ function onPath(name: string): string | undefined {
 
 const cachedBuild = (cacheDir: string, version: string) => path.join(cacheDir, `temporal-cli-${version}`, 'temporal');
 
+/** The Go toolchain, if this machine has one. */
+export const goBinary = (): string | undefined => onPath('go') ?? (isExecutable('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : undefined);
+
 function goBuild(cacheDir: string, log: (msg: string) => void): string | undefined {
-  const go = onPath('go') ?? (isExecutable('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : undefined);
+  const go = goBinary();
   if (!go) return undefined;
   for (const version of CLI_VERSIONS) {
     const target = cachedBuild(cacheDir, version);

@@ -29,7 +29,7 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
-const TYPE_NAMES: Record<string, string> = { KEYWORD: 'Keyword', KEYWORD_LIST: 'KeywordList', TEXT: 'Text', INT: 'Int', DOUBLE: 'Double', BOOL: 'Bool', DATETIME: 'Datetime' };
+export const TYPE_NAMES: Record<string, string> = { KEYWORD: 'Keyword', KEYWORD_LIST: 'KeywordList', TEXT: 'Text', INT: 'Int', DOUBLE: 'Double', BOOL: 'Bool', DATETIME: 'Datetime' };
 
 /** `--search-attribute` arguments for the project's custom search attributes. */
 export const searchAttributeArgs = (): string[] =>

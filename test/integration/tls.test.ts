@@ -2,38 +2,30 @@
  * The Temporal connection takes TLS, mTLS and an API key from configuration (TEMPORAL_TLS_*,
  * TEMPORAL_API_KEY, read by @temporalio/envconfig). The dev server speaks plain gRPC, so the test
  * puts a TLS-terminating HTTP/2 proxy in front of it (certificates made with openssl here) that can
- * demand a client certificate and a bearer token, and runs `taskmgr list` through it.
+ * demand a client certificate and a bearer token, and runs `taskmgr list` through it. A Temporal
+ * server that serves mTLS itself, with a worker behind it, is in tls-server.test.ts.
  */
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http2 from 'node:http2';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import { makeCertificates, type TestCertificates } from '../certs.ts';
 import { temporalAddress } from '../helpers.ts';
 
 const exec = promisify(execFile);
 const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'taskmgr.js');
 
-function makeCertificates(dir: string) {
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=test CA', '-keyout', 'ca.key', '-out', 'ca.pem');
-  fs.writeFileSync(path.join(dir, 'server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  for (const who of ['server', 'client']) {
-    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${who === 'server' ? 'localhost' : 'registry worker'}`, '-keyout', `${who}.key`, '-out', `${who}.csr`);
-    ssl('x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-out', `${who}.pem`, ...(who === 'server' ? ['-extfile', 'server.ext'] : []));
-  }
-}
-
 /** An HTTP/2 TLS proxy to the dev server; optionally requires a client certificate and/or a bearer token. */
-function startProxy(dir: string, opts: { mtls: boolean; apiKey?: string }): Promise<{ address: string; close(): void }> {
+function startProxy(certs: TestCertificates, opts: { mtls: boolean; apiKey?: string }): Promise<{ address: string; close(): void }> {
   const upstream = http2.connect(`http://${temporalAddress()}`);
   const server = http2.createSecureServer({
-    key: fs.readFileSync(path.join(dir, 'server.key')),
-    cert: fs.readFileSync(path.join(dir, 'server.pem')),
-    ca: fs.readFileSync(path.join(dir, 'ca.pem')),
+    key: fs.readFileSync(certs.serverKey),
+    cert: fs.readFileSync(certs.serverCert),
+    ca: fs.readFileSync(certs.ca),
     requestCert: opts.mtls,
     rejectUnauthorized: opts.mtls,
   });
@@ -66,9 +58,10 @@ function startProxy(dir: string, opts: { mtls: boolean; apiKey?: string }): Prom
 
 describe('TLS, mTLS and API keys for the Temporal connection', () => {
   let dir: string;
+  let certs: TestCertificates;
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'registry-taskmgr-tls-'));
-    makeCertificates(dir);
+    certs = makeCertificates(dir);
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -83,9 +76,9 @@ describe('TLS, mTLS and API keys for the Temporal connection', () => {
   };
 
   it('connects over TLS with the server CA from TEMPORAL_TLS_SERVER_CA_CERT_PATH, and refuses an unknown server', async () => {
-    const proxy = await startProxy(dir, { mtls: false });
+    const proxy = await startProxy(certs, { mtls: false });
     try {
-      const ok = await list({ TEMPORAL_ADDRESS: proxy.address, TEMPORAL_TLS: 'true', TEMPORAL_TLS_SERVER_CA_CERT_PATH: path.join(dir, 'ca.pem'), TEMPORAL_TLS_SERVER_NAME: 'localhost' });
+      const ok = await list({ TEMPORAL_ADDRESS: proxy.address, TEMPORAL_TLS: 'true', TEMPORAL_TLS_SERVER_CA_CERT_PATH: certs.ca, TEMPORAL_TLS_SERVER_NAME: 'localhost' });
       assert.equal(ok.code, 0, ok.out);
       assert.ok(Array.isArray(JSON.parse(ok.out).tasks));
       const untrusted = await list({ TEMPORAL_ADDRESS: proxy.address, TEMPORAL_TLS: 'true', TEMPORAL_TLS_SERVER_NAME: 'localhost' });
@@ -99,10 +92,10 @@ describe('TLS, mTLS and API keys for the Temporal connection', () => {
   });
 
   it('presents the client certificate from TEMPORAL_TLS_CLIENT_CERT_PATH / _KEY_PATH where the server demands one (mTLS)', async () => {
-    const proxy = await startProxy(dir, { mtls: true });
+    const proxy = await startProxy(certs, { mtls: true });
     try {
-      const tls = { TEMPORAL_ADDRESS: proxy.address, TEMPORAL_TLS: 'true', TEMPORAL_TLS_SERVER_CA_CERT_PATH: path.join(dir, 'ca.pem'), TEMPORAL_TLS_SERVER_NAME: 'localhost' };
-      const withCert = await list({ ...tls, TEMPORAL_TLS_CLIENT_CERT_PATH: path.join(dir, 'client.pem'), TEMPORAL_TLS_CLIENT_KEY_PATH: path.join(dir, 'client.key') });
+      const tls = { TEMPORAL_ADDRESS: proxy.address, TEMPORAL_TLS: 'true', TEMPORAL_TLS_SERVER_CA_CERT_PATH: certs.ca, TEMPORAL_TLS_SERVER_NAME: 'localhost' };
+      const withCert = await list({ ...tls, TEMPORAL_TLS_CLIENT_CERT_PATH: certs.clientCert, TEMPORAL_TLS_CLIENT_KEY_PATH: certs.clientKey });
       assert.equal(withCert.code, 0, withCert.out);
       const without = await list(tls);
       assert.notEqual(without.code, 0, 'no client certificate, no connection');
@@ -112,9 +105,9 @@ describe('TLS, mTLS and API keys for the Temporal connection', () => {
   });
 
   it('sends TEMPORAL_API_KEY as a bearer token', async () => {
-    const proxy = await startProxy(dir, { mtls: false, apiKey: 'registry-api-key-123' });
+    const proxy = await startProxy(certs, { mtls: false, apiKey: 'registry-api-key-123' });
     try {
-      const tls = { TEMPORAL_ADDRESS: proxy.address, TEMPORAL_TLS_SERVER_CA_CERT_PATH: path.join(dir, 'ca.pem'), TEMPORAL_TLS_SERVER_NAME: 'localhost' };
+      const tls = { TEMPORAL_ADDRESS: proxy.address, TEMPORAL_TLS_SERVER_CA_CERT_PATH: certs.ca, TEMPORAL_TLS_SERVER_NAME: 'localhost' };
       const withKey = await list({ ...tls, TEMPORAL_API_KEY: 'registry-api-key-123' });
       assert.equal(withKey.code, 0, withKey.out);
       const wrong = await list({ ...tls, TEMPORAL_TLS: 'true', TEMPORAL_API_KEY: 'wrong' });
