@@ -107,19 +107,25 @@ describe('a Temporal server that serves mTLS itself', () => {
     }
   });
 
-  it('a worker with a CA it does not trust, a wrong server name or no client certificate stops at once, naming the setting', async () => {
-    const cases: [string, Record<string, string | undefined>, RegExp][] = [
-      ['an untrusted server certificate', { TEMPORAL_TLS_SERVER_CA_CERT_PATH: other.ca }, /TLS with Temporal at 127\.0\.0\.1:\d+ failed: the server's certificate is not signed by a CA we trust \(TEMPORAL_TLS_SERVER_CA_CERT_PATH\)/],
-      ['a wrong server name', { TEMPORAL_TLS_SERVER_NAME: 'registry.example.org' }, /the server's certificate is not valid for the name we expect \(TEMPORAL_TLS_SERVER_NAME\)/],
-      ['no client certificate', { TEMPORAL_TLS_CLIENT_CERT_PATH: undefined, TEMPORAL_TLS_CLIENT_KEY_PATH: undefined }, /the server requires a client certificate \(TEMPORAL_TLS_CLIENT_CERT_PATH/],
+  it('a worker with a CA it does not trust, a wrong server name or no client certificate stops within seconds, naming the setting', async () => {
+    // [what, settings, message, whether a few retries may come first]
+    const cases: [string, Record<string, string | undefined>, RegExp, boolean][] = [
+      ['an untrusted server certificate', { TEMPORAL_TLS_SERVER_CA_CERT_PATH: other.ca }, /TLS with Temporal at 127\.0\.0\.1:\d+ failed: the server's certificate is not signed by a CA we trust \(TEMPORAL_TLS_SERVER_CA_CERT_PATH\)/, false],
+      ['a wrong server name', { TEMPORAL_TLS_SERVER_NAME: 'registry.example.org' }, /the server's certificate is not valid for the name we expect \(TEMPORAL_TLS_SERVER_NAME\)/, false],
+      ['no client certificate', { TEMPORAL_TLS_CLIENT_CERT_PATH: undefined, TEMPORAL_TLS_CLIENT_KEY_PATH: undefined }, /the server requires a client certificate \(TEMPORAL_TLS_CLIENT_CERT_PATH/, true],
     ];
-    for (const [what, extra, message] of cases) {
-      const started = Date.now();
-      const { code, output } = await worker(extra).exited;
-      assert.equal(code, 1, `${what}: ${output}`);
+    for (const [what, extra, message, mayRetryFirst] of cases) {
+      const w = worker(extra);
+      const tooLong = setTimeout(() => w.child.kill('SIGKILL'), 60_000);
+      const { code, output } = await w.exited;
+      clearTimeout(tooLong);
+      assert.equal(code, 1, `${what}: stopped by itself, within a minute: ${output}`);
       assert.match(output, message, what);
-      assert.doesNotMatch(output, /unreachable; retrying|\n\s+at /, `${what}: no retry loop, no stack trace`);
-      assert.ok(Date.now() - started < 60_000, `${what}: stopped at once`);
+      assert.doesNotMatch(output, /\n\s+at /, `${what}: no stack trace`);
+      // Under TLS 1.3 the server refuses a missing client certificate after the client's side of
+      // the handshake is done; the first attempts may see only a broken pipe (an outage, so they
+      // retry) before one reads the server's alert. The others fail on the client's own check.
+      if (!mayRetryFirst) assert.doesNotMatch(output, /unreachable; retrying/, `${what}: no retry`);
     }
     // A client certificate from another CA: the server refuses it, and the client says where to look.
     const stranger = await taskmgr(['list'], { TEMPORAL_TLS_CLIENT_CERT_PATH: other.clientCert, TEMPORAL_TLS_CLIENT_KEY_PATH: other.clientKey });
