@@ -29,7 +29,7 @@ const TLS_REASONS: [RegExp, string][] = [
   [/CertificateRequired/, 'the server requires a client certificate (TEMPORAL_TLS_CLIENT_CERT_PATH / TEMPORAL_TLS_CLIENT_KEY_PATH)'],
   [/fatal alert: (BadCertificate|UnknownCA|UnsupportedCertificate|CertificateUnknown|AccessDenied)/, 'the server refused our client certificate'],
   [/UnsupportedCertVersion/, 'a certificate is X.509 version 1; TLS here needs version 3 certificates'],
-  [/Expired|NotValidYet/, 'a certificate is expired or not yet valid'],
+  [/InvalidCertificate\((Expired|NotValidYet)/, 'a certificate is expired or not yet valid'],
   [/InvalidCertificate|fatal alert/, 'the TLS handshake failed'],
 ];
 
