@@ -1,8 +1,8 @@
 /** Activities that bring derived state (quality, index, cache) up to date, one batch at a time. */
 import { heartbeat } from '@temporalio/activity';
-import { withTransaction, type Pool } from '../db/pool.ts';
+import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { followUpBatch } from '../registry/operations.ts';
-import { recheckQuality, reindexRecords, regenerateCache } from '../registry/derived.ts';
+import { lockRecords, recheckQuality, reindexRecords, regenerateCache, withRecordsLocked } from '../registry/derived.ts';
 import type { FollowUpBatchResult, LevelChanges } from '../shared.ts';
 
 export interface BatchRef {
@@ -19,19 +19,19 @@ export interface RefreshResult {
 
 export const createDerivedActivities = (deps: { pool: Pool }) => {
   // The batch's ids are read from the operation's work list: payloads carry references, not keys.
-  const run = async (ref: BatchRef, step: (ids: number[]) => Promise<FollowUpBatchResult>) => {
+  const run = async (ref: BatchRef, step: (tx: Queryable, ids: readonly number[]) => Promise<FollowUpBatchResult>) => {
     const ids = await followUpBatch(deps.pool, ref.opId, ref.batchNo);
     heartbeat({ batchNo: ref.batchNo, records: ids.length });
-    return step(ids);
+    return withRecordsLocked(deps.pool, ids, step);
   };
   return {
     /** Recomputes the quality levels of one follow-up batch. */
     async recheckQualityBatch(ref: BatchRef): Promise<FollowUpBatchResult> {
-      return run(ref, (ids) => recheckQuality(deps.pool, ids));
+      return run(ref, recheckQuality);
     },
     /** Rebuilds the search index entries of one follow-up batch. */
     async reindexBatch(ref: BatchRef): Promise<FollowUpBatchResult> {
-      return run(ref, (ids) => reindexRecords(deps.pool, ids));
+      return run(ref, reindexRecords);
     },
     /**
      * All three for one batch in one transaction (the coalescer's step): one round trip and one
@@ -55,6 +55,7 @@ export const createDerivedActivities = (deps: { pool: Pool }) => {
         }
         const ids = await followUpBatch(tx, ref.opId, ref.batchNo);
         heartbeat({ batchNo: ref.batchNo, records: ids.length });
+        await lockRecords(tx, ids);
         // Quality first: the index entry and the cached rendering both carry the quality level.
         const quality = await recheckQuality(tx, ids);
         const index = await reindexRecords(tx, ids);
@@ -66,7 +67,7 @@ export const createDerivedActivities = (deps: { pool: Pool }) => {
     },
     /** Regenerates the cached renderings of one follow-up batch. */
     async regenerateCacheBatch(ref: BatchRef): Promise<FollowUpBatchResult> {
-      return run(ref, (ids) => regenerateCache(deps.pool, ids));
+      return run(ref, regenerateCache);
     },
   };
 };

@@ -4,9 +4,29 @@
  * and idempotent: it writes a row only when the new value differs, so running it twice
  * changes nothing the second time. Ids of records that no longer exist lose their derived rows.
  */
-import type { Queryable } from '../db/pool.ts';
+import { withTransaction, type Pool, type PoolClient, type Queryable } from '../db/pool.ts';
 import type { LevelChanges, RecordClass } from '../shared.ts';
 import { assessQuality, type QualityInput } from './quality.ts';
+
+/**
+ * Takes the row locks of the given records, in id order. Derived state is computed from several
+ * tables and written with "only if different": under READ COMMITTED a writer whose statement
+ * started before another writer committed would wait for that writer's row, then store what it
+ * computed from the older state (a lost update: a cache entry showing a quality level already
+ * superseded). Every writer of derived state and every registry change takes these locks first,
+ * in the same order, so each computes from what the previous one committed.
+ */
+export async function lockRecords(tx: Queryable, ids: readonly number[]): Promise<void> {
+  if (ids.length) await tx.query('SELECT 1 FROM registry_objects WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
+}
+
+/** Runs `step` on the records in one transaction that holds their locks (see lockRecords). */
+export async function withRecordsLocked<T>(pool: Pool, ids: readonly number[], step: (tx: PoolClient, ids: readonly number[]) => Promise<T>): Promise<T> {
+  return withTransaction(pool, async (tx) => {
+    await lockRecords(tx, ids);
+    return step(tx, ids);
+  });
+}
 
 interface QualityRow {
   id: number;

@@ -61,7 +61,7 @@ export async function applyRegistryOperation(pool: Pool, op: RegistryOperation, 
       }
       case 'CLEAR_DATA_SOURCE': {
         dsId = await dataSourceId(tx, op.dataSourceKey);
-        const { rows } = await tx.query<{ id: number }>('SELECT id FROM registry_objects WHERE data_source_id = $1 FOR UPDATE', [dsId]);
+        const { rows } = await tx.query<{ id: number }>('SELECT id FROM registry_objects WHERE data_source_id = $1 ORDER BY id FOR UPDATE', [dsId]);
         const ids = rows.map((r) => r.id);
         const gone = new Set(ids);
         affectedIds = (await relatedTo(tx, ids)).filter((id) => !gone.has(id));
@@ -72,7 +72,8 @@ export async function applyRegistryOperation(pool: Pool, op: RegistryOperation, 
       case 'IMPORT_RECORDS': {
         dsId = await dataSourceId(tx, op.dataSourceKey);
         const keys = op.records.map((r) => r.key);
-        const before = await tx.query<{ id: number }>('SELECT id FROM registry_objects WHERE key = ANY($1::text[])', [keys]);
+        // Locked in id order, as writers of derived state lock records (see lockRecords): no deadlock.
+        const before = await tx.query<{ id: number }>('SELECT id FROM registry_objects WHERE key = ANY($1::text[]) ORDER BY id FOR UPDATE', [keys]);
         const relatedBefore = await relatedTo(tx, before.rows.map((r) => r.id));
         const col = <T>(f: (r: HarvestedRecord) => T) => op.records.map(f);
         const upserted = await tx.query<{ id: number }>(

@@ -3,7 +3,8 @@
  * given keys; else on every record of the data source; with neither, one sub-task per data source.
  */
 import { dataSourcesBySize, idsForDataSource, idsForKeys } from '../registry/scope.ts';
-import type { Pool } from '../db/pool.ts';
+import type { Queryable } from '../db/pool.ts';
+import { withRecordsLocked } from '../registry/derived.ts';
 import type { TaskContext } from './types.ts';
 
 const BATCH = 1000;
@@ -11,7 +12,7 @@ const BATCH = 1000;
 export async function runOverRecords(
   ctx: TaskContext,
   noun: string,
-  step: (pool: Pool, ids: number[]) => Promise<{ records: number; changed: number }>,
+  step: (db: Queryable, ids: readonly number[]) => Promise<{ records: number; changed: number }>,
 ): Promise<unknown> {
   const { registryObjectKeys: keys, dataSourceKey } = ctx.input;
   if (!keys?.length && !dataSourceKey) {
@@ -33,7 +34,7 @@ export async function runOverRecords(
   let changed = 0;
   for (let i = 0; i < ids.length; i += BATCH) {
     if (ctx.signal.aborted) throw new Error('cancelled');
-    const r = await step(ctx.pool, ids.slice(i, i + BATCH));
+    const r = await withRecordsLocked(ctx.pool, ids.slice(i, i + BATCH), step);
     changed += r.changed;
     ctx.progress(Math.min(i + BATCH, ids.length), ids.length, `${noun}`);
   }

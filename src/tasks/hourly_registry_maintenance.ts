@@ -1,5 +1,5 @@
 import { loadConfig } from '../config.ts';
-import { regenerateCache } from '../registry/derived.ts';
+import { regenerateCache, withRecordsLocked } from '../registry/derived.ts';
 import { formatDuration } from '../taskmgr/duration.ts';
 import { TASK_LIMITS } from '../taskmgr/input.ts';
 import { defineTask } from '../taskmgr/types.ts';
@@ -50,7 +50,7 @@ export default defineTask({
     const missing = await ctx.pool.query<{ id: number }>('SELECT ro.id FROM registry_objects ro LEFT JOIN record_cache rc ON rc.record_id = ro.id WHERE rc.record_id IS NULL ORDER BY ro.id');
     let filled = 0;
     for (let i = 0; i < missing.rows.length; i += 1000) {
-      filled += (await regenerateCache(ctx.pool, missing.rows.slice(i, i + 1000).map((r) => r.id))).changed;
+      filled += (await withRecordsLocked(ctx.pool, missing.rows.slice(i, i + 1000).map((r) => r.id), regenerateCache)).changed;
       ctx.progress(Math.min(i + 1000, missing.rows.length), missing.rows.length, 'filling missing cache entries');
     }
     if (filled) ctx.log.info(`filled ${filled} missing cache entries`);
