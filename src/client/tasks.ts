@@ -254,8 +254,14 @@ export class TaskClient {
   /** Cancels a WAITING or STARTED task (a recurring one stops for good). */
   async cancelTask(taskId: string): Promise<void> {
     const info = await this.getTask(taskId);
-    if (info.status !== 'WAITING' && info.status !== 'STARTED') throw new TaskStateError(`task ${taskId} is ${info.status}; only WAITING or STARTED tasks can be cancelled`);
-    await this.client.workflow.getHandle(taskId).cancel();
+    const handle = this.client.workflow.getHandle(taskId);
+    if (info.status !== 'WAITING' && info.status !== 'STARTED') {
+      // A recurring task between two runs shows the run that just ended (COMPLETED or FAILED)
+      // while the loop itself goes on: it can still be cancelled, and the cancel stops the loop.
+      const loopGoesOn = info.input.recurEvery !== undefined && (await handle.describe()).status.name === 'RUNNING';
+      if (!loopGoesOn) throw new TaskStateError(`task ${taskId} is ${info.status}; only WAITING or STARTED tasks can be cancelled`);
+    }
+    await handle.cancel();
   }
 
   /** Moves a WAITING task's start: a delay ("15 minutes") or an ISO time. */
