@@ -50,8 +50,10 @@ describe('a recurring task over thousands of iterations', () => {
     const late = await historySize(await closedRun());
 
     assert.ok(early < 40, `an early run has ${early} events`);
-    // The first run also holds the add's update events; later runs are all alike.
-    assert.ok(late <= early, `a run near iteration ${info.iteration} has ${late} events, an early one ${early}`);
+    // History must not grow with the iterations. One run's size varies by a few events with timing
+    // (an extra workflow task when a poll or query lands mid-run on a loaded machine: 22 vs 27 seen
+    // in CI), so allow that much and no more; growth would show as hundreds.
+    assert.ok(late < 40 && late <= early + 8, `a run near iteration ${info.iteration} has ${late} events, an early one ${early}`);
     assert.equal(info.recentRuns!.length, 20, 'the loop keeps only the last 20 run summaries');
     assert.ok(info.recentRuns!.every((r) => r.status === 'COMPLETED'));
     assert.equal(info.addedAt < info.recentRuns![0]!.completedAt, true);
