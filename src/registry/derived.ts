@@ -16,8 +16,9 @@ import { assessQuality, type QualityInput } from './quality.ts';
  * superseded). Every writer of derived state and every registry change takes these locks first,
  * in the same order, so each computes from what the previous one committed.
  */
-export async function lockRecords(tx: Queryable, ids: readonly number[]): Promise<void> {
-  if (ids.length) await tx.query('SELECT 1 FROM registry_objects WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
+export async function lockRecords(tx: Queryable, ids: readonly number[], mode: 'update' | 'delete' = 'update'): Promise<void> {
+  // A delete needs the stronger lock; both take the rows in the same (id) order.
+  if (ids.length) await tx.query(`SELECT 1 FROM registry_objects WHERE id = ANY($1::bigint[]) ORDER BY id ${mode === 'delete' ? 'FOR UPDATE' : 'FOR NO KEY UPDATE'}`, [ids]);
 }
 
 /** Runs `step` on the records in one transaction that holds their locks (see lockRecords). */

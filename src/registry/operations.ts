@@ -2,6 +2,7 @@
  * Registry changes that plan their own follow-up: the change, the list of records whose
  * derived state it invalidates, and the operation row are written in one transaction.
  */
+import { lockRecords } from './derived.ts';
 import { withTransaction, type Pool, type PoolClient, type Queryable } from '../db/pool.ts';
 import type { DeletionOutcome, RecordClass } from '../shared.ts';
 
@@ -57,7 +58,7 @@ export async function relatedTo(tx: PoolClient, ids: number[]): Promise<number[]
 /** Deletes records with their index and cache entries (their own relations go by cascade). */
 export async function deleteRecordRows(tx: PoolClient, ids: number[]): Promise<void> {
   // The records' locks first, as every writer of derived state takes them (see lockRecords): no deadlock.
-  await tx.query('SELECT 1 FROM registry_objects WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE', [ids]);
+  await lockRecords(tx, ids, 'delete');
   await tx.query('DELETE FROM record_index WHERE record_id = ANY($1::bigint[])', [ids]);
   await tx.query('DELETE FROM record_cache WHERE record_id = ANY($1::bigint[])', [ids]);
   await tx.query('DELETE FROM registry_objects WHERE id = ANY($1::bigint[])', [ids]);
