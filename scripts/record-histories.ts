@@ -20,7 +20,8 @@ const { TaskClient } = await import('../src/client/tasks.ts');
 const { coalescerWorkflowId } = await import('../src/shared.ts');
 
 const db = await createTestDatabase();
-const worker = await startTestWorker(db.pool);
+// Short waits: the recorded wait continues as new within seconds.
+const worker = await startTestWorker(db.pool, undefined, { TASK_PREREQUISITE_RECHECK: '100 milliseconds', TASK_WAIT_HISTORY_LIMIT: '50' });
 const client = await testClient(worker.taskQueue, { batchSize: 10, concurrency: 2 });
 try {
   const seeded = await seedRegistry(db.pool, { records: 300, dataSources: 2, hubs: 1, hubSize: 35, seed: 3 });
@@ -62,7 +63,7 @@ try {
 
   // registryTask: a completed task, an unknown method, a merged add, a cancelled wait, a
   // prerequisite chain, a failed prerequisite, and a recurring task's continue-as-new.
-  const tasks = new TaskClient(client.client, worker.taskQueue);
+  const tasks = new TaskClient(client.client, worker.taskQueue, { pool: db.pool });
   const settle = (id: string) => client.client.workflow.getHandle(id).result().catch(() => undefined);
   const ds = seeded.dataSources[0]!;
   const completed = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: ds, logMessage: 'recorded' });
@@ -74,9 +75,13 @@ try {
   await save('registryTask-unknown-method', 'task:unknown-method');
 
   const waiting = await tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds, scheduledFor: '1 hour', registryObjectKeys: [seeded.hubs[0]!.key] });
-  const merged = await tasks.addTask({ method: 'INDEX_RECORDS', dataSourceKey: ds, registryObjectKeys: ['another/key'] });
+  const merged = await tasks.addTask({ method: 'INDEX_RECORDS', dataSourceKey: ds, scheduledFor: '1 hour', registryObjectKeys: [seeded.hubs[0]!.key] });
+  if (!merged.deduplicatedInto) throw new Error('expected the covered add to merge');
   await settle(merged.taskId);
   await save('registryTask-merged', merged.taskId);
+  const own = await tasks.addTask({ method: 'INDEX_RECORDS', dataSourceKey: ds, registryObjectKeys: ['another/key'] });
+  await settle(own.taskId);
+  await save('registryTask-not-covered', own.taskId);
   await tasks.rescheduleTask(waiting, '30 minutes');
   await tasks.cancelTask(waiting);
   await settle(waiting);
@@ -92,6 +97,15 @@ try {
   const blocked = await tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds, prerequisiteTaskId: failing });
   await settle(blocked);
   await save('registryTask-prerequisite-failed', blocked);
+
+  // A dependant whose wait outlasts the history limit: it continues as new.
+  const later = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds, scheduledFor: '1 hour' });
+  const patient = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: ds, prerequisiteTaskId: later });
+  await new Promise((r) => setTimeout(r, 4000));
+  const firstRun = (await client.client.workflow.getHandle(patient).describe()).raw.workflowExecutionInfo!.firstRunId!;
+  await tasks.cancelTask(later);
+  await settle(patient);
+  await save('registryTask-wait-continued', patient, firstRun);
 
   const recurring = await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [seeded.hubs[0]!.key], recurEvery: '200 milliseconds' });
   await new Promise((r) => setTimeout(r, 1500));

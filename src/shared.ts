@@ -13,6 +13,39 @@ export const DataSourceKeyKey = defineSearchAttributeKey('DataSourceKey', Search
 export const RegistryObjectKeysKey = defineSearchAttributeKey('RegistryObjectKeys', SearchAttributeType.KEYWORD_LIST);
 export const SEARCH_ATTRIBUTES = [TaskMethodKey, TaskStatusKey, DataSourceKeyKey, RegistryObjectKeysKey];
 
+/**
+ * A Temporal server refuses a search attribute value over 2 KB
+ * (`frontend.searchAttributesSizeOfValueLimit`); the list is JSON-encoded, so this budget leaves room.
+ */
+export const SEARCH_ATTRIBUTE_VALUE_BUDGET = 1900;
+
+/** The leading keys whose JSON list fits one search attribute value; the rest are found through PostgreSQL. */
+export function keysForSearchAttribute(keys: readonly string[]): string[] {
+  const fitting: string[] = [];
+  let bytes = 2; // []
+  for (const key of keys) {
+    bytes += utf8Length(JSON.stringify(key)) + (fitting.length ? 1 : 0);
+    if (bytes > SEARCH_ATTRIBUTE_VALUE_BUDGET) break;
+    fitting.push(key);
+  }
+  return fitting;
+}
+
+/** UTF-8 size of a string (no Buffer: workflows use this too). */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00) {
+      n += 4; // a surrogate pair: one 4-byte character
+      i += 1;
+    } else n += 3;
+  }
+  return n;
+}
+
 export const TASK_STATUSES = ['WAITING', 'STARTED', 'COMPLETED', 'FAILED', 'CANCELLED'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 

@@ -69,7 +69,7 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Wo
     namespace: deps.namespace,
     taskQueue,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({ pool: deps.pool, temporal: deps.client, taskQueue, tasks }),
+    activities: createActivities({ pool: deps.pool, temporal: deps.client, taskQueue, tasks, waits: deps.config.taskWaits }),
     // Batches are I/O-bound on PostgreSQL: a few at a time saturate two cores.
     maxConcurrentActivityTaskExecutions: 8,
   });

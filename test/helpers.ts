@@ -70,8 +70,8 @@ export interface TestWorker {
 }
 
 /** Runs a real worker on a task queue of its own until stop(). */
-export async function startTestWorker(pool: Pool, taskQueue = uniqueName('registry-tasks-test')): Promise<TestWorker> {
-  const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue });
+export async function startTestWorker(pool: Pool, taskQueue = uniqueName('registry-tasks-test'), env: Record<string, string> = {}): Promise<TestWorker> {
+  const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, ...env });
   const connection = await NativeConnection.connect({ address: temporalAddress() });
   const client = new Client({ connection: await Connection.connect({ address: temporalAddress() }), namespace: 'default' });
   const worker = await createRegistryWorker({ config, pool, connection, client, namespace: 'default', taskQueue, workflowBundle: await workflowBundle() });

@@ -17,11 +17,13 @@ async function main(): Promise<number> {
   servers = await startTestServers();
   console.log(`test servers: Temporal ${servers.temporalAddress}, PostgreSQL ${servers.databaseUrl.replace(/:[^:@/]*@/, ':***@')}`);
   // Files or folders; by default the unit and integration tests (`npm run test:faults` passes test/faults).
-  const args = process.argv.slice(2);
+  // Options for node's test runner (e.g. --test-name-pattern=...) pass through.
+  const options = process.argv.slice(2).filter((a) => a.startsWith('--'));
+  const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
   const testFiles = (args.length ? args : ['test/unit', 'test/integration']).flatMap((p) =>
     fs.statSync(p).isDirectory() ? fs.readdirSync(p).filter((f) => f.endsWith('.test.ts')).map((f) => path.join(p, f)) : [p],
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...testFiles], {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...options, ...testFiles], {
     stdio: 'inherit',
     env: { ...process.env, TEST_TEMPORAL_ADDRESS: servers.temporalAddress, TEST_DATABASE_URL: servers.databaseUrl, TEMPORAL_CLI: servers.cliPath, TEMPORAL_SERVER: servers.serverPath },
   });

@@ -5,7 +5,7 @@ import type { LoadedTasks } from '../taskmgr/discovery.ts';
 import { createDerivedActivities } from './derived.ts';
 import { createFollowUpActivities } from './followup.ts';
 import { createRecordActivities } from './records.ts';
-import { createTaskActivities } from './tasks.ts';
+import { createTaskActivities, type TaskWaitSettings } from './tasks.ts';
 
 export interface ActivityDeps {
   pool: Pool;
@@ -14,6 +14,8 @@ export interface ActivityDeps {
   taskQueue: string;
   /** Task modules, loaded and validated when the worker starts. */
   tasks: LoadedTasks;
+  /** How WAITING tasks wait (TASK_PREREQUISITE_RECHECK, TASK_WAIT_HISTORY_LIMIT). */
+  waits?: TaskWaitSettings;
 }
 
 export const createActivities = (deps: ActivityDeps) => ({

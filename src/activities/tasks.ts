@@ -8,13 +8,24 @@ import { unknownMethodMessage, type LoadedTasks } from '../taskmgr/discovery.ts'
 import type { TaskInfo } from '../taskmgr/info.ts';
 import type { TaskInput } from '../taskmgr/input.ts';
 import type { AddTaskOptions, TaskContext, TaskLogLine, TaskProgress } from '../taskmgr/types.ts';
-import { dependantSignal, mergeUpdate, taskInfoQuery } from '../workflows/definitions.ts';
+import { countTaskKeys, keysCoveredBy, recordOutcome, loadTaskKeys, registerDependant, storeTaskKeys, unregisterDependant } from '../taskmgr/task-store.ts';
+import { dependantSignal, mergeCoveredUpdate, mergeUpdateV2, prerequisiteDoneSignal, taskInfoQuery, type CoveredAdd } from '../workflows/definitions.ts';
+
+/** How WAITING tasks wait; from the worker's configuration, recorded in each task's history. */
+export interface TaskWaitSettings {
+  /** A dependant asks its prerequisite's state this often even without a signal (a lost signal cannot strand it). */
+  prerequisiteRecheckMs: number;
+  /** A WAITING task continues as new once its run's history has this many events. */
+  historyLimit: number;
+}
+export const DEFAULT_TASK_WAITS: TaskWaitSettings = { prerequisiteRecheckMs: 60 * 60_000, historyLimit: 1000 };
 
 export interface TaskActivityDeps {
   pool: Pool;
   temporal: Client;
   taskQueue: string;
   tasks: LoadedTasks;
+  waits?: TaskWaitSettings;
 }
 
 const MAX_OUTPUT_BYTES = 256 * 1024;
@@ -27,11 +38,17 @@ async function taskStatus(temporal: Client, taskId: string): Promise<{ status: s
     const d = await temporal.workflow.getHandle(taskId).describe();
     // A task started a moment ago may not have set TaskStatus yet: running means WAITING then.
     const status = d.typedSearchAttributes.get(TaskStatusKey) ?? (d.status.name === 'RUNNING' ? 'WAITING' : d.status.name);
-    return { status: d.status.name === 'TERMINATED' || d.status.name === 'TIMED_OUT' ? d.status.name : status, running: d.status.name === 'RUNNING' };
+    const error = typeof d.memo?.error === 'string' ? d.memo.error : undefined;
+    return { status: d.status.name === 'TERMINATED' || d.status.name === 'TIMED_OUT' ? d.status.name : status, running: d.status.name === 'RUNNING', error };
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return { status: 'NOT_FOUND', running: false };
     throw err;
   }
+}
+
+function messageOf(err: unknown): string {
+  const e = err as { message?: string; cause?: { message?: string } };
+  return `${e?.message ?? ''} ${e?.cause?.message ?? ''}`;
 }
 
 const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006']);
@@ -57,13 +74,80 @@ async function waitForDatabase(pool: Pool, beat: () => void, signal: AbortSignal
 }
 
 export const createTaskActivities = (deps: TaskActivityDeps) => {
-  const client = new TaskClient(deps.temporal, deps.taskQueue);
+  const client = new TaskClient(deps.temporal, deps.taskQueue, { pool: deps.pool });
   return {
     /** Checks that a method has an enabled, valid module; returns how to run it. */
-    async describeTaskMethod(method: string): Promise<{ timeoutMs: number; maxAttempts: number; heartbeatTimeoutMs?: number }> {
+    async describeTaskMethod(method: string): Promise<{ timeoutMs: number; maxAttempts: number; heartbeatTimeoutMs?: number; waits: TaskWaitSettings }> {
       const def = deps.tasks.definitions.get(method);
       if (!def) throw ApplicationFailure.create({ message: unknownMethodMessage(method, deps.tasks.files), type: 'UnknownTaskMethod', nonRetryable: true });
-      return { timeoutMs: def.timeoutMs, maxAttempts: def.maxAttempts ?? 3, heartbeatTimeoutMs: def.heartbeatTimeoutMs };
+      return { timeoutMs: def.timeoutMs, maxAttempts: def.maxAttempts ?? 3, heartbeatTimeoutMs: def.heartbeatTimeoutMs, waits: deps.waits ?? DEFAULT_TASK_WAITS };
+    },
+
+    /** Stores the keys a task's input named (idempotent). */
+    async storeTaskKeys(args: { taskId: string; keys: string[] }): Promise<void> {
+      await storeTaskKeys(deps.pool, args.taskId, args.keys);
+    },
+
+    /** How many keys TaskClient stored for a task before starting it. */
+    async countTaskKeys(taskId: string): Promise<number> {
+      return countTaskKeys(deps.pool, taskId);
+    },
+
+    /**
+     * Merges an add into the WAITING task `into` when that task already covers it: every key the
+     * add names (a task without keys covers its whole data source), its prerequisite and its start
+     * (the holder checks those itself, atomically). Otherwise the add stays its own task.
+     */
+    async mergeIfCovered(args: { into: string; add: CoveredAdd; addNamesKeys: boolean }): Promise<'merged' | 'not-covered' | 'not-waiting'> {
+      const holderNamesKeys = (await countTaskKeys(deps.pool, args.into)) > 0;
+      const covered = !holderNamesKeys || (args.addNamesKeys && (await keysCoveredBy(deps.pool, args.add.fromTaskId, args.into)));
+      if (!covered) return 'not-covered';
+      try {
+        await deps.temporal.workflow.getHandle(args.into).executeUpdate(mergeCoveredUpdate, { args: [args.add] });
+        return 'merged';
+      } catch (err) {
+        if (err instanceof WorkflowUpdateFailedError) return /no longer WAITING|unknown update|not found/i.test(messageOf(err)) ? 'not-waiting' : 'not-covered';
+        if (err instanceof WorkflowNotFoundError) return 'not-waiting';
+        throw err;
+      }
+    },
+
+    /**
+     * Registers a WAITING task with its prerequisite (in PostgreSQL: the prerequisite reads its
+     * dependants when it ends) and returns the prerequisite's state now. CYCLE when the
+     * prerequisite waits, through its own prerequisites, for the dependant.
+     */
+    async registerDependant(args: { prerequisiteTaskId: string; dependantTaskId: string }): Promise<{ status: string; error?: string }> {
+      const { cycle, ended } = await registerDependant(deps.pool, args.prerequisiteTaskId, args.dependantTaskId);
+      if (cycle) return { status: 'CYCLE', error: cycle.join(' -> ') };
+      if (ended) return ended;
+      // Registered first, asked second: a prerequisite that ends after this read will find us registered.
+      return taskStatus(deps.temporal, args.prerequisiteTaskId);
+    },
+
+    /** The prerequisite's state, for a dependant's periodic recheck (no signal is sent to it). */
+    async prerequisiteState(prerequisiteTaskId: string): Promise<{ status: string; error?: string }> {
+      return taskStatus(deps.temporal, prerequisiteTaskId);
+    },
+
+    /** A task leaves WAITING: frees its (method, data source) slot and its prerequisite registration. Idempotent. */
+    async leaveWaiting(args: { taskId: string; method: string; dataSourceKey?: string }): Promise<void> {
+      await deps.pool.query('DELETE FROM task_claims WHERE method = $1 AND data_source_key = $2 AND task_id = $3', [args.method, args.dataSourceKey ?? '', args.taskId]);
+      await unregisterDependant(deps.pool, args.taskId);
+    },
+
+    /** Tells every task registered as waiting for `taskId` how it ended. Idempotent (a dependant takes the first word). */
+    async notifyDependants(args: { taskId: string; status: string; error?: string; final?: boolean }): Promise<number> {
+      const dependants = await recordOutcome(deps.pool, args.taskId, { status: args.status, error: args.error }, args.final ?? true);
+      for (const id of dependants) {
+        await deps.temporal.workflow
+          .getHandle(id)
+          .signal(prerequisiteDoneSignal, { taskId: args.taskId, status: args.status, error: args.error })
+          .catch((err: unknown) => {
+            if (!(err instanceof WorkflowNotFoundError)) throw err; // gone: nothing waits there
+          });
+      }
+      return dependants.length;
     },
 
     /**
@@ -102,7 +186,7 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
     /** Merges a duplicate add into the WAITING task `into`; false when it has left WAITING. */
     async mergeIntoWaitingTask(args: { into: string; registryObjectKeys?: string[] }): Promise<boolean> {
       try {
-        await deps.temporal.workflow.getHandle(args.into).executeUpdate(mergeUpdate, { args: [{ registryObjectKeys: args.registryObjectKeys }] });
+        await deps.temporal.workflow.getHandle(args.into).executeUpdate(mergeUpdateV2, { args: [{ registryObjectKeys: args.registryObjectKeys }] });
         return true;
       } catch (err) {
         if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError) return false;
@@ -141,10 +225,17 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
     },
 
     /** Runs a task module. Its log lines and progress travel in heartbeats, its output in the result. */
-    async runTask(args: { taskId: string; method: string; input: Pick<TaskInput, 'registryObjectKeys' | 'dataSourceKey' | 'logMessage'> }): Promise<{ output: unknown; logs: TaskLogLine[]; attempt: number }> {
+    async runTask(args: {
+      taskId: string;
+      method: string;
+      input: Pick<TaskInput, 'registryObjectKeys' | 'dataSourceKey' | 'logMessage'>;
+      /** The keys are in task_keys (version 3 on), not in `input`. */
+      keysStored?: boolean;
+    }): Promise<{ output: unknown; logs: TaskLogLine[]; attempt: number }> {
       const ctx = Context.current();
       const def = deps.tasks.definitions.get(args.method);
       if (!def) throw ApplicationFailure.create({ message: unknownMethodMessage(args.method, deps.tasks.files), type: 'UnknownTaskMethod', nonRetryable: true });
+      const input = args.keysStored ? { ...args.input, registryObjectKeys: await loadTaskKeys(deps.pool, args.taskId) } : args.input;
       const logs: TaskLogLine[] = [];
       let progress: TaskProgress | undefined;
       const beat = () => ctx.heartbeat({ progress, logTail: logs.slice(-20) });
@@ -159,7 +250,7 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
         taskId: args.taskId,
         method: args.method,
         attempt: ctx.info.attempt,
-        input: args.input,
+        input,
         pool: deps.pool,
         log: { info: write('info'), warn: write('warn'), error: write('error') },
         progress(done, total, message) {

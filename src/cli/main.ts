@@ -1,5 +1,4 @@
 /** `taskmgr`: the command-line tool (commander). `npm start` is `taskmgr start`. */
-import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
@@ -13,6 +12,7 @@ import { isRegistryEmpty, seedRegistry, type SeedOptions } from '../registry/see
 import { startStack } from '../stack.ts';
 import { startAdminServer } from '../http/server.ts';
 import { addTaskCommands } from './tasks.ts';
+import { runningDatabaseUrl } from './database.ts';
 import { connectWorker, createRegistryWorker, installRuntime } from '../worker.ts';
 
 const intOption = (name: string, min: number, max: number) => (value: string) => {
@@ -23,19 +23,12 @@ const intOption = (name: string, min: number, max: number) => (value: string) =>
 
 /** The database for a one-off command: DATABASE_URL, else the embedded one (started if not running). */
 async function openDatabase(config: Config, logger: Logger): Promise<{ pool: Pool; url: string; close(): Promise<void> }> {
-  let url = config.databaseUrl;
+  let url = runningDatabaseUrl(config);
   let stopEmbedded: (() => Promise<void>) | undefined;
   if (!url) {
-    const pidFile = path.join(config.dataDir, 'pg', 'postmaster.pid');
-    const passwordFile = path.join(config.dataDir, 'pg-password');
-    if (fs.existsSync(pidFile) && fs.existsSync(passwordFile)) {
-      // `npm start` is running: use its embedded server.
-      url = `postgres://registry:${encodeURIComponent(fs.readFileSync(passwordFile, 'utf8').trim())}@127.0.0.1:${config.embeddedPgPort}/registry`;
-    } else {
-      const db = await startEmbeddedPostgres({ dir: path.join(config.dataDir, 'pg'), port: config.embeddedPgPort, logger });
-      url = db.url;
-      stopEmbedded = () => db.stop();
-    }
+    const db = await startEmbeddedPostgres({ dir: path.join(config.dataDir, 'pg'), port: config.embeddedPgPort, logger });
+    url = db.url;
+    stopEmbedded = () => db.stop();
   }
   const pool = createPool(url, { logger });
   return {
@@ -115,7 +108,7 @@ export function buildProgram(): Command {
         const worker = await createRegistryWorker({ config, pool, connection, client, namespace });
         const running = worker.run();
         // After run(): adding a task waits for its admission, which a polling worker carries out.
-        const tasks = new TaskClient(client, config.temporal.taskQueue);
+        const tasks = new TaskClient(client, config.temporal.taskQueue, { pool });
         await ensureMaintenanceTask(tasks, config, logger);
         const web = await startAdminServer({
           config,
@@ -171,7 +164,7 @@ export function buildProgram(): Command {
       const { connection, client, namespace, address } = temporal;
       const worker = await createRegistryWorker({ config, pool, connection, client, namespace });
       const running = worker.run(); // returns after SIGINT/SIGTERM, once in-flight tasks finish
-      await ensureMaintenanceTask(new TaskClient(client, config.temporal.taskQueue), config, logger);
+      await ensureMaintenanceTask(new TaskClient(client, config.temporal.taskQueue, { pool }), config, logger);
       logger.info({ address, namespace, taskQueue: config.temporal.taskQueue }, 'worker running');
       await running;
       await temporal.close();
@@ -187,7 +180,7 @@ export function buildProgram(): Command {
       const logger = createLogger(config.logLevel);
       const pool = createPool(config.databaseUrl, { logger });
       const registry = await RegistryClient.connect(config);
-      const tasks = new TaskClient(registry.client, config.temporal.taskQueue);
+      const tasks = new TaskClient(registry.client, config.temporal.taskQueue, { pool });
       const web = await startAdminServer({ config, pool, tasks, registry, logger, temporalUiUrl: config.temporal.uiUrl });
       logger.info({ url: web.url }, 'Background Task Manager listening');
       await stopSignal(logger);

@@ -1,6 +1,8 @@
 /** `taskmgr` task commands: add, list, show, cancel, reschedule, retry, flush, methods. */
 import { type Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config.ts';
+import { createPool } from '../db/pool.ts';
+import { runningDatabaseUrl } from './database.ts';
 import { TaskClient, type TaskSummary } from '../client/tasks.ts';
 import { TASK_STATUSES, type TaskStatus } from '../shared.ts';
 import { assertAvailable, listTaskFiles } from '../taskmgr/discovery.ts';
@@ -10,11 +12,16 @@ import type { TaskInfo } from '../taskmgr/info.ts';
 import type { TaskProgress } from '../taskmgr/types.ts';
 
 async function withTasks<T>(fn: (tasks: TaskClient) => Promise<T>): Promise<T> {
-  const tasks = await TaskClient.connect(loadConfig());
+  const config = loadConfig();
+  // The database, where it runs, holds every task's keys (key searches, large key sets).
+  const databaseUrl = runningDatabaseUrl(config);
+  const pool = databaseUrl ? createPool(databaseUrl, { max: 2 }) : undefined;
+  const tasks = await TaskClient.connect(config, undefined, { pool });
   try {
     return await fn(tasks);
   } finally {
     await tasks.close();
+    await pool?.end();
   }
 }
 

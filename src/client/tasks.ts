@@ -19,10 +19,12 @@ const GRPC_FAILED_PRECONDITION = 9;
 import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Config } from '../config.ts';
-import { DataSourceKeyKey, RegistryObjectKeysKey, TASK_STATUSES, TaskMethodKey, TaskStatusKey, type TaskStatus } from '../shared.ts';
+import type { Pool } from '../db/pool.ts';
+import { checkRecordKey, DataSourceKeyKey, keysForSearchAttribute, RegistryObjectKeysKey, TASK_STATUSES, TaskMethodKey, TaskStatusKey, utf8Length, type TaskStatus } from '../shared.ts';
+import { dependantsOf, forgetTasks, heldAsPrerequisites, loadTaskKeys, storeTaskKeys, tasksNamingKey } from '../taskmgr/task-store.ts';
 import { assertAvailable, listTaskFiles, type TaskFiles } from '../taskmgr/discovery.ts';
 import { MERGED, TASK_MEMO_FIELDS, type TaskAdmission, type TaskInfo } from '../taskmgr/info.ts';
-import { TaskInputError, validateTaskInput, type TaskInput } from '../taskmgr/input.ts';
+import { TASK_LIMITS, TaskInputError, validateTaskInput, validateTaskKeys, type TaskInput } from '../taskmgr/input.ts';
 import type { AddTaskOptions, TaskProgress } from '../taskmgr/types.ts';
 import { rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery } from '../workflows/definitions.ts';
 import type { registryTask } from '../workflows/registryTask.ts';
@@ -82,22 +84,37 @@ const WORKFLOW_TYPE = 'registryTask';
 /** The one HOURLY_REGISTRY_MAINTENANCE loop of a namespace. */
 export const MAINTENANCE_TASK_ID = 'task:HOURLY_REGISTRY_MAINTENANCE';
 const SAFE_VALUE = /^[\w\-.:/@ ]{1,255}$/;
+/** listTasks({ recordKey }) looks at this many of the newest tasks naming the key. */
+const MAX_TASKS_PER_KEY = 500;
 
 /** Task ids say what the task is: task:GENERATE_CACHE:csiro:1f2e3d4c. */
 export function newTaskId(method: string, dataSourceKey?: string): string {
   return `task:${method}:${dataSourceKey ?? 'all'}:${crypto.randomBytes(4).toString('hex')}`;
 }
 
+export interface TaskClientOptions {
+  /**
+   * The task manager's PostgreSQL (the registry's): large key sets travel through it, and
+   * listTasks({ recordKey }) finds a task by any of its keys through it. Without it, a task's keys
+   * must fit its workflow input, and a key search sees only the keys in the search attribute.
+   */
+  pool?: Pool;
+}
+
 export class TaskClient {
+  readonly pool?: Pool;
   constructor(
     readonly client: Client,
     readonly taskQueue: string,
-  ) {}
+    options: TaskClientOptions = {},
+  ) {
+    this.pool = options.pool;
+  }
 
-  static async connect(config: Config, addressOverride?: string): Promise<TaskClient> {
+  static async connect(config: Config, addressOverride?: string, options: TaskClientOptions = {}): Promise<TaskClient> {
     const target = temporalTarget(config, addressOverride);
     const connection = await connecting(target, () => Connection.connect(target.connectionOptions));
-    return new TaskClient(new Client({ connection, namespace: target.namespace }), config.temporal.taskQueue);
+    return new TaskClient(new Client({ connection, namespace: target.namespace }), config.temporal.taskQueue, options);
   }
 
   async close(): Promise<void> {
@@ -124,17 +141,16 @@ export class TaskClient {
    */
   async addTask(input: TaskInput, taskId?: string, opts: { restartIfClosed?: boolean } = {}): Promise<TaskAdmission> {
     assertAvailable(input?.method);
-    validateTaskInput(input, Date.now(), taskId);
-    if (input.prerequisiteTaskId && input.prerequisiteTaskId !== taskId) {
-      // Refused here rather than added to fail at once (the workflow still checks, for other callers).
-      const exists = await this.client.workflow.getHandle(input.prerequisiteTaskId).describe().then(() => true, (err) => (err instanceof WorkflowNotFoundError ? false : Promise.reject(err)));
-      if (!exists) throw new TaskInputError('prerequisiteTaskId', `prerequisite task ${JSON.stringify(input.prerequisiteTaskId)} does not exist`);
-    }
-    const id = taskId ?? newTaskId(input.method, input.dataSourceKey);
+    const id = taskId ?? newTaskId(input.method, input?.dataSourceKey);
+    const { startInput, storedKeys } = this.splitKeys(input);
+    validateTaskInput(startInput, Date.now(), id);
+    if (input.prerequisiteTaskId && input.prerequisiteTaskId !== taskId) await this.assertTaskExists(input.prerequisiteTaskId);
+    if (storedKeys) await storeTaskKeys(this.pool!, id, storedKeys);
+    const keys = input.registryObjectKeys ?? [];
     const startWorkflowOperation = new WithStartWorkflowOperation<typeof registryTask>(WORKFLOW_TYPE, {
       workflowId: id,
       taskQueue: this.taskQueue,
-      args: [input],
+      args: [startInput],
       // A given id is a retried add: join the existing task rather than start a second one.
       workflowIdConflictPolicy: taskId ? 'USE_EXISTING' : 'FAIL',
       workflowIdReusePolicy: taskId && !opts.restartIfClosed ? 'REJECT_DUPLICATE' : 'ALLOW_DUPLICATE',
@@ -142,7 +158,7 @@ export class TaskClient {
         { key: TaskMethodKey, value: input.method },
         { key: TaskStatusKey, value: 'WAITING' },
         ...(input.dataSourceKey ? [{ key: DataSourceKeyKey, value: input.dataSourceKey }] : []),
-        ...(input.registryObjectKeys?.length ? [{ key: RegistryObjectKeysKey, value: input.registryObjectKeys.slice(0, 100) }] : []),
+        ...(keys.length ? [{ key: RegistryObjectKeysKey, value: keysForSearchAttribute(keys) }] : []),
       ],
     });
     try {
@@ -153,17 +169,54 @@ export class TaskClient {
     }
   }
 
-  /** Everything about a task: inputs, status, times, output, error, log lines, live progress. */
+  /**
+   * Keys beyond what a workflow input should carry go to PostgreSQL (task_keys) under the task's
+   * id, and the input says how many to expect there.
+   */
+  private splitKeys(input: TaskInput): { startInput: TaskInput; storedKeys?: string[] } {
+    const keys = input?.registryObjectKeys;
+    if (!Array.isArray(keys) || utf8Length(JSON.stringify(keys)) <= TASK_LIMITS.maxInlineKeyBytes) return { startInput: input };
+    const unique = validateTaskKeys(keys);
+    if (!this.pool) {
+      throw new TaskInputError(
+        'registryObjectKeys',
+        `registryObjectKeys take more than ${TASK_LIMITS.maxInlineKeyBytes} bytes; a TaskClient with the task manager's database (options.pool) stores up to ${TASK_LIMITS.maxKeys} keys, or split them over several tasks`,
+      );
+    }
+    const { registryObjectKeys: _keys, ...rest } = input;
+    return { startInput: { ...rest, storedKeyCount: unique.length }, storedKeys: unique };
+  }
+
+  private async assertTaskExists(taskId: string): Promise<void> {
+    // Refused here rather than added to fail at once (the workflow still checks, for other callers).
+    const exists = await this.client.workflow.getHandle(taskId).describe().then(
+      () => true,
+      (err) => (err instanceof WorkflowNotFoundError ? false : Promise.reject(err)),
+    );
+    if (!exists) throw new TaskInputError('prerequisiteTaskId', `prerequisite task ${JSON.stringify(taskId)} does not exist`);
+  }
+
+  /**
+   * Everything about a task: inputs, status, times, output, error, log lines, live progress. One
+   * query; the execution is described too only for a STARTED task's progress, a recurring task
+   * between two runs, or when no worker answers.
+   */
   async getTask(taskId: string): Promise<TaskInfo> {
     const handle = this.client.workflow.getHandle(taskId);
     try {
-      const [description, queried] = await Promise.all([handle.describe(), handle.query(taskInfoQuery).then((info) => ({ info }), (err: unknown) => ({ err }))]);
-      let info: TaskInfo;
-      if ('info' in queried) info = queried.info;
-      else {
+      const queried = await handle.query(taskInfoQuery).then((info) => ({ info }), (err: unknown) => ({ err }));
+      if ('err' in queried) {
         // A query needs a worker; with none up, show what the server recorded instead of failing.
         if ((queried.err as { cause?: { code?: number } }).cause?.code !== GRPC_FAILED_PRECONDITION) throw queried.err;
-        info = await this.recordedTaskInfo(taskId, description);
+        return await this.recordedTaskInfo(taskId, await handle.describe());
+      }
+      const info = await this.withDependants(queried.info);
+      const between = info.input.recurEvery !== undefined && info.status !== 'WAITING' && info.status !== 'STARTED' && info.status !== 'CANCELLED';
+      if (info.status !== 'STARTED' && !between) return info;
+      const description = await handle.describe();
+      if (between && description.status.name === 'RUNNING') {
+        // The run has ended and the loop is about to continue as new: the task waits for its next run.
+        return { ...info, status: 'WAITING', waitingFor: ['schedule'], lastRunStatus: info.status } as TaskInfo;
       }
       const progress = heartbeatProgress(description.raw.pendingActivities);
       return progress ? { ...info, progress: progress.progress, logs: [...info.logs, ...(progress.logTail ?? [])] } : info;
@@ -171,6 +224,13 @@ export class TaskClient {
       if (err instanceof WorkflowNotFoundError) throw new TaskNotFoundError(`task ${JSON.stringify(taskId)} does not exist`);
       throw err;
     }
+  }
+
+  /** Adds the WAITING tasks registered (in PostgreSQL) as waiting for this one. */
+  private async withDependants(info: TaskInfo): Promise<TaskInfo> {
+    if (!this.pool) return info;
+    const registered = await dependantsOf(this.pool, info.taskId);
+    return registered.length ? { ...info, dependants: [...new Set([...info.dependants, ...registered])] } : info;
   }
 
   /** A task as the server recorded it (search attributes, memo, input), for when no worker answers queries. */
@@ -203,7 +263,7 @@ export class TaskClient {
   }
 
   /** The visibility query for a filter; values are checked, never pasted in raw. */
-  private taskQuery(filter: Omit<ListTasksFilter, 'pageSize' | 'pageToken'>): string {
+  private taskQuery(filter: Omit<ListTasksFilter, 'pageSize' | 'pageToken'>, idsNamingKey?: string[]): string {
     // One task manager is one task queue: registries (or test files) sharing a namespace see only their own tasks.
     const clauses = [`WorkflowType = '${WORKFLOW_TYPE}'`, this.queueClause()];
     const statuses = filter.status === undefined ? [] : Array.isArray(filter.status) ? filter.status : [filter.status];
@@ -217,7 +277,7 @@ export class TaskClient {
     };
     if (filter.method !== undefined) clauses.push(`TaskMethod = '${safe('method', filter.method)}'`);
     if (filter.dataSourceKey !== undefined) clauses.push(`DataSourceKey = '${safe('dataSourceKey', filter.dataSourceKey)}'`);
-    if (filter.recordKey !== undefined) clauses.push(`RegistryObjectKeys = '${safe('recordKey', filter.recordKey)}'`);
+    if (filter.recordKey !== undefined) clauses.push(this.recordKeyClause(filter.recordKey, idsNamingKey));
     if (filter.text !== undefined && filter.text.trim() !== '') {
       const t = safe('text', filter.text.trim());
       clauses.push(`(WorkflowId STARTS_WITH '${t}' OR TaskMethod STARTS_WITH '${t.toUpperCase()}' OR DataSourceKey STARTS_WITH '${t}' OR RegistryObjectKeys = '${t}')`);
@@ -229,13 +289,14 @@ export class TaskClient {
 
   /** How many tasks match a filter (the admin page's "background work in progress"). */
   async countTasks(filter: Omit<ListTasksFilter, 'pageSize' | 'pageToken'> = {}): Promise<number> {
-    const r = await this.client.workflowService.countWorkflowExecutions({ namespace: this.client.options.namespace, query: this.taskQuery(filter) });
+    const query = this.taskQuery(filter, await this.idsNamingKey(filter.recordKey));
+    const r = await this.client.workflowService.countWorkflowExecutions({ namespace: this.client.options.namespace, query });
     return Number(r.count ?? 0);
   }
 
   /** Lists tasks, newest first, filtered by status, method, data source, record key, text and time added; paged. */
   async listTasks(filter: ListTasksFilter = {}): Promise<{ tasks: TaskSummary[]; nextPageToken?: string }> {
-    const query = this.taskQuery(filter);
+    const query = this.taskQuery(filter, await this.idsNamingKey(filter.recordKey));
     const pageSize = filter.pageSize ?? 50;
     if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) throw new TaskInputError('pageSize', `pageSize ${pageSize} must be a whole number from 1 to 1000`);
     const response = await this.client.workflowService.listWorkflowExecutions({
@@ -251,17 +312,32 @@ export class TaskClient {
     return { tasks, nextPageToken: token };
   }
 
-  /** Cancels a WAITING or STARTED task (a recurring one stops for good). */
+  /**
+   * Tasks naming a key: every task's keys are in PostgreSQL (any key, up to 512 characters of any
+   * text); the search attribute holds the leading keys of each task, for a client without it.
+   */
+  private recordKeyClause(recordKey: string, idsNamingKey: string[] | undefined): string {
+    const bad = checkRecordKey(recordKey);
+    if (bad) throw new TaskInputError('recordKey', bad);
+    const ids = (idsNamingKey ?? []).filter((id) => SAFE_VALUE.test(id)).map((id) => `'${id}'`);
+    const byAttribute = SAFE_VALUE.test(recordKey) ? `RegistryObjectKeys = '${recordKey}'` : undefined;
+    if (idsNamingKey === undefined && !byAttribute) throw new TaskInputError('recordKey', `recordKey ${JSON.stringify(recordKey.slice(0, 80))} can only be searched with the task manager's database (options.pool)`);
+    const byDatabase = ids.length ? `WorkflowId IN (${ids.join(', ')})` : undefined;
+    const either = [byAttribute, byDatabase].filter(Boolean);
+    return either.length ? `(${either.join(' OR ')})` : `WorkflowId = ''`;
+  }
+
+  /** Task ids that name a record key, from PostgreSQL (when this client has it). */
+  private async idsNamingKey(recordKey: string | undefined): Promise<string[] | undefined> {
+    if (recordKey === undefined || !this.pool) return undefined;
+    return tasksNamingKey(this.pool, recordKey, MAX_TASKS_PER_KEY);
+  }
+
+  /** Cancels a WAITING or STARTED task (a recurring one stops for good, also between two runs). */
   async cancelTask(taskId: string): Promise<void> {
     const info = await this.getTask(taskId);
-    const handle = this.client.workflow.getHandle(taskId);
-    if (info.status !== 'WAITING' && info.status !== 'STARTED') {
-      // A recurring task between two runs shows the run that just ended (COMPLETED or FAILED)
-      // while the loop itself goes on: it can still be cancelled, and the cancel stops the loop.
-      const loopGoesOn = info.input.recurEvery !== undefined && (await handle.describe()).status.name === 'RUNNING';
-      if (!loopGoesOn) throw new TaskStateError(`task ${taskId} is ${info.status}; only WAITING or STARTED tasks can be cancelled`);
-    }
-    await handle.cancel();
+    if (info.status !== 'WAITING' && info.status !== 'STARTED') throw new TaskStateError(`task ${taskId} is ${info.status}; only WAITING or STARTED tasks can be cancelled`);
+    await this.client.workflow.getHandle(taskId).cancel();
   }
 
   /** Moves a WAITING task's start: a delay ("15 minutes") or an ISO time. */
@@ -280,7 +356,11 @@ export class TaskClient {
   async retryTask(taskId: string): Promise<string> {
     const info = await this.getTask(taskId);
     if (info.status !== 'FAILED' && info.status !== 'CANCELLED') throw new TaskStateError(`task ${taskId} is ${info.status}; only FAILED or CANCELLED tasks can be retried`);
-    const { loop: _loop, scheduledFor: _when, ...input } = info.input;
+    const { loop: _loop, resume: _resume, scheduledFor: _when, storedKeyCount, ...input } = info.input;
+    if (storedKeyCount) {
+      if (!this.pool) throw new TaskStateError(`task ${taskId} names ${storedKeyCount} keys kept in PostgreSQL; retry it with a TaskClient that has the database (options.pool)`);
+      input.registryObjectKeys = await loadTaskKeys(this.pool, taskId);
+    }
     return this.addNewTask(input.method, input);
   }
 
@@ -290,13 +370,30 @@ export class TaskClient {
       'failed' in what
         ? `WorkflowType = '${WORKFLOW_TYPE}' AND ${this.queueClause()} AND TaskStatus = 'FAILED' AND ExecutionStatus != 'Running'`
         : `WorkflowType = '${WORKFLOW_TYPE}' AND ${this.queueClause()} AND TaskStatus IN ('COMPLETED', 'CANCELLED', '${MERGED}') AND ExecutionStatus != 'Running' AND CloseTime < '${what.completedBefore.toISOString()}'`;
+    // A task that a WAITING task names as its prerequisite stays until that task has started.
     let deleted = 0;
+    let page: { workflowId: string; runId: string; continued: boolean }[] = [];
+    const flushPage = async () => {
+      const held = this.pool ? await heldAsPrerequisites(this.pool, page.map((wf) => wf.workflowId)) : new Set<string>();
+      const gone: string[] = [];
+      for (const wf of page.filter((w) => !held.has(w.workflowId))) {
+        await this.client.workflowService
+          .deleteWorkflowExecution({ namespace: this.client.options.namespace, workflowExecution: { workflowId: wf.workflowId, runId: wf.runId } })
+          .then(() => {
+            deleted += 1;
+            // An earlier run of a recurring task that goes on: its keys and dependants are the loop's.
+            if (!wf.continued) gone.push(wf.workflowId);
+          })
+          .catch(() => undefined); // already gone
+      }
+      if (this.pool) await forgetTasks(this.pool, gone);
+      page = [];
+    };
     for await (const wf of this.client.workflow.list({ query })) {
-      await this.client.workflowService
-        .deleteWorkflowExecution({ namespace: this.client.options.namespace, workflowExecution: { workflowId: wf.workflowId, runId: wf.runId } })
-        .then(() => (deleted += 1))
-        .catch(() => undefined); // already gone
+      page.push({ workflowId: wf.workflowId, runId: wf.runId, continued: wf.status.name === 'CONTINUED_AS_NEW' });
+      if (page.length >= 200) await flushPage();
     }
+    await flushPage();
     return deleted;
   }
 

@@ -36,6 +36,12 @@ export interface TaskInfo {
   /** Recurring tasks: which run this is and how the last ones ended. */
   iteration?: number;
   recentRuns?: RunSummary[];
+  /** How many record keys the task names (all of them are in PostgreSQL, task_keys). */
+  keyCount?: number;
+  /** A recurring task between two runs: how the run that just ended ended. */
+  lastRunStatus?: TaskStatus;
+  /** Adds merged into this WAITING task because it already covered them. */
+  mergedAdds?: number;
   /** Set when no worker could answer and this is the state the server recorded. */
   stale?: string;
 }

@@ -2,7 +2,7 @@
  * The registryTask input, as plain JSON from any caller (client, CLI, HTTP, `temporal workflow
  * start --input`), and its validation. Pure and deterministic: the workflow validates again.
  */
-import { checkRecordKey } from '../shared.ts';
+import { checkRecordKey, utf8Length } from '../shared.ts';
 import { DurationError, parseDuration, resolveScheduledFor } from './duration.ts';
 
 export interface TaskInput {
@@ -15,8 +15,24 @@ export interface TaskInput {
   scheduledFor?: string;
   /** Run again this long after each run ends ("1 hour"). */
   recurEvery?: string;
+  /**
+   * Set by TaskClient when the keys were too many to travel in the input: it stored them in
+   * PostgreSQL (task_keys) under the task's id, and the workflow checks this many are there.
+   */
+  storedKeyCount?: number;
   /** Set by the workflow itself when it continues as new; callers leave it out. */
   loop?: LoopState;
+  /** Set by the workflow when it continues as new while WAITING; callers leave it out. */
+  resume?: WaitResume;
+}
+
+/** A WAITING task's state carried across continue-as-new (long waits keep each run's history small). */
+export interface WaitResume {
+  addedAt: string;
+  /** Epoch ms of the scheduled start, as resolved (a relative "1 hour" must not restart). */
+  scheduledAt?: number;
+  /** Holds the (method, data source) WAITING slot. */
+  claimed: boolean;
 }
 
 export interface RunSummary {
@@ -37,7 +53,10 @@ export interface LoopState {
 }
 
 export const TASK_LIMITS = {
+  /** Keys one task may name (each up to MAX_KEY_LENGTH characters); larger sets are split into several tasks. */
   maxKeys: 10_000,
+  /** Keys above this many bytes of input travel through PostgreSQL rather than in the workflow input (TaskClient). */
+  maxInlineKeyBytes: 128 * 1024,
   maxLogMessage: 10_000,
   maxIdLength: 255,
   minRecurMs: 50,
@@ -47,7 +66,9 @@ export const TASK_LIMITS = {
 };
 
 const METHOD_RE = /^[A-Z][A-Z0-9_]{0,63}$/;
-const KNOWN_FIELDS = new Set(['method', 'logMessage', 'registryObjectKeys', 'dataSourceKey', 'prerequisiteTaskId', 'scheduledFor', 'recurEvery', 'loop']);
+const KNOWN_FIELDS = new Set(['method', 'logMessage', 'registryObjectKeys', 'dataSourceKey', 'prerequisiteTaskId', 'scheduledFor', 'recurEvery', 'storedKeyCount', 'loop', 'resume']);
+/** Fields the workflow sets for itself. */
+const INTERNAL_FIELDS = new Set(['loop', 'resume']);
 
 export class TaskInputError extends Error {
   override name = 'TaskInputError';
@@ -69,7 +90,7 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
   }
   const input = raw as Record<string, unknown>;
   const unknown = Object.keys(input).filter((k) => !KNOWN_FIELDS.has(k));
-  if (unknown.length) throw new TaskInputError(unknown[0]!, `unknown field ${JSON.stringify(unknown[0])}; allowed: ${[...KNOWN_FIELDS].filter((f) => f !== 'loop').join(', ')}`);
+  if (unknown.length) throw new TaskInputError(unknown[0]!, `unknown field ${JSON.stringify(unknown[0])}; allowed: ${[...KNOWN_FIELDS].filter((f) => !INTERNAL_FIELDS.has(f)).join(', ')}`);
 
   const { method } = input;
   if (typeof method !== 'string' || !METHOD_RE.test(method)) {
@@ -95,12 +116,14 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
   const keys = input.registryObjectKeys;
   if (keys !== undefined && keys !== null) {
     if (!Array.isArray(keys)) throw new TaskInputError('registryObjectKeys', `registryObjectKeys must be an array of record keys, got ${typeof keys}`);
-    if (keys.length > TASK_LIMITS.maxKeys) throw new TaskInputError('registryObjectKeys', `registryObjectKeys has ${keys.length} keys; at most ${TASK_LIMITS.maxKeys} are allowed (use dataSourceKey for a whole data source)`);
-    keys.forEach((k, i) => {
-      const bad = checkRecordKey(k);
-      if (bad) throw new TaskInputError('registryObjectKeys', `registryObjectKeys[${i}]: ${bad}`);
-    });
-    registryObjectKeys = [...new Set(keys as string[])];
+    registryObjectKeys = validateTaskKeys(keys);
+  }
+  const storedKeyCount = input.storedKeyCount;
+  if (storedKeyCount !== undefined && storedKeyCount !== null) {
+    if (!Number.isInteger(storedKeyCount) || (storedKeyCount as number) < 1 || (storedKeyCount as number) > TASK_LIMITS.maxKeys) {
+      throw new TaskInputError('storedKeyCount', `storedKeyCount ${JSON.stringify(storedKeyCount)} must be a whole number from 1 to ${TASK_LIMITS.maxKeys}`);
+    }
+    if (registryObjectKeys) throw new TaskInputError('storedKeyCount', 'give either registryObjectKeys or storedKeyCount (keys stored by TaskClient), not both');
   }
 
   let scheduledAt: number | undefined;
@@ -123,10 +146,10 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
     }
   }
   // Each field is within its limit; together they must still fit a Temporal payload.
-  const { loop: _loop, ...own } = input; // the loop state is the workflow's own, kept small by it
+  const { loop: _loop, resume: _resume, ...own } = input; // the workflow's own state, kept small by it
   const bytes = utf8Length(JSON.stringify(own) ?? '');
   if (bytes > TASK_LIMITS.maxInputBytes) {
-    throw new TaskInputError('input', `the task input is ${bytes} bytes; at most ${TASK_LIMITS.maxInputBytes} are allowed (fewer or shorter keys, a shorter logMessage, or a dataSourceKey instead of keys)`);
+    throw new TaskInputError('input', `the task input is ${bytes} bytes; at most ${TASK_LIMITS.maxInputBytes} travel in a workflow input (TaskClient, taskmgr and the HTTP API store up to ${TASK_LIMITS.maxKeys} keys in PostgreSQL instead; or use a dataSourceKey instead of keys)`);
   }
   return {
     method,
@@ -136,28 +159,25 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
     prerequisiteTaskId,
     scheduledFor,
     recurEvery,
+    storedKeyCount: storedKeyCount as number | undefined,
     loop: input.loop as LoopState | undefined,
+    resume: input.resume as WaitResume | undefined,
     scheduledAt,
     recurMs,
   };
+}
+
+/** Checks a task's record keys (count and each key); returns them without repeats. */
+export function validateTaskKeys(keys: unknown[]): string[] {
+  if (keys.length > TASK_LIMITS.maxKeys) throw new TaskInputError('registryObjectKeys', `registryObjectKeys has ${keys.length} keys; at most ${TASK_LIMITS.maxKeys} are allowed (split the keys over several tasks, or use dataSourceKey for a whole data source)`);
+  keys.forEach((k, i) => {
+    const bad = checkRecordKey(k);
+    if (bad) throw new TaskInputError('registryObjectKeys', `registryObjectKeys[${i}]: ${bad}`);
+  });
+  return [...new Set(keys as string[])];
 }
 
 /** File name of a task module for a method: GENERATE_CACHE -> generate_cache. */
 export const methodToModule = (method: string) => method.toLowerCase();
 /** Method of a task module file: generate_cache.ts -> GENERATE_CACHE. */
 export const moduleToMethod = (file: string) => file.replace(/\.(ts|js|mjs)$/, '').toUpperCase();
-
-/** UTF-8 size of a string (no Buffer: this module runs inside workflows too). */
-function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c < 0xdc00) {
-      n += 4; // a surrogate pair: one 4-byte character
-      i += 1;
-    } else n += 3;
-  }
-  return n;
-}

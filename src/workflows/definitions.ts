@@ -14,8 +14,21 @@ export const taskInfoQuery = defineQuery<TaskInfo>('task');
 export const taskAdmissionUpdate = defineUpdate<TaskAdmission>('admission');
 /** Moves a WAITING task's start ("15 minutes" or an ISO time). */
 export const rescheduleUpdate = defineUpdate<TaskInfo, [string]>('reschedule');
-/** Merges a duplicate add into this WAITING task (its keys join this task's keys). */
-export const mergeUpdate = defineUpdate<TaskInfo, [{ registryObjectKeys?: string[] }]>('merge');
+/** Version 2 only: merged a duplicate add's keys into a WAITING task (kept for executions of that version). */
+export const mergeUpdateV2 = defineUpdate<TaskInfo, [{ registryObjectKeys?: string[] }]>('merge');
+/**
+ * What an add asks of the WAITING task it would merge into, besides keys (checked against
+ * PostgreSQL before): the same prerequisite, and a start no earlier than `notBefore` and no later
+ * than `notAfter` (epoch milliseconds). Refused when the task cannot promise that.
+ */
+export interface CoveredAdd {
+  fromTaskId: string;
+  prerequisiteTaskId?: string;
+  notBefore: number;
+  notAfter: number;
+}
+/** Merges an add that this WAITING task already covers; refused (validator) when it does not. */
+export const mergeCoveredUpdate = defineUpdate<TaskInfo, [CoveredAdd]>('mergeCovered');
 /** A task that waits for this one: notified when this one ends. */
 export const dependantSignal = defineSignal<[string]>('dependant');
 /** Sent to each dependant when its prerequisite ends. */

@@ -1,10 +1,9 @@
 import {
   ActivityCancellationType,
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
-  TimeoutFailure,
+  ContinueAsNew,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -19,41 +18,57 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
-import { DataSourceKeyKey, RegistryObjectKeysKey, TaskMethodKey, TaskStatusKey } from '../shared.ts';
+import { DataSourceKeyKey, keysForSearchAttribute, RegistryObjectKeysKey, TaskMethodKey, TaskStatusKey } from '../shared.ts';
 import { resolveScheduledFor } from '../taskmgr/duration.ts';
-import { MERGED, TASK_MEMO_FIELDS, type TaskAdmission, type TaskInfo, type TaskResult } from '../taskmgr/info.ts';
+import { MERGED, type TaskAdmission, type TaskInfo, type TaskResult } from '../taskmgr/info.ts';
 import { TaskInputError, validateTaskInput, type RunSummary, type TaskInput } from '../taskmgr/input.ts';
-import type { TaskLogLine } from '../taskmgr/types.ts';
-import {
-  dependantSignal,
-  mergeUpdate,
-  prerequisiteDoneSignal,
-  rescheduleUpdate,
-  taskAdmissionUpdate,
-  taskInfoQuery,
-} from './definitions.ts';
+import { appendLogs, failureDetails, messageOf, summarisedOutput, taskMemo, timeoutMessage } from './task-helpers.ts';
+import { dependantSignal, mergeCoveredUpdate, prerequisiteDoneSignal, rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery, type CoveredAdd } from './definitions.ts';
+import { registryTaskV2 } from './registryTask-v2.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 
-// Short: these are quick calls, and an attempt lost with a stopped worker is retried after this long.
-const remoteAdmin = proxyActivities<Activities>({ startToCloseTimeout: '15 seconds', retry: RETRY_FOREVER_CAPPED });
-// The PostgreSQL-only calls as local activities: no task-queue round trip each, so a run's
-// bookkeeping rides on its workflow tasks and a short recurring loop runs several times faster.
-// Calls into other workflows (merge, prerequisite) stay remote: a local one would hold this
-// workflow task while waiting for another workflow's.
-const localAdmin = proxyLocalActivities<Activities>({ startToCloseTimeout: '15 seconds', retry: RETRY_FOREVER_CAPPED });
 /**
- * Version 2 of this workflow: local admin activities and a memo that lists show without querying
- * each task. Executions started before it replay with the commands they recorded.
+ * Version 3: keys and prerequisites in PostgreSQL, merges only into a task that covers the add,
+ * continue-as-new during long waits. Executions started before it finish on registryTaskV2.
  */
-const V2_PATCH = 'local-admin-activities-and-memo';
-const admin = () => (patched(V2_PATCH) ? localAdmin : remoteAdmin);
+const V3_PATCH = 'task-state-in-postgres';
 
-/** A dependant rechecks its prerequisite this often even without a signal (a lost signal cannot strand it). */
-const PREREQUISITE_RECHECK = '5 minutes';
-const MAX_LOG_LINES = 500;
+// PostgreSQL and describe calls: local activities, no task-queue round trip each.
+const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '15 seconds', retry: RETRY_FOREVER_CAPPED });
+// A merge updates another workflow and waits for its worker: a local activity would hold this workflow task
+// meanwhile. Prerequisite checks too: their answer then comes in a new workflow task, whose time is after
+// the prerequisite's end (a local activity's answer keeps the time its workflow task started with).
+const remote = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: RETRY_FOREVER_CAPPED });
+
 const RECENT_RUNS = 20;
-/** Keys shown in the RegistryObjectKeys search attribute (its size is limited); the input keeps them all. */
-const MAX_KEYS_IN_SEARCH = 100;
+/** An add merges only into a WAITING task that starts within this long of when the add asked to start. */
+export const MERGE_WINDOW_MS = 60_000;
+
+type Phase = 'admitting' | 'waiting' | 'starting' | 'running' | 'done';
+type MethodOptions = Awaited<ReturnType<Activities['describeTaskMethod']>>;
+type ValidInput = ReturnType<typeof validateTaskInput>;
+type PrerequisiteState = { status: string; error?: string };
+
+/** One run's state, shared by its handlers and steps. */
+interface TaskRun {
+  taskId: string;
+  raw: TaskInput;
+  info: TaskInfo;
+  phase: Phase;
+  root: CancellationScope;
+  input?: ValidInput;
+  options?: MethodOptions;
+  /** Why the task fails without running (bad input, unknown method, prerequisite failed). */
+  fail?: string;
+  scheduledAt?: number;
+  rescheduled: boolean;
+  scheduleChanged: boolean;
+  claimed: boolean;
+  /** How the prerequisite ended, when it said so (signal). */
+  prerequisiteSignal?: PrerequisiteState;
+  /** Dependants of version 2 that registered by signal; told by signal when this task ends. */
+  notified: Set<string>;
+}
 
 /**
  * A named registry task, as the original's addNewTask made them: WAITING (for its schedule or
@@ -61,6 +76,34 @@ const MAX_KEYS_IN_SEARCH = 100;
  * the client, the CLI, the HTTP API or `temporal workflow start --type registryTask`.
  */
 export async function registryTask(raw: TaskInput): Promise<TaskResult> {
+  if (!patched(V3_PATCH)) return registryTaskV2(raw);
+  const run = newRun(raw);
+  installHandlers(run);
+  const admission = admit(run);
+  setHandler(taskAdmissionUpdate, () => admission);
+
+  let summary: RunSummary;
+  try {
+    // Inside the try: a cancel that arrives while the task is being admitted ends it CANCELLED too.
+    const admitted = await admission;
+    if (admitted.deduplicatedInto) return await endMerged(run, admitted.deduplicatedInto);
+    if (run.fail === undefined && (await waitUntilDue(run)) === 'continue-as-new') return await continueWaiting(run);
+    await leaveWaiting(run);
+    if (run.fail !== undefined) throw ApplicationFailure.create({ message: run.fail, type: 'TaskRejected', nonRetryable: true });
+    await execute(run);
+    summary = { iteration: run.info.iteration ?? 0, status: 'COMPLETED', startedAt: run.info.startedAt, completedAt: run.info.completedAt!, output: summarisedOutput(run.info.output) };
+  } catch (err) {
+    if (err instanceof ContinueAsNew) throw err; // a long wait going on in a new run
+    summary = await endUnsuccessfully(run, err);
+  }
+  run.phase = 'done';
+  await notifyDependants(run);
+  if (run.input?.recurMs) return nextRun(run, summary);
+  await condition(allHandlersFinished);
+  return { taskId: run.taskId, status: 'COMPLETED', output: run.info.output };
+}
+
+function newRun(raw: TaskInput): TaskRun {
   const { workflowId: taskId, startTime } = workflowInfo();
   const loop = raw?.loop;
   const info: TaskInfo = {
@@ -68,276 +111,301 @@ export async function registryTask(raw: TaskInput): Promise<TaskResult> {
     method: typeof raw?.method === 'string' ? raw.method : '',
     input: raw,
     status: 'WAITING',
-    addedAt: loop?.firstAddedAt ?? startTime.toISOString(),
+    addedAt: raw?.resume?.addedAt ?? loop?.firstAddedAt ?? startTime.toISOString(),
     logs: [],
     dependants: [],
     prerequisiteTaskId: raw?.prerequisiteTaskId,
     iteration: loop ? loop.iteration : undefined,
     recentRuns: loop?.recentRuns,
   };
-  type Phase = 'admitting' | 'waiting' | 'starting' | 'running' | 'done';
-  let phase = 'admitting' as Phase;
-  const stillWaiting = () => phase === 'admitting' || phase === 'waiting' || phase === 'starting';
-  let scheduledAt: number | undefined;
-  let scheduleChanged = false;
-  let prerequisiteOutcome: { status: string; error?: string } | undefined;
-  const notified = new Set<string>();
+  return { taskId, raw, info, phase: 'admitting', root: CancellationScope.current(), rescheduled: false, scheduleChanged: false, claimed: raw?.resume?.claimed ?? false, notified: new Set() };
+}
 
-  setHandler(taskInfoQuery, () => info);
+function installHandlers(run: TaskRun) {
+  setHandler(taskInfoQuery, () => run.info);
   setHandler(dependantSignal, (id: string) => {
-    if (typeof id === 'string' && !info.dependants.includes(id)) info.dependants.push(id);
+    if (typeof id === 'string' && !run.info.dependants.includes(id)) run.info.dependants.push(id);
   });
   setHandler(prerequisiteDoneSignal, (done) => {
-    if (done?.taskId === info.prerequisiteTaskId) prerequisiteOutcome = done;
+    if (done?.taskId === run.info.prerequisiteTaskId) run.prerequisiteSignal = done;
   });
   setHandler(
     rescheduleUpdate,
     (scheduledFor: string) => {
-      scheduledAt = resolveScheduledFor(scheduledFor, Date.now());
-      info.scheduledFor = new Date(scheduledAt).toISOString();
-      info.input = { ...info.input, scheduledFor };
-      scheduleChanged = true;
-      return info;
+      run.scheduledAt = resolveScheduledFor(scheduledFor, Date.now());
+      run.info.scheduledFor = new Date(run.scheduledAt).toISOString();
+      run.info.input = { ...run.info.input, scheduledFor };
+      run.rescheduled = true;
+      run.scheduleChanged = true;
+      return run.info;
     },
     {
       validator: (scheduledFor: string) => {
-        if (phase !== 'waiting' && phase !== 'admitting') throw new Error(`task ${taskId} is ${info.status}; only WAITING tasks can be rescheduled`);
+        if ((run.phase !== 'waiting' && run.phase !== 'admitting') || run.root.consideredCancelled) {
+          throw new Error(`task ${run.taskId} is ${run.root.consideredCancelled ? 'being cancelled' : run.info.status}; only WAITING tasks can be rescheduled`);
+        }
         resolveScheduledFor(scheduledFor, Date.now()); // throws with the reason
       },
     },
   );
   setHandler(
-    mergeUpdate,
-    ({ registryObjectKeys }) => {
-      const mine = info.input.registryObjectKeys;
-      // No keys means the whole data source, which covers any keys.
-      const merged = !mine || !registryObjectKeys ? undefined : [...new Set([...mine, ...registryObjectKeys])];
-      info.input = { ...info.input, registryObjectKeys: merged };
-      return info;
+    mergeCoveredUpdate,
+    () => {
+      run.info.mergedAdds = (run.info.mergedAdds ?? 0) + 1;
+      return run.info;
     },
-    {
-      validator: (_merge: { registryObjectKeys?: string[] }) => {
-        if (phase !== 'waiting') throw new Error(`task ${taskId} is no longer WAITING`);
-      },
-    },
+    { validator: (add: CoveredAdd) => assertCovers(run, add) },
   );
+}
 
-  const setStatus = (status: TaskInfo['status']) => {
-    info.status = status;
-    upsertSearchAttributes([{ key: TaskStatusKey, value: status }]);
-    if (patched(V2_PATCH)) upsertMemo(taskMemo(info));
-  };
+/** Refuses a merge this task cannot honour: it must be WAITING, stay so, and start when the add asked. */
+function assertCovers(run: TaskRun, add: CoveredAdd) {
+  if (run.phase !== 'waiting' || run.root.consideredCancelled) throw new Error(`task ${run.taskId} is no longer WAITING`);
+  if (run.input?.recurMs !== undefined) throw new Error(`task ${run.taskId} recurs; an add never merges into a loop`);
+  if ((add.prerequisiteTaskId ?? null) !== (run.input?.prerequisiteTaskId ?? null)) throw new Error(`task ${run.taskId} waits for another prerequisite`);
+  const start = Math.max(run.scheduledAt ?? 0, Date.now());
+  if (start < add.notBefore || start > add.notAfter) throw new Error(`task ${run.taskId} starts at ${new Date(start).toISOString()}, not when the add asked`);
+}
 
-  // Admission: validate, check the method, take the WAITING slot of (method, data source) or merge.
-  let fail: string | undefined;
-  let input!: ReturnType<typeof validateTaskInput>;
-  let taskOptions!: Awaited<ReturnType<Activities['describeTaskMethod']>>;
-  const admission: Promise<TaskAdmission> = (async () => {
-    try {
-      input = validateTaskInput(raw, Date.now(), taskId);
-    } catch (err) {
-      if (err instanceof TaskInputError) {
-        fail = err.message;
-        return { taskId };
-      }
-      throw err;
-    }
-    upsertSearchAttributes([
-      { key: TaskMethodKey, value: input.method },
-      { key: TaskStatusKey, value: 'WAITING' },
-      ...(input.dataSourceKey ? [{ key: DataSourceKeyKey, value: input.dataSourceKey }] : []),
-      ...(input.registryObjectKeys?.length ? [{ key: RegistryObjectKeysKey, value: input.registryObjectKeys.slice(0, MAX_KEYS_IN_SEARCH) }] : []),
-    ]);
-    try {
-      taskOptions = await admin().describeTaskMethod(input.method);
-    } catch (err) {
-      fail = messageOf(err);
+/** Validates, records the keys, checks the method, and takes the WAITING slot of (method, data source) or merges. */
+async function admit(run: TaskRun): Promise<TaskAdmission> {
+  const { taskId } = run;
+  try {
+    run.input = validateTaskInput(run.raw, Date.now(), taskId);
+  } catch (err) {
+    if (err instanceof TaskInputError) {
+      run.fail = err.message;
       return { taskId };
     }
-    scheduledAt = loop ? Date.parse(loop.nextRunAt) : input.scheduledAt;
-    if (scheduledAt !== undefined) info.scheduledFor = new Date(scheduledAt).toISOString();
-    info.waitingFor = [...(scheduledAt !== undefined ? ['schedule' as const] : []), ...(input.prerequisiteTaskId ? ['prerequisite' as const] : [])];
-    if (patched(V2_PATCH)) upsertMemo(taskMemo(info));
-    phase = 'waiting';
-    for (;;) {
-      const claim = await admin().claimWaitingSlot({ taskId, method: input.method, dataSourceKey: input.dataSourceKey });
-      if (claim.claimed) return { taskId };
-      const merged = await remoteAdmin.mergeIntoWaitingTask({ into: claim.holder, registryObjectKeys: input.registryObjectKeys });
-      if (merged) return { taskId, deduplicatedInto: claim.holder };
-      // The holder left WAITING between our claim and the merge: try to claim again.
-    }
-  })();
-  setHandler(taskAdmissionUpdate, () => admission);
-
-  let summary: RunSummary | undefined;
+    throw err;
+  }
+  const input = run.input;
+  if (!input.resume) upsertSearchAttributes(searchAttributes(input));
   try {
-    // Inside the try: a cancel that arrives while the task is being admitted ends it CANCELLED too.
-    const admitted = await admission;
-    if (admitted.deduplicatedInto) {
-      info.deduplicatedInto = admitted.deduplicatedInto;
-      phase = 'done';
-      setStatus(MERGED);
-      await condition(allHandlersFinished);
-      return { taskId, status: MERGED, deduplicatedInto: admitted.deduplicatedInto };
-    }
-    if (fail === undefined) {
-      // Waiting: no worker slot is held; timers and signals wake us.
-      while (scheduledAt !== undefined && scheduledAt > Date.now()) {
-        scheduleChanged = false;
-        await condition(() => scheduleChanged, scheduledAt - Date.now());
-        if (scheduleChanged && patched(V2_PATCH)) upsertMemo(taskMemo(info));
-      }
-      if (input.prerequisiteTaskId) fail = await awaitPrerequisite(taskId, input.prerequisiteTaskId, () => prerequisiteOutcome);
-      info.waitingFor = undefined;
-    }
-    phase = 'starting';
-    await admin().releaseWaitingSlot({ taskId, method: info.method, dataSourceKey: raw?.dataSourceKey });
-    if (fail !== undefined) throw ApplicationFailure.create({ message: fail, type: 'TaskRejected', nonRetryable: true });
-
-    phase = 'running';
-    info.startedAt = new Date().toISOString();
-    setStatus('STARTED');
-    const { runTask } = proxyActivities<Activities>({
-      startToCloseTimeout: taskOptions.timeoutMs,
-      // A dead worker (a task that killed its process) is noticed after this long and the attempt retried.
-      heartbeatTimeout: taskOptions.heartbeatTimeoutMs ?? '30 seconds',
-      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-      retry: { ...RETRY_FOREVER_CAPPED, maximumAttempts: taskOptions.maxAttempts },
-    });
-    const result = await runTask({ taskId, method: input.method, input: { registryObjectKeys: info.input.registryObjectKeys, dataSourceKey: input.dataSourceKey, logMessage: input.logMessage } });
-    appendLogs(info, result.logs);
-    info.attempts = result.attempt;
-    info.output = result.output;
-    finish(info, 'COMPLETED', setStatus);
+    run.options = await local.describeTaskMethod(input.method);
+    run.info.keyCount = await recordKeys(run, input);
   } catch (err) {
-    const cancelled = isCancellation(err);
-    if (stillWaiting()) {
-      // Cancelled while WAITING: free the (method, data source) slot so later adds are not merged into us.
-      await CancellationScope.nonCancellable(() => admin().releaseWaitingSlot({ taskId, method: info.method, dataSourceKey: raw?.dataSourceKey }));
-    }
-    const details = failureDetails(err);
-    appendLogs(info, details?.logs ?? []);
-    if (details?.attempt) info.attempts = details.attempt;
-    info.error = cancelled ? 'cancelled' : (timeoutMessage(err, taskOptions) ?? messageOf(err));
-    finish(info, cancelled ? 'CANCELLED' : 'FAILED', setStatus);
-    summary = { iteration: info.iteration ?? 0, status: info.status as RunSummary['status'], startedAt: info.startedAt, completedAt: info.completedAt!, error: info.error };
-    if (cancelled || !input?.recurMs) {
-      await CancellationScope.nonCancellable(() => notifyDependants(info, notified));
-      await condition(allHandlersFinished);
-      throw err instanceof ApplicationFailure || cancelled ? err : ApplicationFailure.create({ message: info.error, type: 'TaskFailed', nonRetryable: true });
-    }
+    run.fail = messageOf(err);
+    return { taskId };
   }
-  phase = 'done';
-  await notifyDependants(info, notified);
-  summary ??= { iteration: info.iteration ?? 0, status: 'COMPLETED', startedAt: info.startedAt, completedAt: info.completedAt!, output: summarisedOutput(info.output) };
+  // A reschedule that came during admission wins over the input's schedule.
+  if (!run.rescheduled) run.scheduledAt = input.resume ? input.resume.scheduledAt : input.loop ? Date.parse(input.loop.nextRunAt) : input.scheduledAt;
+  if (run.scheduledAt !== undefined) run.info.scheduledFor = new Date(run.scheduledAt).toISOString();
+  run.info.waitingFor = [...(run.scheduledAt !== undefined ? ['schedule' as const] : []), ...(input.prerequisiteTaskId ? ['prerequisite' as const] : [])];
+  upsertMemo(taskMemo(run.info));
+  run.phase = 'waiting';
+  // Recurring tasks neither merge nor are merged into; a resumed wait keeps the slot it had.
+  if (input.recurMs !== undefined || input.resume) return { taskId };
+  return claimOrMerge(run, input);
+}
 
-  if (input.recurMs) {
-    // A failed run is recorded and the loop goes on; each run is a new execution, so history stays small.
-    try {
-      await condition(allHandlersFinished);
-      // A cancel that came while this run was finishing stops the loop instead of being carried over.
-      if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('cancelled');
-    } catch (err) {
-      if (!isCancellation(err)) throw err;
-      info.error = 'cancelled';
-      finish(info, 'CANCELLED', setStatus);
-      throw err;
-    }
-    const { loop: _previous, scheduledFor: _first, ...rest } = info.input;
-    return continueAsNew<typeof registryTask>({
-      ...rest,
-      loop: {
-        iteration: (info.iteration ?? 0) + 1,
-        firstAddedAt: info.addedAt,
-        nextRunAt: new Date(Date.parse(info.completedAt!) + input.recurMs).toISOString(),
-        recentRuns: [summary, ...(info.recentRuns ?? [])].slice(0, RECENT_RUNS),
-      },
-    });
+function searchAttributes(input: ValidInput) {
+  const keys = input.registryObjectKeys ?? [];
+  return [
+    { key: TaskMethodKey, value: input.method },
+    { key: TaskStatusKey, value: 'WAITING' },
+    ...(input.dataSourceKey ? [{ key: DataSourceKeyKey, value: input.dataSourceKey }] : []),
+    ...(keys.length ? [{ key: RegistryObjectKeysKey, value: keysForSearchAttribute(keys) }] : []),
+  ];
+}
+
+/** Puts the input's keys into PostgreSQL, or checks that the client put them there; returns how many. */
+async function recordKeys(run: TaskRun, input: ValidInput): Promise<number> {
+  if (input.registryObjectKeys?.length) {
+    if (!input.resume) await local.storeTaskKeys({ taskId: run.taskId, keys: input.registryObjectKeys });
+    return input.registryObjectKeys.length;
   }
+  if (!input.storedKeyCount) return 0;
+  if (input.resume || input.loop) return input.storedKeyCount;
+  const stored = await local.countTaskKeys(run.taskId);
+  if (stored !== input.storedKeyCount) throw new Error(`storedKeyCount is ${input.storedKeyCount} but ${stored} keys are stored for task ${run.taskId}; add large key sets through TaskClient`);
+  return stored;
+}
+
+async function claimOrMerge(run: TaskRun, input: ValidInput): Promise<TaskAdmission> {
+  const { taskId } = run;
+  for (;;) {
+    const claim = await local.claimWaitingSlot({ taskId, method: input.method, dataSourceKey: input.dataSourceKey });
+    if (claim.claimed) {
+      run.claimed = true;
+      return { taskId };
+    }
+    const start = Math.max(run.scheduledAt ?? 0, Date.now());
+    const add: CoveredAdd = { fromTaskId: taskId, prerequisiteTaskId: input.prerequisiteTaskId, notBefore: start - MERGE_WINDOW_MS, notAfter: start + MERGE_WINDOW_MS };
+    const outcome = await remote.mergeIfCovered({ into: claim.holder, add, addNamesKeys: (run.info.keyCount ?? 0) > 0 });
+    if (outcome === 'merged') return { taskId, deduplicatedInto: claim.holder };
+    // The waiting task does not cover this add: it becomes a task of its own (the slot stays with the holder).
+    if (outcome === 'not-covered') return { taskId };
+    // The holder left WAITING between our claim and the merge: try to claim again.
+  }
+}
+
+/**
+ * Waits (holding no worker slot) until the schedule has come and the prerequisite has
+ * completed. Continues as new before the run's history grows large: a wait may last 366 days.
+ */
+async function waitUntilDue(run: TaskRun): Promise<'due' | 'continue-as-new'> {
+  const prerequisiteId = run.input!.prerequisiteTaskId;
+  const { waits } = run.options!;
+  let polled: PrerequisiteState | undefined = prerequisiteId ? await remote.registerDependant({ prerequisiteTaskId: prerequisiteId, dependantTaskId: run.taskId }) : undefined;
+  let lastPoll = Date.now();
+  for (;;) {
+    const prerequisite = prerequisiteId ? prerequisiteVerdict(prerequisiteId, run.prerequisiteSignal ?? polled!) : 'done';
+    if (prerequisite !== 'done' && prerequisite !== 'wait') {
+      run.fail = prerequisite;
+      return 'due';
+    }
+    const untilSchedule = run.scheduledAt === undefined ? 0 : run.scheduledAt - Date.now();
+    if (untilSchedule <= 0 && prerequisite === 'done') return 'due';
+    const info = workflowInfo();
+    if (info.historyLength >= waits.historyLimit || info.continueAsNewSuggested) return 'continue-as-new';
+    run.scheduleChanged = false;
+    const untilPoll = prerequisite === 'wait' ? waits.prerequisiteRecheckMs - (Date.now() - lastPoll) : Infinity;
+    const timeout = Math.max(1, Math.min(untilSchedule > 0 ? untilSchedule : Infinity, untilPoll));
+    await condition(() => run.scheduleChanged || (prerequisite === 'wait' && run.prerequisiteSignal !== undefined), timeout);
+    if (run.scheduleChanged) upsertMemo(taskMemo(run.info));
+    if (prerequisite === 'wait' && run.prerequisiteSignal === undefined && Date.now() - lastPoll >= waits.prerequisiteRecheckMs) {
+      // A safety net for a lost notification: ask, without signalling the prerequisite.
+      polled = await remote.prerequisiteState(prerequisiteId!);
+      lastPoll = Date.now();
+    }
+  }
+}
+
+/** 'done', 'wait', or why the dependant fails. */
+function prerequisiteVerdict(prerequisiteId: string, state: PrerequisiteState): 'done' | 'wait' | string {
+  if (state.status === 'COMPLETED') return 'done';
+  if (state.status === 'WAITING' || state.status === 'STARTED') return 'wait';
+  if (state.status === 'NOT_FOUND') return `prerequisite task ${prerequisiteId} does not exist`;
+  if (state.status === 'CYCLE') return `prerequisite task ${prerequisiteId} leads back to this task (${state.error})`;
+  return `prerequisite task ${prerequisiteId} is ${state.status}${state.error ? `: ${state.error}` : ''}`;
+}
+
+/** A long wait goes on in a new run with the same id: the keys stay in PostgreSQL, the slot and registration stay. */
+async function continueWaiting(run: TaskRun): Promise<never> {
   await condition(allHandlersFinished);
-  return { taskId, status: 'COMPLETED', output: info.output };
+  const { registryObjectKeys: _keys, scheduledFor: _relative, resume: _resume, storedKeyCount: _count, ...rest } = run.info.input;
+  const keyCount = run.info.keyCount ?? 0;
+  return continueAsNew<typeof registryTask>({
+    ...rest,
+    ...(keyCount ? { storedKeyCount: keyCount } : {}),
+    resume: { addedAt: run.info.addedAt, scheduledAt: run.scheduledAt, claimed: run.claimed },
+  });
 }
 
-/** Waits for the prerequisite to end; returns a failure reason unless it COMPLETED. */
-async function awaitPrerequisite(taskId: string, prerequisiteId: string, signalled: () => { status: string; error?: string } | undefined): Promise<string | undefined> {
-  for (;;) {
-    const state = signalled() ?? (await remoteAdmin.registerWithPrerequisite({ prerequisiteTaskId: prerequisiteId, dependantTaskId: taskId }));
-    if (state.status === 'COMPLETED') return undefined;
-    if (state.status === 'NOT_FOUND') return `prerequisite task ${prerequisiteId} does not exist`;
-    if (state.status === 'CYCLE') return `prerequisite task ${prerequisiteId} leads back to this task (${state.error})`;
-    if (state.status !== 'WAITING' && state.status !== 'STARTED') {
-      return `prerequisite task ${prerequisiteId} is ${state.status}${state.error ? `: ${state.error}` : ''}`;
-    }
-    await condition(() => signalled() !== undefined, PREREQUISITE_RECHECK);
+/** Frees the WAITING slot and the prerequisite registration. */
+async function leaveWaiting(run: TaskRun) {
+  run.phase = 'starting';
+  run.info.waitingFor = undefined;
+  await local.leaveWaiting({ taskId: run.taskId, method: run.info.method, dataSourceKey: run.input?.dataSourceKey });
+}
+
+async function execute(run: TaskRun) {
+  const input = run.input!;
+  const options = run.options!;
+  run.phase = 'running';
+  run.info.startedAt = new Date().toISOString();
+  setStatus(run, 'STARTED');
+  const { runTask } = proxyActivities<Activities>({
+    startToCloseTimeout: options.timeoutMs,
+    // A dead worker (a task that killed its process) is noticed after this long and the attempt retried.
+    heartbeatTimeout: options.heartbeatTimeoutMs ?? '30 seconds',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { ...RETRY_FOREVER_CAPPED, maximumAttempts: options.maxAttempts },
+  });
+  const result = await runTask({
+    taskId: run.taskId,
+    method: input.method,
+    input: { dataSourceKey: input.dataSourceKey, logMessage: input.logMessage },
+    keysStored: (run.info.keyCount ?? 0) > 0,
+  });
+  appendLogs(run.info, result.logs);
+  run.info.attempts = result.attempt;
+  run.info.output = result.output;
+  finish(run, 'COMPLETED');
+}
+
+/** A failed or cancelled run: recorded; a one-off task (or a cancelled loop) ends here by throwing. */
+async function endUnsuccessfully(run: TaskRun, err: unknown): Promise<RunSummary> {
+  const cancelled = isCancellation(err);
+  if (run.phase === 'admitting' || run.phase === 'waiting' || run.phase === 'starting') {
+    // Cancelled while WAITING: free the slot (later adds must not merge into us) and the registration.
+    await CancellationScope.nonCancellable(() => local.leaveWaiting({ taskId: run.taskId, method: run.info.method, dataSourceKey: run.raw?.dataSourceKey }));
   }
+  const details = failureDetails(err);
+  appendLogs(run.info, details?.logs ?? []);
+  if (details?.attempt) run.info.attempts = details.attempt;
+  run.info.error = cancelled ? 'cancelled' : (timeoutMessage(err, run.options) ?? messageOf(err));
+  finish(run, cancelled ? 'CANCELLED' : 'FAILED');
+  if (cancelled || !run.input?.recurMs) {
+    run.phase = 'done';
+    await CancellationScope.nonCancellable(() => notifyDependants(run));
+    await condition(allHandlersFinished);
+    throw err instanceof ApplicationFailure || cancelled ? err : ApplicationFailure.create({ message: run.info.error, type: 'TaskFailed', nonRetryable: true });
+  }
+  return { iteration: run.info.iteration ?? 0, status: run.info.status as RunSummary['status'], startedAt: run.info.startedAt, completedAt: run.info.completedAt!, error: run.info.error };
 }
 
-/** What task lists show without querying each task (the memo comes back with list results). */
-function taskMemo(info: TaskInfo): Record<string, unknown> {
-  const clip = (s: string | undefined, n: number) => (s && s.length > n ? `${s.slice(0, n)}…` : s) ?? null;
-  return {
-    ...Object.fromEntries(TASK_MEMO_FIELDS.map((k) => [k, info[k] ?? null])),
-    logMessage: clip(info.input.logMessage, 200),
-    error: clip(info.error, 300),
-    keyCount: info.input.registryObjectKeys?.length ?? 0,
-  };
+async function endMerged(run: TaskRun, into: string): Promise<TaskResult> {
+  run.info.deduplicatedInto = into;
+  run.phase = 'done';
+  setStatus(run, MERGED);
+  await condition(allHandlersFinished);
+  return { taskId: run.taskId, status: MERGED, deduplicatedInto: into };
 }
 
-/** A run's output as kept among a loop's recent runs: 20 of them travel with every continue-as-new. */
-function summarisedOutput(output: unknown): unknown {
-  const json = JSON.stringify(output ?? null);
-  return json.length <= 2000 ? output : { truncated: true, bytes: json.length };
+/** A recurring task's next run: a new execution, so each run's history stays small. */
+async function nextRun(run: TaskRun, summary: RunSummary): Promise<never> {
+  try {
+    await condition(allHandlersFinished);
+    // A cancel that came while this run was finishing stops the loop instead of being carried over.
+    if (CancellationScope.current().consideredCancelled) throw new CancelledFailure('cancelled');
+  } catch (err) {
+    if (!isCancellation(err)) throw err;
+    run.info.error = 'cancelled';
+    finish(run, 'CANCELLED');
+    throw err;
+  }
+  const { loop: _previous, scheduledFor: _first, resume: _resume, registryObjectKeys: _keys, storedKeyCount: _count, ...rest } = run.info.input;
+  const keyCount = run.info.keyCount ?? 0;
+  return continueAsNew<typeof registryTask>({
+    ...rest,
+    ...(keyCount ? { storedKeyCount: keyCount } : {}),
+    loop: {
+      iteration: (run.info.iteration ?? 0) + 1,
+      firstAddedAt: run.info.addedAt,
+      nextRunAt: new Date(Date.parse(run.info.completedAt!) + run.input!.recurMs!).toISOString(),
+      recentRuns: [summary, ...(run.info.recentRuns ?? [])].slice(0, RECENT_RUNS),
+    },
+  });
 }
 
-function finish(info: TaskInfo, status: 'COMPLETED' | 'FAILED' | 'CANCELLED', setStatus: (s: TaskInfo['status']) => void) {
-  info.completedAt = new Date().toISOString();
-  if (info.startedAt) info.durationMs = Date.parse(info.completedAt) - Date.parse(info.startedAt);
-  setStatus(status);
-}
-
-/** Tells every dependant how this task ended, including ones that register while we notify. */
-async function notifyDependants(info: TaskInfo, notified: Set<string>) {
+/** Tells the dependants registered in PostgreSQL, and any of version 2 that signalled, how this task ended. */
+async function notifyDependants(run: TaskRun) {
+  const outcome = { taskId: run.taskId, status: run.info.status, error: run.info.error };
+  // A loop's run that is not its last: later dependants wait for a later run.
+  const final = !run.input?.recurMs || run.info.status === 'CANCELLED';
+  await local.notifyDependants({ ...outcome, final });
   for (;;) {
-    const next = info.dependants.filter((d) => !notified.has(d));
+    const next = run.info.dependants.filter((d) => !run.notified.has(d));
     if (next.length === 0) return;
     for (const id of next) {
-      notified.add(id);
-      try {
-        await getExternalWorkflowHandle(id).signal(prerequisiteDoneSignal, { taskId: info.taskId, status: info.status, error: info.error });
-      } catch {
-        // The dependant is gone (cancelled, flushed): nothing waits for us there.
-      }
+      run.notified.add(id);
+      await getExternalWorkflowHandle(id)
+        .signal(prerequisiteDoneSignal, outcome)
+        .catch(() => undefined); // the dependant is gone: nothing waits for us there
     }
   }
 }
 
-/** Says in words why an attempt timed out: a dead or stuck worker, or a task past its time limit. */
-function timeoutMessage(err: unknown, options: { timeoutMs: number; maxAttempts: number; heartbeatTimeoutMs?: number } | undefined): string | undefined {
-  if (!(err instanceof ActivityFailure) || !(err.cause instanceof TimeoutFailure) || !options) return undefined;
-  const attempts = `${options.maxAttempts} attempt${options.maxAttempts === 1 ? '' : 's'}`;
-  if (err.cause.timeoutType === 'HEARTBEAT') {
-    return `the worker running the task stopped responding for ${(options.heartbeatTimeoutMs ?? 30_000) / 1000} s (it crashed, was killed or is blocked) on each of ${attempts}`;
-  }
-  if (err.cause.timeoutType === 'START_TO_CLOSE') return `the task ran longer than its timeout of ${options.timeoutMs / 1000} s on each of ${attempts}`;
-  return undefined;
+function setStatus(run: TaskRun, status: TaskInfo['status']) {
+  run.info.status = status;
+  upsertSearchAttributes([{ key: TaskStatusKey, value: status }]);
+  upsertMemo(taskMemo(run.info));
 }
 
-function appendLogs(info: TaskInfo, lines: TaskLogLine[]) {
-  info.logs = [...info.logs, ...lines].slice(-MAX_LOG_LINES);
-}
-
-function messageOf(err: unknown): string {
-  let e = err as { message?: string; cause?: unknown } | undefined;
-  // ActivityFailure wraps the task's own ApplicationFailure: report the innermost message.
-  while (e && typeof e === 'object' && e.cause && typeof (e.cause as { message?: unknown }).message === 'string') e = e.cause as typeof e;
-  return e?.message ?? String(err);
-}
-
-function failureDetails(err: unknown): { logs?: TaskLogLine[]; attempt?: number } | undefined {
-  let e = err as { details?: unknown[]; cause?: unknown } | undefined;
-  while (e && typeof e === 'object') {
-    if (Array.isArray(e.details) && e.details[0] && typeof e.details[0] === 'object') return e.details[0] as { logs?: TaskLogLine[]; attempt?: number };
-    e = e.cause as typeof e;
-  }
-  return undefined;
+function finish(run: TaskRun, status: 'COMPLETED' | 'FAILED' | 'CANCELLED') {
+  run.info.completedAt = new Date().toISOString();
+  if (run.info.startedAt) run.info.durationMs = Date.parse(run.info.completedAt) - Date.parse(run.info.startedAt);
+  setStatus(run, status);
 }

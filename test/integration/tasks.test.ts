@@ -22,7 +22,7 @@ describe('the task manager', () => {
     seeded = await seedRegistry(db.pool, { records: 600, dataSources: 4, hubs: 1, hubSize: 50, seed: 5 });
     worker = await startTestWorker(db.pool);
     const connection = await Connection.connect({ address: temporalAddress() });
-    tasks = new TaskClient(new Client({ connection, namespace: 'default' }), worker.taskQueue);
+    tasks = new TaskClient(new Client({ connection, namespace: 'default' }), worker.taskQueue, { pool: db.pool });
   });
   after(async () => {
     await tasks?.close();
@@ -138,8 +138,39 @@ describe('the task manager', () => {
     const done = await Promise.all(ids.map((id) => settled(id, 60_000)));
     for (let i = 0; i < 10; i++) {
       assert.equal(done[i]!.status, 'COMPLETED', `task ${i}: ${done[i]!.error}`);
-      if (i) assert.ok(done[i]!.startedAt! >= done[i - 1]!.completedAt!, `task ${i} started after task ${i - 1} completed`);
+      if (i) assert.ok(done[i]!.startedAt! >= done[i - 1]!.completedAt!, `task ${i} started after task ${i - 1} completed: ${JSON.stringify(done.map((d) => [d.taskId, d.addedAt, d.startedAt, d.completedAt, d.mergedAdds, d.prerequisiteTaskId]))}`);
     }
+  });
+
+  it('retention never removes a task that a WAITING task names as prerequisite; the dependant registers when added', async () => {
+    const prerequisite = await settled(await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [seeded.hubs[0]!.key] }));
+    assert.equal(prerequisite.status, 'COMPLETED');
+    const dependant = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: ds(1), prerequisiteTaskId: prerequisite.taskId, scheduledFor: '1 hour' });
+    // Registered at once, not when its schedule comes.
+    assert.ok((await tasks.getTask(prerequisite.taskId)).dependants.includes(dependant));
+    await eventually(async () => (await tasks.listTasks({ status: 'COMPLETED' })).tasks.some((x) => x.taskId === prerequisite.taskId));
+    await tasks.flushTasks({ completedBefore: new Date(Date.now() + 60_000) });
+    assert.equal((await tasks.getTask(prerequisite.taskId)).status, 'COMPLETED', 'kept while its dependant waits');
+    await tasks.rescheduleTask(dependant, '1 second');
+    const t = await settled(dependant);
+    assert.equal(t.status, 'COMPLETED', t.error);
+    await tasks.flushTasks({ completedBefore: new Date(Date.now() + 60_000) });
+    await eventually(() => tasks.getTask(prerequisite.taskId).then(() => false, (err: Error) => /does not exist/.test(err.message)), 60_000);
+  });
+
+  it('a reschedule while the task waits for its prerequisite is honoured: it runs after both', async () => {
+    const prerequisite = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(1), scheduledFor: '1 hour' });
+    const dependant = await tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds(1), prerequisiteTaskId: prerequisite });
+    const moved = await tasks.rescheduleTask(dependant, '1 hour');
+    assert.ok(Date.parse(moved.scheduledFor!) > Date.now() + 3_000_000);
+    await tasks.rescheduleTask(prerequisite, '1 second');
+    assert.equal((await settled(prerequisite)).status, 'COMPLETED');
+    await new Promise((r) => setTimeout(r, 1000));
+    const waiting = await tasks.getTask(dependant);
+    assert.equal(waiting.status, 'WAITING', 'the prerequisite is done, the new schedule has not come');
+    assert.equal(waiting.scheduledFor, moved.scheduledFor);
+    await tasks.rescheduleTask(dependant, '1 second');
+    assert.equal((await settled(dependant)).status, 'COMPLETED');
   });
 
   it('a scheduled task is WAITING with its time, can be rescheduled, and runs without anything poking a worker', async () => {
@@ -170,20 +201,46 @@ describe('the task manager', () => {
     assert.equal((await settled(again)).status, 'COMPLETED');
   });
 
-  it('adding the same method and data source while one is WAITING returns the waiting task, also under concurrent adds', async () => {
-    const first = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(0), scheduledFor: '1 hour', registryObjectKeys: ['k/1'] });
-    const concurrent = await Promise.all(Array.from({ length: 8 }, (_, i) => tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(0), registryObjectKeys: [`k/${i + 2}`] })));
-    assert.deepEqual(new Set(concurrent), new Set([first]));
-    const merged = await tasks.getTask(first);
-    assert.deepEqual([...merged.input.registryObjectKeys!].sort(), Array.from({ length: 9 }, (_, i) => `k/${i + 1}`).sort());
+  it('an add merges into the WAITING task of its method and data source only when that task covers it, also under concurrent adds', async () => {
+    const first = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(0), scheduledFor: '1 hour', registryObjectKeys: ['k/1', 'k/2', 'k/3'] });
+    // Covered: a subset of its keys, asking for the same start.
+    const covered = await Promise.all(Array.from({ length: 6 }, (_, i) => tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(0), scheduledFor: '1 hour', registryObjectKeys: [`k/${(i % 3) + 1}`] })));
+    assert.deepEqual(new Set(covered), new Set([first]));
+    const holder = await tasks.getTask(first);
+    assert.deepEqual([...holder.input.registryObjectKeys!].sort(), ['k/1', 'k/2', 'k/3'], 'a merge never changes the waiting task');
+    assert.equal(holder.mergedAdds, 6);
+    // Not covered: another key, an earlier start, a prerequisite, a recurrence: each its own task, nothing lost.
+    const ownTasks = [
+      await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(0), scheduledFor: '1 hour', registryObjectKeys: ['k/4'] }),
+      await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(0), scheduledFor: '10 minutes', registryObjectKeys: ['k/1'] }),
+      await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(0), scheduledFor: '1 hour', registryObjectKeys: ['k/1'], prerequisiteTaskId: first }),
+      await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(0), scheduledFor: '1 hour', registryObjectKeys: ['k/1'], recurEvery: '1 day' }),
+    ];
+    assert.equal(new Set([first, ...ownTasks]).size, 5);
+    const recurring = await tasks.getTask(ownTasks[3]!);
+    assert.equal(recurring.status, 'WAITING');
+    assert.equal(recurring.input.recurEvery, '1 day', 'the recurrence is kept');
+    assert.deepEqual((await tasks.getTask(ownTasks[0]!)).input.registryObjectKeys, ['k/4']);
     // Concurrent adds with no WAITING task yet: exactly one task is created.
     const racing = await Promise.all(Array.from({ length: 6 }, () => tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds(2), scheduledFor: '1 hour' })));
     assert.equal(new Set(racing).size, 1);
     // Another data source or method is another task.
     const other = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(1), scheduledFor: '1 hour' });
     assert.notEqual(other, first);
-    await Promise.all([first, racing[0]!, other].map((id) => tasks.cancelTask(id)));
-    await Promise.all([first, racing[0]!, other].map((id) => settled(id)));
+    const all = [first, ...ownTasks, racing[0]!, other];
+    await Promise.all(all.map((id) => tasks.cancelTask(id)));
+    await Promise.all(all.map((id) => settled(id)));
+  });
+
+  it('an add never merges into a task that is being cancelled', async () => {
+    const first = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: ds(3), scheduledFor: '1 hour' });
+    await tasks.cancelTask(first);
+    const second = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: ds(3), scheduledFor: '1 hour' });
+    assert.notEqual(second, first);
+    assert.equal((await settled(first)).status, 'CANCELLED');
+    assert.equal((await tasks.getTask(second)).status, 'WAITING');
+    await tasks.cancelTask(second);
+    await settled(second);
   });
 
   it('a recurring task runs again through continue-as-new, records failed runs, keeps its history small, and stops on one cancel', async () => {

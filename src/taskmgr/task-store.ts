@@ -1,0 +1,112 @@
+/**
+ * What the task manager keeps in PostgreSQL beside its workflows: the record keys each task names
+ * (task_keys) and the WAITING tasks' prerequisites (task_dependants). Idempotent writes throughout:
+ * activities that call these may be retried.
+ */
+import type { Queryable } from '../db/pool.ts';
+import { withTransaction, type Pool } from '../db/pool.ts';
+
+/** Stores a task's keys (a retry or a second call adds nothing twice). */
+export async function storeTaskKeys(db: Queryable, taskId: string, keys: readonly string[]): Promise<void> {
+  if (keys.length === 0) return;
+  await db.query('INSERT INTO task_keys (task_id, record_key) SELECT $1, k FROM unnest($2::text[]) AS k ON CONFLICT DO NOTHING', [taskId, keys]);
+}
+
+export async function countTaskKeys(db: Queryable, taskId: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM task_keys WHERE task_id = $1', [taskId]);
+  return rows[0]!.n;
+}
+
+export async function loadTaskKeys(db: Queryable, taskId: string): Promise<string[]> {
+  const { rows } = await db.query<{ record_key: string }>('SELECT record_key FROM task_keys WHERE task_id = $1 ORDER BY record_key', [taskId]);
+  return rows.map((r) => r.record_key);
+}
+
+/** True when every key of `taskId` is also a key of `coveringTaskId`. */
+export async function keysCoveredBy(db: Queryable, taskId: string, coveringTaskId: string): Promise<boolean> {
+  const { rows } = await db.query<{ missing: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM task_keys a WHERE a.task_id = $1
+                       AND NOT EXISTS (SELECT 1 FROM task_keys c WHERE c.task_id = $2 AND c.record_key = a.record_key)) AS missing`,
+    [taskId, coveringTaskId],
+  );
+  return !rows[0]!.missing;
+}
+
+/** The newest tasks (at most `limit`) that name a record key. */
+export async function tasksNamingKey(db: Queryable, recordKey: string, limit: number): Promise<string[]> {
+  const { rows } = await db.query<{ task_id: string }>('SELECT task_id FROM task_keys WHERE record_key = $1 ORDER BY added_at DESC LIMIT $2', [recordKey, limit]);
+  return rows.map((r) => r.task_id);
+}
+
+/** Removes what is kept for tasks that are gone (flushed). */
+export async function forgetTasks(db: Queryable, taskIds: readonly string[]): Promise<void> {
+  if (taskIds.length === 0) return;
+  await db.query('DELETE FROM task_keys WHERE task_id = ANY($1::text[])', [taskIds]);
+  await db.query('DELETE FROM task_dependants WHERE prerequisite_id = ANY($1::text[]) OR dependant_id = ANY($1::text[])', [taskIds]);
+  await db.query('DELETE FROM task_outcomes WHERE task_id = ANY($1::text[])', [taskIds]);
+}
+
+/** Serialises a task's registrations with its end (a transaction-scoped lock per task id). */
+const lockTask = (tx: Queryable, taskId: string) => tx.query("SELECT pg_advisory_xact_lock(hashtextextended('task:' || $1, 0))", [taskId]);
+
+export interface TaskOutcome {
+  status: string;
+  error?: string;
+}
+
+/**
+ * Registers a WAITING dependant with its prerequisite. Returns the chain when the prerequisite
+ * (through the prerequisites it waits for itself) leads back to the dependant: then nothing is registered.
+ */
+export async function registerDependant(pool: Pool, prerequisiteId: string, dependantId: string): Promise<{ cycle?: string[]; ended?: TaskOutcome }> {
+  return withTransaction(pool, async (tx) => {
+    await lockTask(tx, prerequisiteId);
+
+    const { rows } = await tx.query<{ path: string[] }>(
+      `WITH RECURSIVE up(id, path) AS (
+         SELECT $1::text, ARRAY[$2::text, $1::text]
+         UNION ALL
+         SELECT d.prerequisite_id, up.path || d.prerequisite_id FROM task_dependants d JOIN up ON d.dependant_id = up.id
+          WHERE NOT d.prerequisite_id = ANY(up.path[2:]) AND cardinality(up.path) < 1000)
+       SELECT path FROM up WHERE id = $2 LIMIT 1`,
+      [prerequisiteId, dependantId],
+    );
+    if (rows[0]) return { cycle: rows[0].path };
+    // Registered even when the prerequisite has ended: the row keeps it from retention while we wait.
+    await tx.query('INSERT INTO task_dependants (prerequisite_id, dependant_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [prerequisiteId, dependantId]);
+    const ended = await tx.query<{ status: string; error: string | null }>('SELECT status, error FROM task_outcomes WHERE task_id = $1', [prerequisiteId]);
+    return ended.rows[0] ? { ended: { status: ended.rows[0].status, error: ended.rows[0].error ?? undefined } } : {};
+  });
+}
+
+/**
+ * Records how a task ended and returns its dependants to tell. `final` is false for a run of a
+ * recurring task: the loop goes on, so later dependants wait for a later run.
+ */
+export async function recordOutcome(pool: Pool, taskId: string, outcome: TaskOutcome, final: boolean): Promise<string[]> {
+  return withTransaction(pool, async (tx) => {
+    await lockTask(tx, taskId);
+    if (final) {
+      await tx.query('INSERT INTO task_outcomes (task_id, status, error) VALUES ($1, $2, $3) ON CONFLICT (task_id) DO UPDATE SET status = $2, error = $3', [taskId, outcome.status, outcome.error ?? null]);
+    }
+    return dependantsOf(tx, taskId);
+  });
+}
+
+/** The tasks waiting for `prerequisiteId`. */
+export async function dependantsOf(db: Queryable, prerequisiteId: string): Promise<string[]> {
+  const { rows } = await db.query<{ dependant_id: string }>('SELECT dependant_id FROM task_dependants WHERE prerequisite_id = $1 ORDER BY registered_at', [prerequisiteId]);
+  return rows.map((r) => r.dependant_id);
+}
+
+/** A task no longer waits for its prerequisite (it started, failed or was cancelled). */
+export async function unregisterDependant(db: Queryable, dependantId: string): Promise<void> {
+  await db.query('DELETE FROM task_dependants WHERE dependant_id = $1', [dependantId]);
+}
+
+/** Of these tasks, the ones a WAITING task still names as its prerequisite (retention keeps them). */
+export async function heldAsPrerequisites(db: Queryable, taskIds: readonly string[]): Promise<Set<string>> {
+  if (taskIds.length === 0) return new Set();
+  const { rows } = await db.query<{ prerequisite_id: string }>('SELECT DISTINCT prerequisite_id FROM task_dependants WHERE prerequisite_id = ANY($1::text[])', [taskIds]);
+  return new Set(rows.map((r) => r.prerequisite_id));
+}
