@@ -62,7 +62,7 @@ describe('the admin HTTP API', () => {
     seeded = await seedRegistry(db.pool, { records: 300, dataSources: 2, hubs: 1, hubSize: 30, seed: 13 });
     worker = await startTestWorker(db.pool);
     registry = await testClient(worker.taskQueue);
-    tasks = new TaskClient(registry.client, worker.taskQueue);
+    tasks = new TaskClient(registry.client, worker.taskQueue, { pool: db.pool });
     const config = testConfig({ HTTP_PORT: '0', ADMIN_PASSWORD: ADMIN.password, VIEWER_PASSWORD: VIEWER.password, TEMPORAL_TASK_QUEUE: worker.taskQueue, LOG_LEVEL: 'debug' });
     const sink = new Writable({
       write(chunk, _enc, done) {
@@ -168,8 +168,8 @@ describe('the admin HTTP API', () => {
     const add = await call('POST', '/api/tasks', { ...a, body: { method: 'RUN_QUALITY_CHECK', dataSourceKey: seeded.dataSources[0], scheduledFor: '1 hour', logMessage: 'from the API' } });
     assert.equal(add.status, 201, add.text);
     const id = add.json.taskId as string;
-    // The original's dedup: another add while it waits returns the same task.
-    const again = await call('POST', '/api/tasks', { ...a, body: { method: 'RUN_QUALITY_CHECK', dataSourceKey: seeded.dataSources[0] } });
+    // Dedup: another add that the waiting task covers (same data source, same start) returns it.
+    const again = await call('POST', '/api/tasks', { ...a, body: { method: 'RUN_QUALITY_CHECK', dataSourceKey: seeded.dataSources[0], scheduledFor: '1 hour' } });
     assert.deepEqual([again.status, again.json], [200, { taskId: id, deduplicated: true }]);
 
     const listed = await eventually(async () => (await call('GET', `/api/tasks?status=WAITING&dataSource=${seeded.dataSources[0]}`, a)).json.tasks.find((t: { taskId: string }) => t.taskId === id));
