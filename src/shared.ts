@@ -125,6 +125,8 @@ export const ERROR_TYPES = {
   invalidInput: 'InvalidInput',
   recordNotFound: 'RecordNotFound',
   operationRefused: 'OperationRefused',
+  /** PostgreSQL refused the data itself (SQLSTATE classes 21, 22, 23, 54): retrying cannot mend it. */
+  dataRejected: 'DataRejected',
 } as const;
 
 export const RECORD_STATUSES = ['DRAFT', 'SUBMITTED_FOR_ASSESSMENT', 'ASSESSMENT_IN_PROGRESS', 'MORE_WORK_REQUIRED', 'APPROVED', 'PUBLISHED'] as const;
@@ -181,6 +183,8 @@ export interface OperationOutcome {
 }
 
 export const MAX_IMPORT_BATCH = 1000;
+/** An import batch travels in a workflow input: 1 MB keeps it well inside Temporal's 2 MB payload limit. */
+export const MAX_IMPORT_BYTES = 1024 * 1024;
 
 /**
  * The coalescing follow-up workflow of a data source: one per data source, long-lived. Workers on

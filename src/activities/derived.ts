@@ -2,19 +2,18 @@
 import { heartbeat } from '@temporalio/activity';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { followUpBatch } from '../registry/operations.ts';
-import { lockRecords, recheckQuality, reindexRecords, regenerateCache, withRecordsLocked } from '../registry/derived.ts';
-import type { FollowUpBatchResult, LevelChanges } from '../shared.ts';
+import { addRefreshResults, lockRecords, NO_REFRESH, recheckQuality, refreshDerived, reindexRecords, regenerateCache, withRecordsLocked, type RefreshResult as DerivedRefresh } from '../registry/derived.ts';
+import { stepWithQuarantine } from '../registry/quarantine.ts';
+import type { FollowUpBatchResult } from '../shared.ts';
 
 export interface BatchRef {
   opId: string;
   batchNo: number;
 }
 
-export interface RefreshResult {
-  records: number;
-  levelChanges: LevelChanges;
-  reindexed: number;
-  recached: number;
+export interface RefreshResult extends DerivedRefresh {
+  /** Records of the batch put in quarantine (PostgreSQL refused their derived state). */
+  quarantined?: number;
 }
 
 export const createDerivedActivities = (deps: { pool: Pool }) => {
@@ -56,11 +55,9 @@ export const createDerivedActivities = (deps: { pool: Pool }) => {
         const ids = await followUpBatch(tx, ref.opId, ref.batchNo);
         heartbeat({ batchNo: ref.batchNo, records: ids.length });
         await lockRecords(tx, ids);
-        // Quality first: the index entry and the cached rendering both carry the quality level.
-        const quality = await recheckQuality(tx, ids);
-        const index = await reindexRecords(tx, ids);
-        const cache = await regenerateCache(tx, ids);
-        const result: RefreshResult = { records: ids.length, levelChanges: quality.levelChanges ?? {}, reindexed: index.changed, recached: cache.changed };
+        // A record PostgreSQL refuses is quarantined; the rest of the batch goes on.
+        const { result: refreshed, quarantined } = await stepWithQuarantine(tx, ids, refreshDerived, addRefreshResults, NO_REFRESH, ref.opId);
+        const result: RefreshResult = { ...refreshed, records: ids.length, ...(quarantined.length ? { quarantined: quarantined.length } : {}) };
         await tx.query('UPDATE followup_batch_results SET result = $3 WHERE op_id = $1 AND batch_no = $2', [ref.opId, ref.batchNo, JSON.stringify(result)]);
         return result;
       });

@@ -7,7 +7,8 @@ import type { Client } from '@temporalio/client';
 import type { Pool } from '../db/pool.ts';
 import { checkRegistryOperation } from '../registry/operation-input.ts';
 import { completeOperation, completeRound, deleteRecordAndPlanFollowUp, planRound } from '../registry/operations.ts';
-import { applyRegistryOperation, OperationRefused } from '../registry/registry-operations.ts';
+import { applyRegistryOperation } from '../registry/registry-operations.ts';
+import { failingFastOnBadData } from './failures.ts';
 import { checkRecordKey, coalescerWorkflowId, ERROR_TYPES, type DeletionOutcome, type OperationOutcome, type RegistryOperation } from '../shared.ts';
 import type { CoalescerSettings } from '../workflows/coalesce-settings.ts';
 import { followUpRequestSignal } from '../workflows/definitions.ts';
@@ -37,7 +38,7 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
     async deleteRecordAndHandOff(args: { key: string; opId: string; batchSize: number; settings: CoalescerSettings }): Promise<DeletionOutcome> {
       const bad = checkRecordKey(args.key);
       if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
-      const outcome = await deleteRecordAndPlanFollowUp(deps.pool, args);
+      const outcome = await failingFastOnBadData(() => deleteRecordAndPlanFollowUp(deps.pool, args));
       if (outcome.deleted) await handOff(outcome, args.settings);
       return outcome;
     },
@@ -46,20 +47,14 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
     async applyOperationAndHandOff(args: { op: RegistryOperation; opId: string; batchSize: number; settings: CoalescerSettings }): Promise<OperationOutcome> {
       const bad = checkRegistryOperation(args.op);
       if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
-      let outcome: OperationOutcome;
-      try {
-        outcome = await applyRegistryOperation(deps.pool, args.op, args.opId, args.batchSize);
-      } catch (err) {
-        if (err instanceof OperationRefused) throw ApplicationFailure.create({ message: err.message, type: ERROR_TYPES.operationRefused, nonRetryable: true });
-        throw err;
-      }
+      const outcome = await failingFastOnBadData(() => applyRegistryOperation(deps.pool, args.op, args.opId, args.batchSize));
       await handOff(outcome, args.settings);
       return outcome;
     },
 
     /** Plans a coalesced round over the union of the operations' records; idempotent per roundId. */
     async planFollowUpRound(args: { roundId: string; opIds: string[]; dataSourceKey: string; batchSize: number }) {
-      return planRound(deps.pool, args);
+      return failingFastOnBadData(() => planRound(deps.pool, args));
     },
 
     /** Marks a round and its operations complete; idempotent. */

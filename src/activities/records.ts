@@ -4,26 +4,22 @@ import type { Pool } from '../db/pool.ts';
 import { deleteRecordAndPlanFollowUp, completeOperation } from '../registry/operations.ts';
 import { checkRecordKey, ERROR_TYPES, type DeletionOutcome, type OperationOutcome, type RegistryOperation } from '../shared.ts';
 import { checkRegistryOperation } from '../registry/operation-input.ts';
-import { applyRegistryOperation, OperationRefused } from '../registry/registry-operations.ts';
+import { applyRegistryOperation } from '../registry/registry-operations.ts';
+import { failingFastOnBadData } from './failures.ts';
 
 export const createRecordActivities = (deps: { pool: Pool }) => ({
   /** Deletes a record and plans the follow-up over its related records; idempotent per opId. */
   async deleteRecord(args: { key: string; opId: string; batchSize: number }): Promise<DeletionOutcome> {
     const bad = checkRecordKey(args.key);
     if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
-    return deleteRecordAndPlanFollowUp(deps.pool, args);
+    return failingFastOnBadData(() => deleteRecordAndPlanFollowUp(deps.pool, args));
   },
 
   /** Applies a registry operation (delete draft, status change, import, clear) and plans its follow-up; idempotent per opId. */
   async applyOperation(args: { op: RegistryOperation; opId: string; batchSize: number }): Promise<OperationOutcome> {
     const bad = checkRegistryOperation(args.op);
     if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
-    try {
-      return await applyRegistryOperation(deps.pool, args.op, args.opId, args.batchSize);
-    } catch (err) {
-      if (err instanceof OperationRefused) throw ApplicationFailure.create({ message: err.message, type: ERROR_TYPES.operationRefused, nonRetryable: true });
-      throw err;
-    }
+    return failingFastOnBadData(() => applyRegistryOperation(deps.pool, args.op, args.opId, args.batchSize));
   },
 
   /** Marks an operation's follow-up complete; idempotent. */

@@ -10,6 +10,8 @@ import { startEmbeddedPostgres } from '../dev/embedded-postgres.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { isRegistryEmpty, seedRegistry, type SeedOptions } from '../registry/seed.ts';
 import { startStack } from '../stack.ts';
+import { refreshDerived } from '../registry/derived.ts';
+import { listQuarantined, retryQuarantined } from '../registry/quarantine.ts';
 import { startAdminServer } from '../http/server.ts';
 import { addTaskCommands } from './tasks.ts';
 import { runningDatabaseUrl } from './database.ts';
@@ -280,12 +282,53 @@ export function buildProgram(): Command {
       }
     });
 
+  addQuarantineCommands(program);
   addTaskCommands(program);
   return program;
 }
 
+/** `taskmgr quarantine`: records whose derived state PostgreSQL refused, and retrying them after a fix. */
+function addQuarantineCommands(program: Command) {
+  const quarantine = program.command('quarantine').description('list records in quarantine (PostgreSQL refused their derived state)');
+  quarantine
+    .option('--data-source <key>', 'only this data source')
+    .option('--json', 'print JSON')
+    .action(async (opts: { dataSource?: string; json?: boolean }) => {
+      const config = loadConfig();
+      const db = await openDatabase(config, createLogger(config.logLevel));
+      try {
+        const { records, total } = await listQuarantined(db.pool, { dataSourceKey: opts.dataSource, limit: 1000 });
+        if (opts.json) return console.log(JSON.stringify({ total, records }, null, 2));
+        if (total === 0) return console.log('no record is in quarantine');
+        console.log(`${total} record${total === 1 ? '' : 's'} in quarantine${total > records.length ? ` (the newest ${records.length} shown)` : ''}:`);
+        for (const r of records) console.log(`  ${printable(r.recordKey)}  [${r.dataSourceKey ?? '?'}]  ${r.attempts} attempt${r.attempts === 1 ? '' : 's'}, last ${r.lastTriedAt}\n      ${printable(r.error)}`);
+        console.log('After fixing them: taskmgr quarantine retry [KEY...]');
+      } finally {
+        await db.close();
+      }
+    });
+  quarantine
+    .command('retry')
+    .description('try quarantined records again (all, or the given keys); those that go through leave the quarantine')
+    .argument('[keys...]', 'record keys (default: all)')
+    .action(async (keys: string[]) => {
+      const config = loadConfig();
+      const db = await openDatabase(config, createLogger(config.logLevel));
+      try {
+        const r = await retryQuarantined(db.pool, refreshDerived, keys.length ? keys : undefined);
+        console.log(`retried ${r.tried}: ${r.released} released, ${r.stillQuarantined} still refused`);
+        if (r.stillQuarantined) process.exitCode = 1;
+      } finally {
+        await db.close();
+      }
+    });
+}
+
+/** Text from the database, safe to print: no control characters reach the terminal. */
+const printable = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
 /** Errors that carry a message for the user; anything else is a bug and gets its stack with LOG_LEVEL=debug. */
-const USER_ERRORS = new Set(['ConfigError', 'InvalidInputError', 'RecordNotFoundError', 'TaskInputError', 'UnknownTaskMethod', 'TaskNotFoundError', 'TaskStateError', 'DurationError', 'TaskDiscoveryError', 'TemporalCliNotFound', 'TemporalUnreachable', 'OperationRefusedError', 'AuthConfigError']);
+const USER_ERRORS = new Set(['ConfigError', 'InvalidInputError', 'RecordNotFoundError', 'TaskInputError', 'UnknownTaskMethod', 'TaskNotFoundError', 'TaskStateError', 'DurationError', 'TaskDiscoveryError', 'TemporalCliNotFound', 'TemporalUnreachable', 'OperationRefusedError', 'DataRejectedError', 'AuthConfigError']);
 
 /** Runs the CLI; errors become one clear line and a non-zero exit, not a stack trace. */
 export async function main(argv = process.argv): Promise<void> {

@@ -41,6 +41,10 @@ export class RecordNotFoundError extends Error {
   override name = 'RecordNotFoundError';
 }
 /** The operation does not apply to the record's state (a published record deleted as a draft, a status it cannot move to). */
+/** PostgreSQL refused the operation's data (a constraint, a value past a limit); nothing was changed. */
+export class DataRejectedError extends Error {
+  override name = 'DataRejectedError';
+}
 export class OperationRefusedError extends Error {
   override name = 'OperationRefusedError';
 }
@@ -166,6 +170,7 @@ export class RegistryClient {
       const cause = err instanceof WorkflowUpdateFailedError ? innermostApplicationFailure(err) : undefined;
       if (cause?.type === ERROR_TYPES.operationRefused) throw new OperationRefusedError(cause.message);
       if (cause?.type === ERROR_TYPES.invalidInput) throw new InvalidInputError(cause.message);
+      if (cause?.type === ERROR_TYPES.dataRejected) throw new DataRejectedError(cause.message);
       throw err;
     }
   }

@@ -6,6 +6,8 @@ import type { Pool } from '../db/pool.ts';
 import type { RegistryClient } from '../client/registry.ts';
 import type { TaskClient } from '../client/tasks.ts';
 import { getRecord, listDataSources, searchRecords } from '../registry/browse.ts';
+import { refreshDerived } from '../registry/derived.ts';
+import { listQuarantined, retryQuarantined } from '../registry/quarantine.ts';
 import { RECORD_CLASSES, RECORD_STATUSES, checkRecordKey, type RecordStatus } from '../shared.ts';
 import { HttpError, parseOr400 } from './errors.ts';
 
@@ -73,5 +75,16 @@ export function registerRegistryRoutes(app: FastifyInstance, deps: { pool: Pool;
     const outcome = await registry.changeStatus(key, body.status as RecordStatus);
     void reply.status(202);
     return outcome;
+  });
+
+  app.get('/api/quarantine', { onRequest: guard('read') }, async (req) => {
+    const q = parseOr400(z.strictObject({ dataSource: z.string().max(255).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }), req.query);
+    return listQuarantined(pool, { dataSourceKey: q.dataSource, limit: q.limit });
+  });
+
+  // After a fix: each record that now goes through leaves the quarantine.
+  app.post('/api/quarantine/retry', { onRequest: guard('act') }, async (req) => {
+    const body = parseOr400(z.strictObject({ keys: z.array(z.string().min(1).max(512)).max(10_000).optional() }), req.body ?? {});
+    return retryQuarantined(pool, refreshDerived, body.keys);
   });
 }

@@ -190,3 +190,25 @@ export async function regenerateCache(db: Queryable, ids: readonly number[]): Pr
   );
   return { records: ids.length, changed: (removed.rowCount ?? 0) + (upserted.rowCount ?? 0) };
 }
+
+export interface RefreshResult {
+  records: number;
+  levelChanges: LevelChanges;
+  reindexed: number;
+  recached: number;
+}
+export const NO_REFRESH: RefreshResult = { records: 0, levelChanges: {}, reindexed: 0, recached: 0 };
+
+/** Quality, then index and cache (both carry the quality level), for records whose locks `tx` holds. */
+export async function refreshDerived(tx: Queryable, ids: readonly number[]): Promise<RefreshResult> {
+  const quality = await recheckQuality(tx, ids);
+  const index = await reindexRecords(tx, ids);
+  const cache = await regenerateCache(tx, ids);
+  return { records: ids.length, levelChanges: quality.levelChanges ?? {}, reindexed: index.changed, recached: cache.changed };
+}
+
+export function addRefreshResults(a: RefreshResult, b: RefreshResult): RefreshResult {
+  const levelChanges: LevelChanges = { ...a.levelChanges };
+  for (const [change, n] of Object.entries(b.levelChanges)) levelChanges[change] = (levelChanges[change] ?? 0) + n;
+  return { records: a.records + b.records, levelChanges, reindexed: a.reindexed + b.reindexed, recached: a.recached + b.recached };
+}

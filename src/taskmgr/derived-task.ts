@@ -5,6 +5,9 @@
 import { dataSourcesBySize, idsForDataSource, idsForKeys } from '../registry/scope.ts';
 import type { Queryable } from '../db/pool.ts';
 import { withRecordsLocked } from '../registry/derived.ts';
+import { stepWithQuarantine } from '../registry/quarantine.ts';
+
+const addCounts = (a: { records: number; changed: number }, b: { records: number; changed: number }) => ({ records: a.records + b.records, changed: a.changed + b.changed });
 import type { TaskContext } from './types.ts';
 
 const BATCH = 1000;
@@ -32,12 +35,17 @@ export async function runOverRecords(
     ids = await idsForDataSource(ctx.pool, dataSourceKey!);
   }
   let changed = 0;
+  let quarantined = 0;
   for (let i = 0; i < ids.length; i += BATCH) {
     if (ctx.signal.aborted) throw new Error('cancelled');
-    const r = await withRecordsLocked(ctx.pool, ids.slice(i, i + BATCH), step);
+    const part = ids.slice(i, i + BATCH);
+    // A record PostgreSQL refuses is quarantined (with the error); the rest of the batch goes on.
+    const { result: r, quarantined: refused } = await withRecordsLocked(ctx.pool, part, (tx, locked) => stepWithQuarantine(tx, locked, step, addCounts, { records: 0, changed: 0 }, ctx.taskId));
     changed += r.changed;
+    quarantined += refused.length;
     ctx.progress(Math.min(i + BATCH, ids.length), ids.length, `${noun}`);
   }
   ctx.log.info(`${noun}: ${ids.length} records, ${changed} changed${dataSourceKey ? ` in ${dataSourceKey}` : ''}`);
-  return { records: ids.length, changed };
+  if (quarantined) ctx.log.warn(`${quarantined} records quarantined: PostgreSQL refused their derived state (taskmgr quarantine lists them)`);
+  return quarantined ? { records: ids.length, changed, quarantined } : { records: ids.length, changed };
 }

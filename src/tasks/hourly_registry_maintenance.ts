@@ -14,9 +14,11 @@ const STALE_RECORDS = `
     JOIN data_sources ds ON ds.id = ro.data_source_id
     LEFT JOIN record_index ri ON ri.record_id = ro.id
     LEFT JOIN record_cache rc ON rc.record_id = ro.id
-   WHERE ro.quality_updated_at IS NULL
+   WHERE (ro.quality_updated_at IS NULL
       OR ri.record_id IS NULL OR ri.indexed_at < ro.updated_at
-      OR (rc.record_id IS NOT NULL AND rc.generated_at < ro.updated_at)
+      OR (rc.record_id IS NOT NULL AND rc.generated_at < ro.updated_at))
+     -- Quarantined records wait for a fix and a retry (taskmgr quarantine retry), not an hourly repair.
+     AND NOT EXISTS (SELECT 1 FROM quarantined_records q WHERE q.record_id = ro.id)
    ORDER BY ds.key, ro.key`;
 
 export default defineTask({
@@ -47,7 +49,9 @@ export default defineTask({
     if (rows.length) ctx.log.warn(`${rows.length} records had stale derived state; queued ${repairs.length} repair tasks`);
 
     // Records without a cache entry get one now (the original's "fill missing hashes").
-    const missing = await ctx.pool.query<{ id: number }>('SELECT ro.id FROM registry_objects ro LEFT JOIN record_cache rc ON rc.record_id = ro.id WHERE rc.record_id IS NULL ORDER BY ro.id');
+    const missing = await ctx.pool.query<{ id: number }>(
+      'SELECT ro.id FROM registry_objects ro LEFT JOIN record_cache rc ON rc.record_id = ro.id WHERE rc.record_id IS NULL AND NOT EXISTS (SELECT 1 FROM quarantined_records q WHERE q.record_id = ro.id) ORDER BY ro.id',
+    );
     let filled = 0;
     for (let i = 0; i < missing.rows.length; i += 1000) {
       filled += (await withRecordsLocked(ctx.pool, missing.rows.slice(i, i + 1000).map((r) => r.id), regenerateCache)).changed;

@@ -438,8 +438,39 @@ function showDataSources() {
         ),
       ),
     );
+    await showQuarantine();
   });
 }
+
+async function showQuarantine() {
+  let q;
+  try {
+    q = await api('GET', '/api/quarantine');
+  } catch {
+    return;
+  }
+  $('#quarantine-summary').textContent = q.total
+    ? `${q.total} record${q.total === 1 ? '' : 's'} in quarantine: PostgreSQL refused their derived state; the rest of their batches went on. Fix the record, then retry.`
+    : 'No record is in quarantine.';
+  $('#quarantine-retry').hidden = !isAdmin() || q.total === 0;
+  $('#quarantine tbody').replaceChildren(
+    ...q.records.map((r) =>
+      el('tr', { dataset: { key: r.recordKey } },
+        el('td', {}, el('a', { href: `#/records/${enc(r.recordKey)}` }, r.recordKey)),
+        el('td', {}, r.dataSourceKey ?? ''), el('td', {}, r.error), el('td', { class: 'num' }, r.attempts), el('td', {}, new Date(r.lastTriedAt).toLocaleString())),
+    ),
+  );
+}
+
+$('#quarantine-retry').addEventListener('click', async () => {
+  try {
+    const r = await api('POST', '/api/quarantine/retry', {});
+    flash(`retried ${r.tried}: ${r.released} released, ${r.stillQuarantined} still refused`, r.stillQuarantined ? 'error' : 'ok');
+    await showQuarantine();
+  } catch (err) {
+    flash(err.message, 'error');
+  }
+});
 
 // ---------- records ----------
 let recordOffset = 0;
