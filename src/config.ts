@@ -42,6 +42,7 @@ const schema = z.object({
   SEED_RECORDS: positiveInt.default(2000),
   SEED_DATA_SOURCES: positiveInt.max(100).default(3),
   TASK_PREREQUISITE_RECHECK: z.string().default('1 hour').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
+  TASK_RUN_SLOTS: positiveInt.max(200).default(4),
   TASK_WAIT_HISTORY_LIMIT: positiveInt.min(50).max(10_000).default(1000),
   TASK_RETENTION: z.string().default('1 day').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   MAINTENANCE_EVERY: z.string().default('1 hour').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
@@ -76,6 +77,8 @@ export type Config = {
   };
   followUp: { batchSize: number; concurrency: number; coalesce: { quietMs: number; maxWaitMs: number } };
   seed: { records: number; dataSources: number };
+  /** Task modules a worker runs at once (on its own task queue, apart from follow-ups). */
+  taskRunSlots: number;
   /** How WAITING tasks wait: the prerequisite recheck, and the history size at which a wait continues as new. */
   taskWaits: { prerequisiteRecheckMs: number; historyLimit: number };
   /** Closed tasks older than this are removed by HOURLY_REGISTRY_MAINTENANCE. */
@@ -134,6 +137,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       coalesce: { quietMs: parseDuration(c.FOLLOWUP_QUIET), maxWaitMs: parseDuration(c.FOLLOWUP_MAX_WAIT) },
     },
     seed: { records: c.SEED_RECORDS, dataSources: c.SEED_DATA_SOURCES },
+    taskRunSlots: c.TASK_RUN_SLOTS,
     taskWaits: { prerequisiteRecheckMs: parseDuration(c.TASK_PREREQUISITE_RECHECK), historyLimit: c.TASK_WAIT_HISTORY_LIMIT },
     taskRetentionMs: parseDuration(c.TASK_RETENTION),
     maintenanceEvery: c.MAINTENANCE_EVERY,

@@ -5,6 +5,8 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
 export const DEFAULT_TASK_QUEUE = 'registry-tasks';
+/** Task modules run on a queue of their own (own slots), so long tasks never hold up follow-ups. */
+export const taskRunQueue = (taskQueue: string) => `${taskQueue}-runs`;
 
 /** Custom search attributes: registered on the dev server by `npm start` and the tests. */
 export const TaskMethodKey = defineSearchAttributeKey('TaskMethod', SearchAttributeType.KEYWORD);

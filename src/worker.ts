@@ -5,6 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import { createActivities } from './activities/index.ts';
 import { loadTasks, type LoadedTasks } from './taskmgr/discovery.ts';
 import type { Config } from './config.ts';
+import { taskRunQueue } from './shared.ts';
 import { temporalTarget, tlsProblem, TemporalUnreachableError } from './client/connection.ts';
 import type { Pool } from './db/pool.ts';
 import type { Logger } from './log.ts';
@@ -60,19 +61,49 @@ export interface RegistryWorkerDeps {
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
 
-/** Creates the worker; `worker.run()` runs it until shutdown (SIGINT/SIGTERM by default). */
-export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Worker> {
+/**
+ * The registry's workers: one on the task queue for workflows, follow-ups and bookkeeping, one on
+ * `<queue>-runs` for task modules only. Task modules may run for hours and fan out; with their own
+ * queue and slots they never hold the slots a deletion's follow-up needs.
+ */
+export interface RegistryWorker {
+  run(): Promise<void>;
+  shutdown(): void;
+  getState(): ReturnType<Worker['getState']>;
+}
+
+/** Creates the workers; `run()` runs them until shutdown (SIGINT/SIGTERM by default). */
+export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<RegistryWorker> {
   const tasks = deps.tasks ?? (await loadTasks());
   const taskQueue = deps.taskQueue ?? deps.config.temporal.taskQueue;
-  return Worker.create({
+  const activities = createActivities({ pool: deps.pool, temporal: deps.client, taskQueue, tasks, waits: deps.config.taskWaits });
+  const main = await Worker.create({
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities({ pool: deps.pool, temporal: deps.client, taskQueue, tasks, waits: deps.config.taskWaits }),
+    activities,
     // Batches are I/O-bound on PostgreSQL: a few at a time saturate two cores.
     maxConcurrentActivityTaskExecutions: 8,
   });
+  const runs = await Worker.create({
+    connection: deps.connection,
+    namespace: deps.namespace,
+    taskQueue: taskRunQueue(taskQueue),
+    activities: { runTask: activities.runTask },
+    maxConcurrentActivityTaskExecutions: deps.config.taskRunSlots,
+  });
+  const workers = [main, runs];
+  return {
+    async run() {
+      // One stops, both stop: a half-running worker would take work it cannot finish.
+      await Promise.all(workers.map((w) => w.run().finally(() => workers.forEach((o) => o.getState() === 'RUNNING' && o.shutdown()))));
+    },
+    shutdown() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    },
+    getState: () => main.getState(),
+  };
 }
 
 /** Connects to Temporal (waiting for it if needed): the worker's native connection and a client. */

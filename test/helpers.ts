@@ -1,7 +1,8 @@
 /** Shared test set-up: a database per test file, a worker on its own task queue, a client. */
 import crypto from 'node:crypto';
+import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { loadConfig, type Config } from '../src/config.ts';
@@ -10,7 +11,8 @@ import { createPool, type Pool } from '../src/db/pool.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createLogger } from '../src/log.ts';
 import { recheckQuality, regenerateCache, reindexRecords } from '../src/registry/derived.ts';
-import { createRegistryWorker, installRuntime, WORKFLOWS_PATH } from '../src/worker.ts';
+import { createRegistryWorker, installRuntime, WORKFLOWS_PATH, type RegistryWorker } from '../src/worker.ts';
+import { loadTasks, TASKS_DIR, type LoadedTasks } from '../src/taskmgr/discovery.ts';
 
 export const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error');
 installRuntime(logger, process.env.TEST_LOG_LEVEL ?? 'error');
@@ -64,17 +66,22 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
 }
 
 export interface TestWorker {
-  worker: Worker;
+  worker: RegistryWorker;
   taskQueue: string;
   stop(): Promise<void>;
 }
 
 /** Runs a real worker on a task queue of its own until stop(). */
-export async function startTestWorker(pool: Pool, taskQueue = uniqueName('registry-tasks-test'), env: Record<string, string> = {}): Promise<TestWorker> {
+export async function startTestWorker(
+  pool: Pool,
+  taskQueue = uniqueName('registry-tasks-test'),
+  env: Record<string, string> = {},
+  tasks?: LoadedTasks,
+): Promise<TestWorker> {
   const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, ...env });
   const connection = await NativeConnection.connect({ address: temporalAddress() });
   const client = new Client({ connection: await Connection.connect({ address: temporalAddress() }), namespace: 'default' });
-  const worker = await createRegistryWorker({ config, pool, connection, client, namespace: 'default', taskQueue, workflowBundle: await workflowBundle() });
+  const worker = await createRegistryWorker({ config, pool, connection, client, namespace: 'default', taskQueue, workflowBundle: await workflowBundle(), tasks });
   const running = worker.run();
   return {
     worker,
@@ -85,6 +92,16 @@ export async function startTestWorker(pool: Pool, taskQueue = uniqueName('regist
       await connection.close();
       await client.connection.close();
     },
+  };
+}
+
+/** The real task modules and the test fixtures (test/fixtures/tasks: tasks that hang, hold, throw, kill their worker). */
+export async function tasksWithFixtures(): Promise<LoadedTasks> {
+  const real = await loadTasks(TASKS_DIR);
+  const fixtures = await loadTasks(path.join(import.meta.dirname, 'fixtures', 'tasks'));
+  return {
+    files: { available: [...real.files.available, ...fixtures.files.available].sort(), disabled: real.files.disabled },
+    definitions: new Map([...real.definitions, ...fixtures.definitions]),
   };
 }
 

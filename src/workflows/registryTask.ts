@@ -18,7 +18,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
-import { DataSourceKeyKey, keysForSearchAttribute, RegistryObjectKeysKey, TaskMethodKey, TaskStatusKey } from '../shared.ts';
+import { DataSourceKeyKey, keysForSearchAttribute, taskRunQueue, RegistryObjectKeysKey, TaskMethodKey, TaskStatusKey } from '../shared.ts';
 import { resolveScheduledFor } from '../taskmgr/duration.ts';
 import { MERGED, type TaskAdmission, type TaskInfo, type TaskResult } from '../taskmgr/info.ts';
 import { TaskInputError, validateTaskInput, type RunSummary, type TaskInput } from '../taskmgr/input.ts';
@@ -64,6 +64,8 @@ interface TaskRun {
   rescheduled: boolean;
   scheduleChanged: boolean;
   claimed: boolean;
+  /** The prerequisite's state when this task registered with it, or at the last recheck. */
+  prerequisitePolled?: PrerequisiteState;
   /** How the prerequisite ended, when it said so (signal). */
   prerequisiteSignal?: PrerequisiteState;
   /** Dependants of version 2 that registered by signal; told by signal when this task ends. */
@@ -97,7 +99,8 @@ export async function registryTask(raw: TaskInput): Promise<TaskResult> {
     summary = await endUnsuccessfully(run, err);
   }
   run.phase = 'done';
-  await notifyDependants(run);
+  // Not cancellable: a cancel arriving now ends a loop (nextRun), after the dependants heard of this run.
+  await CancellationScope.nonCancellable(() => notifyDependants(run));
   if (run.input?.recurMs) return nextRun(run, summary);
   await condition(allHandlersFinished);
   return { taskId: run.taskId, status: 'COMPLETED', output: run.info.output };
@@ -195,8 +198,12 @@ async function admit(run: TaskRun): Promise<TaskAdmission> {
   upsertMemo(taskMemo(run.info));
   run.phase = 'waiting';
   // Recurring tasks neither merge nor are merged into; a resumed wait keeps the slot it had.
-  if (input.recurMs !== undefined || input.resume) return { taskId };
-  return claimOrMerge(run, input);
+  const admission = input.recurMs !== undefined || input.resume ? { taskId } : await claimOrMerge(run, input);
+  // Registered before the caller hears back: from then on retention keeps the prerequisite.
+  if (!admission.deduplicatedInto && input.prerequisiteTaskId) {
+    run.prerequisitePolled = await remote.registerDependant({ prerequisiteTaskId: input.prerequisiteTaskId, dependantTaskId: taskId });
+  }
+  return admission;
 }
 
 function searchAttributes(input: ValidInput) {
@@ -247,7 +254,7 @@ async function claimOrMerge(run: TaskRun, input: ValidInput): Promise<TaskAdmiss
 async function waitUntilDue(run: TaskRun): Promise<'due' | 'continue-as-new'> {
   const prerequisiteId = run.input!.prerequisiteTaskId;
   const { waits } = run.options!;
-  let polled: PrerequisiteState | undefined = prerequisiteId ? await remote.registerDependant({ prerequisiteTaskId: prerequisiteId, dependantTaskId: run.taskId }) : undefined;
+  let polled = run.prerequisitePolled;
   let lastPoll = Date.now();
   for (;;) {
     const prerequisite = prerequisiteId ? prerequisiteVerdict(prerequisiteId, run.prerequisiteSignal ?? polled!) : 'done';
@@ -307,6 +314,8 @@ async function execute(run: TaskRun) {
   run.info.startedAt = new Date().toISOString();
   setStatus(run, 'STARTED');
   const { runTask } = proxyActivities<Activities>({
+    // Their own queue and slots: a long task never holds a slot a follow-up needs.
+    taskQueue: taskRunQueue(workflowInfo().taskQueue),
     startToCloseTimeout: options.timeoutMs,
     // A dead worker (a task that killed its process) is noticed after this long and the attempt retried.
     heartbeatTimeout: options.heartbeatTimeoutMs ?? '30 seconds',
