@@ -29,6 +29,12 @@ export async function withRecordsLocked<T>(pool: Pool, ids: readonly number[], s
   });
 }
 
+/**
+ * The inputs version a record's derived state is computed from: its own (bumped by a trigger when
+ * its fields change) or a later invalidation (a related record or a relation changed).
+ */
+export const CURRENT_INPUTS = `GREATEST(ro.inputs_version, coalesce((SELECT max(di.version) FROM derived_invalidations di WHERE di.record_id = ro.id), 0))`;
+
 interface QualityRow {
   id: number;
   key: string;
@@ -93,7 +99,23 @@ export async function recheckQuality(db: Queryable, ids: readonly number[]): Pro
         AND (ro.quality_level IS DISTINCT FROM u.level OR ro.quality_report IS DISTINCT FROM u.report)`,
     [outIds, levels, reports],
   );
+  // After the level (a change of level is a change of the index's and cache's inputs).
+  await db.query(
+    `UPDATE registry_objects ro SET quality_source_version = ${CURRENT_INPUTS}
+      WHERE ro.id = ANY($1::bigint[]) AND ro.quality_source_version IS DISTINCT FROM ${CURRENT_INPUTS}`,
+    [ids],
+  );
   return { records: rows.length, changed: updated.rowCount ?? 0, levelChanges };
+}
+
+/** Marks a derived table's entries of these records as computed from their current inputs (also where the content did not change). */
+async function recordSourceVersions(db: Queryable, table: 'record_index' | 'record_cache', ids: readonly number[]) {
+  await db.query(
+    `UPDATE ${table} d SET source_version = ${CURRENT_INPUTS}
+       FROM registry_objects ro
+      WHERE ro.id = d.record_id AND ro.id = ANY($1::bigint[]) AND d.source_version IS DISTINCT FROM ${CURRENT_INPUTS}`,
+    [ids],
+  );
 }
 
 function toQualityInput(row: QualityRow): QualityInput {
@@ -160,6 +182,7 @@ export async function reindexRecords(db: Queryable, ids: readonly number[]): Pro
              EXCLUDED.quality_level, EXCLUDED.document)`,
     [ids],
   );
+  await recordSourceVersions(db, 'record_index', ids);
   return { records: ids.length, changed: (removed.rowCount ?? 0) + (upserted.rowCount ?? 0) };
 }
 
@@ -188,6 +211,7 @@ export async function regenerateCache(db: Queryable, ids: readonly number[]): Pr
       WHERE rc.rendering IS DISTINCT FROM EXCLUDED.rendering OR rc.record_key IS DISTINCT FROM EXCLUDED.record_key`,
     [ids],
   );
+  await recordSourceVersions(db, 'record_cache', ids);
   return { records: ids.length, changed: (removed.rowCount ?? 0) + (upserted.rowCount ?? 0) };
 }
 

@@ -20,6 +20,21 @@ async function dataSourceId(tx: PoolClient, key: string): Promise<number> {
   return rows[0].id;
 }
 
+/**
+ * Sets a record's outbound relations to exactly `relations`, touching only the ones that differ: a
+ * re-harvest with the same relations changes no row, so it invalidates no derived state.
+ */
+async function replaceRelations(tx: PoolClient, fromId: number, relations: { key: string; type: string }[]) {
+  const keys = relations.map((r) => r.key);
+  const types = relations.map((r) => r.type);
+  await tx.query(
+    `DELETE FROM relations WHERE from_id = $1
+        AND (to_key, relation_type) NOT IN (SELECT k, t FROM unnest($2::text[], $3::text[]) AS u(k, t))`,
+    [fromId, keys, types],
+  );
+  await tx.query('INSERT INTO relations (from_id, to_key, relation_type) SELECT $1, k, t FROM unnest($2::text[], $3::text[]) AS u(k, t) ON CONFLICT DO NOTHING', [fromId, keys, types]);
+}
+
 /** Applies an operation once per opId (a retry returns the first outcome) and plans its follow-up. */
 export async function applyRegistryOperation(pool: Pool, op: RegistryOperation, opId: string, batchSize: number): Promise<OperationOutcome> {
   const earlier = await pool.query<{ affected_count: number; batch_count: number; ds: string | null; changed: number }>(
@@ -108,10 +123,7 @@ export async function applyRegistryOperation(pool: Pool, op: RegistryOperation, 
             'UPDATE registry_objects SET identifiers = $2, subjects = $3, dates = $4 WHERE key = $1 RETURNING id',
             [r.key, r.identifiers ?? [], r.subjects ?? [], r.dates ?? []],
           );
-          await tx.query('DELETE FROM relations WHERE from_id = $1', [rows[0]!.id]);
-          for (const rel of r.relations ?? []) {
-            await tx.query('INSERT INTO relations (from_id, to_key, relation_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [rows[0]!.id, rel.key, rel.type]);
-          }
+          await replaceRelations(tx, rows[0]!.id, r.relations ?? []);
         }
         affectedIds = [...ids, ...relatedBefore, ...(await relatedTo(tx, ids))];
         changed = ids.length;

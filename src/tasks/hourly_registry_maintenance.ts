@@ -5,21 +5,33 @@ import { TASK_LIMITS } from '../taskmgr/input.ts';
 import { defineTask } from '../taskmgr/types.ts';
 
 /**
- * Derived state older than the record it derives from, or missing: quality never computed, no
- * index entry or an entry older than the record's last change, likewise for the cache.
+ * Derived state computed from older inputs than the record has now (its fields, its relations, its
+ * related records' keys, classes and titles: see migration 0007), or missing. Versions, not
+ * timestamps: a re-harvest that changes nothing leaves nothing stale.
  */
 const STALE_RECORDS = `
+  WITH invalidated AS (SELECT record_id, max(version) AS version FROM derived_invalidations GROUP BY record_id)
   SELECT ds.key AS data_source_key, ro.key
     FROM registry_objects ro
     JOIN data_sources ds ON ds.id = ro.data_source_id
+    LEFT JOIN invalidated inv ON inv.record_id = ro.id
     LEFT JOIN record_index ri ON ri.record_id = ro.id
     LEFT JOIN record_cache rc ON rc.record_id = ro.id
-   WHERE (ro.quality_updated_at IS NULL
-      OR ri.record_id IS NULL OR ri.indexed_at < ro.updated_at
-      OR (rc.record_id IS NOT NULL AND rc.generated_at < ro.updated_at))
+    CROSS JOIN LATERAL (SELECT GREATEST(ro.inputs_version, coalesce(inv.version, 0)) AS version) cur
+   WHERE (ro.quality_source_version IS NULL OR ro.quality_source_version < cur.version
+      OR ri.record_id IS NULL OR ri.source_version IS NULL OR ri.source_version < cur.version
+      OR (rc.record_id IS NOT NULL AND (rc.source_version IS NULL OR rc.source_version < cur.version)))
      -- Quarantined records wait for a fix and a retry (taskmgr quarantine retry), not an hourly repair.
      AND NOT EXISTS (SELECT 1 FROM quarantined_records q WHERE q.record_id = ro.id)
    ORDER BY ds.key, ro.key`;
+
+/** Invalidations every derived value of their record has caught up with, and those of deleted records. */
+const SETTLED_INVALIDATIONS = `
+  DELETE FROM derived_invalidations di
+   WHERE NOT EXISTS (SELECT 1 FROM registry_objects ro WHERE ro.id = di.record_id)
+      OR EXISTS (SELECT 1 FROM registry_objects ro JOIN record_index ri ON ri.record_id = ro.id
+                  WHERE ro.id = di.record_id AND ro.quality_source_version >= di.version AND ri.source_version >= di.version
+                    AND NOT EXISTS (SELECT 1 FROM record_cache rc WHERE rc.record_id = ro.id AND rc.source_version < di.version))`;
 
 export default defineTask({
   description: 'Every hour: remove closed tasks past their retention, queue repair of records with stale derived state, fill missing cache entries',
@@ -31,6 +43,8 @@ export default defineTask({
     const operations = await ctx.pool.query('DELETE FROM registry_operations WHERE completed_at < $1', [cutoff]);
     ctx.log.info(`removed ${flushed} closed tasks and ${operations.rowCount} finished operations older than ${formatDuration(config.taskRetentionMs)}`);
 
+    const settled = await ctx.pool.query(SETTLED_INVALIDATIONS);
+    if (settled.rowCount) ctx.log.info(`cleared ${settled.rowCount} settled invalidations`);
     // Stale records: one repair chain per data source (quality first, index and cache after it).
     const { rows } = await ctx.pool.query<{ data_source_key: string; key: string }>(STALE_RECORDS);
     const byDataSource = new Map<string, string[]>();

@@ -283,14 +283,18 @@ describe('the task manager', () => {
 
   it('HOURLY_REGISTRY_MAINTENANCE queues repair of stale records and fills missing cache entries', async () => {
     const stale = (await db.pool.query<{ key: string }>("UPDATE registry_objects SET title = title || ' (edited)', updated_at = now() WHERE id IN (SELECT id FROM registry_objects ORDER BY id LIMIT 3) RETURNING key")).rows.map((r) => r.key);
+    // A new title is an input of the record's own derived state and of its related records' (their index and cache show it).
+    const expectedStale = (await db.pool.query('SELECT count(*)::int AS n FROM (SELECT ro.id FROM registry_objects ro WHERE ro.key = ANY($1) UNION SELECT rr.related_id FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.key = ANY($1)) x', [stale])).rows[0].n;
     await db.pool.query('DELETE FROM record_cache WHERE record_id IN (SELECT id FROM registry_objects ORDER BY id DESC LIMIT 2)');
     const t = await settled(await tasks.addNewTask('HOURLY_REGISTRY_MAINTENANCE'), 60_000);
     assert.equal(t.status, 'COMPLETED', t.error);
     const out = t.output as { staleRecords: number; repairTasks: string[]; filledCacheEntries: number };
-    assert.equal(out.staleRecords, 3);
-    assert.equal(out.filledCacheEntries, 2);
+    assert.equal(out.staleRecords, expectedStale);
+    // A repair that regenerates the cache may fill an entry before maintenance reaches it.
+    assert.ok(out.filledCacheEntries >= 1 && out.filledCacheEntries <= 2, `filled ${out.filledCacheEntries}`);
     const repairs = await Promise.all(out.repairTasks.map((id) => settled(id)));
     assert.ok(repairs.every((r) => r.status === 'COMPLETED'));
+    assert.equal((await db.pool.query('SELECT count(*)::int AS n FROM registry_objects ro LEFT JOIN record_cache rc ON rc.record_id = ro.id WHERE rc.record_id IS NULL')).rows[0].n, 0);
     const fresh = await db.pool.query(
       `SELECT ro.key FROM registry_objects ro JOIN record_index ri ON ri.record_id = ro.id JOIN record_cache rc ON rc.record_id = ro.id
         WHERE ro.key = ANY($1) AND ri.indexed_at >= ro.updated_at AND rc.generated_at >= ro.updated_at AND rc.rendering->>'title' = ro.title`,

@@ -1,0 +1,97 @@
+/**
+ * Derived state is judged fresh by the inputs it was computed from: right after maintenance
+ * another run finds nothing stale; a re-harvest that changes nothing queues no repair; a changed
+ * relation or a related record's new title is detected, even when made behind the registry's back.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import type { RegistryClient } from '../../src/client/registry.ts';
+import { TaskClient } from '../../src/client/tasks.ts';
+import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
+import type { HarvestedRecord } from '../../src/shared.ts';
+import { assertDerivedStateIsCurrent, createTestDatabase, eventually, startTestWorker, temporalAddress, testClient, type TestDatabase, type TestWorker } from '../helpers.ts';
+
+describe('freshness of derived state', () => {
+  let db: TestDatabase;
+  let worker: TestWorker;
+  let registry: RegistryClient;
+  let tasks: TaskClient;
+  let seeded: SeedSummary;
+
+  before(async () => {
+    db = await createTestDatabase();
+    seeded = await seedRegistry(db.pool, { records: 300, dataSources: 2, hubs: 1, hubSize: 30, seed: 41 });
+    worker = await startTestWorker(db.pool);
+    registry = await testClient(worker.taskQueue, { batchSize: 50, coalesce: { quietMs: 100, maxWaitMs: 1000 } });
+    tasks = new TaskClient(new Client({ connection: await Connection.connect({ address: temporalAddress() }) }), worker.taskQueue, { pool: db.pool });
+  });
+  after(async () => {
+    await tasks?.close();
+    await registry?.close();
+    await worker?.stop();
+    await db?.drop();
+  });
+
+  const settled = (id: string) =>
+    eventually(async () => {
+      const t = await tasks.getTask(id);
+      return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
+    }, 60_000);
+
+  /** Runs maintenance, waits for the repairs it queued, returns how many records it found stale. */
+  const maintain = async (): Promise<number> => {
+    const t = await settled(await tasks.addNewTask('HOURLY_REGISTRY_MAINTENANCE'));
+    assert.equal(t.status, 'COMPLETED', t.error);
+    const out = t.output as { staleRecords: number; repairTasks: string[] };
+    for (const id of out.repairTasks) assert.equal((await settled(id)).status, 'COMPLETED');
+    return out.staleRecords;
+  };
+
+  it('right after a maintenance run, another finds no stale record', async () => {
+    await maintain();
+    assert.equal(await maintain(), 0);
+  });
+
+  it('re-harvesting unchanged records leaves nothing stale', async () => {
+    const { rows } = await db.pool.query(
+      `SELECT ro.key, ro.class, ro.type, ro.group_name, ro.status, ro.title, ro.description, ro.rights, ro.access_policy,
+              ro.location_address, ro.electronic_address, ro.identifiers, ro.subjects, ro.dates, ro.spatial_coverage,
+              ro.temporal_coverage, ro.citation_info,
+              coalesce((SELECT json_agg(json_build_object('key', r.to_key, 'type', r.relation_type) ORDER BY r.to_key, r.relation_type) FROM relations r WHERE r.from_id = ro.id), '[]') AS relations
+         FROM registry_objects ro JOIN data_sources ds ON ds.id = ro.data_source_id
+        WHERE ds.key = $1 AND ro.gold_standard = false ORDER BY ro.id LIMIT 40`,
+      [seeded.dataSources[0]],
+    );
+    const records: HarvestedRecord[] = rows.map((r) => ({
+      key: r.key, class: r.class, type: r.type, group: r.group_name, status: r.status, title: r.title, description: r.description,
+      rights: r.rights, accessPolicy: r.access_policy, locationAddress: r.location_address, electronicAddress: r.electronic_address,
+      identifiers: r.identifiers, subjects: r.subjects, dates: r.dates, spatialCoverage: r.spatial_coverage,
+      temporalCoverage: r.temporal_coverage, citationInfo: r.citation_info, relations: r.relations,
+    }));
+    const versions = async () => (await db.pool.query('SELECT sum(inputs_version)::text AS v, (SELECT count(*) FROM derived_invalidations)::int AS n FROM registry_objects')).rows[0];
+    const before = await versions();
+    const op = await registry.importRecords(seeded.dataSources[0]!, records);
+    assert.equal(op.changed, records.length);
+    await registry.awaitOperation(op.workflowId);
+    assert.deepEqual(await versions(), before, 'no input changed, so no version moved');
+    assert.equal(await maintain(), 0);
+  });
+
+  it('a relation added behind the registry\u2019s back makes both ends stale; the repair makes them current', async () => {
+    const [a, b] = (await db.pool.query<{ id: number }>("SELECT id FROM registry_objects WHERE key NOT LIKE '%hub%' ORDER BY id DESC LIMIT 2")).rows;
+    const bKey = (await db.pool.query('SELECT key FROM registry_objects WHERE id = $1', [b!.id])).rows[0].key;
+    await db.pool.query("INSERT INTO relations (from_id, to_key, relation_type) VALUES ($1, $2, 'isPartOf')", [a!.id, bKey]);
+    assert.equal(await maintain(), 2);
+    assert.equal(await maintain(), 0);
+    await assertDerivedStateIsCurrent(db.pool);
+  });
+
+  it('a record retitled by hand makes it and its related records stale', async () => {
+    const hub = seeded.hubs[0]!;
+    await db.pool.query("UPDATE registry_objects SET title = title || ' (renamed)' WHERE key = $1", [hub.key]);
+    assert.equal(await maintain(), 1 + hub.related);
+    assert.equal(await maintain(), 0);
+    await assertDerivedStateIsCurrent(db.pool);
+  });
+});
