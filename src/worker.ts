@@ -76,7 +76,9 @@ export interface RegistryWorker {
 export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<RegistryWorker> {
   const tasks = deps.tasks ?? (await loadTasks());
   const taskQueue = deps.taskQueue ?? deps.config.temporal.taskQueue;
-  const activities = createActivities({ pool: deps.pool, temporal: deps.client, taskQueue, tasks, waits: deps.config.taskWaits });
+  const { batchSize, concurrency, coalesce } = deps.config.followUp;
+  const followUp = { batchSize, concurrency, ...coalesce };
+  const activities = createActivities({ pool: deps.pool, temporal: deps.client, taskQueue, tasks, waits: deps.config.taskWaits, followUp });
   const main = await Worker.create({
     connection: deps.connection,
     namespace: deps.namespace,

@@ -106,9 +106,9 @@ export async function tasksWithFixtures(): Promise<LoadedTasks> {
 }
 
 /** A RegistryClient on the test server and task queue. */
-export async function testClient(taskQueue: string, followUp?: RegistryClientOptions["followUp"]): Promise<RegistryClient> {
+export async function testClient(taskQueue: string, followUp?: RegistryClientOptions['followUp'], pool?: Pool): Promise<RegistryClient> {
   const connection = await Connection.connect({ address: temporalAddress() });
-  return new RegistryClient(new Client({ connection, namespace: 'default' }), { taskQueue, followUp });
+  return new RegistryClient(new Client({ connection, namespace: 'default' }), { taskQueue, followUp, pool });
 }
 
 /** Polls `fn` until it returns a truthy value (visibility is eventually consistent). */

@@ -6,25 +6,29 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Pool } from '../db/pool.ts';
 import { checkRegistryOperation } from '../registry/operation-input.ts';
-import { completeOperation, completeRound, deleteRecordAndPlanFollowUp, planRound } from '../registry/operations.ts';
+import { completeOperation, completeRound, deleteRecordAndPlanFollowUp, planRound, queueForCoalescer, type RoundTotals } from '../registry/operations.ts';
 import { applyRegistryOperation } from '../registry/registry-operations.ts';
 import { failingFastOnBadData } from './failures.ts';
 import { checkRecordKey, coalescerWorkflowId, ERROR_TYPES, type DeletionOutcome, type OperationOutcome, type RegistryOperation } from '../shared.ts';
-import type { CoalescerSettings } from '../workflows/coalesce-settings.ts';
+import { DEFAULT_COALESCER_SETTINGS, type CoalescerSettings } from '../workflows/coalesce-settings.ts';
 import { followUpRequestSignal } from '../workflows/definitions.ts';
 
-export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; taskQueue: string }) => {
+export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; taskQueue: string; followUp?: CoalescerSettings }) => {
+  /** The worker's configuration (FOLLOWUP_*), under what a caller set explicitly. */
+  const settingsWith = (overrides: Partial<CoalescerSettings> = {}): CoalescerSettings => ({ ...DEFAULT_COALESCER_SETTINGS, ...deps.followUp, ...definedOnly(overrides) });
   /**
    * Hands an operation's follow-up to its data source's coalescer (signal-with-start: started if
    * it is not running), or completes it at once when there is nothing to follow up. Safe to
    * repeat: the coalescer holds an operation once, and an empty repeat costs an empty round.
    */
-  const handOff = async (op: { opId: string; batches: number; dataSourceKey?: string }, settings: CoalescerSettings) => {
+  const handOff = async (op: { opId: string; batches: number; dataSourceKey?: string }, overrides: Partial<CoalescerSettings> = {}) => {
     if (op.batches === 0 || !op.dataSourceKey) return completeOperation(deps.pool, op.opId);
+    // Queued in PostgreSQL first: the signal only wakes the coalescer, which claims its queue there.
+    await queueForCoalescer(deps.pool, op.opId);
     await deps.temporal.workflow.signalWithStart('coalesceFollowUps', {
       workflowId: coalescerWorkflowId(op.dataSourceKey, deps.taskQueue),
       taskQueue: deps.taskQueue,
-      args: [{ dataSourceKey: op.dataSourceKey, settings }],
+      args: [{ dataSourceKey: op.dataSourceKey, overrides: definedOnly(overrides) }],
       signal: followUpRequestSignal,
       signalArgs: [{ opId: op.opId }],
     });
@@ -35,31 +39,44 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
      * Deletes a record, plans the follow-up over its related records and hands it to the data
      * source's coalescer. Idempotent per opId: a retry finds the committed delete and hands off again.
      */
-    async deleteRecordAndHandOff(args: { key: string; opId: string; batchSize: number; settings: CoalescerSettings }): Promise<DeletionOutcome> {
+    async deleteRecordAndHandOff(args: { key: string; opId: string; batchSize?: number; settings?: Partial<CoalescerSettings> }): Promise<DeletionOutcome> {
       const bad = checkRecordKey(args.key);
       if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
-      const outcome = await failingFastOnBadData(() => deleteRecordAndPlanFollowUp(deps.pool, args));
+      const batchSize = args.batchSize ?? settingsWith(args.settings).batchSize;
+      const outcome = await failingFastOnBadData(() => deleteRecordAndPlanFollowUp(deps.pool, { ...args, batchSize }));
       if (outcome.deleted) await handOff(outcome, args.settings);
       return outcome;
     },
 
     /** Applies a registry operation, plans its follow-up and hands it to the coalescer; idempotent per opId. */
-    async applyOperationAndHandOff(args: { op: RegistryOperation; opId: string; batchSize: number; settings: CoalescerSettings }): Promise<OperationOutcome> {
+    async applyOperationAndHandOff(args: { op: RegistryOperation; opId: string; batchSize?: number; settings?: Partial<CoalescerSettings> }): Promise<OperationOutcome> {
       const bad = checkRegistryOperation(args.op);
       if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
-      const outcome = await failingFastOnBadData(() => applyRegistryOperation(deps.pool, args.op, args.opId, args.batchSize));
+      const batchSize = args.batchSize ?? settingsWith(args.settings).batchSize;
+      const outcome = await failingFastOnBadData(() => applyRegistryOperation(deps.pool, args.op, args.opId, batchSize));
       await handOff(outcome, args.settings);
       return outcome;
     },
 
-    /** Plans a coalesced round over the union of the operations' records; idempotent per roundId. */
-    async planFollowUpRound(args: { roundId: string; opIds: string[]; dataSourceKey: string; batchSize: number }) {
-      return failingFastOnBadData(() => planRound(deps.pool, args));
+    /**
+     * Plans a coalesced round over the queued operations' records (and any named ones); idempotent
+     * per roundId. Returns the settings to run it with: the worker's configuration, read each round,
+     * under the coalescer's explicit overrides.
+     */
+    async planFollowUpRound(args: { roundId: string; opIds: string[]; dataSourceKey: string; batchSize?: number; overrides?: Partial<CoalescerSettings> }) {
+      const settings = settingsWith(args.overrides);
+      const plan = await failingFastOnBadData(() => planRound(deps.pool, { ...args, batchSize: args.batchSize ?? settings.batchSize }));
+      return { ...plan, settings };
     },
 
-    /** Marks a round and its operations complete; idempotent. */
-    async completeFollowUpRound(args: { roundId: string; opIds: string[] }): Promise<void> {
-      await completeRound(deps.pool, args.roundId, args.opIds);
+    /** Marks a round and its operations complete and keeps the round's totals for their callers; idempotent. */
+    async completeFollowUpRound(args: { roundId: string; opIds: string[]; totals?: RoundTotals }): Promise<void> {
+      await completeRound(deps.pool, args.roundId, args.opIds, args.totals);
     },
   };
 };
+
+/** The fields that are set (a caller's explicit choices), so that they do not mask defaults with undefined. */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

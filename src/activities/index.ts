@@ -2,6 +2,7 @@
 import type { Client } from '@temporalio/client';
 import type { Pool } from '../db/pool.ts';
 import type { LoadedTasks } from '../taskmgr/discovery.ts';
+import type { CoalescerSettings } from '../workflows/coalesce-settings.ts';
 import { createDerivedActivities } from './derived.ts';
 import { createFollowUpActivities } from './followup.ts';
 import { createRecordActivities } from './records.ts';
@@ -14,6 +15,8 @@ export interface ActivityDeps {
   taskQueue: string;
   /** Task modules, loaded and validated when the worker starts. */
   tasks: LoadedTasks;
+  /** The follow-up configuration (FOLLOWUP_*): coalescers read it every round. */
+  followUp?: CoalescerSettings;
   /** How WAITING tasks wait (TASK_PREREQUISITE_RECHECK, TASK_WAIT_HISTORY_LIMIT). */
   waits?: TaskWaitSettings;
 }

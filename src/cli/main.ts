@@ -116,7 +116,7 @@ export function buildProgram(): Command {
           config,
           pool,
           tasks,
-          registry: new RegistryClient(client, { taskQueue: config.temporal.taskQueue, followUp: config.followUp }),
+          registry: new RegistryClient(client, { taskQueue: config.temporal.taskQueue, pool }),
           logger,
           temporalUiUrl: stack.uiUrl ?? config.temporal.uiUrl,
         });
@@ -181,7 +181,7 @@ export function buildProgram(): Command {
       if (!config.databaseUrl) throw new ConfigError('DATABASE_URL must be set for `taskmgr serve` (`taskmgr start` serves the page too)');
       const logger = createLogger(config.logLevel);
       const pool = createPool(config.databaseUrl, { logger });
-      const registry = await RegistryClient.connect(config);
+      const registry = await RegistryClient.connect(config, undefined, pool);
       const tasks = new TaskClient(registry.client, config.temporal.taskQueue, { pool });
       const web = await startAdminServer({ config, pool, tasks, registry, logger, temporalUiUrl: config.temporal.uiUrl });
       logger.info({ url: web.url }, 'Background Task Manager listening');
@@ -259,7 +259,9 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (key: string, opts: { wait?: boolean; json?: boolean }) => {
       const config = loadConfig();
-      const client = await RegistryClient.connect(config);
+      const databaseUrl = runningDatabaseUrl(config);
+      const pool = databaseUrl ? createPool(databaseUrl, { max: 2 }) : undefined;
+      const client = await RegistryClient.connect(config, undefined, pool);
       try {
         const started = Date.now();
         const outcome = await client.deleteRecord(key);
@@ -269,7 +271,7 @@ export function buildProgram(): Command {
           return;
         }
         if (!opts.json) console.log(`deleted ${key} in ${answeredMs} ms; updating ${outcome.affected} related records...`);
-        const result = await client.awaitDeletion(key);
+        const result = await client.awaitDeletion(key, outcome.runId);
         const totalMs = Date.now() - started;
         if (opts.json) {
           console.log(JSON.stringify({ ...result, answeredMs, totalMs }));
@@ -279,6 +281,7 @@ export function buildProgram(): Command {
         }
       } finally {
         await client.close();
+        await pool?.end();
       }
     });
 

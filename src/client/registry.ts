@@ -5,6 +5,7 @@ import {
   Connection,
   WithStartWorkflowOperation,
   WorkflowUpdateFailedError,
+  WorkflowUpdateStage,
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -27,9 +28,11 @@ import {
   type RegistryOperation,
   ERROR_TYPES,
 } from '../shared.ts';
-import { deleteProgressQuery, deleteRecordUpdate, followUpStatusQuery, registryOperationUpdate } from '../workflows/definitions.ts';
+import { deleteProgressQuery, deleteRecordUpdate, followUpStatusQuery, registryOperationUpdate, type FollowUpStatus } from '../workflows/definitions.ts';
 import type { registryOperation } from '../workflows/registryOperation.ts';
 import { checkRegistryOperation } from '../registry/operation-input.ts';
+import { operationOutcome } from '../registry/operations.ts';
+import type { Pool } from '../db/pool.ts';
 import type { deleteRecord as deleteRecordWorkflow } from '../workflows/deleteRecord.ts';
 import { connecting, temporalTarget } from './connection.ts';
 
@@ -51,6 +54,11 @@ export class OperationRefusedError extends Error {
 
 export interface RegistryClientOptions {
   taskQueue: string;
+  /**
+   * The registry's PostgreSQL: every operation's outcome is read there (exact totals for as long as
+   * the operation is kept). Without it, the coalescer is asked, and remembers only its current run.
+   */
+  pool?: Pool;
   /** Follow-up tuning passed to the workflows; the workflow's defaults when unset. */
   followUp?: { batchSize?: number; concurrency?: number; coalesce?: { quietMs?: number; maxWaitMs?: number } };
 }
@@ -69,11 +77,12 @@ export class RegistryClient {
   ) {}
 
   /** Connects with the project's configuration (see src/client/connection.ts). */
-  static async connect(config: Config, addressOverride?: string): Promise<RegistryClient> {
+  static async connect(config: Config, addressOverride?: string, pool?: Pool): Promise<RegistryClient> {
     const target = temporalTarget(config, addressOverride);
     const connection = await connecting(target, () => Connection.connect(target.connectionOptions));
     const client = new Client({ connection, namespace: target.namespace });
-    return new RegistryClient(client, { taskQueue: config.temporal.taskQueue, followUp: config.followUp });
+    // No follow-up settings: the workers' configuration decides them.
+    return new RegistryClient(client, { taskQueue: config.temporal.taskQueue, pool });
   }
 
   async close(): Promise<void> {
@@ -84,7 +93,7 @@ export class RegistryClient {
    * Deletes a record. Resolves when the record is gone and the recheck / reindex / re-cache of
    * its related records is durably under way (update-with-start: both or neither).
    */
-  async deleteRecord(key: string): Promise<DeletionOutcome & { workflowId: string }> {
+  async deleteRecord(key: string): Promise<DeletionOutcome & { workflowId: string; runId: string }> {
     const bad = checkRecordKey(key);
     if (bad) throw new InvalidInputError(bad);
     const workflowId = deleteRecordWorkflowId(key, this.options.taskQueue);
@@ -101,8 +110,13 @@ export class RegistryClient {
       ],
     });
     try {
-      const outcome = await this.client.workflow.executeUpdateWithStart(deleteRecordUpdate, { startWorkflowOperation });
-      return { ...outcome, workflowId };
+      // Waits for the update to complete in the one call, as executeUpdateWithStart does (the SDK's
+      // types admit only ACCEPTED here; the server takes COMPLETED), and keeps the handle for its run id.
+      const waitForStage = WorkflowUpdateStage.COMPLETED as unknown as typeof WorkflowUpdateStage.ACCEPTED;
+      const update = await this.client.workflow.startUpdateWithStart(deleteRecordUpdate, { startWorkflowOperation, waitForStage });
+      const outcome = await update.result();
+      // The run that deleted: a later delete of the same key (another run) must not change what this caller waits for.
+      return { ...outcome, workflowId, runId: update.workflowRunId! };
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === 'RecordNotFound') {
         throw new RecordNotFoundError(err.cause.message);
@@ -111,14 +125,14 @@ export class RegistryClient {
     }
   }
 
-  /** The deletion workflow of a key (the latest run). */
-  deletionHandle(key: string): WorkflowHandle<typeof deleteRecordWorkflow> {
-    return this.client.workflow.getHandle(deleteRecordWorkflowId(key, this.options.taskQueue));
+  /** The deletion workflow of a key: the given run (deleteRecord's runId), else the latest. */
+  deletionHandle(key: string, runId?: string): WorkflowHandle<typeof deleteRecordWorkflow> {
+    return this.client.workflow.getHandle(deleteRecordWorkflowId(key, this.options.taskQueue), runId);
   }
 
-  /** Waits for a deletion's follow-up to finish and returns its summary. */
-  async awaitDeletion(key: string): Promise<DeleteRecordResult> {
-    return this.withFollowUp(await this.deletionHandle(key).result());
+  /** Waits for a deletion's follow-up to finish and returns its summary; give deleteRecord's runId to wait for that deletion. */
+  async awaitDeletion(key: string, runId?: string): Promise<DeleteRecordResult> {
+    return this.withFollowUp(await this.deletionHandle(key, runId).result());
   }
 
   /**
@@ -127,27 +141,39 @@ export class RegistryClient {
    */
   private async withFollowUp<R extends { qualityChanges: LevelChanges; reindexed: number; recached: number; coalescedWith?: number; coalesced?: { dataSourceKey: string; opIds: string[] } }>(result: R): Promise<R> {
     if (!result.coalesced) return result;
-    const coalescer = this.client.workflow.getHandle(coalescerWorkflowId(result.coalesced.dataSourceKey, this.options.taskQueue));
     const out = { ...result, qualityChanges: { ...result.qualityChanges } };
     for (const opId of result.coalesced.opIds) {
-      for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
-        const status = await coalescer.query(followUpStatusQuery, opId);
-        if (status.state === 'done') {
-          for (const [change, n] of Object.entries(status.qualityChanges ?? {})) out.qualityChanges[change] = (out.qualityChanges[change] ?? 0) + n;
-          out.reindexed += status.reindexed ?? 0;
-          out.recached += status.recached ?? 0;
-          out.coalescedWith = Math.max(out.coalescedWith ?? 1, status.coalescedWith ?? 1);
-          break;
-        }
-        // Queries are consistent and the coalescer holds an operation as queued, then processing
-        // (from the moment a round takes it), then done: unknown only means forgotten thousands of
-        // operations later, so done with totals unknown. The coalesce tests check there is no gap.
-        if (status.state === 'unknown') break;
-        await new Promise((r) => setTimeout(r, wait));
-      }
+      const status = this.options.pool ? await this.outcomeFromDatabase(opId) : await this.outcomeFromCoalescer(result.coalesced.dataSourceKey, opId);
+      if (!status) continue; // forgotten by a coalescer, for a client without the database
+      for (const [change, n] of Object.entries(status.qualityChanges ?? {}) as [string, number][]) out.qualityChanges[change] = (out.qualityChanges[change] ?? 0) + n;
+      out.reindexed += status.reindexed ?? 0;
+      out.recached += status.recached ?? 0;
+      out.coalescedWith = Math.max(out.coalescedWith ?? 1, status.coalescedWith ?? 1);
     }
     return out;
   }
+
+  /** An operation's outcome as PostgreSQL keeps it (as long as its row exists): exact, whenever asked. */
+  private async outcomeFromDatabase(opId: string): Promise<Partial<FollowUpStatus> | undefined> {
+    for (let wait = 20; ; wait = Math.min(wait * 2, 500)) {
+      const outcome = await operationOutcome(this.options.pool!, opId);
+      if (outcome === 'unknown') throw new RecordNotFoundError(`operation ${opId} is not known (removed by retention?)`);
+      if (outcome) return outcome;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
+  /** Without the database: the coalescer's memory of this run (undefined once forgotten). */
+  private async outcomeFromCoalescer(dataSourceKey: string, opId: string): Promise<FollowUpStatus | undefined> {
+    const coalescer = this.client.workflow.getHandle(coalescerWorkflowId(dataSourceKey, this.options.taskQueue));
+    for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+      const status = await coalescer.query(followUpStatusQuery, opId);
+      if (status.state === 'done') return status;
+      if (status.state === 'unknown') return undefined;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
 
   /**
    * Runs a registry operation: resolves once its change has committed and its follow-up (over
@@ -169,6 +195,7 @@ export class RegistryClient {
     } catch (err) {
       const cause = err instanceof WorkflowUpdateFailedError ? innermostApplicationFailure(err) : undefined;
       if (cause?.type === ERROR_TYPES.operationRefused) throw new OperationRefusedError(cause.message);
+      if (cause?.type === ERROR_TYPES.recordNotFound) throw new RecordNotFoundError(cause.message);
       if (cause?.type === ERROR_TYPES.invalidInput) throw new InvalidInputError(cause.message);
       if (cause?.type === ERROR_TYPES.dataRejected) throw new DataRejectedError(cause.message);
       throw err;
@@ -201,9 +228,12 @@ export class RegistryClient {
   }
 
   /** How far a deletion's follow-up has got (from its coalescer once handed off). */
-  async deletionProgress(key: string): Promise<FollowUpProgress> {
-    const progress = await this.deletionHandle(key).query(deleteProgressQuery);
-    const ds = (await this.deletionHandle(key).describe()).typedSearchAttributes.get(DataSourceKeyKey);
+  async deletionProgress(key: string, runId?: string): Promise<FollowUpProgress> {
+    const handle = this.deletionHandle(key, runId);
+    const progress = await handle.query(deleteProgressQuery);
+    // Nothing related to follow up: done as soon as the record is gone.
+    if (progress.phase === 'following-up' && progress.batchesTotal === 0) return { ...progress, phase: 'done' };
+    const ds = (await handle.describe()).typedSearchAttributes.get(DataSourceKeyKey);
     if (progress.phase !== 'following-up' || !progress.opIds?.length || !ds) return progress;
     const coalescer = this.client.workflow.getHandle(coalescerWorkflowId(ds, this.options.taskQueue));
     const statuses = await Promise.all(progress.opIds.map((opId) => coalescer.query(followUpStatusQuery, opId).catch(() => undefined)));

@@ -122,31 +122,80 @@ export async function completeOperation(pool: Pool, opId: string): Promise<void>
   });
 }
 
+/** Marks an operation as waiting for its data source's coalescer (its queue is these rows). */
+export async function queueForCoalescer(db: Queryable, opId: string): Promise<void> {
+  await db.query('UPDATE registry_operations SET handed_off_at = coalesce(handed_off_at, now()) WHERE op_id = $1', [opId]);
+}
+
+/** Operations one round takes at most; the rest wait for the next round (a round's plan stays bounded). */
+export const MAX_OPS_PER_ROUND = 2000;
+
 /**
- * Plans one round of a data source's coalesced follow-up: the union of the operations' work
- * lists, each record once, under the round's own id. Idempotent per roundId.
+ * Plans one round of a data source's coalesced follow-up: claims the queued operations (and any
+ * named ones, handed off before the queue lived here), and writes the union of their work lists,
+ * each record once, under the round's own id. Idempotent per roundId.
  */
-export async function planRound(pool: Pool, args: { roundId: string; opIds: string[]; dataSourceKey: string; batchSize: number }): Promise<{ opId: string; affected: number; batches: number }> {
+export async function planRound(
+  pool: Pool,
+  args: { roundId: string; opIds: string[]; dataSourceKey: string; batchSize: number },
+): Promise<{ opId: string; affected: number; batches: number; opIds: string[]; more: boolean }> {
   const earlier = await findOperation(pool, args.roundId);
-  if (earlier) return { opId: args.roundId, affected: earlier.affected_count, batches: earlier.batch_count };
+  if (earlier) {
+    const claimed = await pool.query<{ op_id: string }>('SELECT op_id FROM registry_operations WHERE round_id = $1 ORDER BY op_id', [args.roundId]);
+    return { opId: args.roundId, affected: earlier.affected_count, batches: earlier.batch_count, opIds: claimed.rows.map((r) => r.op_id), more: false };
+  }
   return withTransaction(pool, async (tx) => {
-    await tx.query(
-      `INSERT INTO registry_operations (op_id, kind, data_source_id)
-       VALUES ($1, 'FOLLOW_UP_ROUND', (SELECT id FROM data_sources WHERE key = $2))`,
-      [args.roundId, args.dataSourceKey],
+    const ds = await tx.query<{ id: number }>('SELECT id FROM data_sources WHERE key = $1', [args.dataSourceKey]);
+    await tx.query(`INSERT INTO registry_operations (op_id, kind, data_source_id) VALUES ($1, 'FOLLOW_UP_ROUND', $2)`, [args.roundId, ds.rows[0]?.id ?? null]);
+    const claimed = await tx.query<{ op_id: string }>(
+      `UPDATE registry_operations SET round_id = $1, handed_off_at = coalesce(handed_off_at, now())
+        WHERE op_id IN (SELECT op_id FROM registry_operations
+                         WHERE round_id IS NULL AND completed_at IS NULL AND kind <> 'FOLLOW_UP_ROUND'
+                           AND ((data_source_id = $2 AND handed_off_at IS NOT NULL) OR op_id = ANY($3::text[]))
+                         ORDER BY handed_off_at NULLS FIRST, op_id LIMIT $4 FOR UPDATE SKIP LOCKED)
+       RETURNING op_id`,
+      [args.roundId, ds.rows[0]?.id ?? null, args.opIds, MAX_OPS_PER_ROUND + 1],
     );
-    const { rows } = await tx.query<{ record_id: number }>('SELECT DISTINCT record_id FROM followup_items WHERE op_id = ANY($1::text[])', [args.opIds]);
+    const opIds = claimed.rows.map((r) => r.op_id).sort();
+    const more = opIds.length > MAX_OPS_PER_ROUND;
+    if (more) {
+      const spare = opIds.pop()!;
+      await tx.query('UPDATE registry_operations SET round_id = NULL WHERE op_id = $1', [spare]);
+    }
+    const { rows } = await tx.query<{ record_id: number }>('SELECT DISTINCT record_id FROM followup_items WHERE op_id = ANY($1::text[])', [opIds]);
     const plan = await planFollowUp(tx, args.roundId, rows.map((r) => Number(r.record_id)), args.batchSize);
     await tx.query('UPDATE registry_operations SET affected_count = $2, batch_count = $3 WHERE op_id = $1', [args.roundId, plan.affected, plan.batches]);
-    return { opId: args.roundId, ...plan };
+    return { opId: args.roundId, ...plan, opIds, more };
   });
 }
 
-/** Marks a round and the operations it covered complete. Idempotent. */
-export async function completeRound(pool: Pool, roundId: string, opIds: string[]): Promise<void> {
+/** What a round did, shared by the operations it covered. */
+export interface RoundTotals {
+  qualityChanges: Record<string, number>;
+  reindexed: number;
+  recached: number;
+  quarantined?: number;
+}
+
+/** Marks a round and the operations it covered complete, keeping the round's totals. Idempotent. */
+export async function completeRound(pool: Pool, roundId: string, opIds: string[], totals?: RoundTotals): Promise<void> {
   await withTransaction(pool, async (tx) => {
     const all = [roundId, ...opIds];
+    if (totals) await tx.query('UPDATE registry_operations SET details = $2 WHERE op_id = $1', [roundId, { ...totals, coalescedWith: opIds.length }]);
+    await tx.query('UPDATE registry_operations SET round_id = coalesce(round_id, $2) WHERE op_id = ANY($1::text[]) AND op_id <> $2', [opIds, roundId]);
     await tx.query('UPDATE registry_operations SET completed_at = coalesce(completed_at, now()) WHERE op_id = ANY($1::text[])', [all]);
     await tx.query('DELETE FROM followup_items WHERE op_id = ANY($1::text[])', [all]);
   });
+}
+
+/** How an operation's follow-up ended, as long as its row is kept: undefined while it is not done. */
+export async function operationOutcome(db: Queryable, opId: string): Promise<(RoundTotals & { coalescedWith: number }) | undefined | 'unknown'> {
+  const { rows } = await db.query<{ completed_at: Date | null; batch_count: number; round: (RoundTotals & { coalescedWith: number }) | null }>(
+    `SELECT o.completed_at, o.batch_count, r.details AS round FROM registry_operations o LEFT JOIN registry_operations r ON r.op_id = o.round_id WHERE o.op_id = $1`,
+    [opId],
+  );
+  const row = rows[0];
+  if (!row) return 'unknown';
+  if (!row.completed_at) return undefined;
+  return row.round ?? { qualityChanges: {}, reindexed: 0, recached: 0, coalescedWith: 1 };
 }

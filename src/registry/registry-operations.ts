@@ -11,6 +11,10 @@ import { STATUS_TRANSITIONS, type HarvestedRecord, type OperationOutcome, type R
 export class OperationRefused extends Error {
   override name = 'OperationRefused';
 }
+/** The record the operation names does not exist (as a deletion of a missing key reports it). */
+export class RecordMissing extends Error {
+  override name = 'RecordMissing';
+}
 
 const DRAFT_STATUSES: RecordStatus[] = ['DRAFT', 'SUBMITTED_FOR_ASSESSMENT', 'ASSESSMENT_IN_PROGRESS', 'MORE_WORK_REQUIRED', 'APPROVED'];
 
@@ -57,7 +61,7 @@ export async function applyRegistryOperation(pool: Pool, op: RegistryOperation, 
       case 'CHANGE_STATUS': {
         const { rows } = await tx.query<{ id: number; status: RecordStatus; data_source_id: number }>('SELECT id, status, data_source_id FROM registry_objects WHERE key = $1 FOR UPDATE', [op.key]);
         const rec = rows[0];
-        if (!rec) throw new OperationRefused(`record ${JSON.stringify(op.key)} does not exist`);
+        if (!rec) throw new RecordMissing(`record ${JSON.stringify(op.key)} does not exist`);
         dsId = rec.data_source_id;
         recordKey = op.key;
         if (op.kind === 'DELETE_DRAFT') {

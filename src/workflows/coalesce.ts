@@ -10,94 +10,107 @@ const { planFollowUpRound, completeFollowUpRound } = proxyActivities<Activities>
 export type { CoalescerSettings };
 /** Rounds per run before continuing as new (also earlier, when the server suggests it). */
 const ROUNDS_PER_RUN = 100;
-/** Completed operations remembered for their callers (awaitDeletion polls for them). */
+/** Finished operations this run remembers for callers without the database (not carried over). */
 const RECENT_KEPT = 2000;
 
 export interface CoalescerInput {
   dataSourceKey: string;
+  /** Settings a caller set explicitly; the rest comes from the workers' configuration, read each round. */
+  overrides?: Partial<CoalescerSettings>;
+  /** The settings the last round ran with (for the first quiet period of a new run). */
   settings?: Partial<CoalescerSettings>;
-  /** Carried over by continue-as-new: requests not yet processed, and running totals. */
+  /** A round is due at once: operations were queued while the last run ended. */
+  pending?: boolean;
+  /** Before the queue lived in PostgreSQL: operations a run of the earlier version carried over. */
   queued?: FollowUpRequest[];
-  /** Recently completed operations, so that callers can learn how their follow-up ended. */
-  recent?: FollowUpStatus[];
   totals?: { rounds: number; operations: number; recordsProcessed: number };
 }
 
 /**
- * The follow-up of one data source's changes, coalesced: registry operations hand their work
- * lists here (signal-with-start), and after a short quiet period (bounded by a maximum wait) one
- * round rechecks, reindexes and re-caches the union of their records, each record once, and
- * remembers each operation as done (callers ask with the followUpStatus query). A burst of 200 deletions touching the same records costs one pass
- * over those records, not 200. Requests live in the workflow's history and are carried over by
- * continue-as-new, so none is lost across restarts.
+ * The follow-up of one data source's changes, coalesced: registry operations queue themselves in
+ * PostgreSQL and wake this workflow (signal-with-start); after a short quiet period (bounded by a
+ * maximum wait) one round claims the queue, rechecks, reindexes and re-caches the union of the
+ * operations' records, each record once, and records each operation's outcome in PostgreSQL. A
+ * burst of 200 deletions touching the same records costs one pass over those records, not 200.
+ * Nothing that grows with the registry's activity is carried over by continue-as-new.
  */
 export async function coalesceFollowUps(input: CoalescerInput): Promise<void> {
-  const settings: CoalescerSettings = { ...DEFAULT_COALESCER_SETTINGS, ...input.settings };
-  const queued: FollowUpRequest[] = [...(input.queued ?? [])];
-  const known = new Set(queued.map((r) => r.opId));
+  let settings: CoalescerSettings = { ...DEFAULT_COALESCER_SETTINGS, ...input.settings, ...input.overrides };
+  // Operations signalled in this run and not yet taken by a round (progress queries; the queue itself is in PostgreSQL).
+  const queued = new Set<string>((input.queued ?? []).map((r) => r.opId));
+  let pending = input.pending === true || queued.size > 0;
   let arrivals = 0;
   const state: CoalescerState = { dataSourceKey: input.dataSourceKey, queued: [], rounds: input.totals?.rounds ?? 0, operations: input.totals?.operations ?? 0, recordsProcessed: input.totals?.recordsProcessed ?? 0 };
+  const recent = new Map<string, FollowUpStatus>();
 
   setHandler(followUpRequestSignal, (req) => {
-    // A retried hand-off repeats its signal: hold each operation once.
-    if (!req?.opId || known.has(req.opId)) return;
-    known.add(req.opId);
-    queued.push(req);
+    if (!req?.opId) return;
+    // A retried hand-off repeats its signal: the queue holds each operation once anyway.
+    if (!recent.has(req.opId) && !state.processing?.opIds.includes(req.opId)) queued.add(req.opId);
+    pending = true;
     arrivals += 1;
   });
-  setHandler(coalescerStateQuery, () => ({ ...state, queued: queued.map((r) => r.opId) }));
-  const recent = new Map<string, FollowUpStatus>((input.recent ?? []).map((r) => [r.opId, r]));
+  setHandler(coalescerStateQuery, () => ({ ...state, queued: [...queued] }));
   setHandler(followUpStatusQuery, (opId: string): FollowUpStatus => {
     const p = state.processing;
     if (p?.opIds.includes(opId)) return { opId, state: 'processing', batchesTotal: p.batchesTotal, batchesDone: p.batchesDone };
-    if (queued.some((r) => r.opId === opId)) return { opId, state: 'queued' };
+    if (queued.has(opId)) return { opId, state: 'queued' };
     return recent.get(opId) ?? { opId, state: 'unknown' };
   });
 
   let roundsThisRun = 0;
   while (roundsThisRun < ROUNDS_PER_RUN && !workflowInfo().continueAsNewSuggested) {
-    await condition(() => queued.length > 0);
-    // Quiet period: wait while changes keep arriving, but no longer than maxWait in all.
-    const deadline = Date.now() + settings.maxWaitMs;
-    for (;;) {
-      const seen = arrivals;
-      const wait = Math.min(settings.quietMs, deadline - Date.now());
-      if (wait <= 0 || !(await condition(() => arrivals !== seen, wait))) break;
-    }
-
-    const round = queued.splice(0);
-    const opIds = round.map((r) => r.opId);
+    await condition(() => pending);
+    await quietPeriod(settings, () => arrivals);
+    pending = false;
     const { workflowId, runId } = workflowInfo();
     const roundId = `${workflowId}/${runId}/${roundsThisRun}`;
+    const named = [...queued];
     // Processing from the moment the round takes them: while the plan is made they are no longer
     // queued, and a caller asking then must not be told 'unknown'.
-    state.processing = { roundId, opIds, batchesTotal: 0, batchesDone: 0, records: 0 };
-    const plan = await planFollowUpRound({ roundId, opIds, dataSourceKey: input.dataSourceKey, batchSize: settings.batchSize });
+    state.processing = { roundId, opIds: named, batchesTotal: 0, batchesDone: 0, records: 0 };
+    const plan = await planFollowUpRound({ roundId, opIds: named, dataSourceKey: input.dataSourceKey, overrides: input.overrides });
+    settings = plan.settings ?? settings;
+    for (const opId of plan.opIds ?? named) queued.delete(opId);
+    const opIds = plan.opIds ?? named;
     state.processing = { roundId, opIds, batchesTotal: plan.batches, batchesDone: 0, records: plan.affected };
     const totals: FollowUpTotals = { qualityChanges: {}, reindexed: 0, recached: 0 };
     await refreshBatches(plan, settings.concurrency, totals, () => (state.processing!.batchesDone += 1));
-    await completeFollowUpRound({ roundId, opIds });
-    for (const r of round) {
-      recent.set(r.opId, { opId: r.opId, state: 'done', ...totals, coalescedWith: round.length, roundRecords: plan.affected });
-      known.delete(r.opId);
-    }
-    for (const opId of recent.keys()) {
-      if (recent.size <= RECENT_KEPT) break;
-      recent.delete(opId); // oldest first (insertion order)
-    }
+    await completeFollowUpRound({ roundId, opIds, totals });
+    remember(recent, opIds, { ...totals, coalescedWith: opIds.length, roundRecords: plan.affected });
+    // More queued than one round takes: go again without waiting for a signal.
+    if (plan.more || queued.size > 0) pending = true;
     state.processing = undefined;
     state.rounds += 1;
-    state.operations += round.length;
+    state.operations += opIds.length;
     state.recordsProcessed += plan.affected;
     roundsThisRun += 1;
   }
-  // Signals that arrived during the last round are in `queued`: carry them over.
   await condition(allHandlersFinished);
   await continueAsNew<typeof coalesceFollowUps>({
     dataSourceKey: input.dataSourceKey,
-    settings: input.settings,
-    queued,
-    recent: [...recent.values()],
+    overrides: input.overrides,
+    settings,
+    pending: pending || queued.size > 0,
     totals: { rounds: state.rounds, operations: state.operations, recordsProcessed: state.recordsProcessed },
   });
+}
+
+/** Waits while changes keep arriving, but no longer than maxWait in all. */
+async function quietPeriod(settings: CoalescerSettings, arrivals: () => number) {
+  const deadline = Date.now() + settings.maxWaitMs;
+  for (;;) {
+    const seen = arrivals();
+    const wait = Math.min(settings.quietMs, deadline - Date.now());
+    if (wait <= 0 || !(await condition(() => arrivals() !== seen, wait))) return;
+  }
+}
+
+/** Keeps the outcome of a round's operations for this run's callers, the oldest dropped first. */
+function remember(recent: Map<string, FollowUpStatus>, opIds: string[], outcome: Omit<FollowUpStatus, 'opId' | 'state'>) {
+  for (const opId of opIds) recent.set(opId, { opId, state: 'done', ...outcome });
+  for (const opId of recent.keys()) {
+    if (recent.size <= RECENT_KEPT) break;
+    recent.delete(opId);
+  }
 }

@@ -23,7 +23,7 @@ import {
   type FollowUpProgress,
 } from '../shared.ts';
 import { deleteProgressQuery, deleteRecordUpdate } from './definitions.ts';
-import { COALESCE_PATCH, DEFAULT_COALESCER_SETTINGS } from './coalesce-settings.ts';
+import { COALESCE_PATCH } from './coalesce-settings.ts';
 import { followUp } from './followup.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 
@@ -37,6 +37,8 @@ const { deleteRecord: deleteRecordActivity, completeOperation } = proxyActivitie
 const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: RETRY_FOREVER_CAPPED });
 
 const DEFAULT_BATCH_SIZE = 500;
+/** From this version on, only the first update gets the initial delete's outcome. */
+const ONE_INITIAL_PATCH = 'one-update-per-initial-delete';
 const DEFAULT_CONCURRENCY = 2;
 
 /**
@@ -72,7 +74,8 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
     // From the coalescing version on: the delete and the hand-off to the data source's coalescer
     // in one local activity, on the worker that holds this workflow task (one round trip less).
     const outcome = patched(COALESCE_PATCH)
-      ? await local.deleteRecordAndHandOff({ key, opId, batchSize, settings: { ...DEFAULT_COALESCER_SETTINGS, batchSize, concurrency, ...input.coalesce } })
+      ? // Only what the caller set: the rest comes from the workers' configuration.
+        await local.deleteRecordAndHandOff({ key, opId, batchSize: input.batchSize, settings: { batchSize: input.batchSize, concurrency: input.concurrency, ...input.coalesce } })
       : await deleteRecordActivity({ key, opId, batchSize });
     if (outcome.deleted) {
       pending.push(outcome);
@@ -87,9 +90,17 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
   const first = initial;
 
   setHandler(deleteRecordUpdate, async () => {
-    // The first update (the one that started us) waits for the initial delete; later ones delete again.
-    const outcome = await (initial ?? deleteOnce());
-    initial = undefined;
+    // The first update (the one that started us) waits for the initial delete; later ones delete
+    // again. Taken at once: of two concurrent deletes of one key, only the first gets the initial one.
+    let outcome: DeletionOutcome;
+    if (patched(ONE_INITIAL_PATCH)) {
+      const mine = initial;
+      initial = undefined;
+      outcome = await (mine ?? deleteOnce());
+    } else {
+      outcome = await (initial ?? deleteOnce());
+      initial = undefined;
+    }
     if (!outcome.deleted) {
       throw ApplicationFailure.create({ message: `record ${JSON.stringify(key)} does not exist`, type: ERROR_TYPES.recordNotFound, nonRetryable: true });
     }

@@ -2,7 +2,7 @@ import { ApplicationFailure, allHandlersFinished, condition, patched, proxyActiv
 import type { Activities } from '../activities/index.ts';
 import { checkRegistryOperation } from '../registry/operation-input.ts';
 import { DataSourceKeyKey, ERROR_TYPES, RegistryObjectKeysKey, TaskMethodKey, TaskStatusKey, type OperationOutcome, type RegistryOperation } from '../shared.ts';
-import { COALESCE_PATCH, DEFAULT_COALESCER_SETTINGS } from './coalesce-settings.ts';
+import { COALESCE_PATCH } from './coalesce-settings.ts';
 import { deleteProgressQuery, registryOperationUpdate } from './definitions.ts';
 import { followUp, type FollowUpTotals } from './followup.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
@@ -43,7 +43,8 @@ export async function registryOperation(input: RegistryOperationInput): Promise<
   const opId = `${workflowId}/${runId}`;
   // From the coalescing version on: the change and the hand-off to the coalescer in one local activity.
   const applied = coalesce
-    ? local.applyOperationAndHandOff({ op, opId, batchSize, settings: { ...DEFAULT_COALESCER_SETTINGS, batchSize, concurrency: input.concurrency ?? 2, ...input.coalesce } })
+    ? // Only what the caller set: the rest comes from the workers' configuration.
+      local.applyOperationAndHandOff({ op, opId, batchSize: input.batchSize, settings: { batchSize: input.batchSize, concurrency: input.concurrency, ...input.coalesce } })
     : applyOperation({ op, opId, batchSize });
   setHandler(registryOperationUpdate, () => applied);
   setHandler(deleteProgressQuery, () => progress);

@@ -21,7 +21,7 @@ describe('record deletion', () => {
     seeded = await seedRegistry(db.pool, { records: 1500, dataSources: 3, hubs: 3, hubSize: 300, seed: 7 });
     worker = await startTestWorker(db.pool);
     // Small batches so the hub's follow-up spans several activities and runs them concurrently.
-    client = await testClient(worker.taskQueue, { batchSize: 70, concurrency: 3 });
+    client = await testClient(worker.taskQueue, { batchSize: 70, concurrency: 3 }, db.pool);
   });
   after(async () => {
     await client?.close();

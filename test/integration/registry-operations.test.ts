@@ -15,7 +15,7 @@ describe('registry operations', () => {
     db = await createTestDatabase();
     seeded = await seedRegistry(db.pool, { records: 800, dataSources: 3, hubs: 1, hubSize: 60, seed: 13 });
     worker = await startTestWorker(db.pool);
-    client = await testClient(worker.taskQueue, { batchSize: 50 });
+    client = await testClient(worker.taskQueue, { batchSize: 50 }, db.pool);
   });
   after(async () => {
     await client?.close();
