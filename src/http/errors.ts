@@ -6,6 +6,9 @@ import { TemporalUnreachableError } from '../client/connection.ts';
 import { UnknownTaskMethodError, listTaskFiles } from '../taskmgr/discovery.ts';
 import { DurationError } from '../taskmgr/duration.ts';
 
+/** Largest request body: a task naming 10,000 keys of up to 512 characters fits (about 5 MB of ASCII). */
+export const BODY_LIMIT = 8 * 1024 * 1024;
+
 export interface ErrorBody {
   error: string;
   field?: string;
@@ -32,7 +35,7 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
   if (err instanceof TaskStateError || err instanceof OperationRefusedError) return { status: 409, body: { error: err.message } };
   if (err instanceof TemporalUnreachableError) return { status: 503, body: { error: err.message } };
   // Fastify's own: malformed JSON, too large, wrong content type, rate limited.
-  if (e?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 413, body: { error: `request body is larger than the limit of ${1024 * 1024} bytes` } };
+  if (e?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 413, body: { error: `request body is larger than the limit of ${BODY_LIMIT} bytes` } };
   if (e?.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status: 415, body: { error: 'send JSON (Content-Type: application/json)' } };
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) return { status: e.statusCode, body: { error: e.message } };
   return { status: 500, body: { error: 'internal error; see the server log' } };

@@ -23,7 +23,8 @@ import { registerTaskRoutes } from './routes-tasks.ts';
 const PUBLIC_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'public');
 export const SESSION_COOKIE = 'tm_session';
 /** Bodies are small JSON documents; anything larger is refused before it is parsed. */
-export const BODY_LIMIT = 1024 * 1024;
+export { BODY_LIMIT } from './errors.ts';
+import { BODY_LIMIT } from './errors.ts';
 
 export interface AdminServerDeps {
   config: Config;

@@ -263,7 +263,7 @@ describe('the admin HTTP API', () => {
       { body: [1, 2], status: 400, field: 'body', error: /JSON object/ },
       { raw: '{"method": ', status: 400, error: /JSON/ },
       { raw: 'method=INDEX_RECORDS', contentType: 'application/x-www-form-urlencoded', status: 415, error: /send JSON/ },
-      { body: { method: 'INDEX_RECORDS', logMessage: 'x'.repeat(2 * 1024 * 1024) }, status: 413, error: /larger than the limit/ },
+      { body: { method: 'INDEX_RECORDS', logMessage: 'x'.repeat(9 * 1024 * 1024) }, status: 413, error: /larger than the limit/ },
       { method: 'GET', url: '/api/tasks?status=BOGUS', status: 400, field: 'status', error: /status "BOGUS" is not one of WAITING, STARTED, COMPLETED, FAILED, CANCELLED/ },
       { method: 'GET', url: '/api/tasks?pageSize=0', status: 400, field: 'pageSize', error: /pageSize/ },
       { method: 'GET', url: `/api/tasks?method=${enc("X' OR 1=1")}`, status: 400, field: 'method', error: /may only contain/ },
@@ -285,6 +285,19 @@ describe('the admin HTTP API', () => {
       if (c.field) assert.equal(r.json.field, c.field, label);
     }
     assert.equal(await tasks.countTasks(), before, 'no task was added');
+  });
+
+  it('the largest task (10,000 keys) is accepted over HTTP, and one key more is refused naming the limit', async () => {
+    const a = { auth: ADMIN };
+    const keys = (n: number) => Array.from({ length: n }, (_, i) => `http/large/${i}/${'x'.repeat(300)}`);
+    const add = await call('POST', '/api/tasks', { ...a, body: { method: 'INDEX_RECORDS', dataSourceKey: seeded.dataSources[1], registryObjectKeys: keys(10_000), scheduledFor: '1 hour' } });
+    assert.equal(add.status, 201, add.text.slice(0, 300));
+    const shown = await call('GET', `/api/tasks/${enc(add.json.taskId)}`, a);
+    assert.equal(shown.json.keyCount, 10_000);
+    const more = await call('POST', '/api/tasks', { ...a, body: { method: 'INDEX_RECORDS', registryObjectKeys: keys(10_001) } });
+    assert.equal(more.status, 400);
+    assert.match(more.json.error, /10001 keys; at most 10000 are allowed/);
+    await tasks.cancelTask(add.json.taskId);
   });
 
   it('the four ways of adding a task agree: client, taskmgr CLI, temporal CLI, HTTP API', async () => {
