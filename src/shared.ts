@@ -5,6 +5,9 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
 export const DEFAULT_TASK_QUEUE = 'registry-tasks';
+/** An add merges only into a WAITING task that starts within this long of when the add asked to start. */
+export const MERGE_WINDOW_MS = 60_000;
+
 /** Task modules run on a queue of their own (own slots), so long tasks never hold up follow-ups. */
 export const taskRunQueue = (taskQueue: string) => `${taskQueue}-runs`;
 

@@ -20,13 +20,13 @@ import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
-import { checkRecordKey, DataSourceKeyKey, keysForSearchAttribute, RegistryObjectKeysKey, TASK_STATUSES, TaskMethodKey, TaskStatusKey, utf8Length, type TaskStatus } from '../shared.ts';
-import { dependantsOf, forgetTasks, heldAsPrerequisites, loadTaskKeys, storeTaskKeys, tasksNamingKey } from '../taskmgr/task-store.ts';
+import { checkRecordKey, DataSourceKeyKey, keysForSearchAttribute, MERGE_WINDOW_MS, RegistryObjectKeysKey, TASK_STATUSES, TaskMethodKey, TaskStatusKey, utf8Length, type TaskStatus } from '../shared.ts';
+import { dependantsOf, forgetTasks, heldAsPrerequisites, keysCover, waitingSlotHolder, loadTaskKeys, storeTaskKeys, tasksNamingKey } from '../taskmgr/task-store.ts';
 import { assertAvailable, listTaskFiles, type TaskFiles } from '../taskmgr/discovery.ts';
 import { MERGED, TASK_MEMO_FIELDS, type TaskAdmission, type TaskInfo } from '../taskmgr/info.ts';
 import { TASK_LIMITS, TaskInputError, validateTaskInput, validateTaskKeys, type TaskInput } from '../taskmgr/input.ts';
 import type { AddTaskOptions, TaskProgress } from '../taskmgr/types.ts';
-import { rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery } from '../workflows/definitions.ts';
+import { mergeCoveredUpdate, rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery, type CoveredAdd } from '../workflows/definitions.ts';
 import type { registryTask } from '../workflows/registryTask.ts';
 import { connecting, temporalTarget } from './connection.ts';
 
@@ -143,8 +143,11 @@ export class TaskClient {
     assertAvailable(input?.method);
     const id = taskId ?? newTaskId(input.method, input?.dataSourceKey);
     const { startInput, storedKeys } = this.splitKeys(input);
-    validateTaskInput(startInput, Date.now(), id);
+    const valid = validateTaskInput(startInput, Date.now(), id);
     if (input.prerequisiteTaskId && input.prerequisiteTaskId !== taskId) await this.assertTaskExists(input.prerequisiteTaskId);
+    // Covered by a WAITING task: merged without starting an execution that would only end MERGED.
+    const covering = taskId === undefined && valid.recurMs === undefined ? await this.mergeIntoCoveringTask(input, valid.scheduledAt) : undefined;
+    if (covering) return { taskId: covering, deduplicatedInto: covering };
     if (storedKeys) await storeTaskKeys(this.pool!, id, storedKeys);
     const keys = input.registryObjectKeys ?? [];
     const startWorkflowOperation = new WithStartWorkflowOperation<typeof registryTask>(WORKFLOW_TYPE, {
@@ -185,6 +188,27 @@ export class TaskClient {
     }
     const { registryObjectKeys: _keys, ...rest } = input;
     return { startInput: { ...rest, storedKeyCount: unique.length }, storedKeys: unique };
+  }
+
+  /**
+   * The merge of an add into the WAITING task holding its (method, data source) slot, done by the
+   * client when it has the database: the same rule as the workflow's (keys here, prerequisite and
+   * start checked by the holder itself, atomically). Undefined when there is no such task or it
+   * does not cover the add; the add then starts its own workflow, which tries again.
+   */
+  private async mergeIntoCoveringTask(input: TaskInput, scheduledAt: number | undefined): Promise<string | undefined> {
+    if (!this.pool) return undefined;
+    const holder = await waitingSlotHolder(this.pool, input.method, input.dataSourceKey);
+    if (!holder || !(await keysCover(this.pool, holder, input.registryObjectKeys))) return undefined;
+    const start = Math.max(scheduledAt ?? 0, Date.now());
+    const add: CoveredAdd = { fromTaskId: '(client)', prerequisiteTaskId: input.prerequisiteTaskId, notBefore: start - MERGE_WINDOW_MS, notAfter: start + MERGE_WINDOW_MS };
+    try {
+      await this.client.workflow.getHandle(holder).executeUpdate(mergeCoveredUpdate, { args: [add] });
+      return holder;
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    }
   }
 
   private async assertTaskExists(taskId: string): Promise<void> {

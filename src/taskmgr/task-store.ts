@@ -32,6 +32,23 @@ export async function keysCoveredBy(db: Queryable, taskId: string, coveringTaskI
   return !rows[0]!.missing;
 }
 
+/** The task holding the WAITING slot of (method, data source), if any. */
+export async function waitingSlotHolder(db: Queryable, method: string, dataSourceKey: string | undefined): Promise<string | undefined> {
+  const { rows } = await db.query<{ task_id: string }>('SELECT task_id FROM task_claims WHERE method = $1 AND data_source_key = $2', [method, dataSourceKey ?? '']);
+  return rows[0]?.task_id;
+}
+
+/** True when `taskId` covers these keys: it names no keys (its whole data source), or all of them. */
+export async function keysCover(db: Queryable, taskId: string, keys: readonly string[] | undefined): Promise<boolean> {
+  const { rows } = await db.query<{ holder_keys: number; missing: number }>(
+    `SELECT (SELECT count(*)::int FROM task_keys WHERE task_id = $1) AS holder_keys,
+            (SELECT count(*)::int FROM unnest($2::text[]) k WHERE NOT EXISTS (SELECT 1 FROM task_keys t WHERE t.task_id = $1 AND t.record_key = k)) AS missing`,
+    [taskId, keys ?? []],
+  );
+  const { holder_keys: holderKeys, missing } = rows[0]!;
+  return holderKeys === 0 || (keys !== undefined && keys.length > 0 && missing === 0);
+}
+
 /** The newest tasks (at most `limit`) that name a record key. */
 export async function tasksNamingKey(db: Queryable, recordKey: string, limit: number): Promise<string[]> {
   const { rows } = await db.query<{ task_id: string }>('SELECT task_id FROM task_keys WHERE record_key = $1 ORDER BY added_at DESC LIMIT $2', [recordKey, limit]);

@@ -18,7 +18,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
-import { DataSourceKeyKey, keysForSearchAttribute, taskRunQueue, RegistryObjectKeysKey, TaskMethodKey, TaskStatusKey } from '../shared.ts';
+import { DataSourceKeyKey, keysForSearchAttribute, MERGE_WINDOW_MS, taskRunQueue, RegistryObjectKeysKey, TaskMethodKey, TaskStatusKey } from '../shared.ts';
 import { resolveScheduledFor } from '../taskmgr/duration.ts';
 import { MERGED, type TaskAdmission, type TaskInfo, type TaskResult } from '../taskmgr/info.ts';
 import { TaskInputError, validateTaskInput, type RunSummary, type TaskInput } from '../taskmgr/input.ts';
@@ -41,8 +41,6 @@ const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '15 second
 const remote = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: RETRY_FOREVER_CAPPED });
 
 const RECENT_RUNS = 20;
-/** An add merges only into a WAITING task that starts within this long of when the add asked to start. */
-export const MERGE_WINDOW_MS = 60_000;
 
 type Phase = 'admitting' | 'waiting' | 'starting' | 'running' | 'done';
 type MethodOptions = Awaited<ReturnType<Activities['describeTaskMethod']>>;

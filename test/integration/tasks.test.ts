@@ -209,6 +209,10 @@ describe('the task manager', () => {
     const holder = await tasks.getTask(first);
     assert.deepEqual([...holder.input.registryObjectKeys!].sort(), ['k/1', 'k/2', 'k/3'], 'a merge never changes the waiting task');
     assert.equal(holder.mergedAdds, 6);
+    // Merged by the client: no execution was started only to end MERGED (the Web UI stays clean).
+    await new Promise((r) => setTimeout(r, 1000));
+    const merged = await tasks.client.workflowService.countWorkflowExecutions({ namespace: 'default', query: `TaskQueue = '${worker.taskQueue}' AND TaskStatus = 'MERGED'` });
+    assert.equal(Number(merged.count), 0);
     // Not covered: another key, an earlier start, a prerequisite, a recurrence: each its own task, nothing lost.
     const ownTasks = [
       await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(0), scheduledFor: '1 hour', registryObjectKeys: ['k/4'] }),
