@@ -389,7 +389,7 @@ export class TaskClient {
   }
 
   /** Deletes closed tasks: COMPLETED (and CANCELLED) ones closed before `olderThan`, or all FAILED ones. */
-  async flushTasks(what: { completedBefore: Date } | { failed: true }): Promise<number> {
+  async flushTasks(what: { completedBefore: Date } | { failed: true }, opts: { onDeleted?: (taskId: string) => void } = {}): Promise<number> {
     const query =
       'failed' in what
         ? `WorkflowType = '${WORKFLOW_TYPE}' AND ${this.queueClause()} AND TaskStatus = 'FAILED' AND ExecutionStatus != 'Running'`
@@ -405,6 +405,7 @@ export class TaskClient {
           .deleteWorkflowExecution({ namespace: this.client.options.namespace, workflowExecution: { workflowId: wf.workflowId, runId: wf.runId } })
           .then(() => {
             deleted += 1;
+            opts.onDeleted?.(wf.workflowId);
             // An earlier run of a recurring task that goes on: its keys and dependants are the loop's.
             if (!wf.continued) gone.push(wf.workflowId);
           })

@@ -149,12 +149,17 @@ describe('the task manager', () => {
     // Registered at once, not when its schedule comes.
     assert.ok((await tasks.getTask(prerequisite.taskId)).dependants.includes(dependant));
     await eventually(async () => (await tasks.listTasks({ status: 'COMPLETED' })).tasks.some((x) => x.taskId === prerequisite.taskId));
-    await tasks.flushTasks({ completedBefore: new Date(Date.now() + 60_000) });
-    assert.equal((await tasks.getTask(prerequisite.taskId)).status, 'COMPLETED', 'kept while its dependant waits');
+    const flushed: string[] = [];
+    await tasks.flushTasks({ completedBefore: new Date(Date.now() + 60_000) }, { onDeleted: (id) => flushed.push(id) });
+    assert.ok(flushed.length > 0, 'other completed tasks were flushed');
+    assert.ok(!flushed.includes(prerequisite.taskId), 'kept while its dependant waits');
     await tasks.rescheduleTask(dependant, '1 second');
     const t = await settled(dependant);
     assert.equal(t.status, 'COMPLETED', t.error);
-    await tasks.flushTasks({ completedBefore: new Date(Date.now() + 60_000) });
+    await eventually(async () => (await tasks.listTasks({ status: 'COMPLETED' })).tasks.some((x) => x.taskId === dependant));
+    const later: string[] = [];
+    await tasks.flushTasks({ completedBefore: new Date(Date.now() + 60_000) }, { onDeleted: (id) => later.push(id) });
+    assert.ok(later.includes(prerequisite.taskId), 'flushed once nothing waits for it');
     await eventually(() => tasks.getTask(prerequisite.taskId).then(() => false, (err: Error) => /does not exist/.test(err.message)), 60_000);
   });
 
