@@ -23,7 +23,7 @@ async function main(): Promise<number> {
   const testFiles = (args.length ? args : ['test/unit', 'test/integration']).flatMap((p) =>
     fs.statSync(p).isDirectory() ? fs.readdirSync(p).filter((f) => f.endsWith('.test.ts')).map((f) => path.join(p, f)) : [p],
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...options, ...testFiles], {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...(options.some((o) => o.startsWith('--test-concurrency')) ? [] : ['--test-concurrency=2']), ...options, ...testFiles], {
     stdio: 'inherit',
     env: { ...process.env, TEST_TEMPORAL_ADDRESS: servers.temporalAddress, TEST_DATABASE_URL: servers.databaseUrl, TEMPORAL_CLI: servers.cliPath, TEMPORAL_SERVER: servers.serverPath },
   });

@@ -139,13 +139,18 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
     /** Tells every task registered as waiting for `taskId` how it ended. Idempotent (a dependant takes the first word). */
     async notifyDependants(args: { taskId: string; status: string; error?: string; final?: boolean }): Promise<number> {
       const dependants = await recordOutcome(deps.pool, args.taskId, { status: args.status, error: args.error }, args.final ?? true);
-      for (const id of dependants) {
-        await deps.temporal.workflow
-          .getHandle(id)
-          .signal(prerequisiteDoneSignal, { taskId: args.taskId, status: args.status, error: args.error })
-          .catch((err: unknown) => {
-            if (!(err instanceof WorkflowNotFoundError)) throw err; // gone: nothing waits there
-          });
+      // Fifty at a time: thousands of dependants are told within the activity's time limit.
+      for (let i = 0; i < dependants.length; i += 50) {
+        await Promise.all(
+          dependants.slice(i, i + 50).map((id) =>
+            deps.temporal.workflow
+              .getHandle(id)
+              .signal(prerequisiteDoneSignal, { taskId: args.taskId, status: args.status, error: args.error })
+              .catch((err: unknown) => {
+                if (!(err instanceof WorkflowNotFoundError)) throw err; // gone: nothing waits there
+              }),
+          ),
+        );
       }
       return dependants.length;
     },

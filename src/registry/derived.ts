@@ -30,10 +30,23 @@ export async function withRecordsLocked<T>(pool: Pool, ids: readonly number[], s
 }
 
 /**
- * The inputs version a record's derived state is computed from: its own (bumped by a trigger when
- * its fields change) or a later invalidation (a related record or a relation changed).
+ * The inputs version a record's quality is computed from: its own (bumped by a trigger when its
+ * fields change) or a later invalidation (a related record or a relation changed). Its index entry
+ * and rendering also show its quality level, so they also count the version of its last level change.
  */
-export const CURRENT_INPUTS = `GREATEST(ro.inputs_version, coalesce((SELECT max(di.version) FROM derived_invalidations di WHERE di.record_id = ro.id), 0))`;
+const QUALITY_INPUTS = `GREATEST(ro.inputs_version, coalesce((SELECT max(di.version) FROM derived_invalidations di WHERE di.record_id = ro.id), 0))`;
+const RENDERING_INPUTS = `GREATEST(${QUALITY_INPUTS}, coalesce(ro.quality_version, 0))`;
+export const CURRENT_INPUTS = { quality: QUALITY_INPUTS, rendering: RENDERING_INPUTS };
+
+/**
+ * The versions of the records' inputs, read before their derived state is computed: what is
+ * recorded as its source is never newer than what it was computed from (a change committed
+ * meanwhile leaves it stale, for the next repair).
+ */
+async function inputVersions(db: Queryable, ids: readonly number[], which: keyof typeof CURRENT_INPUTS): Promise<{ ids: number[]; versions: string[] }> {
+  const { rows } = await db.query<{ id: number; v: string }>(`SELECT ro.id, (${CURRENT_INPUTS[which]})::text AS v FROM registry_objects ro WHERE ro.id = ANY($1::bigint[])`, [ids]);
+  return { ids: rows.map((r) => r.id), versions: rows.map((r) => r.v) };
+}
 
 interface QualityRow {
   id: number;
@@ -67,6 +80,7 @@ export interface QualityRecheckResult {
 /** Recomputes quality levels and reports of the given records. */
 export async function recheckQuality(db: Queryable, ids: readonly number[]): Promise<QualityRecheckResult> {
   if (ids.length === 0) return { records: 0, changed: 0, levelChanges: {} };
+  const sources = await inputVersions(db, ids, 'quality');
   const { rows } = await db.query<QualityRow>(
     `SELECT ro.id, ro.key, ro.class, ro.type, ro.group_name, ro.title, ro.description, ro.rights,
             ro.access_policy, ro.location_address, ro.electronic_address, ro.identifiers, ro.subjects,
@@ -93,7 +107,8 @@ export async function recheckQuality(db: Queryable, ids: readonly number[]): Pro
   }
   const updated = await db.query(
     `UPDATE registry_objects ro
-        SET quality_level = u.level, quality_report = u.report, quality_updated_at = now()
+        SET quality_level = u.level, quality_report = u.report, quality_updated_at = now(),
+            quality_version = nextval('derived_input_versions')
        FROM unnest($1::bigint[], $2::smallint[], $3::jsonb[]) AS u(id, level, report)
       WHERE ro.id = u.id
         AND (ro.quality_level IS DISTINCT FROM u.level OR ro.quality_report IS DISTINCT FROM u.report)`,
@@ -101,20 +116,21 @@ export async function recheckQuality(db: Queryable, ids: readonly number[]): Pro
   );
   // After the level (a change of level is a change of the index's and cache's inputs).
   await db.query(
-    `UPDATE registry_objects ro SET quality_source_version = ${CURRENT_INPUTS}
-      WHERE ro.id = ANY($1::bigint[]) AND ro.quality_source_version IS DISTINCT FROM ${CURRENT_INPUTS}`,
-    [ids],
+    `UPDATE registry_objects ro SET quality_source_version = u.v
+       FROM unnest($1::bigint[], $2::bigint[]) AS u(id, v)
+      WHERE ro.id = u.id AND (ro.quality_source_version IS NULL OR ro.quality_source_version < u.v)`,
+    [sources.ids, sources.versions],
   );
   return { records: rows.length, changed: updated.rowCount ?? 0, levelChanges };
 }
 
-/** Marks a derived table's entries of these records as computed from their current inputs (also where the content did not change). */
-async function recordSourceVersions(db: Queryable, table: 'record_index' | 'record_cache', ids: readonly number[]) {
+/** Marks a derived table's entries as computed from the input versions read before (also where the content did not change). */
+async function recordSourceVersions(db: Queryable, table: 'record_index' | 'record_cache', sources: { ids: number[]; versions: string[] }) {
   await db.query(
-    `UPDATE ${table} d SET source_version = ${CURRENT_INPUTS}
-       FROM registry_objects ro
-      WHERE ro.id = d.record_id AND ro.id = ANY($1::bigint[]) AND d.source_version IS DISTINCT FROM ${CURRENT_INPUTS}`,
-    [ids],
+    `UPDATE ${table} d SET source_version = u.v
+       FROM unnest($1::bigint[], $2::bigint[]) AS u(id, v)
+      WHERE d.record_id = u.id AND (d.source_version IS NULL OR d.source_version < u.v)`,
+    [sources.ids, sources.versions],
   );
 }
 
@@ -157,6 +173,7 @@ const INDEXED_RELATED_TITLES = 200;
 /** Rebuilds the search index entries of the given records; removes entries of deleted ones. */
 export async function reindexRecords(db: Queryable, ids: readonly number[]): Promise<{ records: number; changed: number }> {
   if (ids.length === 0) return { records: 0, changed: 0 };
+  const sources = await inputVersions(db, ids, 'rendering');
   const removed = await removeEntriesOfDeleted(db, 'record_index', ids);
   const upserted = await db.query(
     `INSERT INTO record_index AS ri (record_id, record_key, data_source_id, class, status, title, quality_level, document)
@@ -182,13 +199,14 @@ export async function reindexRecords(db: Queryable, ids: readonly number[]): Pro
              EXCLUDED.quality_level, EXCLUDED.document)`,
     [ids],
   );
-  await recordSourceVersions(db, 'record_index', ids);
+  await recordSourceVersions(db, 'record_index', sources);
   return { records: ids.length, changed: (removed.rowCount ?? 0) + (upserted.rowCount ?? 0) };
 }
 
 /** Regenerates the cached extended renderings of the given records; removes those of deleted ones. */
 export async function regenerateCache(db: Queryable, ids: readonly number[]): Promise<{ records: number; changed: number }> {
   if (ids.length === 0) return { records: 0, changed: 0 };
+  const sources = await inputVersions(db, ids, 'rendering');
   const removed = await removeEntriesOfDeleted(db, 'record_cache', ids);
   const upserted = await db.query(
     `INSERT INTO record_cache AS rc (record_id, record_key, rendering)
@@ -211,7 +229,7 @@ export async function regenerateCache(db: Queryable, ids: readonly number[]): Pr
       WHERE rc.rendering IS DISTINCT FROM EXCLUDED.rendering OR rc.record_key IS DISTINCT FROM EXCLUDED.record_key`,
     [ids],
   );
-  await recordSourceVersions(db, 'record_cache', ids);
+  await recordSourceVersions(db, 'record_cache', sources);
   return { records: ids.length, changed: (removed.rowCount ?? 0) + (upserted.rowCount ?? 0) };
 }
 

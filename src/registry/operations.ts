@@ -142,7 +142,12 @@ export async function planRound(
   const earlier = await findOperation(pool, args.roundId);
   if (earlier) {
     const claimed = await pool.query<{ op_id: string }>('SELECT op_id FROM registry_operations WHERE round_id = $1 ORDER BY op_id', [args.roundId]);
-    return { opId: args.roundId, affected: earlier.affected_count, batches: earlier.batch_count, opIds: claimed.rows.map((r) => r.op_id), more: false };
+    const waiting = await pool.query(
+      `SELECT 1 FROM registry_operations o JOIN data_sources ds ON ds.id = o.data_source_id
+        WHERE ds.key = $1 AND o.handed_off_at IS NOT NULL AND o.round_id IS NULL AND o.completed_at IS NULL LIMIT 1`,
+      [args.dataSourceKey],
+    );
+    return { opId: args.roundId, affected: earlier.affected_count, batches: earlier.batch_count, opIds: claimed.rows.map((r) => r.op_id), more: (waiting.rowCount ?? 0) > 0 };
   }
   return withTransaction(pool, async (tx) => {
     const ds = await tx.query<{ id: number }>('SELECT id FROM data_sources WHERE key = $1', [args.dataSourceKey]);
@@ -150,7 +155,10 @@ export async function planRound(
     const claimed = await tx.query<{ op_id: string }>(
       `UPDATE registry_operations SET round_id = $1, handed_off_at = coalesce(handed_off_at, now())
         WHERE op_id IN (SELECT op_id FROM registry_operations
-                         WHERE round_id IS NULL AND completed_at IS NULL AND kind <> 'FOLLOW_UP_ROUND'
+                         WHERE completed_at IS NULL AND kind <> 'FOLLOW_UP_ROUND'
+                           -- Unclaimed, or claimed by a round that never completed (its coalescer was terminated).
+                           AND (round_id IS NULL OR round_id IN (SELECT r.op_id FROM registry_operations r
+                                                                  WHERE r.kind = 'FOLLOW_UP_ROUND' AND r.completed_at IS NULL AND r.op_id <> $1))
                            AND ((data_source_id = $2 AND handed_off_at IS NOT NULL) OR op_id = ANY($3::text[]))
                          ORDER BY handed_off_at NULLS FIRST, op_id LIMIT $4 FOR UPDATE SKIP LOCKED)
        RETURNING op_id`,

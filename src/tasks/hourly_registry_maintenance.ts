@@ -17,10 +17,11 @@ const STALE_RECORDS = `
     LEFT JOIN invalidated inv ON inv.record_id = ro.id
     LEFT JOIN record_index ri ON ri.record_id = ro.id
     LEFT JOIN record_cache rc ON rc.record_id = ro.id
-    CROSS JOIN LATERAL (SELECT GREATEST(ro.inputs_version, coalesce(inv.version, 0)) AS version) cur
-   WHERE (ro.quality_source_version IS NULL OR ro.quality_source_version < cur.version
-      OR ri.record_id IS NULL OR ri.source_version IS NULL OR ri.source_version < cur.version
-      OR (rc.record_id IS NOT NULL AND (rc.source_version IS NULL OR rc.source_version < cur.version)))
+    CROSS JOIN LATERAL (SELECT GREATEST(ro.inputs_version, coalesce(inv.version, 0)) AS quality,
+                               GREATEST(ro.inputs_version, coalesce(inv.version, 0), coalesce(ro.quality_version, 0)) AS rendering) cur
+   WHERE (ro.quality_source_version IS NULL OR ro.quality_source_version < cur.quality
+      OR ri.record_id IS NULL OR ri.source_version IS NULL OR ri.source_version < cur.rendering
+      OR (rc.record_id IS NOT NULL AND (rc.source_version IS NULL OR rc.source_version < cur.rendering)))
      -- Quarantined records wait for a fix and a retry (taskmgr quarantine retry), not an hourly repair.
      AND NOT EXISTS (SELECT 1 FROM quarantined_records q WHERE q.record_id = ro.id)
    ORDER BY ds.key, ro.key`;

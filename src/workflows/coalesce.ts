@@ -44,9 +44,10 @@ export async function coalesceFollowUps(input: CoalescerInput): Promise<void> {
   const recent = new Map<string, FollowUpStatus>();
 
   setHandler(followUpRequestSignal, (req) => {
-    if (!req?.opId) return;
-    // A retried hand-off repeats its signal: the queue holds each operation once anyway.
-    if (!recent.has(req.opId) && !state.processing?.opIds.includes(req.opId)) queued.add(req.opId);
+    // A retried hand-off repeats its signal: one held or in the round is no new arrival (as the
+    // previous version counted them, so that its histories replay the same quiet periods).
+    if (!req?.opId || queued.has(req.opId) || state.processing?.opIds.includes(req.opId)) return;
+    queued.add(req.opId);
     pending = true;
     arrivals += 1;
   });
@@ -71,7 +72,8 @@ export async function coalesceFollowUps(input: CoalescerInput): Promise<void> {
     state.processing = { roundId, opIds: named, batchesTotal: 0, batchesDone: 0, records: 0 };
     const plan = await planFollowUpRound({ roundId, opIds: named, dataSourceKey: input.dataSourceKey, overrides: input.overrides });
     settings = plan.settings ?? settings;
-    for (const opId of plan.opIds ?? named) queued.delete(opId);
+    // Named and not claimed: already done (a late repeat) or claimed by a round before; not queued any more.
+    for (const opId of named) queued.delete(opId);
     const opIds = plan.opIds ?? named;
     state.processing = { roundId, opIds, batchesTotal: plan.batches, batchesDone: 0, records: plan.affected };
     const totals: FollowUpTotals = { qualityChanges: {}, reindexed: 0, recached: 0 };
@@ -79,7 +81,7 @@ export async function coalesceFollowUps(input: CoalescerInput): Promise<void> {
     await completeFollowUpRound({ roundId, opIds, totals });
     remember(recent, opIds, { ...totals, coalescedWith: opIds.length, roundRecords: plan.affected });
     // More queued than one round takes: go again without waiting for a signal.
-    if (plan.more || queued.size > 0) pending = true;
+    if (plan.more) pending = true;
     state.processing = undefined;
     state.rounds += 1;
     state.operations += opIds.length;

@@ -7,19 +7,29 @@ CREATE SEQUENCE derived_input_versions;
 
 ALTER TABLE registry_objects ADD COLUMN inputs_version bigint NOT NULL DEFAULT nextval('derived_input_versions');
 ALTER TABLE registry_objects ADD COLUMN quality_source_version bigint;
+-- Set by the quality recheck when it changes a record's level or report: the index entry and the
+-- rendering show the level, so they are computed from it too.
+ALTER TABLE registry_objects ADD COLUMN quality_version bigint;
 ALTER TABLE record_index ADD COLUMN source_version bigint;
 ALTER TABLE record_cache ADD COLUMN source_version bigint;
+
+-- What exists now counts as computed from the current inputs where the timestamps said it was fresh.
+UPDATE registry_objects SET quality_source_version = inputs_version WHERE quality_updated_at IS NOT NULL;
+UPDATE registry_objects SET quality_version = inputs_version;
+UPDATE record_index ri SET source_version = ro.inputs_version FROM registry_objects ro WHERE ro.id = ri.record_id AND ri.indexed_at >= ro.updated_at;
+UPDATE record_cache rc SET source_version = ro.inputs_version FROM registry_objects ro WHERE ro.id = rc.record_id AND rc.generated_at >= ro.updated_at;
+
 
 -- A record's own inputs changed (any field the quality rules, the index or the rendering read).
 CREATE FUNCTION bump_inputs_version() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF (NEW.key, NEW.class, NEW.type, NEW.group_name, NEW.data_source_id, NEW.status, NEW.title, NEW.description,
       NEW.rights, NEW.access_policy, NEW.location_address, NEW.electronic_address, NEW.identifiers, NEW.subjects,
-      NEW.dates, NEW.spatial_coverage, NEW.temporal_coverage, NEW.citation_info, NEW.gold_standard, NEW.quality_level)
+      NEW.dates, NEW.spatial_coverage, NEW.temporal_coverage, NEW.citation_info, NEW.gold_standard)
      IS DISTINCT FROM
      (OLD.key, OLD.class, OLD.type, OLD.group_name, OLD.data_source_id, OLD.status, OLD.title, OLD.description,
       OLD.rights, OLD.access_policy, OLD.location_address, OLD.electronic_address, OLD.identifiers, OLD.subjects,
-      OLD.dates, OLD.spatial_coverage, OLD.temporal_coverage, OLD.citation_info, OLD.gold_standard, OLD.quality_level) THEN
+      OLD.dates, OLD.spatial_coverage, OLD.temporal_coverage, OLD.citation_info, OLD.gold_standard) THEN
     NEW.inputs_version := nextval('derived_input_versions');
   END IF;
   RETURN NEW;
@@ -78,11 +88,6 @@ CREATE TRIGGER relations_invalidate_insert AFTER INSERT ON relations
 CREATE TRIGGER relations_invalidate_delete AFTER DELETE ON relations
   REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION invalidate_relation_ends();
 
--- What exists now counts as computed from the current inputs where the timestamps said it was fresh.
-UPDATE registry_objects SET quality_source_version = inputs_version WHERE quality_updated_at IS NOT NULL;
-UPDATE record_index ri SET source_version = ro.inputs_version FROM registry_objects ro WHERE ro.id = ri.record_id AND ri.indexed_at >= ro.updated_at;
-UPDATE record_cache rc SET source_version = ro.inputs_version FROM registry_objects ro WHERE ro.id = rc.record_id AND rc.generated_at >= ro.updated_at;
-
 -- Down Migration
 DROP TRIGGER relations_invalidate_delete ON relations;
 DROP TRIGGER relations_invalidate_insert ON relations;
@@ -96,6 +101,7 @@ DROP TRIGGER registry_objects_inputs_version ON registry_objects;
 DROP FUNCTION bump_inputs_version();
 ALTER TABLE record_cache DROP COLUMN source_version;
 ALTER TABLE record_index DROP COLUMN source_version;
+ALTER TABLE registry_objects DROP COLUMN quality_version;
 ALTER TABLE registry_objects DROP COLUMN quality_source_version;
 ALTER TABLE registry_objects DROP COLUMN inputs_version;
 DROP SEQUENCE derived_input_versions;
