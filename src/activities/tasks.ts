@@ -57,7 +57,8 @@ const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'E
 export function databaseUnavailable(err: unknown): boolean {
   const e = err as { code?: string; message?: string } | undefined;
   if (e?.code && CONNECTION_ERRORS.has(e.code)) return true;
-  return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect|the database system is (starting up|shutting down)/.test(e?.message ?? '');
+  // "not queryable": node-postgres refusing a query on a client whose connection broke between two queries.
+  return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect|the database system is (starting up|shutting down)|encountered a connection error and is not queryable/.test(e?.message ?? '');
 }
 
 async function waitForDatabase(pool: Pool, beat: () => void, signal: AbortSignal): Promise<void> {
