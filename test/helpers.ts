@@ -13,6 +13,8 @@ import { createLogger } from '../src/log.ts';
 import { recheckQuality, regenerateCache, reindexRecords } from '../src/registry/derived.ts';
 import { createRegistryWorker, installRuntime, WORKFLOWS_PATH, type RegistryWorker } from '../src/worker.ts';
 import { loadTasks, TASKS_DIR, type LoadedTasks } from '../src/taskmgr/discovery.ts';
+import type { TaskClient } from '../src/client/tasks.ts';
+import type { TaskInfo } from '../src/taskmgr/info.ts';
 
 export const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error');
 installRuntime(logger, process.env.TEST_LOG_LEVEL ?? 'error');
@@ -120,6 +122,14 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, ti
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/** Waits until a task has ended (COMPLETED, FAILED or CANCELLED) and returns it. */
+export function settledTask(tasks: TaskClient, id: string, timeoutMs = 30_000): Promise<TaskInfo> {
+  return eventually(async () => {
+    const t = await tasks.getTask(id);
+    return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
+  }, timeoutMs);
 }
 
 /** Every row of the registry's tables, for "nothing else changed" comparisons. */

@@ -9,7 +9,7 @@ import type { TaskInfo } from '../taskmgr/info.ts';
 import type { TaskInput } from '../taskmgr/input.ts';
 import type { AddTaskOptions, TaskContext, TaskLogLine, TaskProgress } from '../taskmgr/types.ts';
 import { countTaskKeys, keysCoveredBy, recordOutcome, loadTaskKeys, registerDependant, storeTaskKeys, unregisterDependant } from '../taskmgr/task-store.ts';
-import { dependantSignal, mergeCoveredUpdate, mergeUpdateV2, prerequisiteDoneSignal, taskInfoQuery, type CoveredAdd } from '../workflows/definitions.ts';
+import { dependantSignal, MERGE_REFUSALS, mergeCoveredUpdate, mergeUpdateV2, prerequisiteDoneSignal, taskInfoQuery, type CoveredAdd } from '../workflows/definitions.ts';
 
 /** How WAITING tasks wait; from the worker's configuration, recorded in each task's history. */
 export interface TaskWaitSettings {
@@ -44,11 +44,6 @@ async function taskStatus(temporal: Client, taskId: string): Promise<{ status: s
     if (err instanceof WorkflowNotFoundError) return { status: 'NOT_FOUND', running: false };
     throw err;
   }
-}
-
-function messageOf(err: unknown): string {
-  const e = err as { message?: string; cause?: { message?: string } };
-  return `${e?.message ?? ''} ${e?.cause?.message ?? ''}`;
 }
 
 const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006']);
@@ -107,7 +102,8 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
         await deps.temporal.workflow.getHandle(args.into).executeUpdate(mergeCoveredUpdate, { args: [args.add] });
         return 'merged';
       } catch (err) {
-        if (err instanceof WorkflowUpdateFailedError) return /no longer WAITING|unknown update|not found/i.test(messageOf(err)) ? 'not-waiting' : 'not-covered';
+        // A holder of the previous version has no such update: it does not cover the add either.
+        if (err instanceof WorkflowUpdateFailedError) return err.cause instanceof ApplicationFailure && err.cause.type === MERGE_REFUSALS.notWaiting ? 'not-waiting' : 'not-covered';
         if (err instanceof WorkflowNotFoundError) return 'not-waiting';
         throw err;
       }

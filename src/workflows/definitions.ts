@@ -27,6 +27,8 @@ export interface CoveredAdd {
   notBefore: number;
   notAfter: number;
 }
+/** Failure types of a refused merge: the holder left WAITING (claim again), or it does not cover the add. */
+export const MERGE_REFUSALS = { notWaiting: 'NoLongerWaiting', notCovered: 'NotCovered' } as const;
 /** Merges an add that this WAITING task already covers; refused (validator) when it does not. */
 export const mergeCoveredUpdate = defineUpdate<TaskInfo, [CoveredAdd]>('mergeCovered');
 /** A task that waits for this one: notified when this one ends. */

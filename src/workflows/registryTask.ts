@@ -23,7 +23,7 @@ import { resolveScheduledFor } from '../taskmgr/duration.ts';
 import { MERGED, type TaskAdmission, type TaskInfo, type TaskResult } from '../taskmgr/info.ts';
 import { TaskInputError, validateTaskInput, type RunSummary, type TaskInput } from '../taskmgr/input.ts';
 import { appendLogs, failureDetails, messageOf, summarisedOutput, taskMemo, timeoutMessage } from './task-helpers.ts';
-import { dependantSignal, mergeCoveredUpdate, prerequisiteDoneSignal, rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery, type CoveredAdd } from './definitions.ts';
+import { dependantSignal, MERGE_REFUSALS, mergeCoveredUpdate, prerequisiteDoneSignal, rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery, type CoveredAdd } from './definitions.ts';
 import { registryTaskV2 } from './registryTask-v2.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 
@@ -161,11 +161,13 @@ function installHandlers(run: TaskRun) {
 
 /** Refuses a merge this task cannot honour: it must be WAITING, stay so, and start when the add asked. */
 function assertCovers(run: TaskRun, add: CoveredAdd) {
-  if (run.phase !== 'waiting' || run.root.consideredCancelled) throw new Error(`task ${run.taskId} is no longer WAITING`);
-  if (run.input?.recurMs !== undefined) throw new Error(`task ${run.taskId} recurs; an add never merges into a loop`);
-  if ((add.prerequisiteTaskId ?? null) !== (run.input?.prerequisiteTaskId ?? null)) throw new Error(`task ${run.taskId} waits for another prerequisite`);
+  // Typed refusals: the merging side tells "left WAITING, claim again" from "does not cover, be your own task".
+  const refuse = (type: typeof MERGE_REFUSALS[keyof typeof MERGE_REFUSALS], message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
+  if (run.phase !== 'waiting' || run.root.consideredCancelled) throw refuse(MERGE_REFUSALS.notWaiting, `task ${run.taskId} is no longer WAITING`);
+  if (run.input?.recurMs !== undefined) throw refuse(MERGE_REFUSALS.notCovered, `task ${run.taskId} recurs; an add never merges into a loop`);
+  if ((add.prerequisiteTaskId ?? null) !== (run.input?.prerequisiteTaskId ?? null)) throw refuse(MERGE_REFUSALS.notCovered, `task ${run.taskId} waits for another prerequisite`);
   const start = Math.max(run.scheduledAt ?? 0, Date.now());
-  if (start < add.notBefore || start > add.notAfter) throw new Error(`task ${run.taskId} starts at ${new Date(start).toISOString()}, not when the add asked`);
+  if (start < add.notBefore || start > add.notAfter) throw refuse(MERGE_REFUSALS.notCovered, `task ${run.taskId} starts at ${new Date(start).toISOString()}, not when the add asked`);
 }
 
 /** Validates, records the keys, checks the method, and takes the WAITING slot of (method, data source) or merges. */

@@ -10,7 +10,7 @@ import type { RegistryClient } from '../../src/client/registry.ts';
 import { TaskClient } from '../../src/client/tasks.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import type { HarvestedRecord } from '../../src/shared.ts';
-import { assertDerivedStateIsCurrent, createTestDatabase, eventually, startTestWorker, temporalAddress, testClient, type TestDatabase, type TestWorker } from '../helpers.ts';
+import { assertDerivedStateIsCurrent, createTestDatabase, eventually, startTestWorker, temporalAddress, testClient, type TestDatabase, type TestWorker, settledTask } from '../helpers.ts';
 
 describe('freshness of derived state', () => {
   let db: TestDatabase;
@@ -33,11 +33,7 @@ describe('freshness of derived state', () => {
     await db?.drop();
   });
 
-  const settled = (id: string) =>
-    eventually(async () => {
-      const t = await tasks.getTask(id);
-      return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
-    }, 60_000);
+  const settled = (id: string) => settledTask(tasks, id, 60_000);
 
   /** Runs maintenance, waits for the repairs it queued, returns how many records it found stale. */
   const maintain = async (): Promise<number> => {

@@ -10,7 +10,7 @@ import { TaskClient, TaskInputError } from '../../src/client/tasks.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { MAX_KEY_LENGTH, RegistryObjectKeysKey, SEARCH_ATTRIBUTE_VALUE_BUDGET, utf8Length } from '../../src/shared.ts';
 import { TASK_LIMITS } from '../../src/taskmgr/input.ts';
-import { createTestDatabase, eventually, startTestWorker, temporalAddress, type TestDatabase, type TestWorker } from '../helpers.ts';
+import { createTestDatabase, eventually, startTestWorker, temporalAddress, type TestDatabase, type TestWorker, settledTask } from '../helpers.ts';
 
 /** A key of exactly `length` characters, unique by `i`. */
 const longKey = (i: number, length: number) => {
@@ -39,11 +39,7 @@ describe('task sizes at the limits', () => {
     await db?.drop();
   });
 
-  const settled = (id: string, timeoutMs = 60_000) =>
-    eventually(async () => {
-      const t = await tasks.getTask(id);
-      return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
-    }, timeoutMs);
+  const settled = (id: string) => settledTask(tasks, id, 60_000);
 
   it(`the largest task (${TASK_LIMITS.maxKeys} keys of ${MAX_KEY_LENGTH} characters) runs, and is found by its last key`, async () => {
     const real = (await db.pool.query<{ key: string }>('SELECT key FROM registry_objects ORDER BY id LIMIT 5')).rows.map((r) => r.key);

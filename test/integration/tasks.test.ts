@@ -7,7 +7,7 @@ import { Client, Connection } from '@temporalio/client';
 import { TaskClient, TaskInputError, TaskStateError, UnknownTaskMethodError } from '../../src/client/tasks.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import type { TaskInfo } from '../../src/taskmgr/info.ts';
-import { createTestDatabase, eventually, snapshot, startTestWorker, temporalAddress, type TestDatabase, type TestWorker } from '../helpers.ts';
+import { createTestDatabase, eventually, snapshot, startTestWorker, temporalAddress, type TestDatabase, type TestWorker, settledTask } from '../helpers.ts';
 
 const run = promisify(execFile);
 
@@ -30,11 +30,7 @@ describe('the task manager', () => {
     await db?.drop();
   });
 
-  const settled = (id: string, timeoutMs = 30_000) =>
-    eventually(async () => {
-      const t = await tasks.getTask(id);
-      return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
-    }, timeoutMs);
+  const settled = (id: string, timeoutMs = 30_000) => settledTask(tasks, id, timeoutMs);
   const ds = (i: number) => seeded.dataSources[i]!;
 
   it('a task runs WAITING -> STARTED -> COMPLETED and reports its output, log lines and times', async () => {
