@@ -75,7 +75,8 @@ try {
   await save('registryTask-unknown-method', 'task:unknown-method');
 
   const waiting = await tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds, scheduledFor: '1 hour', registryObjectKeys: [seeded.hubs[0]!.key] });
-  const merged = await tasks.addTask({ method: 'INDEX_RECORDS', dataSourceKey: ds, scheduledFor: '1 hour', registryObjectKeys: [seeded.hubs[0]!.key] });
+  // Without a pool the client cannot merge by itself: the add starts an execution that merges.
+  const merged = await new TaskClient(client.client, worker.taskQueue).addTask({ method: 'INDEX_RECORDS', dataSourceKey: ds, scheduledFor: '1 hour', registryObjectKeys: [seeded.hubs[0]!.key] });
   if (!merged.deduplicatedInto) throw new Error('expected the covered add to merge');
   await settle(merged.taskId);
   await save('registryTask-merged', merged.taskId);

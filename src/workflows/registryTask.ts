@@ -32,6 +32,13 @@ import { RETRY_FOREVER_CAPPED } from './retry.ts';
  * continue-as-new during long waits. Executions started before it finish on registryTaskV2.
  */
 const V3_PATCH = 'task-state-in-postgres';
+/**
+ * The first look at the schedule uses the clock from before the admission's local activities. A
+ * local activity's answer may reach the original run in a later workflow task (one forced by a
+ * query) but reaches a replay in the task it was recorded in: a clock read after it differed, and a
+ * loop due within those milliseconds replayed as not due (non-determinism).
+ */
+const FIRST_LOOK_PATCH = 'first-look-before-local-activities';
 
 // PostgreSQL and describe calls: local activities, no task-queue round trip each.
 const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '15 seconds', retry: RETRY_FOREVER_CAPPED });
@@ -54,6 +61,8 @@ interface TaskRun {
   info: TaskInfo;
   phase: Phase;
   root: CancellationScope;
+  /** The clock for the first look at the schedule (FIRST_LOOK_PATCH); undefined on older runs. */
+  firstLookAt?: number;
   input?: ValidInput;
   options?: MethodOptions;
   /** Why the task fails without running (bad input, unknown method, prerequisite failed). */
@@ -119,7 +128,8 @@ function newRun(raw: TaskInput): TaskRun {
     iteration: loop ? loop.iteration : undefined,
     recentRuns: loop?.recentRuns,
   };
-  return { taskId, raw, info, phase: 'admitting', root: CancellationScope.current(), rescheduled: false, scheduleChanged: false, claimed: raw?.resume?.claimed ?? false, notified: new Set() };
+  const firstLookAt = patched(FIRST_LOOK_PATCH) ? Date.now() : undefined;
+  return { taskId, raw, info, phase: 'admitting', root: CancellationScope.current(), firstLookAt, rescheduled: false, scheduleChanged: false, claimed: raw?.resume?.claimed ?? false, notified: new Set() };
 }
 
 function installHandlers(run: TaskRun) {
@@ -255,26 +265,30 @@ async function waitUntilDue(run: TaskRun): Promise<'due' | 'continue-as-new'> {
   const prerequisiteId = run.input!.prerequisiteTaskId;
   const { waits } = run.options!;
   let polled = run.prerequisitePolled;
-  let lastPoll = Date.now();
+  let now = run.firstLookAt ?? Date.now();
+  let lastPoll = now;
   for (;;) {
     const prerequisite = prerequisiteId ? prerequisiteVerdict(prerequisiteId, run.prerequisiteSignal ?? polled!) : 'done';
     if (prerequisite !== 'done' && prerequisite !== 'wait') {
       run.fail = prerequisite;
       return 'due';
     }
-    const untilSchedule = run.scheduledAt === undefined ? 0 : run.scheduledAt - Date.now();
+    const untilSchedule = run.scheduledAt === undefined ? 0 : run.scheduledAt - now;
     if (untilSchedule <= 0 && prerequisite === 'done') return 'due';
     const info = workflowInfo();
     if (info.historyLength >= waits.historyLimit || info.continueAsNewSuggested) return 'continue-as-new';
     run.scheduleChanged = false;
-    const untilPoll = prerequisite === 'wait' ? waits.prerequisiteRecheckMs - (Date.now() - lastPoll) : Infinity;
+    const untilPoll = prerequisite === 'wait' ? waits.prerequisiteRecheckMs - (now - lastPoll) : Infinity;
     const timeout = Math.max(1, Math.min(untilSchedule > 0 ? untilSchedule : Infinity, untilPoll));
     await condition(() => run.scheduleChanged || (prerequisite === 'wait' && run.prerequisiteSignal !== undefined), timeout);
+    // Woken by a timer, a signal or an update: a workflow task of its own, whose clock replays the same.
+    now = Date.now();
     if (run.scheduleChanged) upsertMemo(taskMemo(run.info));
-    if (prerequisite === 'wait' && run.prerequisiteSignal === undefined && Date.now() - lastPoll >= waits.prerequisiteRecheckMs) {
+    if (prerequisite === 'wait' && run.prerequisiteSignal === undefined && now - lastPoll >= waits.prerequisiteRecheckMs) {
       // A safety net for a lost notification: ask, without signalling the prerequisite.
       polled = await remote.prerequisiteState(prerequisiteId!);
-      lastPoll = Date.now();
+      now = Date.now();
+      lastPoll = now;
     }
   }
 }
