@@ -34,6 +34,12 @@ const schema = z.object({
   TEMPORAL_UI_URL: z.string().url().optional(),
   TEMPORAL_CLI: z.string().optional(),
   TEMPORAL_SERVER: z.string().optional(),
+  TEMPORAL_SQL_TOOL: z.string().optional(),
+  TEMPORAL_UI_SERVER: z.string().optional(),
+  // Temporal's HTTP API (plain JSON, for registry code in any language), on the dev server and the cluster.
+  TEMPORAL_HTTP_PORT: port.default(7243),
+  TEMPORAL_HISTORY_SHARDS: z.coerce.number().int().min(1).max(16384).default(4),
+  TEMPORAL_UI_WRITE_ACTIONS: z.enum(['true', 'false']).default('true'),
   TEMPORAL_CLI_CACHE: z.string().default(path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'registry-taskmgr')),
   FOLLOWUP_BATCH_SIZE: positiveInt.max(20000).default(5000),
   FOLLOWUP_CONCURRENCY: positiveInt.max(32).default(2),
@@ -71,9 +77,13 @@ export type Config = {
     uiPort: number;
     uiUrl?: string;
     cliPath?: string;
-    /** The Temporal server binary (tests of TLS served by Temporal itself). */
-    serverPath?: string;
+    /** Go binaries named by environment (TEMPORAL_SERVER, TEMPORAL_SQL_TOOL, TEMPORAL_UI_SERVER); else built into cliCache. */
+    binaries: Record<'TEMPORAL_SERVER' | 'TEMPORAL_SQL_TOOL' | 'TEMPORAL_UI_SERVER', string | undefined>;
     cliCache: string;
+    httpPort: number;
+    /** `taskmgr cluster`: history shards (fixed when the cluster is first created) and the Web UI's write actions. */
+    historyShards: number;
+    uiWriteActions: boolean;
   };
   followUp: { batchSize: number; concurrency: number; coalesce: { quietMs: number; maxWaitMs: number } };
   seed: { records: number; dataSources: number };
@@ -128,8 +138,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       uiPort: c.TEMPORAL_UI_PORT,
       uiUrl: c.TEMPORAL_UI_URL,
       cliPath: c.TEMPORAL_CLI,
-      serverPath: c.TEMPORAL_SERVER,
+      binaries: { TEMPORAL_SERVER: c.TEMPORAL_SERVER, TEMPORAL_SQL_TOOL: c.TEMPORAL_SQL_TOOL, TEMPORAL_UI_SERVER: c.TEMPORAL_UI_SERVER },
       cliCache: c.TEMPORAL_CLI_CACHE,
+      httpPort: c.TEMPORAL_HTTP_PORT,
+      historyShards: c.TEMPORAL_HISTORY_SHARDS,
+      uiWriteActions: c.TEMPORAL_UI_WRITE_ACTIONS === 'true',
     },
     followUp: {
       batchSize: c.FOLLOWUP_BATCH_SIZE,

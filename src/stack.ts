@@ -14,6 +14,8 @@ export interface Stack {
   databaseUrl: string;
   /** Address to connect to; undefined means "from the environment" (TEMPORAL_ADDRESS / profile). */
   temporalAddress?: string;
+  /** Temporal's HTTP API when this stack runs the server. */
+  temporalHttpUrl?: string;
   uiUrl?: string;
   embeddedPostgres: boolean;
   devServer: boolean;
@@ -52,6 +54,7 @@ export async function startStack(config: Config, logger: Logger): Promise<Stack>
     }
 
     let temporalAddress: string | undefined;
+    let temporalHttpUrl: string | undefined;
     let uiUrl = config.temporal.uiUrl;
     if (!config.temporal.address) {
       const cliPath = await findTemporalCli({ log: (m) => logger.info(m) });
@@ -62,6 +65,7 @@ export async function startStack(config: Config, logger: Logger): Promise<Stack>
         cliPath,
         port: config.temporal.devPort,
         uiPort: config.temporal.uiPort,
+        httpPort: config.temporal.httpPort,
         dbFile: path.join(config.dataDir, 'temporal.db'),
         namespace: config.temporal.namespace,
       });
@@ -71,9 +75,10 @@ export async function startStack(config: Config, logger: Logger): Promise<Stack>
         fs.rmSync(pidFile, { force: true });
       });
       temporalAddress = server.address;
+      temporalHttpUrl = server.httpUrl;
       uiUrl ??= server.uiUrl;
     }
-    return { databaseUrl, temporalAddress, uiUrl, embeddedPostgres: !config.databaseUrl, devServer: !config.temporal.address, stop };
+    return { databaseUrl, temporalAddress, temporalHttpUrl, uiUrl, embeddedPostgres: !config.databaseUrl, devServer: !config.temporal.address, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -7,6 +7,7 @@ import { findTemporalCli } from '../src/dev/temporal-cli.ts';
 import { findTemporalServer } from '../src/dev/temporal-server.ts';
 import { freePort, startDevServer } from '../src/dev/temporal-dev-server.ts';
 import { startEmbeddedPostgres } from '../src/dev/embedded-postgres.ts';
+import { startTestCluster } from './cluster-server.ts';
 
 const LOCAL_PG = 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -28,9 +29,27 @@ export interface TestServers {
   /** The Temporal server binary, for the test of TLS served by Temporal itself. */
   serverPath: string;
   temporalAddress: string;
+  /** Temporal's HTTP API (plain JSON). */
+  temporalHttpUrl: string;
+  /** 'dev' (the CLI's dev server) or 'cluster' (TEST_CLUSTER=1: separate processes on PostgreSQL, default dynamic config). */
+  temporalKind: 'dev' | 'cluster';
   /** An admin URL: tests create and drop their own databases through it. */
   databaseUrl: string;
   stop(): Promise<void>;
+}
+
+/** TEST_DATABASE_URL, else the local server at 127.0.0.1:5432 if it answers, else an embedded one. */
+async function testDatabaseUrl(cleanups: (() => Promise<void>)[]): Promise<string> {
+  if (process.env.TEST_DATABASE_URL) return process.env.TEST_DATABASE_URL;
+  if (await answers(LOCAL_PG)) return LOCAL_PG;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'registry-taskmgr-test-pg-'));
+  fs.chmodSync(dir, 0o777); // as root, PostgreSQL runs as `postgres`, which must reach the data dir
+  const db = await startEmbeddedPostgres({ dir: path.join(dir, 'data'), port: await freePort() });
+  cleanups.push(async () => {
+    await db.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return db.url;
 }
 
 export async function startTestServers(): Promise<TestServers> {
@@ -41,26 +60,16 @@ export async function startTestServers(): Promise<TestServers> {
   try {
     const cliPath = await findTemporalCli();
     const serverPath = findTemporalServer();
-    // The server spaces the runs of one workflow id at least 1 s apart (a guard against tight
-    // continue-as-new loops); tests of thousands of recurrences lift it.
-    const server = await startDevServer({ cliPath, port: 0, dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' } });
+    const databaseUrl = await testDatabaseUrl(cleanups);
+    const cluster = process.env.TEST_CLUSTER === '1';
+    // On the dev server the tests lift two limits: runs of one workflow id are spaced at least 1 s
+    // apart and timers fire at ~1 s (guards against tight loops); the soaks run thousands of
+    // recurrences. The cluster keeps every default.
+    const server = cluster
+      ? await startTestCluster(databaseUrl)
+      : await startDevServer({ cliPath, port: 0, dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' } });
     cleanups.push(() => server.stop());
-
-    let databaseUrl = process.env.TEST_DATABASE_URL;
-    if (!databaseUrl) {
-      if (await answers(LOCAL_PG)) databaseUrl = LOCAL_PG;
-      else {
-        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'registry-taskmgr-test-pg-'));
-        fs.chmodSync(dir, 0o777); // as root, PostgreSQL runs as `postgres`, which must reach the data dir
-        const db = await startEmbeddedPostgres({ dir: path.join(dir, 'data'), port: await freePort() });
-        cleanups.push(async () => {
-          await db.stop();
-          fs.rmSync(dir, { recursive: true, force: true });
-        });
-        databaseUrl = db.url;
-      }
-    }
-    return { cliPath, serverPath, temporalAddress: server.address, databaseUrl, stop };
+    return { cliPath, serverPath, temporalAddress: server.address, temporalHttpUrl: server.httpUrl, temporalKind: cluster ? 'cluster' : 'dev', databaseUrl, stop };
   } catch (err) {
     await stop();
     throw err;

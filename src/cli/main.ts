@@ -1,6 +1,6 @@
 /** `taskmgr`: the command-line tool (commander). `npm start` is `taskmgr start`. */
 import path from 'node:path';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { RegistryClient } from '../client/registry.ts';
 import { MAINTENANCE_TASK_ID, TaskClient } from '../client/tasks.ts';
@@ -15,13 +15,9 @@ import { listQuarantined, retryQuarantined } from '../registry/quarantine.ts';
 import { startAdminServer } from '../http/server.ts';
 import { addTaskCommands } from './tasks.ts';
 import { runningDatabaseUrl } from './database.ts';
+import { intOption, stopSignal } from './common.ts';
+import { addClusterCommand } from './cluster.ts';
 import { connectWorker, createRegistryWorker, installRuntime } from '../worker.ts';
-
-const intOption = (name: string, min: number, max: number) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
-  return n;
-};
 
 /** The database for a one-off command: DATABASE_URL, else the embedded one (started if not running). */
 async function openDatabase(config: Config, logger: Logger): Promise<{ pool: Pool; url: string; close(): Promise<void> }> {
@@ -41,29 +37,6 @@ async function openDatabase(config: Config, logger: Logger): Promise<{ pool: Poo
       await stopEmbedded?.();
     },
   };
-}
-
-/**
- * Resolves on the first SIGINT/SIGTERM and stays subscribed: one Ctrl-C reaches us several times
- * (from the terminal, forwarded by npm), and a signal with no listener would kill us mid-shutdown.
- * A signal a few seconds after the first (Ctrl-C pressed again) forces the exit.
- */
-function stopSignal(logger: Logger): Promise<string> {
-  let first = 0;
-  return new Promise((resolve) => {
-    const handler = (sig: string) => {
-      if (!first) {
-        first = Date.now();
-        logger.info({ signal: sig }, 'stopping (press Ctrl-C again to force)');
-        resolve(sig);
-      } else if (Date.now() - first > 2000) {
-        logger.warn('forced exit');
-        process.exit(130);
-      }
-    };
-    process.on('SIGINT', handler);
-    process.on('SIGTERM', handler);
-  });
 }
 
 /** The HOURLY_REGISTRY_MAINTENANCE loop runs once per namespace: start it unless it runs. */
@@ -129,6 +102,7 @@ export function buildProgram(): Command {
             `  Temporal:     ${address} (namespace ${namespace}, task queue ${config.temporal.taskQueue})`,
             `  Task manager: ${web.url}/  (user ${config.http.adminUser}${web.credentials.generatedPasswordFile ? `, password in ${web.credentials.generatedPasswordFile}` : ', password from ADMIN_PASSWORD'})`,
             stack.uiUrl ? `  Temporal UI:  ${stack.uiUrl}/namespaces/${namespace}/workflows` : '',
+            stack.temporalHttpUrl ? `  Temporal HTTP API: ${stack.temporalHttpUrl}/api/v1/namespaces/${namespace}/workflows (plain JSON, see the README)` : '',
             `  PostgreSQL:   ${stack.embeddedPostgres ? `embedded, data in ${path.join(config.dataDir, 'pg')}` : 'DATABASE_URL'}`,
             '',
             'Delete a record and watch its related records being rechecked, reindexed and re-cached:',
@@ -287,6 +261,7 @@ export function buildProgram(): Command {
 
   addQuarantineCommands(program);
   addTaskCommands(program);
+  addClusterCommand(program);
   return program;
 }
 

@@ -13,6 +13,8 @@ export interface DevServerOptions {
   port?: number;
   /** Web UI port; undefined runs headless. */
   uiPort?: number;
+  /** Port of Temporal's HTTP API (plain JSON); 0 or undefined picks a free one. */
+  httpPort?: number;
   /** SQLite file for persistence across restarts; in memory when unset. */
   dbFile?: string;
   namespace?: string;
@@ -24,6 +26,8 @@ export interface DevServerOptions {
 
 export interface DevServer {
   address: string;
+  /** Temporal's HTTP API, e.g. http://127.0.0.1:7243 (POST /api/v1/namespaces/default/workflows/<id>). */
+  httpUrl: string;
   uiUrl?: string;
   process: ChildProcess;
   stop(): Promise<void>;
@@ -50,7 +54,8 @@ export async function freePort(ip = '127.0.0.1'): Promise<number> {
 export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
   const ip = opts.ip ?? '127.0.0.1';
   const port = opts.port || (await freePort(ip));
-  const args = ['server', 'start-dev', '--ip', ip, '--port', String(port), '--log-level', opts.logLevel ?? 'warn'];
+  const httpPort = opts.httpPort || (await freePort(ip));
+  const args = ['server', 'start-dev', '--ip', ip, '--port', String(port), '--http-port', String(httpPort), '--log-level', opts.logLevel ?? 'warn'];
   args.push('--namespace', opts.namespace ?? 'default');
   if (opts.uiPort) args.push('--ui-port', String(opts.uiPort));
   else args.push('--headless');
@@ -88,6 +93,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   }
   return {
     address,
+    httpUrl: `http://${ip}:${httpPort}`,
     uiUrl: opts.uiPort ? `http://${ip}:${opts.uiPort}` : undefined,
     process: child,
     async stop() {

@@ -1,0 +1,129 @@
+/**
+ * `taskmgr cluster` (`npm run cluster`): the production shape on one machine. PostgreSQL (embedded
+ * unless DATABASE_URL), a Temporal cluster of separate processes on it (src/cluster), the Web UI
+ * server, N worker processes and the task manager server, all on loopback. Ctrl-C stops them in
+ * order: the page, the workers (they finish what they run), the Web UI, Temporal, PostgreSQL.
+ */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { loadConfig, PROJECT_ROOT, type Config } from '../config.ts';
+import { createPool } from '../db/pool.ts';
+import { migrate } from '../db/migrate.ts';
+import { startEmbeddedPostgres } from '../dev/embedded-postgres.ts';
+import { findGoTool, SQL_TOOL, TEMPORAL_SERVER, UI_SERVER } from '../dev/go-tools.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { isRegistryEmpty, seedRegistry } from '../registry/seed.ts';
+import { DEFAULT_PORTS, type SqlStore } from '../cluster/layout.ts';
+import { startProcess, type ManagedProcess } from '../cluster/processes.ts';
+import { keptPassword, prepareTemporalDatabases, TEMPORAL_ROLE } from '../cluster/schema.ts';
+import { startTemporalCluster } from '../cluster/temporal-cluster.ts';
+import { intOption, stopSignal } from './common.ts';
+
+const TASKMGR_BIN = path.join(PROJECT_ROOT, 'bin', 'taskmgr.js');
+
+export function addClusterCommand(program: Command) {
+  program
+    .command('cluster')
+    .description('run a Temporal cluster (frontend, matching, worker, two history processes) on PostgreSQL with its Web UI, N worker processes and the task manager page, on this machine')
+    .option('--workers <n>', 'worker processes', intOption('--workers', 1, 16), 2)
+    .action(async (opts: { workers: number }) => runCluster(opts.workers));
+}
+
+/** The registry's database, and an admin URL on the same server for Temporal's role and databases. */
+async function registryDatabase(config: Config, logger: Logger, stops: (() => Promise<void>)[]) {
+  if (config.databaseUrl) {
+    const admin = new URL(config.databaseUrl);
+    admin.pathname = '/postgres';
+    return { url: config.databaseUrl, adminUrl: admin.toString(), embedded: false };
+  }
+  const db = await startEmbeddedPostgres({ dir: path.join(config.dataDir, 'pg'), port: config.embeddedPgPort, logger });
+  stops.push(() => db.stop());
+  const admin = new URL(db.url);
+  admin.pathname = '/postgres';
+  return { url: db.url, adminUrl: admin.toString(), embedded: true };
+}
+
+async function runCluster(workerCount: number) {
+  const config = loadConfig();
+  const logger = createLogger(config.logLevel);
+  const stops: (() => Promise<void>)[] = [];
+  let stopping = false;
+  const stopAll = async () => {
+    stopping = true;
+    for (const stop of stops.reverse()) await stop().catch((err: Error) => logger.warn({ err: err.message }, 'stop failed'));
+  };
+  const clusterDir = path.join(config.dataDir, 'cluster');
+  try {
+    const binaries = { server: findGoTool(TEMPORAL_SERVER, { config }), sqlTool: findGoTool(SQL_TOOL, { config }), ui: findGoTool(UI_SERVER, { config }) };
+    const db = await registryDatabase(config, logger, stops);
+    await migrate(db.url, logger);
+    const pool = createPool(db.url, { logger });
+    if (await isRegistryEmpty(pool)) await seedRegistry(pool, { records: config.seed.records, dataSources: config.seed.dataSources }, logger);
+    await pool.end();
+
+    const admin = new URL(db.adminUrl);
+    const store: SqlStore = {
+      host: admin.hostname,
+      port: Number(admin.port || 5432),
+      user: TEMPORAL_ROLE,
+      password: keptPassword(path.join(clusterDir, 'temporal-db-password')),
+      databases: { persistence: 'temporal', visibility: 'temporal_visibility' },
+    };
+    await prepareTemporalDatabases({ adminUrl: db.adminUrl, sqlTool: binaries.sqlTool, store, logger });
+    const ports = { ...DEFAULT_PORTS, frontend: config.temporal.devPort, frontendHttp: config.temporal.httpPort, ui: config.temporal.uiPort };
+    const cluster = await startTemporalCluster({
+      serverBinary: binaries.server,
+      uiServerBinary: binaries.ui,
+      dir: clusterDir,
+      ports,
+      store,
+      historyShards: config.temporal.historyShards,
+      namespace: config.temporal.namespace,
+      uiWriteActions: config.temporal.uiWriteActions,
+      logger,
+    });
+    stops.push(() => cluster.stop());
+
+    const env = { ...process.env, DATABASE_URL: db.url, TEMPORAL_ADDRESS: cluster.address, TEMPORAL_UI_URL: cluster.uiUrl, DATA_DIR: config.dataDir };
+    const logDir = path.join(clusterDir, 'logs');
+    const workers: ManagedProcess[] = [];
+    for (let i = 1; i <= workerCount; i++) workers.push(startProcess(`taskmgr-worker-${i}`, process.execPath, [TASKMGR_BIN, 'worker'], { logDir, env }));
+    stops.push(async () => void (await Promise.all(workers.map((w) => w.stop(60_000)))));
+    const server = startProcess('taskmgr-serve', process.execPath, [TASKMGR_BIN, 'serve'], { logDir, env });
+    stops.push(() => server.stop());
+    const pageUrl = `http://${config.http.host}:${config.http.port}`;
+    await untilHealthy(`${pageUrl}/api/health`, server);
+
+    console.log(
+      [
+        '',
+        `registry-taskmgr cluster is running (logs in ${logDir}).`,
+        `  Temporal:     ${cluster.address} (frontend; history x2 sharing ${config.temporal.historyShards} shards, matching, worker; namespace ${config.temporal.namespace})`,
+        `  Temporal HTTP API: ${cluster.httpUrl}/api/v1/namespaces/${config.temporal.namespace}/workflows (plain JSON, see the README)`,
+        `  Temporal UI:  ${cluster.uiUrl}/namespaces/${config.temporal.namespace}/workflows`,
+        `  Workers:      ${workerCount} processes (pids ${workers.map((w) => w.child.pid).join(', ')})`,
+        `  Task manager: ${pageUrl}/  (user ${config.http.adminUser}, password ${config.http.adminPassword ? 'from ADMIN_PASSWORD' : `in ${path.join(config.dataDir, 'admin-password')}`})`,
+        `  PostgreSQL:   ${db.embedded ? `embedded on 127.0.0.1:${config.embeddedPgPort}, data in ${path.join(config.dataDir, 'pg')}` : 'DATABASE_URL'}; Temporal's databases temporal, temporal_visibility (role ${TEMPORAL_ROLE})`,
+        '',
+        'Ctrl-C stops everything in order; the next start reuses the data.',
+      ].join('\n'),
+    );
+    for (const p of [...workers, server, ...cluster.processes.values()]) {
+      void p.exited.then((code) => stopping || logger.warn({ process: p.name, code, log: p.logFile }, 'a cluster process exited'));
+    }
+    await stopSignal(logger);
+  } finally {
+    await stopAll();
+    logger.info('stopped');
+  }
+}
+
+async function untilHealthy(url: string, server: ManagedProcess) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (!server.running()) throw new Error(`taskmgr serve exited (log ${server.logFile}):\n${server.tail()}`);
+    if (await fetch(url).then((r) => r.ok, () => false)) return;
+    if (Date.now() > deadline) throw new Error(`taskmgr serve did not answer on ${url} within 60 s (log ${server.logFile})`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}

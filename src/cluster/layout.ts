@@ -1,0 +1,140 @@
+/**
+ * What a cluster is made of, as data: the Temporal server's processes and their ports, the
+ * configuration each process reads, the dynamic config, and the Web UI server's configuration.
+ * Pure functions: `taskmgr cluster` writes them to files, and a unit test reads them against
+ * docker-compose.yml.
+ */
+
+/** Temporal's four services; history runs as two processes that share the shards. */
+export type ServiceName = 'frontend' | 'history' | 'matching' | 'worker';
+
+export interface ServerProcess {
+  /** Also the config file's name (config/<name>.yaml, read with `--env <name>`). */
+  name: string;
+  service: ServiceName;
+  grpcPort: number;
+  membershipPort: number;
+  /** frontend only: Temporal's HTTP API. */
+  httpPort?: number;
+}
+
+export interface ClusterPorts {
+  frontend: number;
+  frontendHttp: number;
+  ui: number;
+  /** The internal ports, two per process (gRPC, membership), in start order. */
+  internal: { history1: [number, number]; history2: [number, number]; matching: [number, number]; worker: [number, number]; frontendMembership: number };
+}
+
+/** Temporal's usual ports: frontend 7233 (HTTP 7243), history 7234, matching 7235, worker 7239, membership +300 below. */
+export const DEFAULT_PORTS: ClusterPorts = {
+  frontend: 7233,
+  frontendHttp: 7243,
+  ui: 8233,
+  internal: { history1: [7234, 6934], history2: [7236, 6936], matching: [7235, 6935], worker: [7239, 6939], frontendMembership: 6933 },
+};
+
+/** The server processes in the order they start (history first: the others find it through membership). */
+export function serverProcesses(ports: ClusterPorts): ServerProcess[] {
+  const { internal } = ports;
+  return [
+    { name: 'history-1', service: 'history', grpcPort: internal.history1[0], membershipPort: internal.history1[1] },
+    { name: 'history-2', service: 'history', grpcPort: internal.history2[0], membershipPort: internal.history2[1] },
+    { name: 'matching', service: 'matching', grpcPort: internal.matching[0], membershipPort: internal.matching[1] },
+    { name: 'frontend', service: 'frontend', grpcPort: ports.frontend, membershipPort: internal.frontendMembership, httpPort: ports.frontendHttp },
+    { name: 'worker', service: 'worker', grpcPort: internal.worker[0], membershipPort: internal.worker[1] },
+  ];
+}
+
+export interface SqlStore {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** The persistence and the visibility database. */
+  databases: { persistence: string; visibility: string };
+}
+
+/** The SQL plugin for PostgreSQL 12 and later (advanced visibility needs it). */
+export const SQL_PLUGIN = 'postgres12';
+
+/**
+ * The cluster's dynamic config: none. Every setting is the server's default, the limits the dev
+ * server relaxes included (runs of one id 1 s apart, timers at ~1 s, 2 KB search attribute values,
+ * 10 visibility requests per second per frontend). Update-with-start (a deletion's hand-off to its
+ * coalescer) and updates are on by default in server 1.29. An operator's overrides go here, each
+ * with its reason; the file is re-read every 10 s.
+ */
+export const DYNAMIC_CONFIG: Record<string, { value: unknown; why: string }> = {};
+
+/** The dynamic config file (YAML; JSON values are YAML). */
+export function dynamicConfigYaml(): string {
+  const header = '# Temporal dynamic config for registry-taskmgr: every setting at the server\'s default.\n';
+  return header + Object.entries(DYNAMIC_CONFIG)
+    .map(([key, { value, why }]) => `# ${why}\n${key}:\n  - value: ${JSON.stringify(value)}\n`)
+    .join('');
+}
+
+/** Connections each server process may hold per database: 5 processes x 2 databases x 10 stays within PostgreSQL's default 100. */
+export const DEFAULT_CONNECTIONS_PER_STORE = 10;
+
+function datastore(store: SqlStore, databaseName: string, maxConns: number) {
+  return {
+    sql: {
+      pluginName: SQL_PLUGIN,
+      databaseName,
+      connectAddr: `${store.host}:${store.port}`,
+      connectProtocol: 'tcp',
+      user: store.user,
+      password: store.password,
+      maxConns,
+      maxIdleConns: Math.max(1, Math.floor(maxConns / 2)),
+      maxConnLifetime: '1h',
+    },
+  };
+}
+
+/** The configuration one server process reads (JSON is YAML): every service's ports, its own used. */
+export function serverConfig(opts: { process: ServerProcess; all: ServerProcess[]; store: SqlStore; historyShards: number; dynamicConfigFile: string; logLevel: string; connectionsPerStore?: number }) {
+  const maxConns = opts.connectionsPerStore ?? DEFAULT_CONNECTIONS_PER_STORE;
+  const rpc = (p: ServerProcess) => ({ rpc: { grpcPort: p.grpcPort, membershipPort: p.membershipPort, bindOnLocalHost: true, ...(p.httpPort ? { httpPort: p.httpPort } : {}) } });
+  const first = (service: ServiceName) => opts.all.find((p) => p.service === service)!;
+  const services = Object.fromEntries((['frontend', 'history', 'matching', 'worker'] as const).map((s) => [s, rpc(s === opts.process.service ? opts.process : first(s))]));
+  const frontend = first('frontend');
+  return {
+    log: { stdout: true, level: opts.logLevel },
+    persistence: {
+      defaultStore: 'default',
+      visibilityStore: 'visibility',
+      numHistoryShards: opts.historyShards,
+      datastores: { default: datastore(opts.store, opts.store.databases.persistence, maxConns), visibility: datastore(opts.store, opts.store.databases.visibility, maxConns) },
+    },
+    global: { membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' } },
+    services,
+    clusterMetadata: {
+      enableGlobalNamespace: false,
+      failoverVersionIncrement: 10,
+      masterClusterName: 'active',
+      currentClusterName: 'active',
+      clusterInformation: { active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: `127.0.0.1:${frontend.grpcPort}`, httpAddress: `127.0.0.1:${frontend.httpPort}` } },
+    },
+    dcRedirectionPolicy: { policy: 'noop' },
+    publicClient: { hostPort: `127.0.0.1:${frontend.grpcPort}` },
+    dynamicConfigClient: { filepath: opts.dynamicConfigFile, pollInterval: '10s' },
+  };
+}
+
+/** The Web UI server's configuration: on loopback, write actions as configured. */
+export function uiConfig(opts: { frontendPort: number; uiPort: number; namespace: string; writeActions: boolean }) {
+  return {
+    temporalGrpcAddress: `127.0.0.1:${opts.frontendPort}`,
+    host: '127.0.0.1',
+    port: opts.uiPort,
+    enableUi: true,
+    defaultNamespace: opts.namespace,
+    disableWriteActions: !opts.writeActions,
+    cors: { allowOrigins: [`http://127.0.0.1:${opts.uiPort}`, `http://localhost:${opts.uiPort}`], cookieInsecure: true },
+    notifyOnNewVersion: false,
+    auth: { enabled: false },
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * The Go programs a real cluster runs beside our code, each built once from its Go module at a
+ * pinned version into the cache outside the clone (TEMPORAL_CLI_CACHE), or taken from an
+ * environment variable that names a binary:
+ * - the Temporal server (`go.temporal.io/server/cmd/server`), one binary for all four services;
+ * - temporal-sql-tool (`go.temporal.io/server/cmd/tools/sql`), which creates and migrates the
+ *   persistence and visibility schemas (embedded in it) in PostgreSQL;
+ * - the Temporal Web UI server (`github.com/temporalio/ui-server/v2/cmd/server`), the UI the CLI's
+ *   dev server embeds, as its own process.
+ * Run directly: `tsx src/dev/go-tools.ts` builds what is missing and prints the paths.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { loadConfig, type Config } from '../config.ts';
+import { goBinary, isExecutable } from './temporal-cli.ts';
+
+/** The server version inside the Temporal CLI v1.5.1 (`temporal version`): the CLI's builds share its modules. */
+export const SERVER_VERSION = 'v1.29.1';
+/** The UI server version the Temporal CLI v1.5.1 embeds. */
+export const UI_SERVER_VERSION = 'v2.42.1';
+
+export interface GoTool {
+  label: string;
+  /** The package `go install` builds. */
+  pkg: string;
+  version: string;
+  /** The binary's name as `go install` writes it. */
+  binary: string;
+  /** The environment variable that names a ready binary instead. */
+  envVar: keyof Config['temporal']['binaries'];
+}
+
+export const TEMPORAL_SERVER: GoTool = { label: 'the Temporal server', pkg: 'go.temporal.io/server/cmd/server', version: SERVER_VERSION, binary: 'server', envVar: 'TEMPORAL_SERVER' };
+export const SQL_TOOL: GoTool = { label: 'temporal-sql-tool', pkg: 'go.temporal.io/server/cmd/tools/sql', version: SERVER_VERSION, binary: 'sql', envVar: 'TEMPORAL_SQL_TOOL' };
+export const UI_SERVER: GoTool = { label: 'the Temporal Web UI server', pkg: 'github.com/temporalio/ui-server/v2/cmd/server', version: UI_SERVER_VERSION, binary: 'server', envVar: 'TEMPORAL_UI_SERVER' };
+
+export class GoToolNotFound extends Error {
+  override name = 'GoToolNotFound';
+}
+
+/** The cache folder of one tool, e.g. ~/.cache/registry-taskmgr/temporal-sql-tool-v1.29.1. */
+function cacheDir(tool: GoTool, cache: string): string {
+  const name = tool === TEMPORAL_SERVER ? 'temporal-server' : tool === SQL_TOOL ? 'temporal-sql-tool' : 'ui-server';
+  return path.join(cache, `${name}-${tool.version}`);
+}
+
+/** Returns the path of `tool`, building it (minutes, once) if it must. */
+export function findGoTool(tool: GoTool, opts: { log?: (msg: string) => void; config?: Config } = {}): string {
+  const log = opts.log ?? ((m: string) => process.stderr.write(`${m}\n`));
+  const config = opts.config ?? loadConfig();
+  const fromEnv = config.temporal.binaries[tool.envVar];
+  if (fromEnv) {
+    if (isExecutable(fromEnv)) return fromEnv;
+    throw new GoToolNotFound(`${tool.envVar}=${fromEnv} is not an executable file`);
+  }
+  const dir = cacheDir(tool, config.temporal.cliCache);
+  const target = path.join(dir, tool.binary);
+  if (isExecutable(target)) return target;
+  const go = goBinary();
+  const spec = `${tool.pkg}@${tool.version}`;
+  if (!go) throw new GoToolNotFound(`no binary for ${tool.label}: install Go 1.24+ (it builds ${spec}) or set ${tool.envVar}=/path/to/binary`);
+  fs.mkdirSync(dir, { recursive: true });
+  log(`building ${tool.label} ${tool.version} from its Go module into ${dir} (takes minutes, once)...`);
+  const started = Date.now();
+  const res = spawnSync(go, ['install', spec], { env: { ...process.env, GOBIN: dir }, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (res.status !== 0 || !isExecutable(target)) throw new GoToolNotFound(`go install ${spec} failed (exit ${res.status})`);
+  log(`built ${tool.label} ${tool.version} in ${Math.round((Date.now() - started) / 1000)} s`);
+  return target;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  try {
+    for (const tool of [TEMPORAL_SERVER, SQL_TOOL, UI_SERVER]) console.log(`${tool.envVar}=${findGoTool(tool)}`);
+  } catch (err) {
+    console.error((err as Error).message);
+    process.exit(1);
+  }
+}

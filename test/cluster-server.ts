@@ -1,0 +1,87 @@
+/**
+ * A Temporal cluster for tests (`npm run test:cluster`): the same processes and configuration as
+ * `taskmgr cluster` (src/cluster), on free loopback ports, with fresh persistence and visibility
+ * databases of its own in the test PostgreSQL, dropped again at the end. No Web UI.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import net from 'node:net';
+import { findGoTool, SQL_TOOL, TEMPORAL_SERVER } from '../src/dev/go-tools.ts';
+import { prepareTemporalDatabases } from '../src/cluster/schema.ts';
+import { startTemporalCluster, type TemporalCluster } from '../src/cluster/temporal-cluster.ts';
+import type { ClusterPorts, SqlStore } from '../src/cluster/layout.ts';
+import { createLogger } from '../src/log.ts';
+
+export interface TestCluster extends TemporalCluster {
+  dir: string;
+}
+
+/**
+ * A free loopback port below 32768: the server keeps membership ports in a smallint column, so the
+ * OS's ephemeral ports (32768 and up) fail with "out of range for type smallint".
+ */
+async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + crypto.randomInt(12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
+async function freePorts(): Promise<ClusterPorts> {
+  const pair = async (): Promise<[number, number]> => [await freePort(), await freePort()];
+  return {
+    frontend: await freePort(),
+    frontendHttp: await freePort(),
+    ui: await freePort(),
+    internal: { history1: await pair(), history2: await pair(), matching: await pair(), worker: await pair(), frontendMembership: await freePort() },
+  };
+}
+
+/**
+ * Starts a cluster whose databases live on the server of `adminUrl` (a superuser URL). Four
+ * connections per process and database: two test clusters and the tests' own pools share one
+ * PostgreSQL of 100 connections.
+ */
+export async function startTestCluster(adminUrl: string, opts: { historyShards?: number } = {}): Promise<TestCluster> {
+  const suffix = crypto.randomBytes(4).toString('hex');
+  const url = new URL(adminUrl);
+  const store: SqlStore = {
+    host: url.hostname,
+    port: Number(url.port || 5432),
+    user: 'temporal_test',
+    password: crypto.randomBytes(12).toString('base64url'),
+    databases: { persistence: `temporal_test_${suffix}`, visibility: `temporal_test_${suffix}_visibility` },
+  };
+  const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
+  await prepareTemporalDatabases({ adminUrl, sqlTool: findGoTool(SQL_TOOL), store, logger });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'registry-taskmgr-cluster-'));
+  const dropDatabases = async () => {
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    for (const name of Object.values(store.databases)) await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(name)} WITH (FORCE)`);
+    await admin.end();
+  };
+  try {
+    const cluster = await startTemporalCluster({ serverBinary: findGoTool(TEMPORAL_SERVER), dir, ports: await freePorts(), store, historyShards: opts.historyShards ?? 4, namespace: 'default', uiWriteActions: false, logger, connectionsPerStore: 4 });
+    return {
+      ...cluster,
+      dir,
+      async stop() {
+        await cluster.stop();
+        await dropDatabases();
+        fs.rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await dropDatabases();
+    throw err;
+  }
+}

@@ -1,0 +1,42 @@
+/** The cluster's shape and configuration (src/cluster/layout.ts), as `taskmgr cluster` writes it. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DEFAULT_PORTS, DYNAMIC_CONFIG, dynamicConfigYaml, serverConfig, serverProcesses, SQL_PLUGIN, uiConfig, type SqlStore } from '../../src/cluster/layout.ts';
+
+const store: SqlStore = { host: '127.0.0.1', port: 5433, user: 'temporal', password: 'pw', databases: { persistence: 'temporal', visibility: 'temporal_visibility' } };
+const all = serverProcesses(DEFAULT_PORTS);
+const render = (name: string) => serverConfig({ process: all.find((p) => p.name === name)!, all, store, historyShards: 4, dynamicConfigFile: '/x/dynamicconfig.yaml', logLevel: 'warn' });
+
+describe('the cluster layout', () => {
+  it('runs frontend, matching, worker and two history processes, history first, each on its own loopback ports', () => {
+    assert.deepEqual(all.map((p) => p.name), ['history-1', 'history-2', 'matching', 'frontend', 'worker']);
+    const ports = all.flatMap((p) => [p.grpcPort, p.membershipPort, ...(p.httpPort ? [p.httpPort] : [])]);
+    assert.equal(new Set(ports).size, ports.length, 'no port is used twice');
+    // The server keeps membership ports in a smallint column.
+    assert.ok(all.every((p) => p.membershipPort <= 32767));
+    for (const p of all) assert.equal((render(p.name).services as Record<string, { rpc: { bindOnLocalHost: boolean } }>)[p.service]!.rpc.bindOnLocalHost, true);
+  });
+
+  it('gives each history process its own ports and the same shards, persistence and visibility in PostgreSQL', () => {
+    const [h1, h2] = [render('history-1'), render('history-2')];
+    assert.notEqual(h1.services.history.rpc.grpcPort, h2.services.history.rpc.grpcPort);
+    assert.deepEqual(h1.persistence, h2.persistence);
+    assert.ok(h1.persistence.numHistoryShards > 1);
+    for (const store of Object.values(h1.persistence.datastores)) assert.equal(store.sql.pluginName, SQL_PLUGIN);
+    assert.equal(h1.persistence.datastores.visibility.sql.databaseName, 'temporal_visibility');
+    // Every process finds the frontend at the same address.
+    assert.equal(h1.publicClient.hostPort, `127.0.0.1:${DEFAULT_PORTS.frontend}`);
+  });
+
+  it('keeps the server defaults: no dynamic config overrides', () => {
+    assert.deepEqual(DYNAMIC_CONFIG, {});
+    assert.match(dynamicConfigYaml(), /^# .*default/);
+  });
+
+  it('serves the Web UI on loopback with write actions as configured', () => {
+    const ui = uiConfig({ frontendPort: 7233, uiPort: 8233, namespace: 'default', writeActions: false });
+    assert.equal(ui.host, '127.0.0.1');
+    assert.equal(ui.disableWriteActions, true);
+    assert.equal(uiConfig({ frontendPort: 7233, uiPort: 8233, namespace: 'default', writeActions: true }).disableWriteActions, false);
+  });
+});
