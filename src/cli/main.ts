@@ -17,6 +17,7 @@ import { addTaskCommands } from './tasks.ts';
 import { runningDatabaseUrl } from './database.ts';
 import { intOption, stopSignal } from './common.ts';
 import { addClusterCommand } from './cluster.ts';
+import { addReplayCheckCommand } from './replay-check.ts';
 import { connectWorker, createRegistryWorker, installRuntime } from '../worker.ts';
 
 /** The database for a one-off command: DATABASE_URL, else the embedded one (started if not running). */
@@ -262,6 +263,7 @@ export function buildProgram(): Command {
   addQuarantineCommands(program);
   addTaskCommands(program);
   addClusterCommand(program);
+  addReplayCheckCommand(program);
   return program;
 }
 
@@ -306,7 +308,7 @@ function addQuarantineCommands(program: Command) {
 const printable = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 /** Errors that carry a message for the user; anything else is a bug and gets its stack with LOG_LEVEL=debug. */
-const USER_ERRORS = new Set(['ConfigError', 'InvalidInputError', 'RecordNotFoundError', 'TaskInputError', 'UnknownTaskMethod', 'TaskNotFoundError', 'TaskStateError', 'DurationError', 'TaskDiscoveryError', 'TemporalCliNotFound', 'TemporalUnreachable', 'OperationRefusedError', 'DataRejectedError', 'AuthConfigError']);
+const USER_ERRORS = new Set(['ConfigError', 'InvalidInputError', 'RecordNotFoundError', 'TaskInputError', 'UnknownTaskMethod', 'TaskNotFoundError', 'TaskStateError', 'DurationError', 'TaskDiscoveryError', 'TemporalCliNotFound', 'TemporalUnreachable', 'OperationRefusedError', 'DataRejectedError', 'AuthConfigError', 'ReplayCheckFailed', 'GoToolNotFound']);
 
 /** Runs the CLI; errors become one clear line and a non-zero exit, not a stack trace. */
 export async function main(argv = process.argv): Promise<void> {
