@@ -61,6 +61,9 @@ const schema = z.object({
   VIEWER_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
   // Set when the page is served over HTTPS (by a proxy in front): session cookies get the Secure flag.
   HTTP_SECURE_COOKIES: z.enum(['true', 'false']).default('false'),
+  // The proxies whose X-Forwarded-For names the client (addresses or CIDRs, comma-separated), so
+  // failed sign-ins are counted per real client; unset: the connecting address is the client.
+  HTTP_TRUST_PROXY: z.string().regex(/^[0-9a-fA-F.:/, ]+$/, 'expected addresses or CIDRs, comma-separated (e.g. 127.0.0.1,10.0.0.0/8)').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -102,7 +105,9 @@ export type Config = {
     adminPassword?: string;
     viewerUser: string;
     viewerPassword?: string;
+    /** Served over TLS (directly or by a proxy): Secure __Host- cookies and HSTS. */
     secureCookies: boolean;
+    trustProxy?: string[];
   };
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
 };
@@ -162,6 +167,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       viewerUser: c.VIEWER_USER,
       viewerPassword: c.VIEWER_PASSWORD,
       secureCookies: c.HTTP_SECURE_COOKIES === 'true',
+      trustProxy: c.HTTP_TRUST_PROXY?.split(',').map((a) => a.trim()).filter(Boolean),
     },
     logLevel: c.LOG_LEVEL,
   };

@@ -13,6 +13,8 @@ export interface ErrorBody {
   error: string;
   field?: string;
   allowed?: string[];
+  /** 429: seconds until the client may try again (also sent as Retry-After). */
+  retryAfterSeconds?: number;
 }
 
 export class HttpError extends Error {

@@ -16,12 +16,17 @@ import type { Logger } from '../log.ts';
 import type { RegistryClient } from '../client/registry.ts';
 import type { TaskClient } from '../client/tasks.ts';
 import { basicCredentials, csrfMatches, loadCredentials, SessionStore, type Credentials, type Principal, type Session } from './auth.ts';
+import { FailedAttempts } from './attempts.ts';
 import { toHttpError, HttpError } from './errors.ts';
 import { registerRegistryRoutes } from './routes-registry.ts';
 import { registerTaskRoutes } from './routes-tasks.ts';
 
 const PUBLIC_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'public');
 export const SESSION_COOKIE = 'tm_session';
+/** Over TLS the cookie is __Host-: Secure, host-only, path / (a subdomain or plain HTTP cannot set it). */
+export const SECURE_SESSION_COOKIE = '__Host-tm_session';
+/** A changing request with Basic credentials must carry this header: a form or a link cannot add it. */
+export const CHANGE_HEADER = 'x-requested-with';
 /** Bodies are small JSON documents; anything larger is refused before it is parsed. */
 export { BODY_LIMIT } from './errors.ts';
 import { BODY_LIMIT } from './errors.ts';
@@ -40,6 +45,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
     session?: Session;
+    /** Signed in with HTTP Basic credentials on this request. */
+    basic?: boolean;
   }
 }
 
@@ -54,12 +61,15 @@ export interface AdminServer {
 export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: FastifyInstance; credentials: Credentials }> {
   const credentials = loadCredentials(deps.config);
   const sessions = new SessionStore();
+  const attempts = new FailedAttempts();
+  const secure = deps.config.http.secureCookies;
+  const cookieName = secure ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
     // Our logger, one level quieter at info: fastify's request lines (method, URL, status; never
     // headers or bodies) show only at debug.
     loggerInstance: deps.logger.child({ component: 'http' }, { level: deps.logger.level === 'info' ? 'warn' : deps.logger.level }) as FastifyBaseLogger,
-    trustProxy: false,
+    trustProxy: deps.config.http.trustProxy ?? false,
   });
 
   await app.register(fastifyCookie);
@@ -71,12 +81,14 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
     reply.header('Referrer-Policy', 'no-referrer');
     reply.header('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'");
     reply.header('Cache-Control', 'no-store');
+    if (secure) reply.header('Strict-Transport-Security', 'max-age=31536000');
     return payload;
   });
 
   app.setErrorHandler((err, req, reply) => {
     const e = toHttpError(err);
     if (e.status >= 500) req.log.error({ err: (err as Error).message, url: req.url.split('?')[0] }, 'request failed');
+    if (e.body.retryAfterSeconds) void reply.header('Retry-After', String(e.body.retryAfterSeconds));
     void reply.status(e.status).send(e.body);
   });
   app.setNotFoundHandler((req, reply) => {
@@ -84,19 +96,36 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
   });
 
   const setSessionCookie = (reply: FastifyReply, value: string, maxAge?: number) =>
-    reply.setCookie(SESSION_COOKIE, value, { path: '/', httpOnly: true, sameSite: 'strict', secure: deps.config.http.secureCookies, ...(maxAge !== undefined ? { maxAge } : {}) });
+    reply.setCookie(cookieName, value, { path: '/', httpOnly: true, sameSite: 'strict', secure, ...(maxAge !== undefined ? { maxAge } : {}) });
+
+  /** Checks credentials on any path, counting and logging failures per client address and user. */
+  const signIn = (req: FastifyRequest, user: string, password: string, via: string): Principal => {
+    const address = req.ip;
+    const wait = attempts.blockedFor(user, address);
+    if (wait > 0) {
+      req.log.warn({ user: user.slice(0, 100), address, via }, 'sign-in refused: too many failures');
+      throw new HttpError(429, `too many failed sign-ins from ${address}; try again in ${Math.ceil(wait / 1000)} s`, { retryAfterSeconds: Math.ceil(wait / 1000) });
+    }
+    const p = credentials.check(user, password);
+    if (!p) {
+      attempts.fail(user, address);
+      req.log.warn({ user: user.slice(0, 100), address, via }, 'failed sign-in');
+      throw new HttpError(401, 'wrong user name or password');
+    }
+    attempts.succeed(user, address);
+    return p;
+  };
 
   // Who is calling: Basic credentials (scripts) or a session cookie (the page).
   app.addHook('onRequest', async (req: FastifyRequest) => {
     if (!req.url.startsWith('/api/')) return;
     const basic = basicCredentials(req.headers.authorization);
     if (basic) {
-      const p = credentials.check(basic.user, basic.password);
-      if (!p) throw new HttpError(401, 'wrong user name or password');
-      req.principal = p;
+      req.principal = signIn(req, basic.user, basic.password, 'basic');
+      req.basic = true;
       return;
     }
-    const session = sessions.get(req.cookies[SESSION_COOKIE]);
+    const session = sessions.get(req.cookies[cookieName]);
     if (session) {
       req.session = session;
       req.principal = { user: session.user, role: session.role };
@@ -110,6 +139,8 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
       // A browser sends the cookie by itself; the token proves the request came from our page.
       // Basic credentials are never sent by a browser on its own (we never ask it for them).
       if (req.session && !csrfMatches(req.session, req.headers['x-csrf-token'])) throw new HttpError(403, 'missing or wrong X-CSRF-Token header');
+      // A cross-site form can carry Basic credentials the browser cached; it cannot add a header.
+      if (req.basic && !req.headers[CHANGE_HEADER]) throw new HttpError(403, `a change with Basic credentials needs the header X-Requested-With (any value)`);
       if (req.principal.role !== 'admin') throw new HttpError(403, `user ${req.principal.user} has the read-only viewer role`);
     }
   };
@@ -119,19 +150,15 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
   app.post('/api/login', { config: { rateLimit: { max: 20, timeWindow: '1 minute' } } }, async (req, reply) => {
     const body = (req.body ?? {}) as { user?: unknown; password?: unknown };
     if (typeof body.user !== 'string' || typeof body.password !== 'string') throw new HttpError(400, 'user and password must be strings', { field: typeof body.user !== 'string' ? 'user' : 'password' });
-    const p = credentials.check(body.user, body.password);
-    if (!p) {
-      req.log.warn({ user: body.user.slice(0, 100) }, 'failed sign-in');
-      throw new HttpError(401, 'wrong user name or password');
-    }
-    sessions.delete(req.cookies[SESSION_COOKIE]);
+    const p = signIn(req, body.user, body.password, 'login');
+    sessions.delete(req.cookies[cookieName]);
     const s = sessions.create(p);
     setSessionCookie(reply, s.id);
     return { user: s.user, role: s.role, csrfToken: s.csrfToken };
   });
 
   app.post('/api/logout', async (req, reply) => {
-    sessions.delete(req.cookies[SESSION_COOKIE]);
+    sessions.delete(req.cookies[cookieName]);
     setSessionCookie(reply, '', 0);
     return { ok: true };
   });

@@ -115,7 +115,7 @@ describe('bad input through every door', () => {
 
   it('the HTTP API answers each with a 4xx JSON error naming the field', async () => {
     const auth = `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString('base64')}`;
-    const post = (url: string, body: unknown) => fetch(`${server.url}${url}`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const post = (url: string, body: unknown) => fetch(`${server.url}${url}`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json', 'x-requested-with': 'test' }, body: JSON.stringify(body) });
     const cases: [string, unknown, number, string, RegExp][] = [
       ['/api/tasks', { method: 'NO_SUCH_TASK' }, 400, 'method', /available methods/],
       ['/api/tasks', { method: 'INDEX_RECORDS', scheduledFor: 'in a bit' }, 400, 'scheduledFor', /not a duration/],

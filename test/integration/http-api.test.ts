@@ -28,9 +28,11 @@ describe('the admin HTTP API', () => {
   let seeded: SeedSummary;
   const logLines: string[] = [];
 
-  const call = async (method: string, url: string, opts: { body?: unknown; auth?: { user: string; password: string }; cookie?: string; csrf?: string; raw?: string; contentType?: string } = {}) => {
+  const call = async (method: string, url: string, opts: { body?: unknown; auth?: { user: string; password: string }; cookie?: string; csrf?: string; raw?: string; contentType?: string; noChangeHeader?: boolean } = {}) => {
     const headers: Record<string, string> = {};
     if (opts.auth) headers.authorization = `Basic ${Buffer.from(`${opts.auth.user}:${opts.auth.password}`).toString('base64')}`;
+    // Scripts with Basic credentials send X-Requested-With on changes (a cross-site form cannot).
+    if (opts.auth && !opts.noChangeHeader) headers['x-requested-with'] = 'test';
     if (opts.cookie) headers.cookie = opts.cookie;
     if (opts.csrf) headers['x-csrf-token'] = opts.csrf;
     if (opts.body !== undefined || opts.raw !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
@@ -107,7 +109,7 @@ describe('the admin HTTP API', () => {
     assert.equal(page.headers.get('x-frame-options'), 'DENY');
   });
 
-  it('a session cookie needs the CSRF token for every change; Basic credentials do not (browsers never send them unasked)', async () => {
+  it('a session cookie needs the CSRF token for every change; Basic credentials need the X-Requested-With header', async () => {
     const s = await login(ADMIN);
     const without = await call('POST', '/api/tasks', { cookie: s.cookie, body: { method: 'INDEX_RECORDS', scheduledFor: '1 hour', dataSourceKey: 'csrf-test' } });
     assert.equal(without.status, 403);
@@ -117,6 +119,10 @@ describe('the admin HTTP API', () => {
     assert.equal(await tasks.countTasks({ dataSourceKey: 'csrf-test' }), 0, 'nothing was added');
     const ok = await call('POST', '/api/tasks', { cookie: s.cookie, csrf: s.csrf, body: { method: 'INDEX_RECORDS', scheduledFor: '1 hour', dataSourceKey: 'csrf-test' } });
     assert.equal(ok.status, 201, ok.text);
+    const bare = await call('POST', `/api/tasks/${enc(ok.json.taskId)}/cancel`, { auth: ADMIN, noChangeHeader: true });
+    assert.equal(bare.status, 403);
+    assert.match(bare.json.error, /X-Requested-With/);
+    assert.equal((await tasks.getTask(ok.json.taskId)).status, 'WAITING', 'the refused cancel changed nothing');
     const cancel = await call('POST', `/api/tasks/${enc(ok.json.taskId)}/cancel`, { auth: ADMIN });
     assert.equal(cancel.status, 200, cancel.text);
     // The cookie is HttpOnly and SameSite=Strict; logout ends the session on the server.
