@@ -23,7 +23,7 @@ const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().min(1);
 
 const schema = z.object({
-  DATABASE_URL: z.string().url().optional(),
+  DATABASE_URL: z.string().url().refine((u) => /^postgres(ql)?:\/\//.test(u), { message: 'expected a postgres:// or postgresql:// URL' }).optional(),
   DATA_DIR: z.string().default(path.join(PROJECT_ROOT, '.data')),
   EMBEDDED_PG_PORT: port.default(5433),
   TEMPORAL_ADDRESS: z.string().optional(),
@@ -112,6 +112,11 @@ export type Config = {
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
 };
 
+/** A value safe to print: the password of any URL in it (user:password@) replaced by ***. */
+export function redactSecrets(value: string): string {
+  return value.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, '$1***@');
+}
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -125,7 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const lines = parsed.error.issues.map((issue) => {
       const name = String(issue.path[0]);
       // Secrets are never echoed, not even in an error.
-      const shown = /PASSWORD|SECRET|API_KEY/.test(name) ? '(hidden)' : JSON.stringify(env[name]);
+      const shown = /PASSWORD|SECRET|API_KEY/.test(name) ? '(hidden)' : JSON.stringify(redactSecrets(String(env[name])));
       return `${name}=${shown}: ${describeIssue(issue)}`;
     });
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);

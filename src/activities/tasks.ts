@@ -33,9 +33,21 @@ const MAX_LINE = 2000;
 const CHAIN_LIMIT = 100;
 
 /** Status of a task from its execution: the TaskStatus attribute, or NOT_FOUND. */
+/** The task queue of the workflow this activity works for (activities here run on it). */
+function callersQueue(): string | undefined {
+  try {
+    return Context.current().info.taskQueue;
+  } catch {
+    return undefined; // called outside an activity
+  }
+}
+
+/** A task's status; any workflow that is not a registryTask on the caller's queue counts as NOT_FOUND (it is not ours to read). */
 async function taskStatus(temporal: Client, taskId: string): Promise<{ status: string; running: boolean; error?: string }> {
   try {
     const d = await temporal.workflow.getHandle(taskId).describe();
+    const queue = callersQueue();
+    if (d.type !== 'registryTask' || (queue !== undefined && d.taskQueue !== queue)) return { status: 'NOT_FOUND', running: false };
     // A task started a moment ago may not have set TaskStatus yet: running means WAITING then.
     const status = d.typedSearchAttributes.get(TaskStatusKey) ?? (d.status.name === 'RUNNING' ? 'WAITING' : d.status.name);
     const error = typeof d.memo?.error === 'string' ? d.memo.error : undefined;

@@ -30,3 +30,12 @@ export function stopSignal(logger: Logger): Promise<string> {
     process.on('SIGTERM', handler);
   });
 }
+
+/** Text from tasks or the database, safe to print: control characters (escape sequences) are shown as \uXXXX. */
+export const printable = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
+/** Like printable, keeping line breaks: for multi-line output we lay out ourselves. */
+export const terminalSafe = (text: string) => text.split('\n').map(printable).join('\n');
+
+/** One shell word for any string: single-quoted, with embedded quotes closed and escaped. */
+export const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;

@@ -15,7 +15,7 @@ import { listQuarantined, retryQuarantined } from '../registry/quarantine.ts';
 import { startAdminServer } from '../http/server.ts';
 import { addTaskCommands } from './tasks.ts';
 import { runningDatabaseUrl } from './database.ts';
-import { intOption, stopSignal } from './common.ts';
+import { intOption, printable, shellQuote, stopSignal } from './common.ts';
 import { addClusterCommand } from './cluster.ts';
 import { addReplayCheckCommand } from './replay-check.ts';
 import { connectWorker, createRegistryWorker, installRuntime } from '../worker.ts';
@@ -107,7 +107,7 @@ export function buildProgram(): Command {
             `  PostgreSQL:   ${stack.embeddedPostgres ? `embedded, data in ${path.join(config.dataDir, 'pg')}` : 'DATABASE_URL'}`,
             '',
             'Delete a record and watch its related records being rechecked, reindexed and re-cached:',
-            ...hubs.map((h) => `  ${addressEnv}npx taskmgr delete-record '${h.key}' --wait     # ${h.title}: ${h.related} related records`),
+            ...hubs.map((h) => `  ${addressEnv}npx taskmgr delete-record ${shellQuote(h.key)} --wait     # ${printable(h.title)}: ${h.related} related records`),
             `  ${addressEnv}npm run temporal -- workflow list --query "TaskMethod='DELETE_RECORD'"`,
             '',
             'Ctrl-C stops everything; the next start reuses the data.',
@@ -304,8 +304,6 @@ function addQuarantineCommands(program: Command) {
     });
 }
 
-/** Text from the database, safe to print: no control characters reach the terminal. */
-const printable = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 /** Errors that carry a message for the user; anything else is a bug and gets its stack with LOG_LEVEL=debug. */
 const USER_ERRORS = new Set(['ConfigError', 'InvalidInputError', 'RecordNotFoundError', 'TaskInputError', 'UnknownTaskMethod', 'TaskNotFoundError', 'TaskStateError', 'DurationError', 'TaskDiscoveryError', 'TemporalCliNotFound', 'TemporalUnreachable', 'OperationRefusedError', 'DataRejectedError', 'AuthConfigError', 'ReplayCheckFailed', 'GoToolNotFound']);

@@ -3,6 +3,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config.ts';
 import { createPool } from '../db/pool.ts';
 import { runningDatabaseUrl } from './database.ts';
+import { printable, terminalSafe } from './common.ts';
 import { TaskClient, type TaskSummary } from '../client/tasks.ts';
 import { TASK_STATUSES, type TaskStatus } from '../shared.ts';
 import { assertAvailable, listTaskFiles } from '../taskmgr/discovery.ts';
@@ -25,7 +26,8 @@ async function withTasks<T>(fn: (tasks: TaskClient) => Promise<T>): Promise<T> {
   }
 }
 
-const print = (json: boolean | undefined, value: unknown, text: () => string) => console.log(json ? JSON.stringify(value, null, 2) : text());
+// Task text (log lines, errors, outputs) comes from task code and registry data: no control characters reach the terminal.
+const print = (json: boolean | undefined, value: unknown, text: () => string) => console.log(json ? JSON.stringify(value, null, 2) : terminalSafe(text()));
 
 /** Columns padded to their widest cell. */
 export function table(headers: string[], rows: string[][]): string {
@@ -160,12 +162,12 @@ export function addTaskCommands(program: Command): void {
         const tty = process.stdout.isTTY;
         while (t.status === 'WAITING' || t.status === 'STARTED') {
           const line = `${t.status.padEnd(8)} ${t.status === 'STARTED' ? progressBar(t.progress) : t.waitingFor?.length ? `waiting for ${t.waitingFor.join(' and ')}${t.scheduledFor ? ` (${t.scheduledFor})` : ''}` : ''}`;
-          process.stdout.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
+          process.stdout.write(tty ? `\r\x1b[2K${printable(line)}` : `${printable(line)}\n`);
           await new Promise((r) => setTimeout(r, 1000));
           t = await tasks.getTask(taskId);
         }
         if (tty) process.stdout.write('\r\x1b[2K');
-        console.log(describeTask(t));
+        console.log(terminalSafe(describeTask(t)));
         if (t.status === 'FAILED') process.exitCode = 1;
       });
     });

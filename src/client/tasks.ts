@@ -214,7 +214,7 @@ export class TaskClient {
   private async assertTaskExists(taskId: string): Promise<void> {
     // Refused here rather than added to fail at once (the workflow still checks, for other callers).
     const exists = await this.client.workflow.getHandle(taskId).describe().then(
-      () => true,
+      (d) => this.isOurs(d),
       (err) => (err instanceof WorkflowNotFoundError ? false : Promise.reject(err)),
     );
     if (!exists) throw new TaskInputError('prerequisiteTaskId', `prerequisite task ${JSON.stringify(taskId)} does not exist`);
@@ -228,16 +228,18 @@ export class TaskClient {
   async getTask(taskId: string): Promise<TaskInfo> {
     const handle = this.client.workflow.getHandle(taskId);
     try {
+      // Only this manager's tasks: another workflow in the namespace (its input, its queries) is not ours to show.
+      const description = await handle.describe();
+      if (!this.isOurs(description)) throw new TaskNotFoundError(`task ${JSON.stringify(taskId)} does not exist`);
       const queried = await handle.query(taskInfoQuery).then((info) => ({ info }), (err: unknown) => ({ err }));
       if ('err' in queried) {
         // A query needs a worker; with none up, show what the server recorded instead of failing.
         if ((queried.err as { cause?: { code?: number } }).cause?.code !== GRPC_FAILED_PRECONDITION) throw queried.err;
-        return await this.recordedTaskInfo(taskId, await handle.describe());
+        return await this.recordedTaskInfo(taskId, description);
       }
       const info = await this.withDependants(queried.info);
       const between = info.input.recurEvery !== undefined && info.status !== 'WAITING' && info.status !== 'STARTED' && info.status !== 'CANCELLED';
       if (info.status !== 'STARTED' && !between) return info;
-      const description = await handle.describe();
       if (between && description.status.name === 'RUNNING') {
         // The run has ended and the loop is about to continue as new: the task waits for its next run.
         return { ...info, status: 'WAITING', waitingFor: ['schedule'], lastRunStatus: info.status } as TaskInfo;
@@ -248,6 +250,11 @@ export class TaskClient {
       if (err instanceof WorkflowNotFoundError) throw new TaskNotFoundError(`task ${JSON.stringify(taskId)} does not exist`);
       throw err;
     }
+  }
+
+  /** A registryTask execution on this manager's task queue. */
+  private isOurs(d: WorkflowExecutionDescription): boolean {
+    return d.type === WORKFLOW_TYPE && d.taskQueue === this.taskQueue;
   }
 
   /** Adds the WAITING tasks registered (in PostgreSQL) as waiting for this one. */

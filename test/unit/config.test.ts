@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { ConfigError, loadConfig, redactSecrets } from '../../src/config.ts';
 
 describe('configuration', () => {
   it('has defaults for a fresh machine: dev server on loopback, task queue registry-tasks', () => {
@@ -10,6 +10,14 @@ describe('configuration', () => {
     assert.equal(c.temporal.devPort, 7233);
     assert.equal(c.databaseUrl, undefined);
     assert.equal(c.followUp.batchSize, 5000);
+  });
+
+  it('never echoes a password: a bad DATABASE_URL is shown with its password replaced', () => {
+    assert.throws(
+      () => loadConfig({ DATABASE_URL: 'postgres://registry:s3cr%40t-pw@db.example.org:99999/registry' }),
+      (err: Error) => err.message.includes('postgres://registry:***@db.example.org') && !err.message.includes('s3cr'),
+    );
+    assert.equal(redactSecrets('a postgres://u:p@h/db and http://x:y@z'), 'a postgres://u:***@h/db and http://x:***@z');
   });
 
   it('treats empty variables as unset', () => {
