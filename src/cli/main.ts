@@ -13,6 +13,7 @@ import { startStack } from '../stack.ts';
 import { refreshDerived } from '../registry/derived.ts';
 import { listQuarantined, retryQuarantined } from '../registry/quarantine.ts';
 import { startAdminServer } from '../http/server.ts';
+import { hashPassword } from '../http/password-hash.ts';
 import { addTaskCommands } from './tasks.ts';
 import { runningDatabaseUrl } from './database.ts';
 import { intOption, printable, shellQuote, stopSignal } from './common.ts';
@@ -261,6 +262,17 @@ export function buildProgram(): Command {
     });
 
   addQuarantineCommands(program);
+  program
+    .command('hash-password')
+    .description('read a password on standard input and print its scrypt hash, for ADMIN_PASSWORD / VIEWER_PASSWORD')
+    .action(async () => {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+      if (password.length < 12) throw new ConfigError(`the password must be at least 12 characters (got ${password.length})`);
+      console.log(hashPassword(password));
+    });
+
   addTaskCommands(program);
   addClusterCommand(program);
   addReplayCheckCommand(program);

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Config } from '../config.ts';
+import { isPasswordHash, parsePasswordHash, verifyPassword } from './password-hash.ts';
 
 export type Role = 'admin' | 'viewer';
 
@@ -56,18 +57,43 @@ export function loadCredentials(config: Config): Credentials {
     }
   }
   if (http.viewerPassword && http.viewerUser === http.adminUser) throw new AuthConfigError(`VIEWER_USER must differ from ADMIN_USER (both are ${JSON.stringify(http.adminUser)})`);
-  const accounts: { user: string; password: string; role: Role }[] = [{ user: http.adminUser, password: adminPassword, role: 'admin' }];
-  if (http.viewerPassword) accounts.push({ user: http.viewerUser, password: http.viewerPassword, role: 'viewer' });
+  const accounts = [account(http.adminUser, adminPassword, 'admin', 'ADMIN_PASSWORD')];
+  if (http.viewerPassword) accounts.push(account(http.viewerUser, http.viewerPassword, 'viewer', 'VIEWER_PASSWORD'));
+  const verified = new Set<string>();
   return {
     generatedPasswordFile,
     check(user, password) {
       // Every account is compared, so the time taken does not tell which user names exist.
       let found: Principal | undefined;
       for (const a of accounts) {
-        const ok = sameSecret(a.user, user) && sameSecret(a.password, password);
-        if (ok) found = { user: a.user, role: a.role };
+        // Both checked whatever the user name: a hash is verified (slowly) for a wrong name too.
+        const userMatches = sameSecret(a.user, user);
+        const passwordMatches = a.matches(password, verified);
+        if (userMatches && passwordMatches) found = { user: a.user, role: a.role };
       }
       return found;
+    },
+  };
+}
+
+/** An account whose password is plain text (compared by digest) or a scrypt hash. */
+function account(user: string, password: string, role: Role, variable: string) {
+  if (!isPasswordHash(password)) return { user, role, matches: (given: string) => sameSecret(password, given) };
+  let parsed: ReturnType<typeof parsePasswordHash>;
+  try {
+    parsed = parsePasswordHash(password);
+  } catch (err) {
+    throw new AuthConfigError(`${variable} looks like a password hash but is not one: ${(err as Error).message}`);
+  }
+  return {
+    user,
+    role,
+    matches(given: string, verified: Set<string>) {
+      const key = digest(`${user}\u0000${given}`).toString('base64');
+      if (verified.has(key)) return true;
+      if (!verifyPassword(parsed, given)) return false;
+      if (verified.size < 1000) verified.add(key);
+      return true;
     },
   };
 }
