@@ -57,11 +57,11 @@ export async function startTestCluster(adminUrl: string, opts: { historyShards?:
     host: url.hostname,
     port: Number(url.port || 5432),
     user: 'temporal_test',
-    password: crypto.randomBytes(12).toString('base64url'),
     databases: { persistence: `temporal_test_${suffix}`, visibility: `temporal_test_${suffix}_visibility` },
   };
   const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
-  await prepareTemporalDatabases({ adminUrl, sqlTool: findGoTool(SQL_TOOL), store, logger });
+  const password = crypto.randomBytes(12).toString('base64url');
+  await prepareTemporalDatabases({ adminUrl, sqlTool: findGoTool(SQL_TOOL), store, password, logger });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'registry-taskmgr-cluster-'));
   const dropDatabases = async () => {
     const admin = new pg.Client({ connectionString: adminUrl });
@@ -70,7 +70,7 @@ export async function startTestCluster(adminUrl: string, opts: { historyShards?:
     await admin.end();
   };
   try {
-    const cluster = await startTemporalCluster({ serverBinary: findGoTool(TEMPORAL_SERVER), dir, ports: await freePorts(), store, historyShards: opts.historyShards ?? 4, namespace: 'default', uiWriteActions: false, logger, connectionsPerStore: 4 });
+    const cluster = await startTemporalCluster({ serverBinary: findGoTool(TEMPORAL_SERVER), dir, ports: await freePorts(), store, password, historyShards: opts.historyShards ?? 4, namespace: 'default', uiWriteActions: false, logger, connectionsPerStore: 4 });
     return {
       ...cluster,
       dir,

@@ -66,10 +66,10 @@ async function runCluster(workerCount: number) {
       host: admin.hostname,
       port: Number(admin.port || 5432),
       user: TEMPORAL_ROLE,
-      password: keptPassword(path.join(clusterDir, 'temporal-db-password')),
       databases: { persistence: 'temporal', visibility: 'temporal_visibility' },
     };
-    await prepareTemporalDatabases({ adminUrl: db.adminUrl, sqlTool: binaries.sqlTool, store, logger });
+    const password = keptPassword(path.join(clusterDir, 'temporal-db-password'));
+    await prepareTemporalDatabases({ adminUrl: db.adminUrl, sqlTool: binaries.sqlTool, store, password, logger });
     const ports = { ...DEFAULT_PORTS, frontend: config.temporal.devPort, frontendHttp: config.temporal.httpPort, ui: config.temporal.uiPort };
     const cluster = await startTemporalCluster({
       serverBinary: binaries.server,
@@ -77,6 +77,7 @@ async function runCluster(workerCount: number) {
       dir: clusterDir,
       ports,
       store,
+      password,
       historyShards: config.temporal.historyShards,
       namespace: config.temporal.namespace,
       uiWriteActions: config.temporal.uiWriteActions,

@@ -46,14 +46,29 @@ export function serverProcesses(ports: ClusterPorts): ServerProcess[] {
   ];
 }
 
+/** Where Temporal's databases are; the password is not here: the config reads it from TEMPORAL_DB_PASSWORD. */
 export interface SqlStore {
   host: string;
   port: number;
   user: string;
-  password: string;
   /** The persistence and the visibility database. */
   databases: { persistence: string; visibility: string };
 }
+
+/** The environment variable every server process reads its database password from. */
+export const DB_PASSWORD_ENV = 'TEMPORAL_DB_PASSWORD';
+
+/** How the processes reach each other: on this machine (loopback) or in containers (compose). */
+export interface ClusterNetwork {
+  /** Listen on loopback only, or on every interface of a container. */
+  bind: 'loopback' | 'all';
+  /** The address other members reach this process at (a template expression in compose). */
+  broadcastAddress: string;
+  /** The host of the frontend, as the other processes name it. */
+  frontendHost: string;
+}
+
+export const LOCAL_NETWORK: ClusterNetwork = { bind: 'loopback', broadcastAddress: '127.0.0.1', frontendHost: '127.0.0.1' };
 
 /** The SQL plugin for PostgreSQL 12 and later (advanced visibility needs it). */
 export const SQL_PLUGIN = 'postgres12';
@@ -75,6 +90,8 @@ export function dynamicConfigYaml(): string {
     .join('');
 }
 
+const PASSWORD_PLACEHOLDER = '@@password@@';
+
 /** Connections each server process may hold per database: 5 processes x 2 databases x 10 stays within PostgreSQL's default 100. */
 export const DEFAULT_CONNECTIONS_PER_STORE = 10;
 
@@ -86,7 +103,7 @@ function datastore(store: SqlStore, databaseName: string, maxConns: number) {
       connectAddr: `${store.host}:${store.port}`,
       connectProtocol: 'tcp',
       user: store.user,
-      password: store.password,
+      password: PASSWORD_PLACEHOLDER,
       maxConns,
       maxIdleConns: Math.max(1, Math.floor(maxConns / 2)),
       maxConnLifetime: '1h',
@@ -94,13 +111,26 @@ function datastore(store: SqlStore, databaseName: string, maxConns: number) {
   };
 }
 
-/** The configuration one server process reads (JSON is YAML): every service's ports, its own used. */
-export function serverConfig(opts: { process: ServerProcess; all: ServerProcess[]; store: SqlStore; historyShards: number; dynamicConfigFile: string; logLevel: string; connectionsPerStore?: number }) {
+export interface ServerConfigOptions {
+  process: ServerProcess;
+  all: ServerProcess[];
+  store: SqlStore;
+  historyShards: number;
+  dynamicConfigFile: string;
+  logLevel: string;
+  network: ClusterNetwork;
+  connectionsPerStore?: number;
+}
+
+/** The configuration one server process reads, as an object: every service's ports, its own used. */
+export function serverConfig(opts: ServerConfigOptions) {
   const maxConns = opts.connectionsPerStore ?? DEFAULT_CONNECTIONS_PER_STORE;
-  const rpc = (p: ServerProcess) => ({ rpc: { grpcPort: p.grpcPort, membershipPort: p.membershipPort, bindOnLocalHost: true, ...(p.httpPort ? { httpPort: p.httpPort } : {}) } });
+  const bind = opts.network.bind === 'loopback' ? { bindOnLocalHost: true } : { bindOnIP: '0.0.0.0' };
+  const rpc = (p: ServerProcess) => ({ rpc: { grpcPort: p.grpcPort, membershipPort: p.membershipPort, ...bind, ...(p.httpPort ? { httpPort: p.httpPort } : {}) } });
   const first = (service: ServiceName) => opts.all.find((p) => p.service === service)!;
   const services = Object.fromEntries((['frontend', 'history', 'matching', 'worker'] as const).map((s) => [s, rpc(s === opts.process.service ? opts.process : first(s))]));
   const frontend = first('frontend');
+  const frontendAt = (port: number | undefined) => `${opts.network.frontendHost}:${port}`;
   return {
     log: { stdout: true, level: opts.logLevel },
     persistence: {
@@ -109,19 +139,30 @@ export function serverConfig(opts: { process: ServerProcess; all: ServerProcess[
       numHistoryShards: opts.historyShards,
       datastores: { default: datastore(opts.store, opts.store.databases.persistence, maxConns), visibility: datastore(opts.store, opts.store.databases.visibility, maxConns) },
     },
-    global: { membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' } },
+    global: { membership: { maxJoinDuration: '30s', broadcastAddress: opts.network.broadcastAddress } },
     services,
     clusterMetadata: {
       enableGlobalNamespace: false,
       failoverVersionIncrement: 10,
       masterClusterName: 'active',
       currentClusterName: 'active',
-      clusterInformation: { active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: `127.0.0.1:${frontend.grpcPort}`, httpAddress: `127.0.0.1:${frontend.httpPort}` } },
+      clusterInformation: { active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: frontendAt(frontend.grpcPort), httpAddress: frontendAt(frontend.httpPort) } },
     },
     dcRedirectionPolicy: { policy: 'noop' },
-    publicClient: { hostPort: `127.0.0.1:${frontend.grpcPort}` },
+    publicClient: { hostPort: frontendAt(frontend.grpcPort) },
     dynamicConfigClient: { filepath: opts.dynamicConfigFile, pollInterval: '10s' },
   };
+}
+
+/**
+ * The file one server process reads: a template the server expands at start (`enable-template`),
+ * so the database password comes from TEMPORAL_DB_PASSWORD and is never written down. The same
+ * template serves `npm run cluster` and docker-compose.yml.
+ */
+export function serverConfigFile(opts: ServerConfigOptions): string {
+  const json = JSON.stringify(serverConfig(opts), null, 2);
+  const templated = json.replaceAll(`"${PASSWORD_PLACEHOLDER}"`, `{{ env "${DB_PASSWORD_ENV}" | toJson }}`);
+  return `# enable-template (Temporal expands this file at start; JSON is YAML)\n${templated}\n`;
 }
 
 /** The Web UI server's configuration: on loopback, write actions as configured. */
@@ -137,4 +178,30 @@ export function uiConfig(opts: { frontendPort: number; uiPort: number; namespace
     notifyOnNewVersion: false,
     auth: { enabled: false },
   };
+}
+
+/**
+ * docker-compose.yml's Temporal: the same processes and template, one container each, reaching
+ * PostgreSQL at `postgresql` and the frontend at `temporal-frontend`. Each container announces the
+ * address `hostname -i` gives it (TEMPORAL_BROADCAST_ADDRESS, set by its command).
+ */
+export const COMPOSE = {
+  network: { bind: 'all', broadcastAddress: '{{ env "TEMPORAL_BROADCAST_ADDRESS" }}', frontendHost: 'temporal-frontend' } as ClusterNetwork,
+  store: { host: 'postgresql', port: 5432, user: 'temporal', databases: { persistence: 'temporal', visibility: 'temporal_visibility' } } as SqlStore,
+  historyShards: 4,
+  /** In the repository, and where the server containers mount it. */
+  configDir: 'docker/temporal/config',
+  mountedAt: '/etc/temporal/config/registry',
+  /** Compose service of each server process. */
+  serviceOf: (p: ServerProcess) => `temporal-${p.name}`,
+};
+
+/** The files under COMPOSE.configDir: one config per server process and the dynamic config. */
+export function composeConfigFiles(): Record<string, string> {
+  const all = serverProcesses(DEFAULT_PORTS);
+  const files: Record<string, string> = { 'dynamicconfig.yaml': dynamicConfigYaml() };
+  for (const p of all) {
+    files[`${p.name}.yaml`] = serverConfigFile({ process: p, all, store: COMPOSE.store, historyShards: COMPOSE.historyShards, dynamicConfigFile: `${COMPOSE.mountedAt}/dynamicconfig.yaml`, logLevel: 'info', network: COMPOSE.network });
+  }
+  return files;
 }

@@ -30,7 +30,7 @@ export function keptPassword(file: string): string {
 }
 
 /** Creates the role and databases if missing (through an admin URL) and migrates both schemas. */
-export async function prepareTemporalDatabases(opts: { adminUrl: string; sqlTool: string; store: SqlStore; logger: Logger }): Promise<void> {
+export async function prepareTemporalDatabases(opts: { adminUrl: string; sqlTool: string; store: SqlStore; password: string; logger: Logger }): Promise<void> {
   const { store } = opts;
   const admin = new pg.Client({ connectionString: opts.adminUrl });
   await admin.connect();
@@ -38,7 +38,7 @@ export async function prepareTemporalDatabases(opts: { adminUrl: string; sqlTool
     const role = admin.escapeIdentifier(store.user);
     const exists = (await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [store.user])).rowCount;
     // DDL takes no parameters: the password goes in as an escaped literal.
-    await admin.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${role} LOGIN PASSWORD ${admin.escapeLiteral(store.password)}`);
+    await admin.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${role} LOGIN PASSWORD ${admin.escapeLiteral(opts.password)}`);
     for (const name of Object.values(store.databases)) {
       if (!(await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount) {
         opts.logger.info({ database: name, owner: store.user }, 'creating a Temporal database');
@@ -51,15 +51,15 @@ export async function prepareTemporalDatabases(opts: { adminUrl: string; sqlTool
   for (const kind of ['persistence', 'visibility'] as const) await migrateSchema(opts, store.databases[kind], SCHEMA_NAMES[kind]);
 }
 
-async function migrateSchema(opts: { sqlTool: string; store: SqlStore; logger: Logger }, database: string, schemaName: string) {
+async function migrateSchema(opts: { sqlTool: string; store: SqlStore; password: string; logger: Logger }, database: string, schemaName: string) {
   const { store } = opts;
   const tool = (...args: string[]) =>
     exec(opts.sqlTool, ['--plugin', SQL_PLUGIN, '--ep', store.host, '--port', String(store.port), '--user', store.user, '--db', database, ...args], {
       // The password by environment, not on a command line other users can read.
-      env: { ...process.env, SQL_PASSWORD: store.password },
+      env: { ...process.env, SQL_PASSWORD: opts.password },
       timeout: 120_000,
     });
-  const db = new pg.Client({ host: store.host, port: store.port, user: store.user, password: store.password, database });
+  const db = new pg.Client({ host: store.host, port: store.port, user: store.user, password: opts.password, database });
   await db.connect();
   const versioned = await db
     .query("SELECT to_regclass('public.schema_version') IS NOT NULL AS present")

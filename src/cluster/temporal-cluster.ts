@@ -11,7 +11,7 @@ import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time.js';
 import type { Logger } from '../log.ts';
 import { SEARCH_ATTRIBUTES } from '../shared.ts';
-import { dynamicConfigYaml, serverConfig, serverProcesses, uiConfig, type ClusterPorts, type SqlStore } from './layout.ts';
+import { DB_PASSWORD_ENV, dynamicConfigYaml, LOCAL_NETWORK, serverConfigFile, serverProcesses, uiConfig, type ClusterPorts, type SqlStore } from './layout.ts';
 import { startProcess, type ManagedProcess } from './processes.ts';
 
 export interface TemporalClusterOptions {
@@ -22,6 +22,8 @@ export interface TemporalClusterOptions {
   dir: string;
   ports: ClusterPorts;
   store: SqlStore;
+  /** The database password: given to the server processes by environment, never written to their config. */
+  password: string;
   historyShards: number;
   namespace: string;
   uiWriteActions: boolean;
@@ -56,14 +58,14 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
   fs.writeFileSync(dynamicConfigFile, dynamicConfigYaml());
   const all = serverProcesses(opts.ports);
   for (const p of all) {
-    const config = serverConfig({ process: p, all, store: opts.store, historyShards: opts.historyShards, dynamicConfigFile, logLevel: opts.logLevel ?? 'warn', connectionsPerStore: opts.connectionsPerStore });
-    // Holds the database password: readable by this user only.
-    fs.writeFileSync(path.join(configDir, `${p.name}.yaml`), JSON.stringify(config, null, 2), { mode: 0o600 });
+    const file = serverConfigFile({ process: p, all, store: opts.store, historyShards: opts.historyShards, dynamicConfigFile, logLevel: opts.logLevel ?? 'warn', network: LOCAL_NETWORK, connectionsPerStore: opts.connectionsPerStore });
+    fs.writeFileSync(path.join(configDir, `${p.name}.yaml`), file);
   }
   const processes = new Map<string, ManagedProcess>();
   const launch = (name: string) => {
     const p = all.find((x) => x.name === name)!;
-    processes.set(name, startProcess(name, opts.serverBinary, ['--root', opts.dir, '--config', 'config', '--env', p.name, '--allow-no-auth', 'start', '--service', p.service], { logDir }));
+    const env = { ...process.env, [DB_PASSWORD_ENV]: opts.password };
+    processes.set(name, startProcess(name, opts.serverBinary, ['--root', opts.dir, '--config', 'config', '--env', p.name, '--allow-no-auth', 'start', '--service', p.service], { logDir, env }));
   };
   const stop = async () => {
     for (const name of ['ui', ...all.map((p) => p.name).reverse()]) await processes.get(name)?.stop();

@@ -1,11 +1,11 @@
 /** The cluster's shape and configuration (src/cluster/layout.ts), as `taskmgr cluster` writes it. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_PORTS, DYNAMIC_CONFIG, dynamicConfigYaml, serverConfig, serverProcesses, SQL_PLUGIN, uiConfig, type SqlStore } from '../../src/cluster/layout.ts';
+import { DEFAULT_PORTS, LOCAL_NETWORK, DYNAMIC_CONFIG, dynamicConfigYaml, serverConfig, serverProcesses, SQL_PLUGIN, uiConfig, type SqlStore } from '../../src/cluster/layout.ts';
 
-const store: SqlStore = { host: '127.0.0.1', port: 5433, user: 'temporal', password: 'pw', databases: { persistence: 'temporal', visibility: 'temporal_visibility' } };
+const store: SqlStore = { host: '127.0.0.1', port: 5433, user: 'temporal', databases: { persistence: 'temporal', visibility: 'temporal_visibility' } };
 const all = serverProcesses(DEFAULT_PORTS);
-const render = (name: string) => serverConfig({ process: all.find((p) => p.name === name)!, all, store, historyShards: 4, dynamicConfigFile: '/x/dynamicconfig.yaml', logLevel: 'warn' });
+const render = (name: string) => serverConfig({ process: all.find((p) => p.name === name)!, all, store, historyShards: 4, dynamicConfigFile: '/x/dynamicconfig.yaml', logLevel: 'warn', network: LOCAL_NETWORK });
 
 describe('the cluster layout', () => {
   it('runs frontend, matching, worker and two history processes, history first, each on its own loopback ports', () => {

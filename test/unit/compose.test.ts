@@ -4,9 +4,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
+import { COMPOSE, composeConfigFiles, DEFAULT_PORTS, dynamicConfigYaml, LOCAL_NETWORK, serverConfig, serverProcesses } from '../../src/cluster/layout.ts';
 
 const root = path.join(import.meta.dirname, '..', '..');
-const compose = parse(fs.readFileSync(path.join(root, 'docker-compose.yml'), 'utf8'));
+// Compose applies YAML merge keys (<<: *temporal-server).
+const compose = parse(fs.readFileSync(path.join(root, 'docker-compose.yml'), 'utf8'), { merge: true });
 const services: Record<string, Record<string, unknown>> = compose.services;
 const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
 
@@ -14,12 +16,15 @@ const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
 function readmeServices(): string[] {
   const section = readme.split(/^## /m).find((s) => s.startsWith('Production'));
   assert.ok(section, 'the README has a "Production" section');
-  return [...section.matchAll(/^- `([a-z-]+)`/gm)].map((m) => m[1]!);
+  // A bullet may name several services before its colon.
+  const bullets = [...section.matchAll(/^- ([^:]+):/gm)].map((m) => m[1]!);
+  return bullets.flatMap((b) => [...b.matchAll(/`([a-z0-9-]+)`/g)].map((m) => m[1]!));
 }
 
 describe('docker-compose.yml', () => {
-  it('parses and has PostgreSQL, Temporal, its search-attribute setup, the Web UI, the worker and the task manager page', () => {
-    assert.deepEqual(Object.keys(services).sort(), ['postgresql', 'task-manager', 'temporal', 'temporal-setup', 'temporal-ui', 'worker']);
+  it('parses and has PostgreSQL, the schema job, the five Temporal server processes of the cluster layout, the setup job, the Web UI, the worker and the page', () => {
+    const servers = serverProcesses(DEFAULT_PORTS).map(COMPOSE.serviceOf);
+    assert.deepEqual(Object.keys(services).sort(), ['postgresql', 'task-manager', 'temporal-schema', 'temporal-setup', 'temporal-ui', 'worker', ...servers].sort());
   });
 
   it('names every service the README mentions, and the README mentions every service', () => {
@@ -27,8 +32,9 @@ describe('docker-compose.yml', () => {
   });
 
   it('gives every long-running service a health check, and waits on them', () => {
-    for (const name of ['postgresql', 'temporal', 'temporal-ui', 'worker', 'task-manager']) assert.ok(services[name]!.healthcheck, `${name} has a healthcheck`);
-    assert.deepEqual(services.temporal!.depends_on, { postgresql: { condition: 'service_healthy' } });
+    for (const name of ['postgresql', 'temporal-frontend', 'temporal-ui', 'worker', 'task-manager']) assert.ok(services[name]!.healthcheck, `${name} has a healthcheck`);
+    assert.deepEqual(services['temporal-schema']!.depends_on, { postgresql: { condition: 'service_healthy' } });
+    assert.deepEqual(services['temporal-history-1']!.depends_on, { 'temporal-schema': { condition: 'service_completed_successfully' } });
     assert.equal((services.worker!.depends_on as Record<string, { condition: string }>)['temporal-setup']!.condition, 'service_completed_successfully');
   });
 
@@ -55,8 +61,45 @@ describe('docker-compose.yml', () => {
     for (const k of SEARCH_ATTRIBUTES) assert.ok(setup.includes(`${k.name}=`), `temporal-setup creates ${k.name}`);
   });
 
-  it('enables update-with-start in the server dynamic config', () => {
-    const dc = parse(fs.readFileSync(path.join(root, 'docker', 'temporal-dynamicconfig', 'registry.yaml'), 'utf8'));
-    assert.equal(dc['frontend.enableExecuteMultiOperation'][0].value, true);
+  it('runs each server process on the committed config rendered from the layout `npm run cluster` uses (npm run render-compose-config)', () => {
+    const files = composeConfigFiles();
+    const dir = path.join(root, COMPOSE.configDir);
+    assert.deepEqual(fs.readdirSync(dir).sort(), Object.keys(files).sort());
+    for (const [name, text] of Object.entries(files)) assert.equal(fs.readFileSync(path.join(dir, name), 'utf8'), text, `${name} is as rendered`);
+    for (const p of serverProcesses(DEFAULT_PORTS)) {
+      const svc = services[COMPOSE.serviceOf(p)]!;
+      assert.match(JSON.stringify(svc.command), new RegExp(`--env ${p.name} .*--service ${p.service}`));
+      assert.ok((svc.volumes as string[]).includes(`./${COMPOSE.configDir}:${COMPOSE.mountedAt}:ro`));
+      assert.ok((svc.environment as Record<string, string>).TEMPORAL_DB_PASSWORD, 'the password comes by environment');
+    }
+  });
+
+  it('agrees with the local cluster: same services, shards, persistence and visibility stores, dynamic config; only addresses differ', () => {
+    const all = serverProcesses(DEFAULT_PORTS);
+    const render = (network: typeof LOCAL_NETWORK, store: typeof COMPOSE.store, p: (typeof all)[number]) =>
+      serverConfig({ process: p, all, store, historyShards: COMPOSE.historyShards, dynamicConfigFile: 'x', logLevel: 'info', network });
+    const local = { ...COMPOSE.store, host: '127.0.0.1', port: 5433 };
+    for (const p of all) {
+      const [a, b] = [render(LOCAL_NETWORK, local, p), render(COMPOSE.network, COMPOSE.store, p)];
+      assert.deepEqual(Object.keys(a.services), Object.keys(b.services));
+      assert.equal(a.persistence.numHistoryShards, b.persistence.numHistoryShards);
+      for (const store of ['default', 'visibility'] as const) {
+        const [x, y] = [a.persistence.datastores[store].sql, b.persistence.datastores[store].sql];
+        assert.deepEqual({ ...x, connectAddr: '' }, { ...y, connectAddr: '' });
+      }
+    }
+    assert.equal(composeConfigFiles()['dynamicconfig.yaml'], dynamicConfigYaml());
+  });
+
+  it('gives Temporal and the registry roles of their own: the registry connects as registry, not as the superuser', () => {
+    const init = fs.readFileSync(path.join(root, 'docker', 'postgres-init', '01-roles.sh'), 'utf8');
+    assert.match(init, /CREATE DATABASE registry OWNER registry/);
+    assert.match(init, /CREATE DATABASE temporal_visibility OWNER temporal/);
+    for (const name of ['worker', 'task-manager']) assert.match((services[name]!.environment as Record<string, string>).DATABASE_URL!, /^postgres:\/\/registry:/);
+    assert.equal((services['temporal-schema']!.environment as Record<string, string>).SQL_USER, 'temporal');
+  });
+
+  it('serves the page with Secure cookies and HSTS (behind a TLS proxy)', () => {
+    assert.equal((services['task-manager']!.environment as Record<string, string>).HTTP_SECURE_COOKIES, 'true');
   });
 });
