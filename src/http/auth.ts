@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Config } from '../config.ts';
+import type { Pool } from '../db/pool.ts';
 import { isPasswordHash, parsePasswordHash, verifyPassword } from './password-hash.ts';
 
 export type Role = 'admin' | 'viewer';
@@ -104,37 +105,39 @@ export interface Session extends Principal {
   expiresAt: number;
 }
 
-/** Server-side sessions (so logout really ends one); a restart logs everyone out. */
+/**
+ * Server-side sessions in PostgreSQL (so logout really ends one, and every replica of the page
+ * knows every session). The cookie value is stored as its digest only.
+ */
 export class SessionStore {
-  private readonly sessions = new Map<string, Session>();
-  constructor(private readonly ttlMs = 8 * 3600_000) {}
+  constructor(
+    private readonly pool: Pool,
+    private readonly ttlMs = 8 * 3600_000,
+  ) {}
 
-  create(p: Principal): Session {
-    this.sweep();
+  async create(p: Principal): Promise<Session> {
+    await this.pool.query('DELETE FROM http_sessions WHERE expires_at < now()');
     const s: Session = { ...p, id: crypto.randomBytes(32).toString('base64url'), csrfToken: crypto.randomBytes(32).toString('base64url'), expiresAt: Date.now() + this.ttlMs };
-    this.sessions.set(s.id, s);
+    await this.pool.query('INSERT INTO http_sessions (id_digest, user_name, role, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)', [sessionDigest(s.id), s.user, s.role, s.csrfToken, new Date(s.expiresAt)]);
     return s;
   }
 
-  get(id: string | undefined): Session | undefined {
+  async get(id: string | undefined): Promise<Session | undefined> {
     if (!id) return undefined;
-    const s = this.sessions.get(id);
-    if (!s || s.expiresAt < Date.now()) {
-      if (s) this.sessions.delete(id);
-      return undefined;
-    }
-    return s;
+    const { rows } = await this.pool.query<{ user_name: string; role: Role; csrf_token: string; expires_at: Date }>(
+      'SELECT user_name, role, csrf_token, expires_at FROM http_sessions WHERE id_digest = $1 AND expires_at > now()',
+      [sessionDigest(id)],
+    );
+    const r = rows[0];
+    return r && { id, user: r.user_name, role: r.role, csrfToken: r.csrf_token, expiresAt: r.expires_at.getTime() };
   }
 
-  delete(id: string | undefined): void {
-    if (id) this.sessions.delete(id);
-  }
-
-  private sweep() {
-    const now = Date.now();
-    for (const [id, s] of this.sessions) if (s.expiresAt < now) this.sessions.delete(id);
+  async delete(id: string | undefined): Promise<void> {
+    if (id) await this.pool.query('DELETE FROM http_sessions WHERE id_digest = $1', [sessionDigest(id)]);
   }
 }
+
+const sessionDigest = (id: string) => digest(id).toString('base64url');
 
 /** Constant-time comparison of a submitted CSRF token with the session's. */
 export function csrfMatches(session: Session, submitted: unknown): boolean {

@@ -60,7 +60,7 @@ export interface AdminServer {
 /** Builds the server (routes, auth, errors) without listening: tests call app.inject on it. */
 export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: FastifyInstance; credentials: Credentials }> {
   const credentials = loadCredentials(deps.config);
-  const sessions = new SessionStore();
+  const sessions = new SessionStore(deps.pool);
   const attempts = new FailedAttempts();
   const secure = deps.config.http.secureCookies;
   const cookieName = secure ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
@@ -125,7 +125,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
       req.basic = true;
       return;
     }
-    const session = sessions.get(req.cookies[cookieName]);
+    const session = await sessions.get(req.cookies[cookieName]);
     if (session) {
       req.session = session;
       req.principal = { user: session.user, role: session.role };
@@ -151,14 +151,14 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
     const body = (req.body ?? {}) as { user?: unknown; password?: unknown };
     if (typeof body.user !== 'string' || typeof body.password !== 'string') throw new HttpError(400, 'user and password must be strings', { field: typeof body.user !== 'string' ? 'user' : 'password' });
     const p = signIn(req, body.user, body.password, 'login');
-    sessions.delete(req.cookies[cookieName]);
-    const s = sessions.create(p);
+    await sessions.delete(req.cookies[cookieName]);
+    const s = await sessions.create(p);
     setSessionCookie(reply, s.id);
     return { user: s.user, role: s.role, csrfToken: s.csrfToken };
   });
 
   app.post('/api/logout', async (req, reply) => {
-    sessions.delete(req.cookies[cookieName]);
+    await sessions.delete(req.cookies[cookieName]);
     setSessionCookie(reply, '', 0);
     return { ok: true };
   });

@@ -19,6 +19,7 @@ describe('the admin HTTP API against credential guessing', () => {
   let db: TestDatabase;
   let registry: RegistryClient;
   let server: AdminServer;
+  let replica: AdminServer;
   const logLines: string[] = [];
 
   before(async () => {
@@ -35,9 +36,12 @@ describe('the admin HTTP API against credential guessing', () => {
       },
     });
     server = await startAdminServer({ config, pool: db.pool, tasks, registry, logger: pino({ level: 'info' }, sink) });
+    // A second `taskmgr serve` behind the same address: its own process memory, the same database.
+    replica = await startAdminServer({ config, pool: db.pool, tasks, registry, logger: pino({ level: 'silent' }) });
   });
   after(async () => {
     await server?.close();
+    await replica?.close();
     await registry?.close();
     await db?.drop();
   });
@@ -75,5 +79,20 @@ describe('the admin HTTP API against credential guessing', () => {
     assert.match(res.headers.get('strict-transport-security')!, /max-age=\d+/);
     const session = await fetch(`${server.url}/api/session`, { headers: { cookie: cookie.split(';')[0]!, 'x-forwarded-for': '198.51.100.8' } });
     assert.equal(session.status, 200);
+  });
+
+  it('a session made on one replica works on another, and logging out on one ends it on both', async () => {
+    const res = await login(ADMIN.password, '198.51.100.9');
+    const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
+    const { csrfToken } = (await res.json()) as { csrfToken: string };
+    const on = (srv: AdminServer, p: string, init: RequestInit = {}) => fetch(`${srv.url}${p}`, { ...init, headers: { cookie, 'x-forwarded-for': '198.51.100.9', ...(init.headers as Record<string, string>) } });
+    assert.equal((await on(replica, '/api/session')).status, 200);
+    // A change past the guard (signed in, admin, CSRF token right) reaches the route: 404, no such task.
+    const change = await on(replica, '/api/tasks/task%3Anone/cancel', { method: 'POST', headers: { 'x-csrf-token': csrfToken } });
+    assert.equal(change.status, 404, await change.text());
+    const stored = await db.pool.query<{ id_digest: string }>('SELECT id_digest FROM http_sessions');
+    assert.ok(stored.rows.every((r) => !cookie.includes(r.id_digest)), 'the table holds digests, not cookie values');
+    assert.equal((await on(replica, '/api/logout', { method: 'POST' })).status, 200);
+    assert.equal((await on(server, '/api/session')).status, 401);
   });
 });
