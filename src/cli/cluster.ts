@@ -15,7 +15,7 @@ import { createLogger, type Logger } from '../log.ts';
 import { isRegistryEmpty, seedRegistry } from '../registry/seed.ts';
 import { DEFAULT_PORTS, type SqlStore } from '../cluster/layout.ts';
 import { startProcess, type ManagedProcess } from '../cluster/processes.ts';
-import { keptPassword, prepareTemporalDatabases, TEMPORAL_ROLE } from '../cluster/schema.ts';
+import { ensureRegistryRole, keptPassword, prepareTemporalDatabases, REGISTRY_ROLE, TEMPORAL_ROLE } from '../cluster/schema.ts';
 import { startTemporalCluster } from '../cluster/temporal-cluster.ts';
 import { intOption, stopSignal } from './common.ts';
 
@@ -29,8 +29,12 @@ export function addClusterCommand(program: Command) {
     .action(async (opts: { workers: number }) => runCluster(opts.workers));
 }
 
-/** The registry's database, and an admin URL on the same server for Temporal's role and databases. */
-async function registryDatabase(config: Config, logger: Logger, stops: (() => Promise<void>)[]) {
+/**
+ * The registry's database, and an admin URL on the same server for the roles and Temporal's
+ * databases. On the embedded PostgreSQL the registry connects as a role of its own, not as the
+ * superuser; with DATABASE_URL the operator chose the role.
+ */
+async function registryDatabase(config: Config, logger: Logger, stops: (() => Promise<void>)[], clusterDir: string) {
   if (config.databaseUrl) {
     const admin = new URL(config.databaseUrl);
     admin.pathname = '/postgres';
@@ -39,8 +43,14 @@ async function registryDatabase(config: Config, logger: Logger, stops: (() => Pr
   const db = await startEmbeddedPostgres({ dir: path.join(config.dataDir, 'pg'), port: config.embeddedPgPort, logger });
   stops.push(() => db.stop());
   const admin = new URL(db.url);
+  const database = admin.pathname.slice(1);
+  const password = keptPassword(path.join(clusterDir, 'registry-db-password'));
+  await ensureRegistryRole(db.url, database, password);
+  const url = new URL(db.url);
+  url.username = REGISTRY_ROLE;
+  url.password = password; // base64url: nothing to escape
   admin.pathname = '/postgres';
-  return { url: db.url, adminUrl: admin.toString(), embedded: true };
+  return { url: url.toString(), adminUrl: admin.toString(), embedded: true };
 }
 
 async function runCluster(workerCount: number) {
@@ -55,7 +65,7 @@ async function runCluster(workerCount: number) {
   const clusterDir = path.join(config.dataDir, 'cluster');
   try {
     const binaries = { server: findGoTool(TEMPORAL_SERVER, { config }), sqlTool: findGoTool(SQL_TOOL, { config }), ui: findGoTool(UI_SERVER, { config }) };
-    const db = await registryDatabase(config, logger, stops);
+    const db = await registryDatabase(config, logger, stops, clusterDir);
     await migrate(db.url, logger);
     const pool = createPool(db.url, { logger });
     if (await isRegistryEmpty(pool)) await seedRegistry(pool, { records: config.seed.records, dataSources: config.seed.dataSources }, logger);
@@ -104,7 +114,7 @@ async function runCluster(workerCount: number) {
         `  Temporal UI:  ${cluster.uiUrl}/namespaces/${config.temporal.namespace}/workflows`,
         `  Workers:      ${workerCount} processes (pids ${workers.map((w) => w.child.pid).join(', ')})`,
         `  Task manager: ${pageUrl}/  (user ${config.http.adminUser}, password ${config.http.adminPassword ? 'from ADMIN_PASSWORD' : `in ${path.join(config.dataDir, 'admin-password')}`})`,
-        `  PostgreSQL:   ${db.embedded ? `embedded on 127.0.0.1:${config.embeddedPgPort}, data in ${path.join(config.dataDir, 'pg')}` : 'DATABASE_URL'}; Temporal's databases temporal, temporal_visibility (role ${TEMPORAL_ROLE})`,
+        `  PostgreSQL:   ${db.embedded ? `embedded on 127.0.0.1:${config.embeddedPgPort}, data in ${path.join(config.dataDir, 'pg')}; the registry connects as role ${REGISTRY_ROLE}` : 'DATABASE_URL'}; Temporal's databases temporal, temporal_visibility (role ${TEMPORAL_ROLE})`,
         '',
         'Ctrl-C stops everything in order; the next start reuses the data.',
       ].join('\n'),

@@ -74,3 +74,49 @@ async function migrateSchema(opts: { sqlTool: string; store: SqlStore; password:
   }
   opts.logger.info({ database, schema: schemaName }, 'Temporal schema up to date');
 }
+
+export const REGISTRY_ROLE = 'registry_app';
+
+/**
+ * The registry's own role on a PostgreSQL it administers (the embedded one, whose superuser is
+ * the one `npm start` uses): LOGIN only, owning the registry database and every object in it, so
+ * workers and the page never connect as a superuser. Safe to run at every start.
+ */
+export async function ensureRegistryRole(adminUrl: string, database: string, password: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    const role = admin.escapeIdentifier(REGISTRY_ROLE);
+    const exists = (await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [REGISTRY_ROLE])).rowCount;
+    await admin.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${admin.escapeLiteral(password)}`);
+    await admin.query(`ALTER DATABASE ${admin.escapeIdentifier(database)} OWNER TO ${role}`);
+  } finally {
+    await admin.end();
+  }
+  // Objects made before (by `npm start`, as the superuser) change hands too.
+  const url = new URL(adminUrl);
+  url.pathname = `/${database}`;
+  const db = new pg.Client({ connectionString: url.toString() });
+  await db.connect();
+  try {
+    await db.query(`DO $$
+      DECLARE r record;
+      BEGIN
+        EXECUTE format('ALTER SCHEMA public OWNER TO %I', '${REGISTRY_ROLE}');
+        FOR r IN SELECT c.oid::regclass AS name, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+                    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i') AND c.relkind = 'S') LOOP
+          EXECUTE format('ALTER %s %s OWNER TO %I', CASE r.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.name, '${REGISTRY_ROLE}');
+        END LOOP;
+        FOR r IN SELECT p.oid::regprocedure AS name, p.prokind FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' LOOP
+          EXECUTE format('ALTER %s %s OWNER TO %I', CASE r.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, r.name, '${REGISTRY_ROLE}');
+        END LOOP;
+        FOR r IN SELECT t.oid::regtype AS name FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+                  WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd', 'c') AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c') LOOP
+          EXECUTE format('ALTER TYPE %s OWNER TO %I', r.name, '${REGISTRY_ROLE}');
+        END LOOP;
+      END $$`);
+  } finally {
+    await db.end();
+  }
+}
