@@ -5,6 +5,7 @@ import type { TaskClient } from '../client/tasks.ts';
 import { TASK_STATUSES, type TaskStatus } from '../shared.ts';
 import { parseDuration } from '../taskmgr/duration.ts';
 import { HttpError, parseOr400 } from './errors.ts';
+import { SharedAnswers } from './shared-answers.ts';
 
 type Guard = (need: 'read' | 'act') => (req: FastifyRequest) => Promise<void>;
 
@@ -46,11 +47,17 @@ export function registerTaskRoutes(app: FastifyInstance, deps: { tasks: TaskClie
   const uiLink = (taskId: string) =>
     deps.temporalUiUrl ? `${deps.temporalUiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(tasks.client.options.namespace)}/workflows/${encodeURIComponent(taskId)}` : undefined;
 
+  const lists = new SharedAnswers<Awaited<ReturnType<TaskClient['listTasks']>>>();
+  // Any change through this server: lists show it at the next refresh.
+  app.addHook('onResponse', async (req) => {
+    if (req.method !== 'GET' && req.url.startsWith('/api/')) lists.clear();
+  });
+
   app.get('/api/methods', { onRequest: guard('read') }, async () => tasks.availableTasks());
 
   app.get('/api/tasks', { onRequest: guard('read') }, async (req) => {
     const q = parseOr400(listQuery, req.query);
-    return tasks.listTasks({
+    return lists.get(JSON.stringify(q), () => tasks.listTasks({
       status: q.status,
       method: q.method,
       dataSourceKey: q.dataSource,
@@ -60,7 +67,7 @@ export function registerTaskRoutes(app: FastifyInstance, deps: { tasks: TaskClie
       to: q.to,
       pageSize: q.pageSize ?? 25,
       pageToken: q.pageToken,
-    });
+    }));
   });
 
   app.post('/api/tasks', { onRequest: guard('act') }, async (req, reply) => {
