@@ -25,6 +25,10 @@ export function createPool(connectionString: string, opts: { max?: number; logge
 /** Runs fn in a transaction: COMMIT on success, ROLLBACK on any error. */
 export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  // A connection lost mid-transaction also reaches the pending query; without a listener the
+  // client's 'error' event would be thrown as an uncaught exception and end the process.
+  const lost = () => undefined;
+  client.on('error', lost);
   let result: T;
   try {
     await client.query('BEGIN');
@@ -34,9 +38,11 @@ export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) =>
     await client.query('ROLLBACK').catch(() => undefined);
     // A connection that broke (no SQLSTATE, or a connection/shutdown class) is dropped, not reused.
     const code = (err as { code?: string }).code;
+    client.off('error', lost);
     client.release(!code || /^(08|57)/.test(code) ? (err as Error) : undefined);
     throw err;
   }
+  client.off('error', lost);
   client.release();
   return result;
 }
