@@ -32,6 +32,8 @@ export interface ModelTask {
   gone: boolean;
   /** Holds the WAITING slot of (method, data source). */
   claimed: boolean;
+  /** Runs a recurring task has finished: WAITING before its first run and between two runs look alike otherwise. */
+  runs: number;
 }
 
 /** What an add did: a new task (its index), a merge into an existing one, or a refusal. */
@@ -53,9 +55,9 @@ export class TaskModel {
     if (!a.recur) {
       const holder = this.tasks.findIndex((t) => t.claimed && t.method === a.method && t.ds === a.ds);
       if (holder >= 0 && this.covers(this.tasks[holder]!, a, now)) return { mergedInto: holder };
-      this.tasks.push({ ...a, status: 'WAITING', gone: false, claimed: holder < 0 });
+      this.tasks.push({ ...a, status: 'WAITING', gone: false, claimed: holder < 0, runs: 0 });
     } else {
-      this.tasks.push({ ...a, status: 'WAITING', gone: false, claimed: false });
+      this.tasks.push({ ...a, status: 'WAITING', gone: false, claimed: false, runs: 0 });
     }
     this.settle();
     return { created: this.tasks.length - 1 };
@@ -121,6 +123,7 @@ export class TaskModel {
         } else if (!t.far && (!p || p.status === 'COMPLETED')) {
           // A recurring task runs, then waits for its next run (an hour on).
           if (t.recur) {
+            t.runs++;
             t.far = true;
             t.at = Date.now() + HOUR;
           }
