@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import net from 'node:net';
+import { freePort as freeLoopbackPort } from '../src/dev/temporal-dev-server.ts';
 import { findGoTool, SQL_TOOL, TEMPORAL_SERVER } from '../src/dev/go-tools.ts';
 import { prepareTemporalDatabases } from '../src/cluster/schema.ts';
 import { startTemporalCluster, type TemporalCluster } from '../src/cluster/temporal-cluster.ts';
@@ -19,21 +19,8 @@ export interface TestCluster extends TemporalCluster {
   dir: string;
 }
 
-/**
- * A free loopback port below 32768: the server keeps membership ports in a smallint column, so the
- * OS's ephemeral ports (32768 and up) fail with "out of range for type smallint".
- */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = 20_000 + crypto.randomInt(12_000);
-    const free = await new Promise<boolean>((resolve) => {
-      const srv = net.createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-}
+/** Membership ports must fit a smallint (see freePort). */
+const freePort = () => freeLoopbackPort('127.0.0.1', { from: 20_000, to: 32_000 });
 
 async function freePorts(): Promise<ClusterPorts> {
   const pair = async (): Promise<[number, number]> => [await freePort(), await freePort()];

@@ -14,10 +14,11 @@ import { findGoTool, SQL_TOOL, TEMPORAL_SERVER, UI_SERVER } from '../dev/go-tool
 import { createLogger, type Logger } from '../log.ts';
 import { isRegistryEmpty, seedRegistry } from '../registry/seed.ts';
 import { DEFAULT_PORTS, type SqlStore } from '../cluster/layout.ts';
-import { startProcess, type ManagedProcess } from '../cluster/processes.ts';
-import { ensureRegistryRole, keptPassword, prepareTemporalDatabases, REGISTRY_ROLE, TEMPORAL_ROLE } from '../cluster/schema.ts';
+import { startProcess, untilHttpOk, type ManagedProcess } from '../cluster/processes.ts';
+import { ensureRegistryRole, prepareTemporalDatabases, REGISTRY_ROLE, TEMPORAL_ROLE } from '../cluster/schema.ts';
 import { startTemporalCluster } from '../cluster/temporal-cluster.ts';
 import { intOption, stopSignal } from './common.ts';
+import { keptSecret } from '../kept-secret.ts';
 
 const TASKMGR_BIN = path.join(PROJECT_ROOT, 'bin', 'taskmgr.js');
 
@@ -44,7 +45,7 @@ async function registryDatabase(config: Config, logger: Logger, stops: (() => Pr
   stops.push(() => db.stop());
   const admin = new URL(db.url);
   const database = admin.pathname.slice(1);
-  const password = keptPassword(path.join(clusterDir, 'registry-db-password'));
+  const password = keptSecret(path.join(clusterDir, 'registry-db-password'));
   await ensureRegistryRole(db.url, database, password);
   const url = new URL(db.url);
   url.username = REGISTRY_ROLE;
@@ -78,7 +79,7 @@ async function runCluster(workerCount: number) {
       user: TEMPORAL_ROLE,
       databases: { persistence: 'temporal', visibility: 'temporal_visibility' },
     };
-    const password = keptPassword(path.join(clusterDir, 'temporal-db-password'));
+    const password = keptSecret(path.join(clusterDir, 'temporal-db-password'));
     await prepareTemporalDatabases({ adminUrl: db.adminUrl, sqlTool: binaries.sqlTool, store, password, logger });
     const ports = { ...DEFAULT_PORTS, frontend: config.temporal.devPort, frontendHttp: config.temporal.httpPort, ui: config.temporal.uiPort };
     const cluster = await startTemporalCluster({
@@ -103,7 +104,7 @@ async function runCluster(workerCount: number) {
     const server = startProcess('taskmgr-serve', process.execPath, [TASKMGR_BIN, 'serve'], { logDir, env });
     stops.push(() => server.stop());
     const pageUrl = `http://${config.http.host}:${config.http.port}`;
-    await untilHealthy(`${pageUrl}/api/health`, server);
+    await untilHttpOk(`${pageUrl}/api/health`, server, 60_000);
 
     console.log(
       [
@@ -126,15 +127,5 @@ async function runCluster(workerCount: number) {
   } finally {
     await stopAll();
     logger.info('stopped');
-  }
-}
-
-async function untilHealthy(url: string, server: ManagedProcess) {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (!server.running()) throw new Error(`taskmgr serve exited (log ${server.logFile}):\n${server.tail()}`);
-    if (await fetch(url).then((r) => r.ok, () => false)) return;
-    if (Date.now() > deadline) throw new Error(`taskmgr serve did not answer on ${url} within 60 s (log ${server.logFile})`);
-    await new Promise((r) => setTimeout(r, 300));
   }
 }

@@ -43,3 +43,14 @@ export function startProcess(name: string, command: string, args: string[], opts
     },
   };
 }
+
+/** Waits until `url` answers 2xx, failing at once (with its log's tail) if `process` exits first. */
+export async function untilHttpOk(url: string, process: ManagedProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!process.running()) throw new Error(`${process.name} exited before answering on ${url} (log ${process.logFile}):\n${process.tail()}`);
+    if (await fetch(url).then((r) => r.ok, () => false)) return;
+    if (Date.now() > deadline) throw new Error(`${process.name} did not answer on ${url} within ${timeoutMs / 1000} s (log ${process.logFile})`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}

@@ -5,9 +5,6 @@
  * existing database is only brought up to the tool's latest schema version.
  */
 import { execFile } from 'node:child_process';
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import type { Logger } from '../log.ts';
@@ -19,15 +16,6 @@ export const TEMPORAL_ROLE = 'temporal';
 
 /** The embedded schema names temporal-sql-tool knows for PostgreSQL 12+. */
 const SCHEMA_NAMES = { persistence: 'postgresql/v12/temporal', visibility: 'postgresql/v12/visibility' } as const;
-
-/** A password made once and kept beside the data (mode 600). */
-export function keptPassword(file: string): string {
-  if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const password = crypto.randomBytes(18).toString('base64url');
-  fs.writeFileSync(file, `${password}\n`, { mode: 0o600 });
-  return password;
-}
 
 /** Creates the role and databases if missing (through an admin URL) and migrates both schemas. */
 export async function prepareTemporalDatabases(opts: { adminUrl: string; sqlTool: string; store: SqlStore; password: string; logger: Logger }): Promise<void> {

@@ -12,7 +12,7 @@ import { msToTs } from '@temporalio/common/lib/time.js';
 import type { Logger } from '../log.ts';
 import { SEARCH_ATTRIBUTES } from '../shared.ts';
 import { DB_PASSWORD_ENV, dynamicConfigYaml, LOCAL_NETWORK, serverConfigFile, serverProcesses, uiConfig, type ClusterPorts, type SqlStore } from './layout.ts';
-import { startProcess, type ManagedProcess } from './processes.ts';
+import { startProcess, untilHttpOk, type ManagedProcess } from './processes.ts';
 
 export interface TemporalClusterOptions {
   serverBinary: string;
@@ -86,7 +86,7 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
       fs.writeFileSync(path.join(uiRoot, 'config', 'cluster.yaml'), JSON.stringify(ui, null, 2));
       processes.set('ui', startProcess('ui', opts.uiServerBinary, ['--root', uiRoot, '--config', 'config', '--env', 'cluster', 'start'], { logDir }));
       uiUrl = `http://127.0.0.1:${opts.ports.ui}`;
-      await untilHttp(uiUrl, processes.get('ui')!, 30_000);
+      await untilHttpOk(uiUrl, processes.get('ui')!, 30_000);
     }
     return {
       address,
@@ -170,15 +170,5 @@ async function ensureNamespace(address: string, namespace: string, logger: Logge
     }
   } finally {
     await connection.close();
-  }
-}
-
-async function untilHttp(url: string, process: ManagedProcess, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (!process.running()) throw new Error(`the Temporal Web UI server exited (log ${process.logFile}):\n${process.tail()}`);
-    if (await fetch(url).then((r) => r.ok, () => false)) return;
-    if (Date.now() > deadline) throw new Error(`the Temporal Web UI did not answer on ${url} within ${timeoutMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, 300));
   }
 }

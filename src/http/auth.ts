@@ -5,10 +5,10 @@
  * SHA-256 digests with timingSafeEqual, so neither their content nor their length leaks through timing.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Config } from '../config.ts';
+import { keptSecret } from '../kept-secret.ts';
 import type { Pool } from '../db/pool.ts';
 import { isPasswordHash, parsePasswordHash, verifyPassword } from './password-hash.ts';
 
@@ -49,13 +49,7 @@ export function loadCredentials(config: Config): Credentials {
       throw new AuthConfigError(`HTTP_HOST=${http.host} is not a loopback address: set ADMIN_PASSWORD (and optionally VIEWER_PASSWORD) before listening on it`);
     }
     generatedPasswordFile = path.join(config.dataDir, 'admin-password');
-    if (fs.existsSync(generatedPasswordFile)) {
-      adminPassword = fs.readFileSync(generatedPasswordFile, 'utf8').trim();
-    } else {
-      adminPassword = crypto.randomBytes(18).toString('base64url');
-      fs.mkdirSync(config.dataDir, { recursive: true });
-      fs.writeFileSync(generatedPasswordFile, `${adminPassword}\n`, { mode: 0o600 });
-    }
+    adminPassword = keptSecret(generatedPasswordFile);
   }
   if (http.viewerPassword && http.viewerUser === http.adminUser) throw new AuthConfigError(`VIEWER_USER must differ from ADMIN_USER (both are ${JSON.stringify(http.adminUser)})`);
   const accounts = [account(http.adminUser, adminPassword, 'admin', 'ADMIN_PASSWORD')];
