@@ -1,18 +1,16 @@
 /**
- * `npm run bench [-- --quick]`: builds its own registries with the generator and measures, side by
+ * `npm run bench [-- --quick] [--cluster]`: builds its own registries with the generator and measures, side by
  * side in one run on this machine, what registry users feel: how fast their operation answers and
  * how soon everything derived from it is right again. Prints a table and writes the figures to
  * bench/results/. No figure here is asserted anywhere: the machine is shared and noisy, so what
  * counts are the ratios measured in the same run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { RegistryClient } from '../src/client/registry.ts';
 import { TaskClient } from '../src/client/tasks.ts';
@@ -20,13 +18,15 @@ import { createPool, withTransaction, type Pool } from '../src/db/pool.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { findTemporalCli } from '../src/dev/temporal-cli.ts';
 import { startDevServer, type DevServer } from '../src/dev/temporal-dev-server.ts';
-import { startEmbeddedPostgres } from '../src/dev/embedded-postgres.ts';
 import { recheckQuality, regenerateCache, reindexRecords } from '../src/registry/derived.ts';
 import { completeOperation, deleteRecordAndPlanFollowUp, deleteRecordRows, followUpBatch, relatedTo } from '../src/registry/operations.ts';
 import { rebuildDerived, seedRegistry } from '../src/registry/seed.ts';
 import { bareDeleteSql } from './activities.ts';
+import { database, inPool, ms, pct, peakRss, r1, r2, staleRecords, startWorker } from './common.ts';
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, cluster: { type: 'boolean', default: false } } });
+// `--cluster`: the scale-out benchmark (bench/cluster.ts) instead; it exits when done.
+if (args.cluster) await import('./cluster.ts');
 /** `--only 2,3` runs those scenarios alone (while tuning one); the default is all. */
 const ONLY = new Set((args.only ?? '1,2,3,4').split(',').map(Number));
 const QUICK = args.quick;
@@ -37,65 +37,6 @@ const FOLLOW_UP = { batchSize: Number(process.env.BENCH_BATCH ?? 5000), concurre
 const TASK_QUEUE = 'bench-registry';
 const BENCH_QUEUE = 'bench-baselines';
 const ROOT = path.join(import.meta.dirname, '..');
-
-// ---------- helpers ----------
-const ms = (t0: number) => performance.now() - t0;
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
-const r1 = (x: number) => Math.round(x * 10) / 10;
-const r2 = (x: number) => Math.round(x * 100) / 100;
-async function inPool<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  }));
-  return out;
-}
-
-/** Peak resident memory of a process while `fn` runs (sampled every 100 ms from /proc). */
-async function peakRss<T>(pids: Record<string, number | undefined>, fn: () => Promise<T>): Promise<{ result: T; peakMb: Record<string, number> }> {
-  const peak: Record<string, number> = {};
-  const sample = () => {
-    for (const [name, pid] of Object.entries(pids)) {
-      if (!pid) continue;
-      try {
-        const kb = Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-        peak[name] = Math.max(peak[name] ?? 0, Math.round(kb / 1024));
-      } catch {
-        // exited
-      }
-    }
-  };
-  const timer = setInterval(sample, 100);
-  sample();
-  try {
-    const result = await fn();
-    sample();
-    return { result, peakMb: peak };
-  } finally {
-    clearInterval(timer);
-  }
-}
-
-/** Records whose derived state differs from a full recomputation, over one data source prefix (0: all right). */
-async function staleRecords(pool: Pool, dsPrefix: string): Promise<number> {
-  const ids = (await pool.query<{ id: number }>('SELECT ro.id FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key LIKE $1', [`${dsPrefix}%`])).rows.map((r) => Number(r.id));
-  // Recompute in a transaction that is rolled back: look, do not touch.
-  const tx = await pool.connect();
-  try {
-    await tx.query('BEGIN');
-    return (await recheckQuality(tx, ids)).changed + (await reindexRecords(tx, ids)).changed + (await regenerateCache(tx, ids)).changed;
-  } finally {
-    await tx.query('ROLLBACK');
-    tx.release();
-  }
-}
 
 /** The same follow-up the workflows run, called inline: what a synchronous registry would make its users wait for. */
 async function inlineFollowUp(pool: Pool, opId: string, batches: number) {
@@ -136,55 +77,6 @@ async function addHubs(pool: Pool, dsPrefix: string, count: number, size: number
   const ids = (await pool.query<{ id: number }>('SELECT ro.id FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key LIKE $1', [`${dsPrefix}%`])).rows.map((r) => Number(r.id));
   await rebuildDerived(pool, ids);
   return keys;
-}
-
-// ---------- set-up ----------
-async function database(): Promise<{ url: string; stop(): Promise<void> }> {
-  const admin = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const name = `bench_${Date.now()}`;
-  let adminUrl = admin;
-  let embedded: Awaited<ReturnType<typeof startEmbeddedPostgres>> | undefined;
-  const probe = new pg.Client({ connectionString: admin, connectionTimeoutMillis: 3000 });
-  try {
-    await probe.connect();
-  } catch {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'registry-taskmgr-bench-pg-'));
-    fs.chmodSync(dir, 0o777);
-    embedded = await startEmbeddedPostgres({ dir: path.join(dir, 'data'), port: 5499 });
-    adminUrl = embedded.url;
-  } finally {
-    await probe.end().catch(() => undefined);
-  }
-  const c = new pg.Client({ connectionString: adminUrl });
-  await c.connect();
-  await c.query(`CREATE DATABASE ${name}`);
-  await c.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async stop() {
-      const d = new pg.Client({ connectionString: adminUrl });
-      await d.connect();
-      await d.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await d.end();
-      await embedded?.stop();
-    },
-  };
-}
-
-function startWorker(env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'worker.ts')], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const onData = (b: Buffer) => {
-      out += b.toString();
-      if (out.includes('worker ready')) resolve(child);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`bench worker exited (${code}):\n${out}`)));
-  });
 }
 
 // ---------- main ----------

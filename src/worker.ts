@@ -6,7 +6,7 @@ import { createActivities } from './activities/index.ts';
 import { loadTasks, type LoadedTasks } from './taskmgr/discovery.ts';
 import type { Config } from './config.ts';
 import { taskRunQueue } from './shared.ts';
-import { temporalTarget, tlsProblem, TemporalUnreachableError } from './client/connection.ts';
+import { credentialsRefused, temporalTarget, tlsProblem, TemporalUnreachableError } from './client/connection.ts';
 import type { Pool } from './db/pool.ts';
 import type { Logger } from './log.ts';
 
@@ -40,6 +40,9 @@ export async function withConnectRetry<T>(label: string, fn: () => Promise<T>, l
       // A certificate problem is configuration, not an outage: waiting would hide it.
       const problem = tlsProblem(err);
       if (problem) throw new TemporalUnreachableError(`TLS with ${label} failed: ${problem}`);
+      // So is a refused token.
+      const refused = credentialsRefused(err, label.replace(/^Temporal at /, ''));
+      if (refused) throw refused;
       logger.warn({ err: (err as Error).message, retryInMs: delay }, `${label} unreachable; retrying`);
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 30_000);

@@ -11,12 +11,15 @@ import pg from 'pg';
 import { freePort as freeLoopbackPort } from '../src/dev/temporal-dev-server.ts';
 import { findGoTool, SQL_TOOL, TEMPORAL_SERVER } from '../src/dev/go-tools.ts';
 import { prepareTemporalDatabases } from '../src/cluster/schema.ts';
+import { prepareClusterAuth, serveJwks, TLS_SERVER_NAME, type ClusterAuthFiles } from '../src/cluster/auth.ts';
 import { startTemporalCluster, type TemporalCluster } from '../src/cluster/temporal-cluster.ts';
 import type { ClusterPorts, SqlStore } from '../src/cluster/layout.ts';
 import { createLogger } from '../src/log.ts';
 
 export interface TestCluster extends TemporalCluster {
   dir: string;
+  /** A secured cluster's CA, signing key and JWKS (see src/cluster/auth.ts). */
+  auth?: ClusterAuthFiles;
 }
 
 /** Membership ports must fit a smallint (see freePort). */
@@ -28,7 +31,7 @@ async function freePorts(): Promise<ClusterPorts> {
     frontend: await freePort(),
     frontendHttp: await freePort(),
     ui: await freePort(),
-    internal: { history1: await pair(), history2: await pair(), matching: await pair(), worker: await pair(), frontendMembership: await freePort() },
+    internal: { history1: await pair(), history2: await pair(), matching: await pair(), worker: await pair(), frontendMembership: await freePort(), internalFrontend: await pair() },
   };
 }
 
@@ -37,7 +40,7 @@ async function freePorts(): Promise<ClusterPorts> {
  * connections per process and database: two test clusters and the tests' own pools share one
  * PostgreSQL of 100 connections.
  */
-export async function startTestCluster(adminUrl: string, opts: { historyShards?: number } = {}): Promise<TestCluster> {
+export async function startTestCluster(adminUrl: string, opts: { historyShards?: number; secured?: boolean } = {}): Promise<TestCluster> {
   const suffix = crypto.randomBytes(4).toString('hex');
   const url = new URL(adminUrl);
   const store: SqlStore = {
@@ -56,18 +59,26 @@ export async function startTestCluster(adminUrl: string, opts: { historyShards?:
     for (const name of Object.values(store.databases)) await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(name)} WITH (FORCE)`);
     await admin.end();
   };
+  let jwks: Awaited<ReturnType<typeof serveJwks>> | undefined;
   try {
-    const cluster = await startTemporalCluster({ serverBinary: findGoTool(TEMPORAL_SERVER), dir, ports: await freePorts(), store, password, historyShards: opts.historyShards ?? 4, namespace: 'default', uiWriteActions: false, logger, connectionsPerStore: 4 });
+    // Where `taskmgr cluster-token` finds it with DATA_DIR=dir.
+    const auth = opts.secured ? await prepareClusterAuth(path.join(dir, 'cluster', 'auth')) : undefined;
+    jwks = auth && (await serveJwks(auth));
+    const security = auth && jwks && { certFile: auth.certFile, keyFile: auth.keyFile, caFile: auth.caFile, jwksUrl: jwks.url, serverName: TLS_SERVER_NAME };
+    const cluster = await startTemporalCluster({ serverBinary: findGoTool(TEMPORAL_SERVER), dir, ports: await freePorts(), store, password, historyShards: opts.historyShards ?? 4, namespace: 'default', uiWriteActions: false, logger, connectionsPerStore: 4, security });
     return {
       ...cluster,
       dir,
+      auth,
       async stop() {
         await cluster.stop();
+        await jwks?.close();
         await dropDatabases();
         fs.rmSync(dir, { recursive: true, force: true });
       },
     };
   } catch (err) {
+    await jwks?.close();
     await dropDatabases();
     throw err;
   }

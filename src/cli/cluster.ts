@@ -17,7 +17,8 @@ import { DEFAULT_PORTS, type SqlStore } from '../cluster/layout.ts';
 import { startProcess, untilHttpOk, type ManagedProcess } from '../cluster/processes.ts';
 import { ensureRegistryRole, prepareTemporalDatabases, REGISTRY_ROLE, TEMPORAL_ROLE } from '../cluster/schema.ts';
 import { startTemporalCluster } from '../cluster/temporal-cluster.ts';
-import { intOption, stopSignal } from './common.ts';
+import { intOption, shellQuote, stopSignal } from './common.ts';
+import { authFiles, MAX_TOKEN_DAYS, mintToken, parsePermission, prepareClusterAuth, ROLES, serveJwks, TLS_SERVER_NAME } from '../cluster/auth.ts';
 import { keptSecret } from '../kept-secret.ts';
 
 const TASKMGR_BIN = path.join(PROJECT_ROOT, 'bin', 'taskmgr.js');
@@ -27,7 +28,31 @@ export function addClusterCommand(program: Command) {
     .command('cluster')
     .description('run a Temporal cluster (frontend, matching, worker, two history processes) on PostgreSQL with its Web UI, N worker processes and the task manager page, on this machine')
     .option('--workers <n>', 'worker processes', intOption('--workers', 1, 16), 2)
-    .action(async (opts: { workers: number }) => runCluster(opts.workers));
+    .option('--no-auth', 'serve the frontend without TLS and without JWT authorization (not for production)')
+    .action(async (opts: { workers: number; auth: boolean }) => runCluster(opts.workers, opts.auth));
+  program
+    .command('cluster-token')
+    .description("mint a token for the cluster's frontend (TEMPORAL_API_KEY), signed with the cluster's key in DATA_DIR/cluster/auth")
+    .option('--permission <namespace:role>', `what the token may do; role one of ${ROLES.join(', ')}; repeatable (default: <namespace>:write)`, (v: string, all: string[] = []) => [...all, parsePermission(v)])
+    .option('--subject <name>', 'who the token is for (the server logs it)', 'operator')
+    .option('--days <n>', 'days until it expires', intOption('--days', 1, MAX_TOKEN_DAYS), 30)
+    .action(async (opts: { permission?: string[]; subject: string; days: number }) => {
+      const config = loadConfig();
+      const files = authFiles(path.join(config.dataDir, 'cluster', 'auth'));
+      console.log(await mintToken(files, { subject: opts.subject, permissions: opts.permission ?? [`${config.temporal.namespace}:write`], days: opts.days }));
+    });
+}
+
+/** TLS and JWT on the public frontend: the files, the JWKS served to it, and the settings for our own processes. */
+async function secureFrontend(clusterDir: string, namespace: string, stops: (() => Promise<void>)[]) {
+  const files = await prepareClusterAuth(path.join(clusterDir, 'auth'));
+  const jwks = await serveJwks(files);
+  stops.push(() => jwks.close());
+  // Minted at every start; a year is longer than any run of this one-machine cluster.
+  const token = await mintToken(files, { subject: 'registry-taskmgr', permissions: [`${namespace}:write`], days: MAX_TOKEN_DAYS });
+  const security = { certFile: files.certFile, keyFile: files.keyFile, caFile: files.caFile, jwksUrl: jwks.url, serverName: TLS_SERVER_NAME };
+  const clientEnv = { TEMPORAL_API_KEY: token, TEMPORAL_TLS_SERVER_CA_CERT_PATH: files.caFile, TEMPORAL_TLS_SERVER_NAME: TLS_SERVER_NAME };
+  return { files, security, clientEnv };
 }
 
 /**
@@ -54,7 +79,7 @@ async function registryDatabase(config: Config, logger: Logger, stops: (() => Pr
   return { url: url.toString(), adminUrl: admin.toString(), embedded: true };
 }
 
-async function runCluster(workerCount: number) {
+async function runCluster(workerCount: number, withAuth: boolean) {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
   const stops: (() => Promise<void>)[] = [];
@@ -82,7 +107,9 @@ async function runCluster(workerCount: number) {
     const password = keptSecret(path.join(clusterDir, 'temporal-db-password'));
     await prepareTemporalDatabases({ adminUrl: db.adminUrl, sqlTool: binaries.sqlTool, store, password, logger });
     const ports = { ...DEFAULT_PORTS, frontend: config.temporal.devPort, frontendHttp: config.temporal.httpPort, ui: config.temporal.uiPort };
+    const secured = withAuth ? await secureFrontend(clusterDir, config.temporal.namespace, stops) : undefined;
     const cluster = await startTemporalCluster({
+      security: secured?.security,
       serverBinary: binaries.server,
       uiServerBinary: binaries.ui,
       dir: clusterDir,
@@ -96,7 +123,7 @@ async function runCluster(workerCount: number) {
     });
     stops.push(() => cluster.stop());
 
-    const env = { ...process.env, DATABASE_URL: db.url, TEMPORAL_ADDRESS: cluster.address, TEMPORAL_UI_URL: cluster.uiUrl, DATA_DIR: config.dataDir };
+    const env = { ...process.env, DATABASE_URL: db.url, TEMPORAL_ADDRESS: cluster.address, TEMPORAL_UI_URL: cluster.uiUrl, DATA_DIR: config.dataDir, ...secured?.clientEnv };
     const logDir = path.join(clusterDir, 'logs');
     const workers: ManagedProcess[] = [];
     for (let i = 1; i <= workerCount; i++) workers.push(startProcess(`taskmgr-worker-${i}`, process.execPath, [TASKMGR_BIN, 'worker'], { logDir, env }));
@@ -110,12 +137,13 @@ async function runCluster(workerCount: number) {
       [
         '',
         `registry-taskmgr cluster is running (logs in ${logDir}).`,
-        `  Temporal:     ${cluster.address} (frontend; history x2 sharing ${config.temporal.historyShards} shards, matching, worker; namespace ${config.temporal.namespace})`,
+        `  Temporal:     ${cluster.address} (frontend${secured ? ', TLS + JWT' : ', plain: --no-auth'}; history x2 sharing ${config.temporal.historyShards} shards, matching, worker; namespace ${config.temporal.namespace})`,
         `  Temporal HTTP API: ${cluster.httpUrl}/api/v1/namespaces/${config.temporal.namespace}/workflows (plain JSON, see the README)`,
         `  Temporal UI:  ${cluster.uiUrl}/namespaces/${config.temporal.namespace}/workflows`,
         `  Workers:      ${workerCount} processes (pids ${workers.map((w) => w.child.pid).join(', ')})`,
         `  Task manager: ${pageUrl}/  (user ${config.http.adminUser}, password ${config.http.adminPassword ? 'from ADMIN_PASSWORD' : `in ${path.join(config.dataDir, 'admin-password')}`})`,
         `  PostgreSQL:   ${db.embedded ? `embedded on 127.0.0.1:${config.embeddedPgPort}, data in ${path.join(config.dataDir, 'pg')}; the registry connects as role ${REGISTRY_ROLE}` : 'DATABASE_URL'}; Temporal's databases temporal, temporal_visibility (role ${TEMPORAL_ROLE})`,
+        ...(secured ? connectHints(cluster.address, secured.files.caFile) : []),
         '',
         'Ctrl-C stops everything in order; the next start reuses the data.',
       ].join('\n'),
@@ -128,4 +156,15 @@ async function runCluster(workerCount: number) {
     await stopAll();
     logger.info('stopped');
   }
+}
+
+/** How taskmgr, registry code and the temporal CLI connect to a secured frontend. */
+function connectHints(address: string, caFile: string): string[] {
+  return [
+    '',
+    'The frontend asks for TLS and a token. From another terminal:',
+    `  export TEMPORAL_ADDRESS=${address} TEMPORAL_TLS_SERVER_CA_CERT_PATH=${shellQuote(caFile)} TEMPORAL_TLS_SERVER_NAME=${TLS_SERVER_NAME}`,
+    '  export TEMPORAL_API_KEY=$(npx taskmgr cluster-token)        # default:write for 30 days; --permission default:read, --days N',
+    `  temporal workflow list --tls-ca-path ${shellQuote(caFile)} --tls-server-name ${TLS_SERVER_NAME}   # the temporal CLI reads TEMPORAL_API_KEY too`,
+  ];
 }

@@ -20,6 +20,7 @@ import { intOption, printable, shellQuote, stopSignal } from './common.ts';
 import { addClusterCommand } from './cluster.ts';
 import { addReplayCheckCommand } from './replay-check.ts';
 import { connectWorker, createRegistryWorker, installRuntime } from '../worker.ts';
+import { credentialsRefused, temporalTarget } from '../client/connection.ts';
 
 /** The database for a one-off command: DATABASE_URL, else the embedded one (started if not running). */
 async function openDatabase(config: Config, logger: Logger): Promise<{ pool: Pool; url: string; close(): Promise<void> }> {
@@ -138,15 +139,26 @@ export function buildProgram(): Command {
       installRuntime(logger, config.logLevel);
       await migrate(config.databaseUrl, logger);
       const pool = createPool(config.databaseUrl, { logger });
-      const temporal = await connectWorker(config, logger);
+      const temporal = await connectWorker(config, logger).catch(async (err: unknown) => {
+        await pool.end();
+        throw err;
+      });
       const { connection, client, namespace, address } = temporal;
-      const worker = await createRegistryWorker({ config, pool, connection, client, namespace });
-      const running = worker.run(); // returns after SIGINT/SIGTERM, once in-flight tasks finish
-      await ensureMaintenanceTask(new TaskClient(client, config.temporal.taskQueue, { pool }), config, logger);
-      logger.info({ address, namespace, taskQueue: config.temporal.taskQueue }, 'worker running');
-      await running;
-      await temporal.close();
-      await pool.end();
+      try {
+        const worker = await createRegistryWorker({ config, pool, connection, client, namespace });
+        const running = worker.run(); // returns after SIGINT/SIGTERM, once in-flight tasks finish
+        await ensureMaintenanceTask(new TaskClient(client, config.temporal.taskQueue, { pool }), config, logger).catch(async (err: unknown) => {
+          worker.shutdown();
+          await running.catch(() => undefined);
+          throw err;
+        });
+        logger.info({ address, namespace, taskQueue: config.temporal.taskQueue }, 'worker running');
+        await running;
+      } finally {
+        // Also when the server refuses us: open connections would keep the process alive.
+        await temporal.close();
+        await pool.end();
+      }
     });
 
   program
@@ -330,8 +342,18 @@ export async function main(argv = process.argv): Promise<void> {
       return;
     }
     const known = err instanceof Error && USER_ERRORS.has(err.name);
-    console.error(`taskmgr: ${known ? (err as Error).message : String((err as Error)?.message ?? err)}`);
-    if (!known && process.env.LOG_LEVEL === 'debug') console.error(err);
+    const refused = known ? undefined : credentialsRefused(err, configuredTemporalAddress());
+    console.error(`taskmgr: ${refused?.message ?? (known ? (err as Error).message : String((err as Error)?.message ?? err))}`);
+    if (!known && !refused && process.env.LOG_LEVEL === 'debug') console.error(err);
     process.exitCode = 1;
+  }
+}
+
+/** The Temporal address a refusal came from, for its message. */
+function configuredTemporalAddress(): string {
+  try {
+    return temporalTarget(loadConfig()).connectionOptions.address;
+  } catch {
+    return process.env.TEMPORAL_ADDRESS ?? 'the configured address';
   }
 }

@@ -48,20 +48,36 @@ export function tlsProblem(err: unknown): string | undefined {
   return undefined;
 }
 
+/** gRPC codes of a server that is there and refused our credentials. */
+const REFUSED_CODES = new Map([[16, 'Unauthenticated'], [7, 'PermissionDenied']]);
+
+/**
+ * The server refused our credentials (no token, a token it cannot verify, or one without the
+ * permission the call needs): a message naming what to check; undefined for any other error.
+ * Retrying cannot mend it.
+ */
+export function credentialsRefused(err: unknown, address: string): TemporalUnreachableError | undefined {
+  for (let e: unknown = err; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
+    const { code, details, message } = e as { code?: number; details?: string; message?: string };
+    // The worker's core reports a refusal only in its message text ("Status { code: PermissionDenied, message: ... }").
+    const inText = /code: (PermissionDenied|Unauthenticated), message: "([^"]*)"/.exec(message ?? '');
+    if ((typeof code === 'number' && REFUSED_CODES.has(code)) || inText) {
+      const why = inText ? `${inText[1]}: ${inText[2]}` : `${REFUSED_CODES.get(code!)}: ${details || message}`;
+      return new TemporalUnreachableError(`Temporal at ${address} refused the call (${why}): check that TEMPORAL_API_KEY holds a token with the permission it needs (e.g. default:write; \`taskmgr cluster-token\` mints one for the local cluster), and the TLS client certificate if one is asked for (TEMPORAL_TLS_CLIENT_CERT_PATH)`);
+    }
+  }
+  return undefined;
+}
+
 /** Runs a connect call; turns the SDK's "Failed to connect before the deadline" into a message that says where and what to do. */
 export async function connecting<T>(target: TemporalTarget, connect: () => Promise<T>): Promise<T> {
   const { address, tls, apiKey } = target.connectionOptions;
   try {
     return await connect();
   } catch (err) {
-    // The SDK wraps the server's answer; an UNAUTHENTICATED (16) or PERMISSION_DENIED (7) one means
-    // the server is there and refused our credentials, which deserves its own message.
-    for (let e: unknown = err; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
-      const { code, details } = e as { code?: number; details?: string };
-      if (code === 16 || code === 7) {
-        throw new TemporalUnreachableError(`Temporal at ${address} refused the connection's credentials (${details ?? 'unauthenticated'}); check TEMPORAL_API_KEY and the TLS client certificate (TEMPORAL_TLS_CLIENT_CERT_PATH)`);
-      }
-    }
+    // The server is there and refused our credentials: that deserves its own message.
+    const refused = credentialsRefused(err, address);
+    if (refused) throw refused;
     const problem = tlsProblem(err);
     if (problem) throw new TemporalUnreachableError(`TLS with Temporal at ${address} failed: ${problem}`);
     // The client's gRPC library reports a refused handshake only as a missed deadline: say what else it may be.

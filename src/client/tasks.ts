@@ -101,6 +101,9 @@ export interface TaskClientOptions {
   pool?: Pool;
 }
 
+/** gRPC NOT_FOUND: the execution is already gone. */
+const GRPC_NOT_FOUND = 5;
+
 export class TaskClient {
   readonly pool?: Pool;
   constructor(
@@ -395,6 +398,24 @@ export class TaskClient {
     return this.addNewTask(input.method, input);
   }
 
+  /**
+   * Deletes one execution: true once the server has it, false when it is already gone. A refusal
+   * of another kind (the server busy, a deadline) is tried twice more, then thrown: a flush that
+   * skipped it quietly would report tasks as flushed that stay.
+   */
+  private async deleteExecution(wf: { workflowId: string; runId: string }): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.client.workflowService.deleteWorkflowExecution({ namespace: this.client.options.namespace, workflowExecution: { workflowId: wf.workflowId, runId: wf.runId } });
+        return true;
+      } catch (err) {
+        if ((err as { code?: number }).code === GRPC_NOT_FOUND) return false;
+        if (attempt >= 3) throw err;
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
+  }
+
   /** Deletes closed tasks: COMPLETED (and CANCELLED) ones closed before `olderThan`, or all FAILED ones. */
   async flushTasks(what: { completedBefore: Date } | { failed: true }, opts: { onDeleted?: (taskId: string) => void } = {}): Promise<number> {
     const query =
@@ -408,15 +429,11 @@ export class TaskClient {
       const held = this.pool ? await heldAsPrerequisites(this.pool, page.map((wf) => wf.workflowId)) : new Set<string>();
       const gone: string[] = [];
       for (const wf of page.filter((w) => !held.has(w.workflowId))) {
-        await this.client.workflowService
-          .deleteWorkflowExecution({ namespace: this.client.options.namespace, workflowExecution: { workflowId: wf.workflowId, runId: wf.runId } })
-          .then(() => {
-            deleted += 1;
-            opts.onDeleted?.(wf.workflowId);
-            // An earlier run of a recurring task that goes on: its keys and dependants are the loop's.
-            if (!wf.continued) gone.push(wf.workflowId);
-          })
-          .catch(() => undefined); // already gone
+        if (!(await this.deleteExecution(wf))) continue; // already gone
+        deleted += 1;
+        opts.onDeleted?.(wf.workflowId);
+        // An earlier run of a recurring task that goes on: its keys and dependants are the loop's.
+        if (!wf.continued) gone.push(wf.workflowId);
       }
       if (this.pool) await forgetTasks(this.pool, gone);
       page = [];

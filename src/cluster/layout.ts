@@ -5,8 +5,12 @@
  * docker-compose.yml.
  */
 
-/** Temporal's four services; history runs as two processes that share the shards. */
-export type ServiceName = 'frontend' | 'history' | 'matching' | 'worker';
+/**
+ * Temporal's services; history runs as two processes that share the shards. The internal frontend
+ * (secured clusters only) is the door the server's own services and the Web UI use, so that the
+ * public frontend can demand a token of every caller.
+ */
+export type ServiceName = 'frontend' | 'internal-frontend' | 'history' | 'matching' | 'worker';
 
 export interface ServerProcess {
   /** Also the config file's name (config/<name>.yaml, read with `--env <name>`). */
@@ -23,7 +27,7 @@ export interface ClusterPorts {
   frontendHttp: number;
   ui: number;
   /** The internal ports, two per process (gRPC, membership), in start order. */
-  internal: { history1: [number, number]; history2: [number, number]; matching: [number, number]; worker: [number, number]; frontendMembership: number };
+  internal: { history1: [number, number]; history2: [number, number]; matching: [number, number]; worker: [number, number]; frontendMembership: number; internalFrontend: [number, number] };
 }
 
 /** Temporal's usual ports: frontend 7233 (HTTP 7243), history 7234, matching 7235, worker 7239, membership +300 below. */
@@ -31,16 +35,21 @@ export const DEFAULT_PORTS: ClusterPorts = {
   frontend: 7233,
   frontendHttp: 7243,
   ui: 8233,
-  internal: { history1: [7234, 6934], history2: [7236, 6936], matching: [7235, 6935], worker: [7239, 6939], frontendMembership: 6933 },
+  internal: { history1: [7234, 6934], history2: [7236, 6936], matching: [7235, 6935], worker: [7239, 6939], frontendMembership: 6933, internalFrontend: [7238, 6938] },
 };
 
-/** The server processes in the order they start (history first: the others find it through membership). */
-export function serverProcesses(ports: ClusterPorts): ServerProcess[] {
+/**
+ * The server processes in the order they start (history first: the others find it through
+ * membership); with `internalFrontend`, an internal frontend too (see ServiceName).
+ */
+export function serverProcesses(ports: ClusterPorts, opts: { internalFrontend?: boolean } = {}): ServerProcess[] {
   const { internal } = ports;
+  const internalFrontend: ServerProcess[] = opts.internalFrontend ? [{ name: 'internal-frontend', service: 'internal-frontend', grpcPort: internal.internalFrontend[0], membershipPort: internal.internalFrontend[1] }] : [];
   return [
     { name: 'history-1', service: 'history', grpcPort: internal.history1[0], membershipPort: internal.history1[1] },
     { name: 'history-2', service: 'history', grpcPort: internal.history2[0], membershipPort: internal.history2[1] },
     { name: 'matching', service: 'matching', grpcPort: internal.matching[0], membershipPort: internal.matching[1] },
+    ...internalFrontend,
     { name: 'frontend', service: 'frontend', grpcPort: ports.frontend, membershipPort: internal.frontendMembership, httpPort: ports.frontendHttp },
     { name: 'worker', service: 'worker', grpcPort: internal.worker[0], membershipPort: internal.worker[1] },
   ];
@@ -120,6 +129,28 @@ export interface ServerConfigOptions {
   logLevel: string;
   network: ClusterNetwork;
   connectionsPerStore?: number;
+  /** TLS and JWT authorization on the public frontend (see auth.ts). */
+  security?: FrontendSecurity;
+}
+
+export interface FrontendSecurity {
+  certFile: string;
+  keyFile: string;
+  /** Where the frontend reads the keys that sign tokens (the server fetches them by URL). */
+  jwksUrl: string;
+}
+
+/** TLS on the public frontend (its HTTP API too), and the server's default JWT authorizer and claim mapper. */
+function securityConfig(security: FrontendSecurity) {
+  return {
+    tls: { frontend: { server: { certFile: security.certFile, keyFile: security.keyFile, requireClientAuth: false } } },
+    authorization: {
+      jwtKeyProvider: { keySourceURIs: [security.jwksUrl], refreshInterval: '1m' },
+      permissionsClaimName: 'permissions',
+      authorizer: 'default',
+      claimMapper: 'default',
+    },
+  };
 }
 
 /** The configuration one server process reads, as an object: every service's ports, its own used. */
@@ -128,7 +159,8 @@ export function serverConfig(opts: ServerConfigOptions) {
   const bind = opts.network.bind === 'loopback' ? { bindOnLocalHost: true } : { bindOnIP: '0.0.0.0' };
   const rpc = (p: ServerProcess) => ({ rpc: { grpcPort: p.grpcPort, membershipPort: p.membershipPort, ...bind, ...(p.httpPort ? { httpPort: p.httpPort } : {}) } });
   const first = (service: ServiceName) => opts.all.find((p) => p.service === service)!;
-  const services = Object.fromEntries((['frontend', 'history', 'matching', 'worker'] as const).map((s) => [s, rpc(s === opts.process.service ? opts.process : first(s))]));
+  const present = (['frontend', 'internal-frontend', 'history', 'matching', 'worker'] as const).filter((s) => opts.all.some((p) => p.service === s));
+  const services = Object.fromEntries(present.map((s) => [s, rpc(s === opts.process.service ? opts.process : first(s))]));
   const frontend = first('frontend');
   const frontendAt = (port: number | undefined) => `${opts.network.frontendHost}:${port}`;
   return {
@@ -139,7 +171,7 @@ export function serverConfig(opts: ServerConfigOptions) {
       numHistoryShards: opts.historyShards,
       datastores: { default: datastore(opts.store, opts.store.databases.persistence, maxConns), visibility: datastore(opts.store, opts.store.databases.visibility, maxConns) },
     },
-    global: { membership: { maxJoinDuration: '30s', broadcastAddress: opts.network.broadcastAddress } },
+    global: { membership: { maxJoinDuration: '30s', broadcastAddress: opts.network.broadcastAddress }, ...(opts.security ? securityConfig(opts.security) : {}) },
     services,
     clusterMetadata: {
       enableGlobalNamespace: false,
@@ -149,7 +181,8 @@ export function serverConfig(opts: ServerConfigOptions) {
       clusterInformation: { active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: frontendAt(frontend.grpcPort), httpAddress: frontendAt(frontend.httpPort) } },
     },
     dcRedirectionPolicy: { policy: 'noop' },
-    publicClient: { hostPort: frontendAt(frontend.grpcPort) },
+    // With an internal frontend the server's services find it through membership (the server refuses a publicClient then).
+    ...(present.includes('internal-frontend') ? {} : { publicClient: { hostPort: frontendAt(frontend.grpcPort) } }),
     dynamicConfigClient: { filepath: opts.dynamicConfigFile, pollInterval: '10s' },
   };
 }
@@ -165,10 +198,14 @@ export function serverConfigFile(opts: ServerConfigOptions): string {
   return `# enable-template (Temporal expands this file at start; JSON is YAML)\n${templated}\n`;
 }
 
-/** The Web UI server's configuration: on loopback, write actions as configured. */
-export function uiConfig(opts: { frontendPort: number; uiPort: number; namespace: string; writeActions: boolean }) {
+/**
+ * The Web UI server's configuration: on loopback, write actions as configured. It reaches the
+ * cluster through `frontendAddress`: the internal frontend of a secured cluster, since the UI
+ * server signs in only with OIDC, which this machine does not have.
+ */
+export function uiConfig(opts: { frontendAddress: string; uiPort: number; namespace: string; writeActions: boolean }) {
   return {
-    temporalGrpcAddress: `127.0.0.1:${opts.frontendPort}`,
+    temporalGrpcAddress: opts.frontendAddress,
     host: '127.0.0.1',
     port: opts.uiPort,
     enableUi: true,

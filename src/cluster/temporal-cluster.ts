@@ -7,11 +7,11 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { Connection } from '@temporalio/client';
+import { Connection, type ConnectionOptions } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time.js';
 import type { Logger } from '../log.ts';
 import { SEARCH_ATTRIBUTES } from '../shared.ts';
-import { DB_PASSWORD_ENV, dynamicConfigYaml, LOCAL_NETWORK, serverConfigFile, serverProcesses, uiConfig, type ClusterPorts, type SqlStore } from './layout.ts';
+import { DB_PASSWORD_ENV, dynamicConfigYaml, LOCAL_NETWORK, serverConfigFile, serverProcesses, uiConfig, type ClusterPorts, type FrontendSecurity, type SqlStore } from './layout.ts';
 import { startProcess, untilHttpOk, type ManagedProcess } from './processes.ts';
 
 export interface TemporalClusterOptions {
@@ -32,13 +32,24 @@ export interface TemporalClusterOptions {
   startTimeoutMs?: number;
   /** PostgreSQL connections per server process and database (layout.ts's default otherwise). */
   connectionsPerStore?: number;
+  /** TLS and JWT authorization on the public frontend; the server's services, the set-up and the Web UI use an internal frontend. */
+  security?: ClusterSecurity;
+}
+
+export interface ClusterSecurity extends FrontendSecurity {
+  /** The CA that signed the frontend's certificate, for our own readiness check. */
+  caFile: string;
+  serverName: string;
 }
 
 export interface TemporalCluster {
+  /** The public frontend: over TLS, and asking for a token, when secured. */
   address: string;
+  /** Where the server's own services reach a frontend: the internal one when secured (no authorization: loopback only). */
+  internalAddress: string;
   httpUrl: string;
   uiUrl?: string;
-  /** Server processes by name (history-1, history-2, matching, frontend, worker) and ui. */
+  /** Server processes by name (history-1, history-2, matching, internal-frontend when secured, frontend, worker) and ui. */
   processes: Map<string, ManagedProcess>;
   /** Starts a stopped or killed server process again with its own config. */
   restart(name: string): Promise<void>;
@@ -56,9 +67,10 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
   fs.mkdirSync(configDir, { recursive: true });
   const dynamicConfigFile = path.join(configDir, 'dynamicconfig.yaml');
   fs.writeFileSync(dynamicConfigFile, dynamicConfigYaml());
-  const all = serverProcesses(opts.ports);
+  const { security } = opts;
+  const all = serverProcesses(opts.ports, { internalFrontend: Boolean(security) });
   for (const p of all) {
-    const file = serverConfigFile({ process: p, all, store: opts.store, historyShards: opts.historyShards, dynamicConfigFile, logLevel: opts.logLevel ?? 'warn', network: LOCAL_NETWORK, connectionsPerStore: opts.connectionsPerStore });
+    const file = serverConfigFile({ process: p, all, store: opts.store, historyShards: opts.historyShards, dynamicConfigFile, logLevel: opts.logLevel ?? 'warn', network: LOCAL_NETWORK, connectionsPerStore: opts.connectionsPerStore, security });
     fs.writeFileSync(path.join(configDir, `${p.name}.yaml`), file);
   }
   const processes = new Map<string, ManagedProcess>();
@@ -71,16 +83,18 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
     for (const name of ['ui', ...all.map((p) => p.name).reverse()]) await processes.get(name)?.stop();
   };
   const address = `127.0.0.1:${opts.ports.frontend}`;
+  const internalAddress = security ? `127.0.0.1:${opts.ports.internal.internalFrontend[0]}` : address;
   try {
     // The first process writes the cluster's metadata into a new database; the others would race it.
     launch(all[0]!.name);
     await untilListening(all[0]!.grpcPort, processes.get(all[0]!.name)!, opts.startTimeoutMs ?? 120_000);
     for (const p of all.slice(1)) launch(p.name);
-    await untilReady(address, processes, opts.startTimeoutMs ?? 120_000);
-    await ensureNamespace(address, opts.namespace, opts.logger);
+    await untilReady({ address: internalAddress }, processes, opts.startTimeoutMs ?? 120_000);
+    if (security) await untilReady(publicConnection(address, security), processes, opts.startTimeoutMs ?? 120_000);
+    await ensureNamespace(internalAddress, opts.namespace, opts.logger);
     let uiUrl: string | undefined;
     if (opts.uiServerBinary) {
-      const ui = uiConfig({ frontendPort: opts.ports.frontend, uiPort: opts.ports.ui, namespace: opts.namespace, writeActions: opts.uiWriteActions });
+      const ui = uiConfig({ frontendAddress: internalAddress, uiPort: opts.ports.ui, namespace: opts.namespace, writeActions: opts.uiWriteActions });
       const uiRoot = path.join(opts.dir, 'ui');
       fs.mkdirSync(path.join(uiRoot, 'config'), { recursive: true });
       fs.writeFileSync(path.join(uiRoot, 'config', 'cluster.yaml'), JSON.stringify(ui, null, 2));
@@ -90,7 +104,8 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
     }
     return {
       address,
-      httpUrl: `http://127.0.0.1:${opts.ports.frontendHttp}`,
+      internalAddress,
+      httpUrl: `${security ? 'https' : 'http'}://127.0.0.1:${opts.ports.frontendHttp}`,
       uiUrl,
       processes,
       async restart(name) {
@@ -122,13 +137,19 @@ async function untilListening(port: number, process: ManagedProcess, timeoutMs: 
   }
 }
 
-/** Waits until the frontend answers and every server process is still up. */
-async function untilReady(address: string, processes: Map<string, ManagedProcess>, timeoutMs: number) {
+/** How we reach the public frontend of a secured cluster: TLS with its CA, no token (a health check needs none). */
+function publicConnection(address: string, security: ClusterSecurity): ConnectionOptions & { address: string } {
+  return { address, tls: { serverNameOverride: security.serverName, serverRootCACertificate: fs.readFileSync(security.caFile) } };
+}
+
+/** Waits until a frontend answers and every server process is still up. */
+async function untilReady(target: ConnectionOptions & { address: string }, processes: Map<string, ManagedProcess>, timeoutMs: number) {
+  const { address } = target;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const dead = [...processes.values()].find((p) => !p.running());
     if (dead) throw new Error(`the Temporal ${dead.name} process exited before the cluster was ready (log ${dead.logFile}):\n${dead.tail()}`);
-    const connection = await Connection.connect({ address, connectTimeout: 1000 }).catch(() => undefined);
+    const connection = await Connection.connect({ ...target, connectTimeout: 1000 }).catch(() => undefined);
     try {
       if (connection && (await connection.workflowService.getSystemInfo({}).then(() => true, () => false))) return;
     } finally {

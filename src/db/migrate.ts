@@ -1,13 +1,32 @@
 /** Versioned schema migrations (node-pg-migrate, plain SQL files in src/db/migrations). */
 import path from 'node:path';
 import { runner } from 'node-pg-migrate';
+import pg from 'pg';
 import type { Logger } from 'pino';
 import { PROJECT_ROOT } from '../config.ts';
 
 export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'src', 'db', 'migrations');
 
-/** Applies every pending migration; safe to run concurrently (node-pg-migrate takes an advisory lock). */
+/** Our advisory lock key: migrators wait on it in turn (node-pg-migrate's own lock fails at once when taken). */
+const MIGRATORS_LOCK = 0x7265_6769; // "regi"
+
+/**
+ * Applies every pending migration. Safe to run concurrently, as N workers starting together on a
+ * new database do: each waits for the one before it, which leaves it nothing to do.
+ */
 export async function migrate(databaseUrl: string, logger?: Logger): Promise<string[]> {
+  const lock = new pg.Client({ connectionString: databaseUrl });
+  await lock.connect();
+  try {
+    await lock.query('SELECT pg_advisory_lock($1)', [MIGRATORS_LOCK]);
+    return await runMigrations(databaseUrl, logger);
+  } finally {
+    // Ending the session releases the lock too.
+    await lock.end();
+  }
+}
+
+async function runMigrations(databaseUrl: string, logger?: Logger): Promise<string[]> {
   const applied = await runner({
     databaseUrl,
     dir: MIGRATIONS_DIR,

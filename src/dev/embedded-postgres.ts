@@ -29,6 +29,20 @@ async function loadEmbeddedPostgres() {
   return mod.default;
 }
 
+/**
+ * As root, PostgreSQL runs as the `postgres` user, which must be able to reach the data dir: a
+ * folder on the way that others cannot enter (a `mktemp -d` one, mode 0700) would fail deep in
+ * initdb with "Permission denied". Say which folder, and what to do, before that.
+ */
+function assertReachableByOthers(dir: string) {
+  for (let d = path.dirname(path.resolve(dir)); ; d = path.dirname(d)) {
+    if ((fs.statSync(d).mode & 0o001) === 0) {
+      throw new Error(`embedded PostgreSQL runs as the postgres user here (we are root), which cannot enter ${d} (mode ${(fs.statSync(d).mode & 0o777).toString(8)}): \`chmod o+x ${d}\`, choose another DATA_DIR, or set DATABASE_URL`);
+    }
+    if (d === path.dirname(d)) return;
+  }
+}
+
 /** Starts (initialising on first use) a PostgreSQL cluster in `dir`, listening on loopback only. */
 export async function startEmbeddedPostgres(opts: { dir: string; port: number; logger?: Logger }): Promise<EmbeddedDb> {
   const isRoot = os.userInfo().uid === 0;
@@ -49,6 +63,7 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
   });
   if (!fs.existsSync(path.join(opts.dir, 'PG_VERSION'))) {
     fs.mkdirSync(path.dirname(opts.dir), { recursive: true });
+    if (isRoot) assertReachableByOthers(opts.dir);
     await server.initialise();
   }
   try {

@@ -6,7 +6,7 @@
  * instead of retrying as if the server were down.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,11 +14,11 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { seedRegistry } from '../../src/registry/seed.ts';
 import { makeCertificates, type TestCertificates } from '../certs.ts';
+import { runTaskmgr, startTaskmgrWorker } from '../taskmgr-process.ts';
 import { createTestDatabase, eventually, uniqueName, type TestDatabase } from '../helpers.ts';
 import { startTlsTemporalServer, type TlsTemporalServer } from '../tls-temporal-server.ts';
 
 const exec = promisify(execFile);
-const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'taskmgr.js');
 
 function required(name: string): string {
   const v = process.env[name];
@@ -63,26 +63,14 @@ describe('a Temporal server that serves mTLS itself', () => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  const taskmgr = async (args: string[], extra: Record<string, string> = {}) => {
-    try {
-      const { stdout } = await exec(process.execPath, [BIN, ...args], { env: { ...env, ...extra }, timeout: 120_000 });
-      return { code: 0, out: stdout };
-    } catch (err) {
-      const e = err as { code: number; stdout: string; stderr: string };
-      return { code: e.code, out: `${e.stdout}${e.stderr}` };
-    }
-  };
+  const taskmgr = (args: string[], extra: Record<string, string | undefined> = {}) => runTaskmgr(args, { ...env, ...extra });
 
-  /** Runs `taskmgr worker` until it exits or the test ends; resolves with its exit code and output once it exits. */
+
+  /** `taskmgr worker` until it exits or the test ends. */
   const worker = (extra: Record<string, string | undefined> = {}) => {
-    const childEnv = Object.fromEntries(Object.entries({ ...env, ...extra }).filter(([, v]) => v !== undefined));
-    const child = spawn(process.execPath, [BIN, 'worker'], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    workers.push(child);
-    let output = '';
-    child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-    const exited = new Promise<{ code: number | null; output: string }>((resolve) => child.once('exit', (code) => resolve({ code, output })));
-    return { child, exited };
+    const w = startTaskmgrWorker({ ...env, ...extra });
+    workers.push(w.child);
+    return w;
   };
 
   it('a worker, taskmgr and the temporal CLI work over mTLS: a task completes, a deletion is followed up', async () => {

@@ -2,8 +2,9 @@
  * The Temporal connection takes TLS, mTLS and an API key from configuration (TEMPORAL_TLS_*,
  * TEMPORAL_API_KEY, read by @temporalio/envconfig). The dev server speaks plain gRPC, so the test
  * puts a TLS-terminating HTTP/2 proxy in front of it (certificates made with openssl here) that can
- * demand a client certificate and a bearer token, and runs `taskmgr list` through it. A Temporal
- * server that serves mTLS itself, with a worker behind it, is in tls-server.test.ts.
+ * demand a client certificate, and runs `taskmgr list` through it. A Temporal server that serves
+ * mTLS itself, with a worker behind it, is in tls-server.test.ts; tokens in TEMPORAL_API_KEY checked
+ * by the server's own JWT authorizer are in test/cluster/authorization.test.ts.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -19,8 +20,8 @@ import { temporalAddress } from '../helpers.ts';
 const exec = promisify(execFile);
 const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'taskmgr.js');
 
-/** An HTTP/2 TLS proxy to the dev server; optionally requires a client certificate and/or a bearer token. */
-function startProxy(certs: TestCertificates, opts: { mtls: boolean; apiKey?: string }): Promise<{ address: string; close(): void }> {
+/** An HTTP/2 TLS proxy to the dev server; optionally requires a client certificate. */
+function startProxy(certs: TestCertificates, opts: { mtls: boolean }): Promise<{ address: string; close(): void }> {
   const upstream = http2.connect(`http://${temporalAddress()}`);
   const server = http2.createSecureServer({
     key: fs.readFileSync(certs.serverKey),
@@ -30,10 +31,6 @@ function startProxy(certs: TestCertificates, opts: { mtls: boolean; apiKey?: str
     rejectUnauthorized: opts.mtls,
   });
   server.on('stream', (stream, headers) => {
-    if (opts.apiKey && headers.authorization !== `Bearer ${opts.apiKey}`) {
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '16', 'grpc-message': 'missing or wrong API key' }, { endStream: true });
-      return;
-    }
     const forward: http2.OutgoingHttpHeaders = {};
     for (const [k, v] of Object.entries(headers)) if (!k.startsWith(':') || k === ':method' || k === ':path') forward[k] = v;
     const up = upstream.request(forward);
@@ -99,20 +96,6 @@ describe('TLS, mTLS and API keys for the Temporal connection', () => {
       assert.equal(withCert.code, 0, withCert.out);
       const without = await list(tls);
       assert.notEqual(without.code, 0, 'no client certificate, no connection');
-    } finally {
-      proxy.close();
-    }
-  });
-
-  it('sends TEMPORAL_API_KEY as a bearer token', async () => {
-    const proxy = await startProxy(certs, { mtls: false, apiKey: 'registry-api-key-123' });
-    try {
-      const tls = { TEMPORAL_ADDRESS: proxy.address, TEMPORAL_TLS_SERVER_CA_CERT_PATH: certs.ca, TEMPORAL_TLS_SERVER_NAME: 'localhost' };
-      const withKey = await list({ ...tls, TEMPORAL_API_KEY: 'registry-api-key-123' });
-      assert.equal(withKey.code, 0, withKey.out);
-      const wrong = await list({ ...tls, TEMPORAL_TLS: 'true', TEMPORAL_API_KEY: 'wrong' });
-      assert.notEqual(wrong.code, 0);
-      assert.match(wrong.out, /refused the connection's credentials \(missing or wrong API key\); check TEMPORAL_API_KEY/);
     } finally {
       proxy.close();
     }

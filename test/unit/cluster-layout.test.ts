@@ -25,7 +25,26 @@ describe('the cluster layout', () => {
     for (const store of Object.values(h1.persistence.datastores)) assert.equal(store.sql.pluginName, SQL_PLUGIN);
     assert.equal(h1.persistence.datastores.visibility.sql.databaseName, 'temporal_visibility');
     // Every process finds the frontend at the same address.
-    assert.equal(h1.publicClient.hostPort, `127.0.0.1:${DEFAULT_PORTS.frontend}`);
+    assert.equal(h1.publicClient?.hostPort, `127.0.0.1:${DEFAULT_PORTS.frontend}`);
+  });
+
+  it('secured: TLS and the default JWT authorizer on the public frontend only; the others reach an internal frontend through membership', () => {
+    const secured = serverProcesses(DEFAULT_PORTS, { internalFrontend: true });
+    assert.deepEqual(secured.map((p) => p.name), ['history-1', 'history-2', 'matching', 'internal-frontend', 'frontend', 'worker']);
+    const security = { certFile: '/a/frontend.pem', keyFile: '/a/frontend.key', jwksUrl: 'http://127.0.0.1:1/jwks.json' };
+    for (const p of secured) {
+      const config = serverConfig({ process: p, all: secured, store, historyShards: 4, dynamicConfigFile: '/x', logLevel: 'warn', network: LOCAL_NETWORK, security });
+      assert.equal(config.publicClient, undefined, `${p.name}: the server refuses publicClient beside an internal frontend`);
+      assert.ok('internal-frontend' in config.services);
+      const { authorization, tls } = config.global;
+      assert.equal(authorization?.authorizer, 'default');
+      assert.equal(authorization?.claimMapper, 'default');
+      assert.deepEqual(authorization?.jwtKeyProvider.keySourceURIs, [security.jwksUrl]);
+      assert.equal(tls?.frontend.server.certFile, security.certFile);
+      assert.deepEqual(Object.keys(tls ?? {}), ['frontend'], 'internal traffic stays plain, on loopback');
+    }
+    const ports = secured.flatMap((p) => [p.grpcPort, p.membershipPort, ...(p.httpPort ? [p.httpPort] : [])]);
+    assert.equal(new Set(ports).size, ports.length, 'no port is used twice');
   });
 
   it('keeps the server defaults: no dynamic config overrides', () => {
@@ -34,9 +53,9 @@ describe('the cluster layout', () => {
   });
 
   it('serves the Web UI on loopback with write actions as configured', () => {
-    const ui = uiConfig({ frontendPort: 7233, uiPort: 8233, namespace: 'default', writeActions: false });
+    const ui = uiConfig({ frontendAddress: '127.0.0.1:7233', uiPort: 8233, namespace: 'default', writeActions: false });
     assert.equal(ui.host, '127.0.0.1');
     assert.equal(ui.disableWriteActions, true);
-    assert.equal(uiConfig({ frontendPort: 7233, uiPort: 8233, namespace: 'default', writeActions: true }).disableWriteActions, false);
+    assert.equal(uiConfig({ frontendAddress: '127.0.0.1:7233', uiPort: 8233, namespace: 'default', writeActions: true }).disableWriteActions, false);
   });
 });

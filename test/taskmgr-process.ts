@@ -1,0 +1,31 @@
+/** `taskmgr` as a user runs it: a command to completion, or a worker process, each with an environment of its own. */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const exec = promisify(execFile);
+export const TASKMGR_BIN = path.join(import.meta.dirname, '..', 'bin', 'taskmgr.js');
+
+/** The environment without the variables set to undefined (unset for the child). */
+const defined = (env: Record<string, string | undefined>) => Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<string, string>;
+
+/** Runs `taskmgr ARGS`; resolves with its exit code and its output (stdout, then stderr). */
+export async function runTaskmgr(args: string[], env: Record<string, string | undefined>): Promise<{ code: number; out: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [TASKMGR_BIN, ...args], { env: defined(env), timeout: 120_000 });
+    return { code: 0, out: `${stdout}${stderr}` };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, out: `${e.stdout}${e.stderr}` };
+  }
+}
+
+/** Starts `taskmgr worker`; `exited` resolves with its exit code and output once it exits. */
+export function startTaskmgrWorker(env: Record<string, string | undefined>): { child: ChildProcess; exited: Promise<{ code: number | null; output: string }> } {
+  const child = spawn(process.execPath, [TASKMGR_BIN, 'worker'], { env: defined(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<{ code: number | null; output: string }>((resolve) => child.once('exit', (code) => resolve({ code, output })));
+  return { child, exited };
+}
