@@ -36,6 +36,7 @@ const schema = z.object({
   TEMPORAL_SERVER: z.string().optional(),
   TEMPORAL_SQL_TOOL: z.string().optional(),
   TEMPORAL_UI_SERVER: z.string().optional(),
+  PROMTOOL: z.string().optional(),
   // Temporal's HTTP API (plain JSON, for registry code in any language), on the dev server and the cluster.
   TEMPORAL_HTTP_PORT: port.default(7243),
   TEMPORAL_HISTORY_SHARDS: z.coerce.number().int().min(1).max(16384).default(4),
@@ -65,6 +66,9 @@ const schema = z.object({
   // failed sign-ins are counted per real client; unset: the connecting address is the client.
   HTTP_TRUST_PROXY: z.string().regex(/^[0-9a-fA-F.:/, ]+$/, 'expected addresses or CIDRs, comma-separated (e.g. 127.0.0.1,10.0.0.0/8)').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // The worker's Prometheus endpoint (GET /metrics): the SDK's metrics and the registry's; "off" for none.
+  METRICS_SAMPLE_EVERY: z.string().default('15 seconds').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
+  METRICS_ADDRESS: z.string().regex(/^(off|[0-9A-Za-z.-]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5})$/, 'expected host:port (e.g. 127.0.0.1:9464) or off').default('127.0.0.1:9464'),
 });
 
 export type Config = {
@@ -80,8 +84,8 @@ export type Config = {
     uiPort: number;
     uiUrl?: string;
     cliPath?: string;
-    /** Go binaries named by environment (TEMPORAL_SERVER, TEMPORAL_SQL_TOOL, TEMPORAL_UI_SERVER); else built into cliCache. */
-    binaries: Record<'TEMPORAL_SERVER' | 'TEMPORAL_SQL_TOOL' | 'TEMPORAL_UI_SERVER', string | undefined>;
+    /** Go binaries named by environment (TEMPORAL_SERVER, TEMPORAL_SQL_TOOL, TEMPORAL_UI_SERVER, PROMTOOL); else built into cliCache. */
+    binaries: Record<'TEMPORAL_SERVER' | 'TEMPORAL_SQL_TOOL' | 'TEMPORAL_UI_SERVER' | 'PROMTOOL', string | undefined>;
     cliCache: string;
     httpPort: number;
     /** `taskmgr cluster`: history shards (fixed when the cluster is first created) and the Web UI's write actions. */
@@ -110,6 +114,10 @@ export type Config = {
     trustProxy?: string[];
   };
   logLevel: z.infer<typeof schema>['LOG_LEVEL'];
+  /** host:port of the worker's Prometheus endpoint; undefined: none. */
+  metricsAddress?: string;
+  /** How often a worker samples the registry's gauges (follow-up lag, quarantine, waiting tasks) from PostgreSQL. */
+  metricsSampleMs: number;
 };
 
 /** A value safe to print: the password of any URL in it (user:password@) replaced by ***. */
@@ -148,7 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       uiPort: c.TEMPORAL_UI_PORT,
       uiUrl: c.TEMPORAL_UI_URL,
       cliPath: c.TEMPORAL_CLI,
-      binaries: { TEMPORAL_SERVER: c.TEMPORAL_SERVER, TEMPORAL_SQL_TOOL: c.TEMPORAL_SQL_TOOL, TEMPORAL_UI_SERVER: c.TEMPORAL_UI_SERVER },
+      binaries: { TEMPORAL_SERVER: c.TEMPORAL_SERVER, TEMPORAL_SQL_TOOL: c.TEMPORAL_SQL_TOOL, TEMPORAL_UI_SERVER: c.TEMPORAL_UI_SERVER, PROMTOOL: c.PROMTOOL },
       cliCache: c.TEMPORAL_CLI_CACHE,
       httpPort: c.TEMPORAL_HTTP_PORT,
       historyShards: c.TEMPORAL_HISTORY_SHARDS,
@@ -175,6 +183,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       trustProxy: c.HTTP_TRUST_PROXY?.split(',').map((a) => a.trim()).filter(Boolean),
     },
     logLevel: c.LOG_LEVEL,
+    metricsAddress: c.METRICS_ADDRESS === 'off' ? undefined : c.METRICS_ADDRESS,
+    metricsSampleMs: parseDuration(c.METRICS_SAMPLE_EVERY),
   };
 }
 
@@ -189,7 +199,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     case 'invalid_type':
       return `expected ${issue.expected}`;
     case 'invalid_format':
-      return `expected a ${issue.format}`;
+      // A pattern's own message says what it expects ("expected host:port ..."); "a regex" would not.
+      return issue.format === 'regex' ? issue.message : `expected a ${issue.format}`;
     case 'custom':
       return issue.message;
     default:

@@ -4,11 +4,14 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type W
 import { Client, Connection } from '@temporalio/client';
 import { createActivities } from './activities/index.ts';
 import { loadTasks, type LoadedTasks } from './taskmgr/discovery.ts';
-import type { Config } from './config.ts';
+import { ConfigError, type Config } from './config.ts';
 import { taskRunQueue } from './shared.ts';
 import { credentialsRefused, temporalTarget, tlsProblem, TemporalUnreachableError } from './client/connection.ts';
 import type { Pool } from './db/pool.ts';
-import type { Logger } from './log.ts';
+import { createLogger, type Logger } from './log.ts';
+import { startRegistryGauges } from './metrics/registry-gauges.ts';
+
+const silentLogger = createLogger('silent');
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
 
@@ -16,16 +19,28 @@ export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.ts', impo
 const SDK_LEVELS: Record<string, LogLevel> = { trace: 'TRACE', debug: 'DEBUG', info: 'WARN', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR' };
 
 let runtimeInstalled = false;
-/** Routes the SDK's logs into our logger; once per process, before the first connection. */
-export function installRuntime(logger: Logger, level: string): void {
+/**
+ * Routes the SDK's logs into our logger and, given `metricsAddress`, serves the SDK's metrics and
+ * ours in Prometheus format there (GET /metrics), named as Temporal's alert examples expect:
+ * counters end in _total, durations are histograms in seconds. Once per process, before the first
+ * connection.
+ */
+export function installRuntime(logger: Logger, level: string, metricsAddress?: string): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({
-    logger: new DefaultLogger(SDK_LEVELS[level] ?? 'INFO', (entry) => {
-      const method = entry.level === 'ERROR' ? 'error' : entry.level === 'WARN' ? 'warn' : entry.level === 'INFO' ? 'info' : 'debug';
-      logger[method]({ sdk: true, ...entry.meta }, entry.message);
-    }),
-  });
+  try {
+    Runtime.install({
+      logger: new DefaultLogger(SDK_LEVELS[level] ?? 'INFO', (entry) => {
+        const method = entry.level === 'ERROR' ? 'error' : entry.level === 'WARN' ? 'warn' : entry.level === 'INFO' ? 'info' : 'debug';
+        logger[method]({ sdk: true, ...entry.meta }, entry.message);
+      }),
+      ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress, countersTotalSuffix: true, unitSuffix: true, useSecondsForDurations: true } } } } : {}),
+    });
+    Runtime.instance(); // binds the metrics endpoint now, so that a taken address fails at start
+  } catch (err) {
+    if (!metricsAddress) throw err;
+    throw new ConfigError(`METRICS_ADDRESS ${metricsAddress}: ${(err as Error).message}; give each worker on this machine its own (e.g. METRICS_ADDRESS=127.0.0.1:9465), or METRICS_ADDRESS=off`);
+  }
 }
 
 /** Retries `fn` with backoff capped at 30 s until it succeeds or `signal` aborts: a server that is
@@ -60,6 +75,8 @@ export interface RegistryWorkerDeps {
   /** Task modules; loaded from src/tasks (and validated) when not given. */
   tasks?: LoadedTasks;
   taskQueue?: string;
+  /** Where a failed metrics sample is logged (debug). */
+  logger?: Logger;
   /** A prebuilt workflow bundle (tests build one and share it); else bundled from source. */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
@@ -101,8 +118,13 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
   const workers = [main, runs];
   return {
     async run() {
-      // One stops, both stop: a half-running worker would take work it cannot finish.
-      await Promise.all(workers.map((w) => w.run().finally(() => workers.forEach((o) => o.getState() === 'RUNNING' && o.shutdown()))));
+      const gauges = deps.config.metricsAddress ? startRegistryGauges({ pool: deps.pool, meter: Runtime.instance().metricMeter, logger: deps.logger ?? silentLogger, intervalMs: deps.config.metricsSampleMs }) : undefined;
+      try {
+        // One stops, both stop: a half-running worker would take work it cannot finish.
+        await Promise.all(workers.map((w) => w.run().finally(() => workers.forEach((o) => o.getState() === 'RUNNING' && o.shutdown()))));
+      } finally {
+        gauges?.stop();
+      }
     },
     shutdown() {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();

@@ -63,8 +63,9 @@ let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** The workflow bundle, built once per test process. */
 export const workflowBundle = () => (bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never }));
 
+/** Configuration for in-process workers: no metrics endpoint (test files run side by side; metrics.test.ts scrapes a worker process). */
 export function testConfig(overrides: Record<string, string> = {}): Config {
-  return loadConfig({ ...process.env, TEMPORAL_ADDRESS: temporalAddress(), ...overrides });
+  return loadConfig({ ...process.env, TEMPORAL_ADDRESS: temporalAddress(), METRICS_ADDRESS: 'off', ...overrides });
 }
 
 export interface TestWorker {

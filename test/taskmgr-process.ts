@@ -20,9 +20,9 @@ export async function runTaskmgr(args: string[], env: Record<string, string | un
   }
 }
 
-/** Starts `taskmgr worker`; `exited` resolves with its exit code and output once it exits. */
+/** Starts `taskmgr worker` (without a metrics endpoint unless `env` names one); `exited` resolves with its exit code and output once it exits. */
 export function startTaskmgrWorker(env: Record<string, string | undefined>): { child: ChildProcess; exited: Promise<{ code: number | null; output: string }> } {
-  const child = spawn(process.execPath, [TASKMGR_BIN, 'worker'], { env: defined(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [TASKMGR_BIN, 'worker'], { env: defined({ METRICS_ADDRESS: 'off', ...env }), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));

@@ -126,7 +126,11 @@ async function runCluster(workerCount: number, withAuth: boolean) {
     const env = { ...process.env, DATABASE_URL: db.url, TEMPORAL_ADDRESS: cluster.address, TEMPORAL_UI_URL: cluster.uiUrl, DATA_DIR: config.dataDir, ...secured?.clientEnv };
     const logDir = path.join(clusterDir, 'logs');
     const workers: ManagedProcess[] = [];
-    for (let i = 1; i <= workerCount; i++) workers.push(startProcess(`taskmgr-worker-${i}`, process.execPath, [TASKMGR_BIN, 'worker'], { logDir, env }));
+    // Each worker its own metrics endpoint: METRICS_ADDRESS's port, the next one, and so on.
+    const metricsAt = (i: number) => config.metricsAddress?.replace(/:(\d+)$/, (_, port: string) => `:${Number(port) + i - 1}`);
+    for (let i = 1; i <= workerCount; i++) {
+      workers.push(startProcess(`taskmgr-worker-${i}`, process.execPath, [TASKMGR_BIN, 'worker'], { logDir, env: { ...env, METRICS_ADDRESS: metricsAt(i) ?? 'off' } }));
+    }
     stops.push(async () => void (await Promise.all(workers.map((w) => w.stop(60_000)))));
     const server = startProcess('taskmgr-serve', process.execPath, [TASKMGR_BIN, 'serve'], { logDir, env });
     stops.push(() => server.stop());
@@ -140,7 +144,7 @@ async function runCluster(workerCount: number, withAuth: boolean) {
         `  Temporal:     ${cluster.address} (frontend${secured ? ', TLS + JWT' : ', plain: --no-auth'}; history x2 sharing ${config.temporal.historyShards} shards, matching, worker; namespace ${config.temporal.namespace})`,
         `  Temporal HTTP API: ${cluster.httpUrl}/api/v1/namespaces/${config.temporal.namespace}/workflows (plain JSON, see the README)`,
         `  Temporal UI:  ${cluster.uiUrl}/namespaces/${config.temporal.namespace}/workflows`,
-        `  Workers:      ${workerCount} processes (pids ${workers.map((w) => w.child.pid).join(', ')})`,
+        `  Workers:      ${workerCount} processes (pids ${workers.map((w) => w.child.pid).join(', ')})${config.metricsAddress ? `; Prometheus metrics at ${workers.map((_, i) => `http://${metricsAt(i + 1)}/metrics`).join(', ')}` : ''}`,
         `  Task manager: ${pageUrl}/  (user ${config.http.adminUser}, password ${config.http.adminPassword ? 'from ADMIN_PASSWORD' : `in ${path.join(config.dataDir, 'admin-password')}`})`,
         `  PostgreSQL:   ${db.embedded ? `embedded on 127.0.0.1:${config.embeddedPgPort}, data in ${path.join(config.dataDir, 'pg')}; the registry connects as role ${REGISTRY_ROLE}` : 'DATABASE_URL'}; Temporal's databases temporal, temporal_visibility (role ${TEMPORAL_ROLE})`,
         ...(secured ? connectHints(cluster.address, secured.files.caFile) : []),

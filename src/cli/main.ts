@@ -71,7 +71,7 @@ export function buildProgram(): Command {
     .action(async () => {
       const config = loadConfig();
       const logger = createLogger(config.logLevel);
-      installRuntime(logger, config.logLevel);
+      installRuntime(logger, config.logLevel, config.metricsAddress);
       const stack = await startStack(config, logger);
       let pool: Pool | undefined;
       try {
@@ -83,7 +83,7 @@ export function buildProgram(): Command {
         }
         const temporal = await connectWorker(config, logger, stack.temporalAddress);
         const { connection, client, namespace, address } = temporal;
-        const worker = await createRegistryWorker({ config, pool, connection, client, namespace });
+        const worker = await createRegistryWorker({ config, pool, connection, client, namespace, logger });
         const running = worker.run();
         // After run(): adding a task waits for its admission, which a polling worker carries out.
         const tasks = new TaskClient(client, config.temporal.taskQueue, { pool });
@@ -107,6 +107,7 @@ export function buildProgram(): Command {
             stack.uiUrl ? `  Temporal UI:  ${stack.uiUrl}/namespaces/${namespace}/workflows` : '',
             stack.temporalHttpUrl ? `  Temporal HTTP API: ${stack.temporalHttpUrl}/api/v1/namespaces/${namespace}/workflows (plain JSON, see the README)` : '',
             `  PostgreSQL:   ${stack.embeddedPostgres ? `embedded, data in ${path.join(config.dataDir, 'pg')}` : 'DATABASE_URL'}`,
+            config.metricsAddress ? `  Metrics:      http://${config.metricsAddress}/metrics (Prometheus; the worker's)` : '',
             '',
             'Delete a record and watch its related records being rechecked, reindexed and re-cached:',
             ...hubs.map((h) => `  ${addressEnv}npx taskmgr delete-record ${shellQuote(h.key)} --wait     # ${printable(h.title)}: ${h.related} related records`),
@@ -136,7 +137,7 @@ export function buildProgram(): Command {
       const config = loadConfig();
       if (!config.databaseUrl) throw new ConfigError('DATABASE_URL must be set for `taskmgr worker` (use `taskmgr start` for the embedded database)');
       const logger = createLogger(config.logLevel);
-      installRuntime(logger, config.logLevel);
+      installRuntime(logger, config.logLevel, config.metricsAddress);
       await migrate(config.databaseUrl, logger);
       const pool = createPool(config.databaseUrl, { logger });
       const temporal = await connectWorker(config, logger).catch(async (err: unknown) => {
@@ -145,7 +146,7 @@ export function buildProgram(): Command {
       });
       const { connection, client, namespace, address } = temporal;
       try {
-        const worker = await createRegistryWorker({ config, pool, connection, client, namespace });
+        const worker = await createRegistryWorker({ config, pool, connection, client, namespace, logger });
         const running = worker.run(); // returns after SIGINT/SIGTERM, once in-flight tasks finish
         await ensureMaintenanceTask(new TaskClient(client, config.temporal.taskQueue, { pool }), config, logger).catch(async (err: unknown) => {
           worker.shutdown();

@@ -4,6 +4,7 @@ import {
   Client,
   Connection,
   WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
   WorkflowUpdateFailedError,
   WorkflowUpdateStage,
   type WorkflowHandle,
@@ -35,6 +36,7 @@ import { operationOutcome } from '../registry/operations.ts';
 import type { Pool } from '../db/pool.ts';
 import type { deleteRecord as deleteRecordWorkflow } from '../workflows/deleteRecord.ts';
 import { connecting, temporalTarget } from './connection.ts';
+import { startedWithInput } from './own-start.ts';
 
 /** A bad argument from the caller; nothing was started or changed. */
 export class InvalidInputError extends Error {
@@ -191,7 +193,7 @@ export class RegistryClient {
       workflowIdConflictPolicy: 'FAIL',
     });
     try {
-      return { ...(await this.client.workflow.executeUpdateWithStart(registryOperationUpdate, { startWorkflowOperation })), workflowId };
+      return { ...(await this.startOperation(startWorkflowOperation, workflowId, op)), workflowId };
     } catch (err) {
       const cause = err instanceof WorkflowUpdateFailedError ? innermostApplicationFailure(err) : undefined;
       if (cause?.type === ERROR_TYPES.operationRefused) throw new OperationRefusedError(cause.message);
@@ -199,6 +201,18 @@ export class RegistryClient {
       if (cause?.type === ERROR_TYPES.invalidInput) throw new InvalidInputError(cause.message);
       if (cause?.type === ERROR_TYPES.dataRejected) throw new DataRejectedError(cause.message);
       throw err;
+    }
+  }
+
+  /** The operation's update-with-start; an "already started" that is our own start retried joins it (own-start.ts). */
+  private async startOperation(start: WithStartWorkflowOperation<typeof registryOperation>, workflowId: string, op: RegistryOperation): Promise<OperationOutcome> {
+    try {
+      return await this.client.workflow.executeUpdateWithStart(registryOperationUpdate, { startWorkflowOperation: start });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      if (!(await startedWithInput(this.client, workflowId, { op, ...this.options.followUp }))) return this.runOperation(op);
+      const handle = this.client.workflow.getHandle<typeof registryOperation>(workflowId);
+      return (await handle.describe()).status.name === 'RUNNING' ? handle.executeUpdate(registryOperationUpdate) : handle.result();
     }
   }
 

@@ -29,6 +29,7 @@ import type { AddTaskOptions, TaskProgress } from '../taskmgr/types.ts';
 import { mergeCoveredUpdate, rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery, type CoveredAdd } from '../workflows/definitions.ts';
 import type { registryTask } from '../workflows/registryTask.ts';
 import { connecting, temporalTarget } from './connection.ts';
+import { startedWithInput } from './own-start.ts';
 
 export { TaskInputError };
 export { UnknownTaskMethodError } from '../taskmgr/discovery.ts';
@@ -170,10 +171,21 @@ export class TaskClient {
     try {
       return await this.client.workflow.executeUpdateWithStart(taskAdmissionUpdate, { startWorkflowOperation });
     } catch (err) {
-      if (taskId && err instanceof WorkflowExecutionAlreadyStartedError) return { taskId };
-      throw err;
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      if (taskId) return { taskId };
+      // A new id already started: our own start retried, or another task's random id (own-start.ts).
+      if (!(await startedWithInput(this.client, id, startInput))) return this.addTask(input, undefined, opts);
+      const handle = this.client.workflow.getHandle(id);
+      try {
+        return await handle.executeUpdate(taskAdmissionUpdate);
+      } catch (updateErr) {
+        // A quick task may have ended already: it was admitted, and it is this one.
+        if ((await handle.describe()).status.name !== 'RUNNING') return { taskId: id };
+        throw updateErr;
+      }
     }
   }
+
 
   /**
    * Keys beyond what a workflow input should carry go to PostgreSQL (task_keys) under the task's

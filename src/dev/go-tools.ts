@@ -6,7 +6,9 @@
  * - temporal-sql-tool (`go.temporal.io/server/cmd/tools/sql`), which creates and migrates the
  *   persistence and visibility schemas (embedded in it) in PostgreSQL;
  * - the Temporal Web UI server (`github.com/temporalio/ui-server/v2/cmd/server`), the UI the CLI's
- *   dev server embeds, as its own process.
+ *   dev server embeds, as its own process;
+ * - promtool (`github.com/prometheus/prometheus/cmd/promtool`), which checks and unit-tests the
+ *   alerting rules in observability/prometheus.
  * Run directly: `tsx src/dev/go-tools.ts` builds what is missing and prints the paths.
  */
 import { spawnSync } from 'node:child_process';
@@ -30,11 +32,15 @@ export interface GoTool {
   binary: string;
   /** The environment variable that names a ready binary instead. */
   envVar: keyof Config['temporal']['binaries'];
+  /** Its folder in the cache, with the version appended. */
+  cacheName: string;
 }
 
-export const TEMPORAL_SERVER: GoTool = { label: 'the Temporal server', pkg: 'go.temporal.io/server/cmd/server', version: SERVER_VERSION, binary: 'server', envVar: 'TEMPORAL_SERVER' };
-export const SQL_TOOL: GoTool = { label: 'temporal-sql-tool', pkg: 'go.temporal.io/server/cmd/tools/sql', version: SERVER_VERSION, binary: 'sql', envVar: 'TEMPORAL_SQL_TOOL' };
-export const UI_SERVER: GoTool = { label: 'the Temporal Web UI server', pkg: 'github.com/temporalio/ui-server/v2/cmd/server', version: UI_SERVER_VERSION, binary: 'server', envVar: 'TEMPORAL_UI_SERVER' };
+export const TEMPORAL_SERVER: GoTool = { label: 'the Temporal server', pkg: 'go.temporal.io/server/cmd/server', version: SERVER_VERSION, binary: 'server', envVar: 'TEMPORAL_SERVER', cacheName: 'temporal-server' };
+export const SQL_TOOL: GoTool = { label: 'temporal-sql-tool', pkg: 'go.temporal.io/server/cmd/tools/sql', version: SERVER_VERSION, binary: 'sql', envVar: 'TEMPORAL_SQL_TOOL', cacheName: 'temporal-sql-tool' };
+export const UI_SERVER: GoTool = { label: 'the Temporal Web UI server', pkg: 'github.com/temporalio/ui-server/v2/cmd/server', version: UI_SERVER_VERSION, binary: 'server', envVar: 'TEMPORAL_UI_SERVER', cacheName: 'ui-server' };
+/** Prometheus v3.x's promtool (its Go module's versions are v0.3xx). */
+export const PROMTOOL: GoTool = { label: 'promtool', pkg: 'github.com/prometheus/prometheus/cmd/promtool', version: 'v0.316.0', binary: 'promtool', envVar: 'PROMTOOL', cacheName: 'promtool' };
 
 export class GoToolNotFound extends Error {
   override name = 'GoToolNotFound';
@@ -42,8 +48,7 @@ export class GoToolNotFound extends Error {
 
 /** The cache folder of one tool, e.g. ~/.cache/registry-taskmgr/temporal-sql-tool-v1.29.1. */
 function cacheDir(tool: GoTool, cache: string): string {
-  const name = tool === TEMPORAL_SERVER ? 'temporal-server' : tool === SQL_TOOL ? 'temporal-sql-tool' : 'ui-server';
-  return path.join(cache, `${name}-${tool.version}`);
+  return path.join(cache, `${tool.cacheName}-${tool.version}`);
 }
 
 /** Returns the path of `tool`, building it (minutes, once) if it must. */
@@ -72,7 +77,7 @@ export function findGoTool(tool: GoTool, opts: { log?: (msg: string) => void; co
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   try {
-    for (const tool of [TEMPORAL_SERVER, SQL_TOOL, UI_SERVER]) console.log(`${tool.envVar}=${findGoTool(tool)}`);
+    for (const tool of [TEMPORAL_SERVER, SQL_TOOL, UI_SERVER, PROMTOOL]) console.log(`${tool.envVar}=${findGoTool(tool)}`);
   } catch (err) {
     console.error((err as Error).message);
     process.exit(1);

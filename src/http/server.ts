@@ -30,6 +30,7 @@ export const CHANGE_HEADER = 'x-requested-with';
 /** Bodies are small JSON documents; anything larger is refused before it is parsed. */
 export { BODY_LIMIT } from './errors.ts';
 import { BODY_LIMIT } from './errors.ts';
+import { createHttpMetrics } from './metrics.ts';
 
 export interface AdminServerDeps {
   config: Config;
@@ -74,6 +75,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
 
   await app.register(fastifyCookie);
   await app.register(fastifyRateLimit, { global: false });
+  const metrics = createHttpMetrics(app);
 
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('X-Content-Type-Options', 'nosniff');
@@ -103,12 +105,14 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
     const address = req.ip;
     const wait = attempts.blockedFor(user, address);
     if (wait > 0) {
+      metrics.failedSignIn(via, 'blocked');
       req.log.warn({ user: user.slice(0, 100), address, via }, 'sign-in refused: too many failures');
       throw new HttpError(429, `too many failed sign-ins from ${address}; try again in ${Math.ceil(wait / 1000)} s`, { retryAfterSeconds: Math.ceil(wait / 1000) });
     }
     const p = credentials.check(user, password);
     if (!p) {
       attempts.fail(user, address);
+      metrics.failedSignIn(via, 'wrong');
       req.log.warn({ user: user.slice(0, 100), address, via }, 'failed sign-in');
       throw new HttpError(401, 'wrong user name or password');
     }
@@ -146,6 +150,10 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
   };
 
   app.get('/api/health', async () => ({ ok: true }));
+  app.get('/api/metrics', { onRequest: guard('read') }, async (_req, reply) => {
+    void reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
 
   app.post('/api/login', { config: { rateLimit: { max: 20, timeWindow: '1 minute' } } }, async (req, reply) => {
     const body = (req.body ?? {}) as { user?: unknown; password?: unknown };

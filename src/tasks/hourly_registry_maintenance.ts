@@ -3,6 +3,7 @@ import { regenerateCache, withRecordsLocked } from '../registry/derived.ts';
 import { formatDuration } from '../taskmgr/duration.ts';
 import { TASK_LIMITS } from '../taskmgr/input.ts';
 import { defineTask } from '../taskmgr/types.ts';
+import { countInActivity } from '../metrics/activity-metrics.ts';
 
 /**
  * Derived state computed from older inputs than the record has now (its fields, its relations, its
@@ -62,6 +63,7 @@ export default defineTask({
       }
     }
     if (rows.length) ctx.log.warn(`${rows.length} records had stale derived state; queued ${repairs.length} repair tasks`);
+    countInActivity('registry_maintenance_stale_records', rows.length, 'Records with stale derived state found by HOURLY_REGISTRY_MAINTENANCE');
 
     // Records without a cache entry get one now (the original's "fill missing hashes").
     const missing = await ctx.pool.query<{ id: number }>(

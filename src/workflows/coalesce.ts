@@ -4,6 +4,7 @@ import { coalescerStateQuery, followUpRequestSignal, followUpStatusQuery, type C
 import { DEFAULT_COALESCER_SETTINGS, type CoalescerSettings } from './coalesce-settings.ts';
 import { refreshBatches, type FollowUpTotals } from './followup.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
+import { recordFollowUpRound } from './metrics.ts';
 
 const { planFollowUpRound, completeFollowUpRound } = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: RETRY_FOREVER_CAPPED });
 
@@ -87,6 +88,7 @@ export async function coalesceFollowUps(input: CoalescerInput): Promise<void> {
     state.operations += opIds.length;
     state.recordsProcessed += plan.affected;
     roundsThisRun += 1;
+    recordFollowUpRound(input.dataSourceKey, plan.affected);
   }
   await condition(allHandlersFinished);
   await continueAsNew<typeof coalesceFollowUps>({

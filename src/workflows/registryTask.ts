@@ -26,6 +26,7 @@ import { appendLogs, failureDetails, messageOf, summarisedOutput, taskMemo, time
 import { dependantSignal, MERGE_REFUSALS, mergeCoveredUpdate, prerequisiteDoneSignal, rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery, type CoveredAdd } from './definitions.ts';
 import { registryTaskV2 } from './registryTask-v2.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
+import { recordTaskFinished } from './metrics.ts';
 
 /**
  * Version 3: keys and prerequisites in PostgreSQL, merges only into a task that covers the add,
@@ -431,4 +432,5 @@ function finish(run: TaskRun, status: 'COMPLETED' | 'FAILED' | 'CANCELLED') {
   run.info.completedAt = new Date().toISOString();
   if (run.info.startedAt) run.info.durationMs = Date.parse(run.info.completedAt) - Date.parse(run.info.startedAt);
   setStatus(run, status);
+  recordTaskFinished(run.info.method, status, run.info.durationMs);
 }

@@ -41,6 +41,8 @@ describe('taskmgr cluster', () => {
       TEMPORAL_UI_PORT: String(await port()),
       HTTP_PORT: String(await port()),
       EMBEDDED_PG_PORT: String(await port()),
+      // Worker i serves its metrics on this port + i - 1.
+      METRICS_ADDRESS: `127.0.0.1:${await port()}`,
     };
   });
   after(async () => {
@@ -90,6 +92,10 @@ describe('taskmgr cluster', () => {
     const health = await fetch(`http://127.0.0.1:${env.HTTP_PORT}/api/health`);
     assert.equal(health.status, 200);
     assert.equal((await fetch(`http://127.0.0.1:${env.TEMPORAL_UI_PORT}/`)).status, 200, 'the Web UI answers');
+    const metricsPort = Number(env.METRICS_ADDRESS!.split(':')[1]);
+    for (const p of [metricsPort, metricsPort + 1]) {
+      assert.match(await (await fetch(`http://127.0.0.1:${p}/metrics`)).text(), /^temporal_num_pollers\{/m, `worker metrics on ${p}`);
+    }
 
     const token = (await taskmgr(['cluster-token'])).trim();
     const { taskId } = JSON.parse(await taskmgr(['add', 'INDEX_RECORDS', '--json'], { TEMPORAL_API_KEY: token })) as { taskId: string };

@@ -221,6 +221,17 @@ describe('the admin HTTP API', () => {
     const sources = await call('GET', '/api/data-sources', a);
     assert.deepEqual(sources.json.map((s: { key: string }) => s.key).sort(), [...seeded.dataSources].sort());
     assert.equal(sources.json.reduce((n: number, s: { records: number }) => n + s.records, 0), 300);
+    // A task scheduled hours ahead is scheduled, not in progress; the page words it so.
+    const later = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: seeded.dataSources[0]!, scheduledFor: '3 hours' });
+    const withLater = await eventually(async () => {
+      const r = await call('GET', '/api/data-sources', a);
+      const d = r.json.find((s: { key: string }) => s.key === seeded.dataSources[0]);
+      return d.scheduledTasks === 1 && d;
+    }, 15_000, 300);
+    assert.equal(withLater.backgroundWorkInProgress, false);
+    assert.deepEqual([withLater.runningTasks, withLater.queuedTasks], [0, 0]);
+    assert.ok(Math.abs(Date.parse(withLater.nextScheduledFor) - Date.now() - 3 * 3600_000) < 60_000, withLater.nextScheduledFor);
+    await tasks.cancelTask(later);
 
     const hub = seeded.hubs[0]!;
     const found = await call('GET', `/api/records?q=${enc(hub.key)}`, a);

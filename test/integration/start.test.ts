@@ -35,9 +35,10 @@ describe('npm start on a fresh machine', () => {
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('comes up on loopback only, serves the page, and stops on Ctrl-C', { timeout: 240_000 }, async () => {
-    const ports = { EMBEDDED_PG_PORT: await freePort(), TEMPORAL_DEV_PORT: await freePort(), TEMPORAL_UI_PORT: await freePort(), HTTP_PORT: await freePort() };
+    const ports = { EMBEDDED_PG_PORT: await freePort(), TEMPORAL_DEV_PORT: await freePort(), TEMPORAL_UI_PORT: await freePort(), HTTP_PORT: await freePort(), METRICS: await freePort() };
     const before = listeners();
-    const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: path.join(dir, 'data'), SEED_RECORDS: '300', LOG_LEVEL: 'warn', ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])) };
+    const { METRICS: metricsPort, ...numbered } = ports;
+    const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: path.join(dir, 'data'), SEED_RECORDS: '300', LOG_LEVEL: 'warn', METRICS_ADDRESS: `127.0.0.1:${metricsPort}`, ...Object.fromEntries(Object.entries(numbered).map(([k, v]) => [k, String(v)])) };
     delete env.DATABASE_URL;
     delete env.TEMPORAL_ADDRESS;
     const child = spawn(process.execPath, [BIN, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -55,7 +56,11 @@ describe('npm start on a fresh machine', () => {
 
       const opened = [...listeners()].filter((l) => !before.has(l));
       const ours = opened.filter((l) => Object.values(ports).some((p) => l.endsWith(`:${p}`)));
-      assert.equal(new Set(ours.map((l) => l.split(':').pop())).size, 4, `the four listeners: ${opened.join(', ')}`);
+      assert.equal(new Set(ours.map((l) => l.split(':').pop())).size, 5, `the five listeners: ${opened.join(', ')}`);
+      assert.match(output, new RegExp(`Metrics: +http://127\\.0\\.0\\.1:${metricsPort}/metrics`));
+      const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      assert.match(metrics, /^temporal_worker_task_slots_available\{/m, "the SDK's metrics");
+      assert.match(metrics, /^registry_pg_pool_connections\{state="in_use"\}/m, 'ours');
       const exposed = opened.filter((l) => !l.startsWith('127.') && !l.startsWith('::1:'));
       assert.deepEqual(exposed, [], `listeners beyond loopback: ${exposed.join(', ')}`);
 

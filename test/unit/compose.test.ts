@@ -22,9 +22,22 @@ function readmeServices(): string[] {
 }
 
 describe('docker-compose.yml', () => {
-  it('parses and has PostgreSQL, the schema job, the five Temporal server processes of the cluster layout, the setup job, the Web UI, the worker and the page', () => {
+  it('parses and has PostgreSQL, the schema job, the five Temporal server processes of the cluster layout, the setup job, the Web UI, the worker, the page, Prometheus and Grafana', () => {
     const servers = serverProcesses(DEFAULT_PORTS).map(COMPOSE.serviceOf);
-    assert.deepEqual(Object.keys(services).sort(), ['postgresql', 'task-manager', 'temporal-schema', 'temporal-setup', 'temporal-ui', 'worker', ...servers].sort());
+    assert.deepEqual(Object.keys(services).sort(), ['grafana', 'postgresql', 'prometheus', 'task-manager', 'temporal-schema', 'temporal-setup', 'temporal-ui', 'worker', ...servers].sort());
+  });
+
+  it('Prometheus scrapes every worker replica and the page with the rules tested by promtool; Grafana is provisioned with its dashboard', () => {
+    const prom = parse(fs.readFileSync(path.join(root, 'observability', 'prometheus', 'prometheus.yml'), 'utf8'));
+    assert.deepEqual(prom.rule_files, ['registry-taskmgr.rules.yml']);
+    const jobs = Object.fromEntries((prom.scrape_configs as { job_name: string }[]).map((j) => [j.job_name, j as Record<string, any>]));
+    assert.deepEqual(jobs['registry-worker']!.dns_sd_configs, [{ names: ['worker'], type: 'A', port: 9464 }]);
+    assert.equal((services.worker!.environment as Record<string, string>).METRICS_ADDRESS, '0.0.0.0:9464');
+    assert.equal(jobs['registry-task-manager']!.metrics_path, '/api/metrics');
+    assert.equal(jobs['registry-task-manager']!.basic_auth.username, 'viewer');
+    assert.ok((services.prometheus!.volumes as string[]).includes('./observability/prometheus:/etc/prometheus:ro'));
+    assert.ok((services.grafana!.volumes as string[]).some((v) => v.startsWith('./observability/grafana/dashboards:')));
+    assert.match((services.grafana!.environment as Record<string, string>).GF_SECURITY_ADMIN_PASSWORD!, /^\$\{GRAFANA_ADMIN_PASSWORD:\?/);
   });
 
   it('names every service the README mentions, and the README mentions every service', () => {
@@ -32,7 +45,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('gives every long-running service a health check, and waits on them', () => {
-    for (const name of ['postgresql', 'temporal-frontend', 'temporal-ui', 'worker', 'task-manager']) assert.ok(services[name]!.healthcheck, `${name} has a healthcheck`);
+    for (const name of ['postgresql', 'temporal-frontend', 'temporal-ui', 'worker', 'task-manager', 'prometheus', 'grafana']) assert.ok(services[name]!.healthcheck, `${name} has a healthcheck`);
     assert.deepEqual(services['temporal-schema']!.depends_on, { postgresql: { condition: 'service_healthy' } });
     assert.deepEqual(services['temporal-history-1']!.depends_on, { 'temporal-schema': { condition: 'service_completed_successfully' } });
     assert.equal((services.worker!.depends_on as Record<string, { condition: string }>)['temporal-setup']!.condition, 'service_completed_successfully');

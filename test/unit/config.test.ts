@@ -20,6 +20,14 @@ describe('configuration', () => {
     assert.equal(redactSecrets('a postgres://u:p@h/db and http://x:y@z'), 'a postgres://u:***@h/db and http://x:***@z');
   });
 
+  it('serves worker metrics on loopback by default; off turns them off; a bad address names the forms', () => {
+    assert.equal(loadConfig({}).metricsAddress, '127.0.0.1:9464');
+    assert.equal(loadConfig({ METRICS_ADDRESS: 'off' }).metricsAddress, undefined);
+    assert.equal(loadConfig({ METRICS_ADDRESS: '[::1]:9500' }).metricsAddress, '[::1]:9500');
+    assert.throws(() => loadConfig({ METRICS_ADDRESS: 'http://x:1/metrics' }), /METRICS_ADDRESS="http:\/\/x:1\/metrics".*expected host:port \(e\.g\. 127\.0\.0\.1:9464\) or off/);
+    assert.equal(loadConfig({ METRICS_SAMPLE_EVERY: '2 seconds' }).metricsSampleMs, 2000);
+  });
+
   it('treats empty variables as unset', () => {
     assert.equal(loadConfig({ DATABASE_URL: '', TEMPORAL_ADDRESS: '' }).databaseUrl, undefined);
   });

@@ -434,12 +434,27 @@ function showDataSources() {
           el('td', {}, d.title),
           el('td', { class: 'num' }, d.records),
           el('td', {}, Object.entries(d.byQuality).map(([q, n]) => `${q === 'unchecked' ? 'unchecked' : `level ${q}`}: ${n}`).join(', ')),
-          el('td', { class: d.backgroundWorkInProgress ? 'busy' : '' }, d.backgroundWorkInProgress ? `a background task is in progress for this data source (${d.activeTasks} tasks, ${d.openOperations} follow-ups)` : 'idle'),
+          el('td', { class: d.backgroundWorkInProgress ? 'busy' : '' }, backgroundWorkText(d)),
         ),
       ),
     );
     await showQuarantine();
   });
+}
+
+/** "3 tasks", "1 follow-up": a count with its noun, singular or plural. */
+const counted = (n, noun) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
+/** What runs for a data source now and what is scheduled (and when), in words. */
+function backgroundWorkText(d) {
+  const now = [
+    d.runningTasks ? `${counted(d.runningTasks, 'task')} running` : '',
+    d.queuedTasks ? `${counted(d.queuedTasks, 'task')} waiting to start` : '',
+    d.openOperations ? `${counted(d.openOperations, 'follow-up')} in progress` : '',
+  ].filter(Boolean);
+  const later = d.scheduledTasks ? `${counted(d.scheduledTasks, 'task')} scheduled, the next at ${new Date(d.nextScheduledFor).toLocaleString()}` : '';
+  if (!now.length) return later || 'idle';
+  return `in progress: ${now.join(', ')}${later ? `; ${later}` : ''}`;
 }
 
 async function showQuarantine() {

@@ -1,0 +1,75 @@
+/**
+ * The registry's gauges, sampled from PostgreSQL by each worker process every interval and
+ * exported through the SDK's meter, on the worker's Prometheus endpoint beside the SDK's metrics:
+ * follow-up lag and queued operations per data source, quarantined records per data source,
+ * WAITING tasks per method, and the worker's PostgreSQL pool. Every worker reports the same
+ * database figures: aggregate them with max(), not sum().
+ */
+import type { MetricGauge, MetricMeter } from '@temporalio/common';
+import type { Pool } from '../db/pool.ts';
+import type { Logger } from '../log.ts';
+
+/** Operations handed to a coalescer and not finished, per data source: how many, and the age of the oldest. */
+const FOLLOW_UP_QUEUE = `
+  SELECT d.key AS label, count(*)::int AS queued, extract(epoch FROM now() - min(o.handed_off_at))::float8 AS lag
+    FROM registry_operations o JOIN data_sources d ON d.id = o.data_source_id
+   WHERE o.completed_at IS NULL AND o.handed_off_at IS NOT NULL
+   GROUP BY d.key`;
+/** Every data source, 0 included: a healthy registry exports its zeros (records without a data source under ""). */
+const QUARANTINED = `
+  SELECT d.key AS label, count(q.record_id)::int AS n
+    FROM data_sources d LEFT JOIN quarantined_records q ON q.data_source_id = d.id
+   GROUP BY d.key
+  UNION ALL
+  SELECT '', count(*)::int FROM quarantined_records WHERE data_source_id IS NULL HAVING count(*) > 0`;
+/** A WAITING task holds its (method, data source) claim until it starts. */
+const WAITING = 'SELECT method AS label, count(*)::int AS n FROM task_claims GROUP BY method';
+
+/**
+ * A gauge per label value; a label seen before and absent now is set to 0, so that a data source
+ * whose queue emptied does not keep its last lag.
+ */
+function labelledGauge(gauge: MetricGauge, labelName: string) {
+  const seen = new Set<string>();
+  return (values: Map<string, number>) => {
+    for (const label of seen) if (!values.has(label)) gauge.set(0, { [labelName]: label });
+    for (const [label, value] of values) {
+      gauge.set(value, { [labelName]: label });
+      seen.add(label);
+    }
+  };
+}
+
+export function startRegistryGauges(deps: { pool: Pool; meter: MetricMeter; logger: Logger; intervalMs?: number }): { stop(): void } {
+  const { meter, pool } = deps;
+  const lag = labelledGauge(meter.createGauge('registry_followup_lag_seconds', 'float', undefined, 'Age of the oldest follow-up handed to its coalescer and not finished, per data source'), 'data_source');
+  const queued = labelledGauge(meter.createGauge('registry_followup_queued_operations', 'int', undefined, 'Operations handed to their coalescer and not finished, per data source'), 'data_source');
+  const quarantined = labelledGauge(meter.createGauge('registry_quarantined_records', 'int', undefined, 'Records whose derived state PostgreSQL refused, per data source'), 'data_source');
+  const waiting = labelledGauge(meter.createGauge('registry_tasks_waiting', 'int', undefined, 'WAITING tasks per method'), 'method');
+  const poolGauge = meter.createGauge('registry_pg_pool_connections', 'int', undefined, "The worker's PostgreSQL pool: connections in use and idle, callers waiting for one");
+  const sample = async () => {
+    const [queue, quarantine, waits] = await Promise.all([pool.query(FOLLOW_UP_QUEUE), pool.query(QUARANTINED), pool.query(WAITING)]);
+    lag(new Map(queue.rows.map((r) => [r.label, r.lag])));
+    queued(new Map(queue.rows.map((r) => [r.label, r.queued])));
+    quarantined(new Map(quarantine.rows.map((r) => [r.label, r.n])));
+    waiting(new Map(waits.rows.map((r) => [r.label, r.n])));
+  };
+  const samplePool = () => {
+    poolGauge.set(pool.totalCount - pool.idleCount, { state: 'in_use' });
+    poolGauge.set(pool.idleCount, { state: 'idle' });
+    poolGauge.set(pool.waitingCount, { state: 'waiting' });
+  };
+  let running = false;
+  const tick = () => {
+    samplePool();
+    if (running) return; // a slow database: skip a sample rather than pile queries up
+    running = true;
+    sample()
+      .catch((err: Error) => deps.logger.debug({ err: err.message }, 'metrics sample failed'))
+      .finally(() => (running = false));
+  };
+  tick();
+  const timer = setInterval(tick, deps.intervalMs ?? 15_000);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
