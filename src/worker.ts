@@ -118,7 +118,7 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
   const workers = [main, runs];
   return {
     async run() {
-      const gauges = deps.config.metricsAddress ? startRegistryGauges({ pool: deps.pool, meter: Runtime.instance().metricMeter, logger: deps.logger ?? silentLogger, intervalMs: deps.config.metricsSampleMs }) : undefined;
+      const gauges = deps.config.metricsAddress ? startRegistryGauges({ pool: deps.pool, meter: Runtime.instance().metricMeter, logger: deps.logger ?? silentLogger, methods: [...tasks.definitions.keys()], intervalMs: deps.config.metricsSampleMs }) : undefined;
       try {
         // One stops, both stop: a half-running worker would take work it cannot finish.
         await Promise.all(workers.map((w) => w.run().finally(() => workers.forEach((o) => o.getState() === 'RUNNING' && o.shutdown()))));

@@ -40,7 +40,8 @@ function labelledGauge(gauge: MetricGauge, labelName: string) {
   };
 }
 
-export function startRegistryGauges(deps: { pool: Pool; meter: MetricMeter; logger: Logger; intervalMs?: number }): { stop(): void } {
+/** `methods`: the task methods this worker knows; each gets its WAITING count, 0 included. */
+export function startRegistryGauges(deps: { pool: Pool; meter: MetricMeter; logger: Logger; methods: string[]; intervalMs?: number }): { stop(): void } {
   const { meter, pool } = deps;
   const lag = labelledGauge(meter.createGauge('registry_followup_lag_seconds', 'float', undefined, 'Age of the oldest follow-up handed to its coalescer and not finished, per data source'), 'data_source');
   const queued = labelledGauge(meter.createGauge('registry_followup_queued_operations', 'int', undefined, 'Operations handed to their coalescer and not finished, per data source'), 'data_source');
@@ -52,7 +53,7 @@ export function startRegistryGauges(deps: { pool: Pool; meter: MetricMeter; logg
     lag(new Map(queue.rows.map((r) => [r.label, r.lag])));
     queued(new Map(queue.rows.map((r) => [r.label, r.queued])));
     quarantined(new Map(quarantine.rows.map((r) => [r.label, r.n])));
-    waiting(new Map(waits.rows.map((r) => [r.label, r.n])));
+    waiting(new Map([...deps.methods.map((m): [string, number] => [m, 0]), ...waits.rows.map((r): [string, number] => [r.label, r.n])]));
   };
   const samplePool = () => {
     poolGauge.set(pool.totalCount - pool.idleCount, { state: 'in_use' });
