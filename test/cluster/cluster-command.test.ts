@@ -93,8 +93,9 @@ describe('taskmgr cluster', () => {
     assert.equal(health.status, 200);
     assert.equal((await fetch(`http://127.0.0.1:${env.TEMPORAL_UI_PORT}/`)).status, 200, 'the Web UI answers');
     const metricsPort = Number(env.METRICS_ADDRESS!.split(':')[1]);
+    // Each worker polls (and says so on its own endpoint) once its workflow bundle is built.
     for (const p of [metricsPort, metricsPort + 1]) {
-      assert.match(await (await fetch(`http://127.0.0.1:${p}/metrics`)).text(), /^temporal_num_pollers\{/m, `worker metrics on ${p}`);
+      await eventually(async () => /^temporal_num_pollers\{/m.test(await (await fetch(`http://127.0.0.1:${p}/metrics`)).text()), 60_000, 500);
     }
 
     const token = (await taskmgr(['cluster-token'])).trim();
