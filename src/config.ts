@@ -51,6 +51,7 @@ const schema = z.object({
   TASK_PREREQUISITE_RECHECK: z.string().default('1 hour').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   TASK_RUN_SLOTS: positiveInt.max(200).default(4),
   TASK_WAIT_HISTORY_LIMIT: positiveInt.min(50).max(10_000).default(1000),
+  WORKER_WAIT: z.string().default('15 seconds').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   TASK_RETENTION: z.string().default('1 day').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   MAINTENANCE_EVERY: z.string().default('1 hour').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   HTTP_HOST: z.string().min(1).default('127.0.0.1'),
@@ -100,6 +101,8 @@ export type Config = {
   taskWaits: { prerequisiteRecheckMs: number; historyLimit: number };
   /** Closed tasks older than this are removed by HOURLY_REGISTRY_MAINTENANCE. */
   taskRetentionMs: number;
+  /** How long a call a worker must answer (adding a task, a record's deletion or operation) waits for one before answering that none has. */
+  workerWaitMs: number;
   maintenanceEvery: string;
   http: {
     host: string;
@@ -171,6 +174,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     taskRunSlots: c.TASK_RUN_SLOTS,
     taskWaits: { prerequisiteRecheckMs: parseDuration(c.TASK_PREREQUISITE_RECHECK), historyLimit: c.TASK_WAIT_HISTORY_LIMIT },
     taskRetentionMs: parseDuration(c.TASK_RETENTION),
+    workerWaitMs: parseDuration(c.WORKER_WAIT),
     maintenanceEvery: c.MAINTENANCE_EVERY,
     http: {
       host: c.HTTP_HOST,

@@ -171,7 +171,7 @@ export function buildProgram(): Command {
       const logger = createLogger(config.logLevel);
       const pool = createPool(config.databaseUrl, { logger });
       const registry = await RegistryClient.connect(config, undefined, pool);
-      const tasks = new TaskClient(registry.client, config.temporal.taskQueue, { pool });
+      const tasks = new TaskClient(registry.client, config.temporal.taskQueue, { pool, admissionWaitMs: config.workerWaitMs });
       const web = await startAdminServer({ config, pool, tasks, registry, logger, temporalUiUrl: config.temporal.uiUrl });
       logger.info({ url: web.url }, 'Background Task Manager listening');
       await stopSignal(logger);
@@ -331,7 +331,7 @@ function addQuarantineCommands(program: Command) {
 
 
 /** Errors that carry a message for the user; anything else is a bug and gets its stack with LOG_LEVEL=debug. */
-const USER_ERRORS = new Set(['ConfigError', 'InvalidInputError', 'RecordNotFoundError', 'TaskInputError', 'UnknownTaskMethod', 'TaskNotFoundError', 'TaskStateError', 'DurationError', 'TaskDiscoveryError', 'TemporalCliNotFound', 'TemporalUnreachable', 'OperationRefusedError', 'DataRejectedError', 'AuthConfigError', 'ReplayCheckFailed', 'GoToolNotFound']);
+const USER_ERRORS = new Set(['ConfigError', 'InvalidInputError', 'RecordNotFoundError', 'TaskInputError', 'UnknownTaskMethod', 'TaskNotFoundError', 'TaskStateError', 'DurationError', 'TaskDiscoveryError', 'TemporalCliNotFound', 'TemporalUnreachable', 'OperationRefusedError', 'DataRejectedError', 'AuthConfigError', 'ReplayCheckFailed', 'GoToolNotFound', 'QueuedForWorker']);
 
 /** Runs the CLI; errors become one clear line and a non-zero exit, not a stack trace. */
 export async function main(argv = process.argv): Promise<void> {

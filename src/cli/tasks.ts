@@ -5,6 +5,7 @@ import { createPool } from '../db/pool.ts';
 import { runningDatabaseUrl } from './database.ts';
 import { printable, terminalSafe } from './common.ts';
 import { TaskClient, type TaskSummary } from '../client/tasks.ts';
+import { noWorkerMessage } from '../client/worker-wait.ts';
 import { TASK_STATUSES, type TaskStatus } from '../shared.ts';
 import { assertAvailable, listTaskFiles } from '../taskmgr/discovery.ts';
 import { validateTaskInput } from '../taskmgr/input.ts';
@@ -123,7 +124,8 @@ export function addTaskCommands(program: Command): void {
       await withTasks(async (tasks) => {
         const admission = await tasks.addTask(input);
         const id = admission.deduplicatedInto ?? admission.taskId;
-        print(opts.json, { taskId: id, deduplicated: Boolean(admission.deduplicatedInto) }, () => (admission.deduplicatedInto ? `${id} (merged into this WAITING task)` : id));
+        if (admission.admissionPending) console.error(`taskmgr: ${noWorkerMessage('added', tasks.taskQueue)}`);
+        print(opts.json, { taskId: id, deduplicated: Boolean(admission.deduplicatedInto), ...(admission.admissionPending ? { admissionPending: true } : {}) }, () => (admission.deduplicatedInto ? `${id} (merged into this WAITING task)` : id));
       });
     });
 

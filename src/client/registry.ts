@@ -37,6 +37,7 @@ import type { Pool } from '../db/pool.ts';
 import type { deleteRecord as deleteRecordWorkflow } from '../workflows/deleteRecord.ts';
 import { connecting, temporalTarget } from './connection.ts';
 import { startedWithInput } from './own-start.ts';
+import { answeredWithin, noWorkerMessage, QueuedForWorkerError } from './worker-wait.ts';
 
 /** A bad argument from the caller; nothing was started or changed. */
 export class InvalidInputError extends Error {
@@ -63,6 +64,8 @@ export interface RegistryClientOptions {
   pool?: Pool;
   /** Follow-up tuning passed to the workflows; the workflow's defaults when unset. */
   followUp?: { batchSize?: number; concurrency?: number; coalesce?: { quietMs?: number; maxWaitMs?: number } };
+  /** How long a deletion or operation waits for a worker to carry it out (default 15 s); then QueuedForWorkerError. */
+  workerWaitMs?: number;
 }
 
 /** The activity's own failure inside the update's ActivityFailure wrapper. */
@@ -84,7 +87,7 @@ export class RegistryClient {
     const connection = await connecting(target, () => Connection.connect(target.connectionOptions));
     const client = new Client({ connection, namespace: target.namespace });
     // No follow-up settings: the workers' configuration decides them.
-    return new RegistryClient(client, { taskQueue: config.temporal.taskQueue, pool });
+    return new RegistryClient(client, { taskQueue: config.temporal.taskQueue, pool, workerWaitMs: config.workerWaitMs });
   }
 
   async close(): Promise<void> {
@@ -115,10 +118,12 @@ export class RegistryClient {
       // Waits for the update to complete in the one call, as executeUpdateWithStart does (the SDK's
       // types admit only ACCEPTED here; the server takes COMPLETED), and keeps the handle for its run id.
       const waitForStage = WorkflowUpdateStage.COMPLETED as unknown as typeof WorkflowUpdateStage.ACCEPTED;
-      const update = await this.client.workflow.startUpdateWithStart(deleteRecordUpdate, { startWorkflowOperation, waitForStage });
-      const outcome = await update.result();
+      const done = await this.carriedOut(workflowId, `the deletion of ${key} is queued`, async () => {
+        const update = await this.client.workflow.startUpdateWithStart(deleteRecordUpdate, { startWorkflowOperation, waitForStage });
+        return { outcome: await update.result(), runId: update.workflowRunId! };
+      });
       // The run that deleted: a later delete of the same key (another run) must not change what this caller waits for.
-      return { ...outcome, workflowId, runId: update.workflowRunId! };
+      return { ...done.outcome, workflowId, runId: done.runId };
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === 'RecordNotFound') {
         throw new RecordNotFoundError(err.cause.message);
@@ -207,13 +212,20 @@ export class RegistryClient {
   /** The operation's update-with-start; an "already started" that is our own start retried joins it (own-start.ts). */
   private async startOperation(start: WithStartWorkflowOperation<typeof registryOperation>, workflowId: string, op: RegistryOperation): Promise<OperationOutcome> {
     try {
-      return await this.client.workflow.executeUpdateWithStart(registryOperationUpdate, { startWorkflowOperation: start });
+      return await this.carriedOut(workflowId, `the ${op.kind} operation is queued`, () => this.client.workflow.executeUpdateWithStart(registryOperationUpdate, { startWorkflowOperation: start }));
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       if (!(await startedWithInput(this.client, workflowId, { op, ...this.options.followUp }))) return this.runOperation(op);
       const handle = this.client.workflow.getHandle<typeof registryOperation>(workflowId);
       return (await handle.describe()).status.name === 'RUNNING' ? handle.executeUpdate(registryOperationUpdate) : handle.result();
     }
+  }
+
+  /** Waits for a worker to carry out `call`; with none polling after workerWaitMs, the work is queued for one: QueuedForWorkerError (worker-wait.ts). */
+  private async carriedOut<T>(workflowId: string, what: string, call: () => Promise<T>): Promise<T> {
+    const r = await answeredWithin(this.client, { workflowId, taskQueue: this.options.taskQueue, waitMs: this.options.workerWaitMs ?? 15_000 }, call);
+    if ('answer' in r) return r.answer;
+    throw new QueuedForWorkerError(noWorkerMessage(what, this.options.taskQueue));
   }
 
   /** Deletes a record that is not published (a draft). */

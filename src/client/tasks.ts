@@ -29,6 +29,7 @@ import type { AddTaskOptions, TaskProgress } from '../taskmgr/types.ts';
 import { mergeCoveredUpdate, rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery, type CoveredAdd } from '../workflows/definitions.ts';
 import type { registryTask } from '../workflows/registryTask.ts';
 import { connecting, temporalTarget } from './connection.ts';
+import { answeredWithin } from './worker-wait.ts';
 import { startedWithInput } from './own-start.ts';
 
 export { TaskInputError };
@@ -100,6 +101,8 @@ export interface TaskClientOptions {
    * must fit its workflow input, and a key search sees only the keys in the search attribute.
    */
   pool?: Pool;
+  /** How long an add waits for a worker to admit the task (default 15 s); then it answers admissionPending. */
+  admissionWaitMs?: number;
 }
 
 /** gRPC NOT_FOUND: the execution is already gone. */
@@ -107,18 +110,20 @@ const GRPC_NOT_FOUND = 5;
 
 export class TaskClient {
   readonly pool?: Pool;
+  private readonly admissionWaitMs: number;
   constructor(
     readonly client: Client,
     readonly taskQueue: string,
     options: TaskClientOptions = {},
   ) {
     this.pool = options.pool;
+    this.admissionWaitMs = options.admissionWaitMs ?? 15_000;
   }
 
   static async connect(config: Config, addressOverride?: string, options: TaskClientOptions = {}): Promise<TaskClient> {
     const target = temporalTarget(config, addressOverride);
     const connection = await connecting(target, () => Connection.connect(target.connectionOptions));
-    return new TaskClient(new Client({ connection, namespace: target.namespace }), config.temporal.taskQueue, options);
+    return new TaskClient(new Client({ connection, namespace: target.namespace }), config.temporal.taskQueue, { admissionWaitMs: config.workerWaitMs, ...options });
   }
 
   async close(): Promise<void> {
@@ -169,7 +174,7 @@ export class TaskClient {
       ],
     });
     try {
-      return await this.client.workflow.executeUpdateWithStart(taskAdmissionUpdate, { startWorkflowOperation });
+      return await this.admitted(id, () => this.client.workflow.executeUpdateWithStart(taskAdmissionUpdate, { startWorkflowOperation }));
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       if (taskId) return { taskId };
@@ -186,6 +191,12 @@ export class TaskClient {
     }
   }
 
+
+  /** A task's admission (a worker's job); with no worker polling after admissionWaitMs, the task is WAITING for one (worker-wait.ts). */
+  private async admitted(taskId: string, admit: () => Promise<TaskAdmission>): Promise<TaskAdmission> {
+    const r = await answeredWithin(this.client, { workflowId: taskId, taskQueue: this.taskQueue, waitMs: this.admissionWaitMs }, admit);
+    return 'answer' in r ? r.answer : { taskId, admissionPending: true };
+  }
 
   /**
    * Keys beyond what a workflow input should carry go to PostgreSQL (task_keys) under the task's

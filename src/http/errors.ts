@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import { InvalidInputError, OperationRefusedError, RecordNotFoundError } from '../client/registry.ts';
 import { TaskInputError, TaskNotFoundError, TaskStateError } from '../client/tasks.ts';
 import { TemporalUnreachableError } from '../client/connection.ts';
+import { QueuedForWorkerError } from '../client/worker-wait.ts';
 import { UnknownTaskMethodError, listTaskFiles } from '../taskmgr/discovery.ts';
 import { DurationError } from '../taskmgr/duration.ts';
 
@@ -27,9 +28,16 @@ export class HttpError extends Error {
   }
 }
 
-export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
+/** 202: the work is queued for a worker, none of which has taken it up yet (not an error of the caller's). */
+export interface QueuedBody {
+  queued: true;
+  message: string;
+}
+
+export function toHttpError(err: unknown): { status: number; body: ErrorBody | QueuedBody } {
   const e = err as Error & { statusCode?: number; code?: string; validation?: unknown };
   if (err instanceof HttpError) return { status: err.status, body: { error: err.message, ...err.extra } };
+  if (err instanceof QueuedForWorkerError) return { status: 202, body: { queued: true, message: err.message } };
   if (err instanceof TaskInputError) return { status: 400, body: { error: err.message, field: err.field } };
   if (err instanceof UnknownTaskMethodError) return { status: 400, body: { error: err.message, field: 'method', allowed: listTaskFiles().available } };
   if (err instanceof DurationError || err instanceof InvalidInputError) return { status: 400, body: { error: err.message } };

@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { TaskClient } from '../client/tasks.ts';
+import { noWorkerMessage } from '../client/worker-wait.ts';
 import { TASK_STATUSES, type TaskStatus } from '../shared.ts';
 import { parseDuration } from '../taskmgr/duration.ts';
 import { HttpError, parseOr400 } from './errors.ts';
@@ -75,6 +76,11 @@ export function registerTaskRoutes(app: FastifyInstance, deps: { tasks: TaskClie
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'send the task as a JSON object: { "method": ..., ... }', { field: 'body' });
     if ('loop' in body) throw new HttpError(400, 'unknown field "loop"', { field: 'loop' });
     const admission = await tasks.addTask(body as Parameters<TaskClient['addTask']>[0]);
+    if (admission.admissionPending) {
+      // Started, not yet admitted: no worker polls. 202: it runs (or merges) when one comes.
+      void reply.status(202);
+      return { taskId: admission.taskId, deduplicated: false, admissionPending: true, message: noWorkerMessage('added', tasks.taskQueue) };
+    }
     void reply.status(admission.deduplicatedInto ? 200 : 201);
     return { taskId: admission.deduplicatedInto ?? admission.taskId, deduplicated: Boolean(admission.deduplicatedInto) };
   });

@@ -90,7 +90,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
   app.setErrorHandler((err, req, reply) => {
     const e = toHttpError(err);
     if (e.status >= 500) req.log.error({ err: (err as Error).message, url: req.url.split('?')[0] }, 'request failed');
-    if (e.body.retryAfterSeconds) void reply.header('Retry-After', String(e.body.retryAfterSeconds));
+    if ('retryAfterSeconds' in e.body && e.body.retryAfterSeconds) void reply.header('Retry-After', String(e.body.retryAfterSeconds));
     void reply.status(e.status).send(e.body);
   });
   app.setNotFoundHandler((req, reply) => {

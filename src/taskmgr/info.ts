@@ -10,6 +10,11 @@ export interface TaskAdmission {
   taskId: string;
   /** Set when the add was merged into an existing WAITING task with the same method and data source. */
   deduplicatedInto?: string;
+  /**
+   * Set when the task was started but no worker admitted it within the wait (none polls the task
+   * queue): it is WAITING and is admitted (merged or run) when a worker comes.
+   */
+  admissionPending?: true;
 }
 
 export interface TaskInfo {

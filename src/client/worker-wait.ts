@@ -1,0 +1,48 @@
+/**
+ * Calls that a worker must answer (an update-with-start's update: a task's admission, a record's
+ * deletion) wait forever while no worker polls the task queue. answeredWithin waits for them as
+ * long as a worker polls, and otherwise says, after a while, that the work was started and is
+ * queued for a worker, so that the caller hears that instead of hanging.
+ */
+import type { Client } from '@temporalio/client';
+
+/** The work was started and waits for a worker, which has not taken it up within the wait. */
+export class QueuedForWorkerError extends Error {
+  override name = 'QueuedForWorker';
+}
+
+/** What a caller hears when no worker took the work up: what waits, and what to check. */
+export const noWorkerMessage = (what: string, taskQueue: string) =>
+  `${what}, but no worker has taken it up yet: is a worker (taskmgr worker) running on task queue ${taskQueue}? It waits until one does.`;
+
+/** Whether any worker has polled the task queue's workflow tasks lately (the server remembers pollers for minutes). */
+async function hasPollers(client: Client, taskQueue: string): Promise<boolean> {
+  const r = await client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: taskQueue }, taskQueueType: 1 /* WORKFLOW */ });
+  return (r.pollers?.length ?? 0) > 0;
+}
+
+/**
+ * Runs `call`; every `waitMs` without an answer it looks for workers on `taskQueue`. While one
+ * polls, a slow answer (PostgreSQL away, a busy worker) is waited for. With none: `{ queued: true }`
+ * when the workflow `workflowId` exists (started, waiting for a worker), else an error.
+ */
+export async function answeredWithin<T>(client: Client, work: { workflowId: string; taskQueue: string; waitMs: number }, call: () => Promise<T>): Promise<{ answer: T } | { queued: true }> {
+  const abort = new AbortController();
+  const answer = client.connection.withAbortSignal(abort.signal, call);
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<'waited'>((resolve) => (timer = setTimeout(() => resolve('waited'), work.waitMs)));
+    try {
+      const first = await Promise.race([answer.then((a) => ({ answer: a })), waited]);
+      if (first !== 'waited') return first;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (await hasPollers(client, work.taskQueue).catch(() => true)) continue;
+    abort.abort();
+    await answer.catch(() => undefined);
+    const started = await client.workflow.getHandle(work.workflowId).describe().then(() => true, () => false);
+    if (!started) throw new Error(`Temporal did not answer within ${work.waitMs / 1000} s, and ${work.workflowId} was not started`);
+    return { queued: true };
+  }
+}
