@@ -1,11 +1,14 @@
 /**
- * Five people watching the task grids, each polling the three lists ten times as often as the
- * page does (every 300 ms instead of 3 s): every answer is right and none is throttled. Under
+ * Five people watching the task grids: five signed-in browsers on the page as it is, and five
+ * scripts polling the three lists ten times as often as the page does (every 300 ms instead of
+ * 3 s): every answer is right and none is throttled. Under
  * `npm run test:cluster` the server's default 10 visibility requests per second per frontend
  * apply; identical lists share one answer for 2 s (src/http/shared-answers.ts), and a change
  * through the server shows at once.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { chromium } from 'playwright-core';
 import { after, before, describe, it } from 'node:test';
 import { TaskClient } from '../../src/client/tasks.ts';
 import type { RegistryClient } from '../../src/client/registry.ts';
@@ -41,6 +44,41 @@ describe('five people watching the task grids', () => {
     await registry?.close();
     await worker?.stop();
     await db?.drop();
+  });
+
+  it('five signed-in browsers watch the grids for 12 s: every list request answers 200, each grid shows the queued tasks', { timeout: 120_000 }, async () => {
+    const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+    assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (.ci/run does)`);
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run', '--disable-sync'] });
+    try {
+      const refused: string[] = [];
+      let listRequests = 0;
+      const pages = await Promise.all(
+        Array.from({ length: 5 }, async () => {
+          const page = await (await browser.newContext()).newPage();
+          page.on('response', (r) => {
+            if (!r.url().includes('/api/tasks')) return;
+            listRequests++;
+            if (r.status() >= 400) refused.push(`${r.status()} ${r.url()}`);
+          });
+          await page.goto(`${server.url}/`);
+          await page.locator('#login-form [name=user]').fill(ADMIN.user);
+          await page.locator('#login-form [name=password]').fill(ADMIN.password);
+          await page.locator('#login-form button[type=submit]').click();
+          await page.locator('[data-grid=queued] tr[data-task-id]').first().waitFor({ timeout: 20_000 });
+          return page;
+        }),
+      );
+      upstream = 0;
+      const requestsBefore = listRequests;
+      await new Promise((r) => setTimeout(r, 12_000));
+      assert.deepEqual(refused, [], 'no list request was refused (throttled or otherwise)');
+      assert.ok(listRequests - requestsBefore >= 5 * 3 * 3, `the browsers polled: ${listRequests - requestsBefore} list requests`);
+      for (const page of pages) assert.equal(await page.locator('[data-grid=queued] tr[data-task-id]').count(), 3, 'each grid shows the three queued tasks');
+      assert.ok(upstream <= 3 * 8, `${upstream} list requests reached Temporal for ${listRequests - requestsBefore} from the browsers`);
+    } finally {
+      await browser.close();
+    }
   });
 
   it('every poll answers 200 with the right tasks; Temporal is asked a few times, not once per poll', { timeout: 120_000 }, async () => {
