@@ -1,11 +1,12 @@
 /** `taskmgr` task commands: add, list, show, cancel, reschedule, retry, flush, methods. */
 import { type Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config.ts';
-import { createPool } from '../db/pool.ts';
+import { createPool, type Pool } from '../db/pool.ts';
 import { runningDatabaseUrl } from './database.ts';
 import { printable, terminalSafe } from './common.ts';
 import { TaskClient, type TaskSummary } from '../client/tasks.ts';
 import { noWorkerMessage } from '../client/worker-wait.ts';
+import { formatStatus, systemStatus } from '../taskmgr/status.ts';
 import { TASK_STATUSES, type TaskStatus } from '../shared.ts';
 import { assertAvailable, listTaskFiles } from '../taskmgr/discovery.ts';
 import { validateTaskInput } from '../taskmgr/input.ts';
@@ -13,14 +14,14 @@ import { formatDuration, parseDuration } from '../taskmgr/duration.ts';
 import type { TaskInfo } from '../taskmgr/info.ts';
 import type { TaskProgress } from '../taskmgr/types.ts';
 
-async function withTasks<T>(fn: (tasks: TaskClient) => Promise<T>): Promise<T> {
+async function withTasks<T>(fn: (tasks: TaskClient, pool?: Pool) => Promise<T>): Promise<T> {
   const config = loadConfig();
   // The database, where it runs, holds every task's keys (key searches, large key sets).
   const databaseUrl = runningDatabaseUrl(config);
   const pool = databaseUrl ? createPool(databaseUrl, { max: 2 }) : undefined;
   const tasks = await TaskClient.connect(config, undefined, { pool });
   try {
-    return await fn(tasks);
+    return await fn(tasks, pool);
   } finally {
     await tasks.close();
     await pool?.end();
@@ -126,6 +127,17 @@ export function addTaskCommands(program: Command): void {
         const id = admission.deduplicatedInto ?? admission.taskId;
         if (admission.admissionPending) console.error(`taskmgr: ${noWorkerMessage('added', tasks.taskQueue)}`);
         print(opts.json, { taskId: id, deduplicated: Boolean(admission.deduplicatedInto), ...(admission.admissionPending ? { admissionPending: true } : {}) }, () => (admission.deduplicatedInto ? `${id} (merged into this WAITING task)` : id));
+      });
+    });
+
+  program
+    .command('status')
+    .description('the system at a glance: workers polling, tasks by status, follow-ups queued per data source, records in quarantine')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      await withTasks(async (tasks, pool) => {
+        const status = await systemStatus(tasks, pool);
+        print(opts.json, status, () => formatStatus(status, Boolean(pool)));
       });
     });
 

@@ -8,20 +8,8 @@
 import type { MetricGauge, MetricMeter } from '@temporalio/common';
 import type { Pool } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
+import { followUpBacklog, quarantinedByDataSource } from '../registry/backlog.ts';
 
-/** Operations handed to a coalescer and not finished, per data source: how many, and the age of the oldest. */
-const FOLLOW_UP_QUEUE = `
-  SELECT d.key AS label, count(*)::int AS queued, extract(epoch FROM now() - min(o.handed_off_at))::float8 AS lag
-    FROM registry_operations o JOIN data_sources d ON d.id = o.data_source_id
-   WHERE o.completed_at IS NULL AND o.handed_off_at IS NOT NULL
-   GROUP BY d.key`;
-/** Every data source, 0 included: a healthy registry exports its zeros (records without a data source under ""). */
-const QUARANTINED = `
-  SELECT d.key AS label, count(q.record_id)::int AS n
-    FROM data_sources d LEFT JOIN quarantined_records q ON q.data_source_id = d.id
-   GROUP BY d.key
-  UNION ALL
-  SELECT '', count(*)::int FROM quarantined_records WHERE data_source_id IS NULL HAVING count(*) > 0`;
 /** A WAITING task holds its (method, data source) claim until it starts. */
 const WAITING = 'SELECT method AS label, count(*)::int AS n FROM task_claims GROUP BY method';
 
@@ -49,10 +37,11 @@ export function startRegistryGauges(deps: { pool: Pool; meter: MetricMeter; logg
   const waiting = labelledGauge(meter.createGauge('registry_tasks_waiting', 'int', undefined, 'WAITING tasks per method'), 'method');
   const poolGauge = meter.createGauge('registry_pg_pool_connections', 'int', undefined, "The worker's PostgreSQL pool: connections in use and idle, callers waiting for one");
   const sample = async () => {
-    const [queue, quarantine, waits] = await Promise.all([pool.query(FOLLOW_UP_QUEUE), pool.query(QUARANTINED), pool.query(WAITING)]);
-    lag(new Map(queue.rows.map((r) => [r.label, r.lag])));
-    queued(new Map(queue.rows.map((r) => [r.label, r.queued])));
-    quarantined(new Map(quarantine.rows.map((r) => [r.label, r.n])));
+    const [backlog, quarantine, waits] = await Promise.all([followUpBacklog(pool), quarantinedByDataSource(pool, { everyDataSource: true }), pool.query(WAITING)]);
+    lag(new Map(backlog.map((b) => [b.dataSourceKey, b.oldestSeconds])));
+    queued(new Map(backlog.map((b) => [b.dataSourceKey, b.queued])));
+    // Every data source, 0 included: a healthy registry exports its zeros.
+    quarantined(quarantine);
     waiting(new Map([...deps.methods.map((m): [string, number] => [m, 0]), ...waits.rows.map((r): [string, number] => [r.label, r.n])]));
   };
   const samplePool = () => {

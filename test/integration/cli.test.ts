@@ -46,6 +46,28 @@ describe('the taskmgr command', () => {
     await db?.drop();
   });
 
+  it('status: workers polling, tasks by status, follow-ups and quarantine, on one screen and as JSON', async () => {
+    await db.pool.query("INSERT INTO registry_operations (op_id, kind, data_source_id, handed_off_at) SELECT 'cli-status-stuck', 'DELETE_RECORD', id, now() - interval '42 seconds' FROM data_sources ORDER BY id LIMIT 1");
+    try {
+      const json = await taskmgr('status', '--json');
+      assert.equal(json.code, 0, json.stderr);
+      const s = JSON.parse(json.stdout);
+      assert.ok(s.workers.workflowPollers >= 1, json.stdout);
+      assert.ok(s.workers.taskRunPollers >= 1);
+      assert.deepEqual(Object.keys(s.tasks), ['WAITING', 'STARTED', 'COMPLETED', 'FAILED', 'CANCELLED']);
+      assert.equal(s.followUps[0].dataSourceKey, seeded.dataSources[0]);
+      assert.ok(s.followUps[0].oldestSeconds >= 42);
+      assert.equal(s.quarantine.total, 0);
+      const text = await taskmgr('status');
+      assert.match(text.stdout, /^ {2}Workers: {5}1 worker polling \(/m);
+      assert.match(text.stdout, new RegExp(`^  Follow-ups:  ${seeded.dataSources[0]}: 1 operation, the oldest \\d+ s$`, 'm'));
+      assert.match(text.stdout, /^ {2}Quarantine: {2}none$/m);
+      assert.ok(text.stdout.split('\n').length <= 10, 'one screen');
+    } finally {
+      await db.pool.query("DELETE FROM registry_operations WHERE op_id = 'cli-status-stuck'");
+    }
+  });
+
   it('add, show and list a task; the CLI and the client see the same task', async () => {
     const add = await taskmgr('add', 'GENERATE_CACHE', '-d', seeded.dataSources[0]!, '-m', 'from the CLI', '--json');
     assert.equal(add.code, 0, add.stderr);

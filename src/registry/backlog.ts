@@ -1,0 +1,35 @@
+/** What waits in the registry, per data source: follow-ups handed to their coalescer and not finished, and records in quarantine. */
+import type { Queryable } from '../db/pool.ts';
+
+export interface FollowUpBacklog {
+  dataSourceKey: string;
+  queued: number;
+  /** Seconds since the oldest of them was handed off. */
+  oldestSeconds: number;
+}
+
+/** Data sources with follow-ups under way, the most behind first. */
+export async function followUpBacklog(db: Queryable): Promise<FollowUpBacklog[]> {
+  const { rows } = await db.query<{ data_source_key: string; queued: number; oldest: number }>(
+    `SELECT d.key AS data_source_key, count(*)::int AS queued, extract(epoch FROM now() - min(o.handed_off_at))::float8 AS oldest
+       FROM registry_operations o JOIN data_sources d ON d.id = o.data_source_id
+      WHERE o.completed_at IS NULL AND o.handed_off_at IS NOT NULL
+      GROUP BY d.key ORDER BY oldest DESC`,
+  );
+  return rows.map((r) => ({ dataSourceKey: r.data_source_key, queued: r.queued, oldestSeconds: r.oldest }));
+}
+
+/**
+ * Records in quarantine per data source key ("" for records without one); with `everyDataSource`,
+ * every data source appears, 0 included.
+ */
+export async function quarantinedByDataSource(db: Queryable, opts: { everyDataSource?: boolean } = {}): Promise<Map<string, number>> {
+  const { rows } = await db.query<{ data_source_key: string; n: number }>(
+    opts.everyDataSource
+      ? `SELECT d.key AS data_source_key, count(q.record_id)::int AS n FROM data_sources d LEFT JOIN quarantined_records q ON q.data_source_id = d.id GROUP BY d.key
+         UNION ALL
+         SELECT '', count(*)::int FROM quarantined_records WHERE data_source_id IS NULL HAVING count(*) > 0`
+      : `SELECT coalesce(d.key, '') AS data_source_key, count(*)::int AS n FROM quarantined_records q LEFT JOIN data_sources d ON d.id = q.data_source_id GROUP BY 1`,
+  );
+  return new Map(rows.map((r) => [r.data_source_key, r.n]));
+}
