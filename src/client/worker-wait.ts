@@ -28,19 +28,21 @@ async function hasPollers(client: Client, taskQueue: string): Promise<boolean> {
  */
 export async function answeredWithin<T>(client: Client, work: { workflowId: string; taskQueue: string; waitMs: number }, call: () => Promise<T>): Promise<{ answer: T } | { queued: true }> {
   const abort = new AbortController();
-  const answer = client.connection.withAbortSignal(abort.signal, call);
+  const answered = client.connection.withAbortSignal(abort.signal, call).then((answer) => ({ answer }));
+  // Raced below, perhaps not at once: a failure meanwhile must not count as unhandled.
+  answered.catch(() => undefined);
   for (;;) {
     let timer: NodeJS.Timeout | undefined;
     const waited = new Promise<'waited'>((resolve) => (timer = setTimeout(() => resolve('waited'), work.waitMs)));
     try {
-      const first = await Promise.race([answer.then((a) => ({ answer: a })), waited]);
+      const first = await Promise.race([answered, waited]);
       if (first !== 'waited') return first;
     } finally {
       clearTimeout(timer);
     }
     if (await hasPollers(client, work.taskQueue).catch(() => true)) continue;
     abort.abort();
-    await answer.catch(() => undefined);
+    await answered.catch(() => undefined);
     const started = await client.workflow.getHandle(work.workflowId).describe().then(() => true, () => false);
     if (!started) throw new Error(`Temporal did not answer within ${work.waitMs / 1000} s, and ${work.workflowId} was not started`);
     return { queued: true };
