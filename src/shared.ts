@@ -137,7 +137,7 @@ export const ERROR_TYPES = {
 export const RECORD_STATUSES = ['DRAFT', 'SUBMITTED_FOR_ASSESSMENT', 'ASSESSMENT_IN_PROGRESS', 'MORE_WORK_REQUIRED', 'APPROVED', 'PUBLISHED'] as const;
 export type RecordStatus = (typeof RECORD_STATUSES)[number];
 
-/** The registry's workflow of a record's status (the original's draft -> assessment -> publish). */
+/** The registry's workflow of a record's status: draft -> assessment -> publish. */
 export const STATUS_TRANSITIONS: Record<RecordStatus, RecordStatus[]> = {
   DRAFT: ['SUBMITTED_FOR_ASSESSMENT', 'APPROVED'],
   SUBMITTED_FOR_ASSESSMENT: ['ASSESSMENT_IN_PROGRESS', 'DRAFT'],

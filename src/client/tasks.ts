@@ -136,7 +136,7 @@ export class TaskClient {
   }
 
   /**
-   * Adds a task, as the original's addNewTask: returns its id, or, when a task with the same method
+   * Adds a task (registry code's addNewTask): returns its id, or, when a task with the same method
    * and data source is WAITING, that task's id (the new keys are merged into it).
    */
   async addNewTask(method: string, options: AddTaskOptions = {}): Promise<string> {
@@ -470,8 +470,8 @@ export class TaskClient {
   }
 
   /**
-   * Kept for registry code written against the original, which had to poke its worker after adding
-   * a task. Temporal dispatches every task and fires every timer itself, so there is nothing to do.
+   * Kept for registry code that pokes a worker after adding a task (see the README's comparison).
+   * Temporal dispatches every task and fires every timer itself, so there is nothing to do.
    */
   triggerAsyncTasks(): void {}
 }

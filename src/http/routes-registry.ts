@@ -63,8 +63,7 @@ export function registerRegistryRoutes(app: FastifyInstance, deps: { pool: Pool;
 
   app.get('/api/data-sources', { onRequest: guard('read') }, async () => {
     const [sources, work] = await Promise.all([listDataSources(pool), backgroundWork(tasks, Date.now())]);
-    // "A background task is in progress for this data source", as the original's page said, but
-    // precise: an unfinished follow-up or a task running or due; a task scheduled for later is not.
+    // In progress: an unfinished follow-up, or a task running or due; a task scheduled for later is not.
     return sources.map((s) => {
       const w = work.get(s.key) ?? { runningTasks: 0, queuedTasks: 0, scheduledTasks: 0 };
       return { ...s, ...w, backgroundWorkInProgress: s.openOperations > 0 || w.runningTasks > 0 || w.queuedTasks > 0 };

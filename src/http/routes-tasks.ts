@@ -31,7 +31,7 @@ const listQuery = z.strictObject({
 const flushBody = z.union([
   z.strictObject({ failed: z.literal(true) }),
   z.strictObject({
-    // The original's button: "Flush tasks older than 24 hours".
+    // The page's button: "Flush tasks older than 24 hours".
     completedOlderThan: z.string().refine((s) => {
       try {
         parseDuration(s);

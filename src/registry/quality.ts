@@ -53,7 +53,7 @@ type Rule = {
 const present = (s: string | null | undefined): boolean => typeof s === 'string' && s.trim() !== '';
 const ALL = 'all' as const;
 
-/** The rules, in report order. Messages say what is missing, as the original's report did. */
+/** The rules, in report order. Messages say what is missing. */
 export const QUALITY_RULES: readonly Rule[] = [
   { id: 'key', level: 1, appliesTo: ALL, message: 'The record must have a key.', test: (r) => present(r.key) },
   { id: 'group', level: 1, appliesTo: ALL, message: 'The record must have a group.', test: (r) => present(r.group) },

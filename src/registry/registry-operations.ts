@@ -2,7 +2,7 @@
  * Registry operations besides a plain delete: delete a draft, change a record's status, import a
  * harvested batch, clear a data source. Each runs in one transaction that also records exactly
  * the records whose derived state the change invalidates, and nothing more: a status change
- * re-processes one record, not its data source (the original's defect 7).
+ * re-processes one record, not its data source.
  */
 import { withTransaction, type Pool, type PoolClient } from '../db/pool.ts';
 import { deleteRecordRows, planFollowUp, relatedTo } from './operations.ts';

@@ -19,7 +19,7 @@ export async function idsForDataSource(db: Queryable, dataSourceKey: string): Pr
   return rows.map((r) => r.id);
 }
 
-/** Data sources with their record counts, smallest first (the original synced them in that order). */
+/** Data sources with their record counts, smallest first: small ones finish early. */
 export async function dataSourcesBySize(db: Queryable): Promise<{ key: string; title: string; records: number }[]> {
   const { rows } = await db.query<{ key: string; title: string; records: number }>(
     `SELECT ds.key, ds.title, count(ro.id)::int AS records

@@ -1,5 +1,5 @@
 /**
- * The shape the original's GENERATE_CACHE, INDEX_RECORDS and RUN_QUALITY_CHECK shared: work on the
+ * The shape GENERATE_CACHE, INDEX_RECORDS and RUN_QUALITY_CHECK share: work on the
  * given keys; else on every record of the data source; with neither, one sub-task per data source.
  */
 import { dataSourcesBySize, idsForDataSource, idsForKeys } from '../registry/scope.ts';

@@ -2,7 +2,7 @@
  * Task modules: one file per method in src/tasks (`generate_cache.ts` is GENERATE_CACHE).
  * Files whose names begin with `_` are disabled. Modules are loaded and validated once, when
  * the worker starts: a broken module stops the worker with a message naming it, instead of
- * surfacing later as a runtime surprise (the original's "function not defined").
+ * surfacing later as a "function not defined" while a task runs.
  */
 import fs from 'node:fs';
 import path from 'node:path';

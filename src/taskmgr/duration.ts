@@ -1,6 +1,6 @@
 /**
- * Delays and intervals as the original task manager wrote them ("15 seconds", "1 hour",
- * "7 days"), parsed here and never passed to SQL (the original concatenated them into a query).
+ * Delays and intervals as registry code writes them ("15 seconds", "1 hour",
+ * "7 days"), parsed here and never passed to SQL.
  * Pure: used by the client, the CLI and the workflows alike.
  */
 

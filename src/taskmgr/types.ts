@@ -41,7 +41,7 @@ export interface TaskDefinition {
   heartbeatTimeout?: string;
   /** Attempts when the worker running it dies or the time runs out; default 3. */
   maxAttempts?: number;
-  /** Retry errors the task throws too (they fail it at once by default, as in the original). */
+  /** Retry errors the task throws too (by default they fail it at once). */
   retryOnError?: boolean;
 }
 

@@ -1,5 +1,5 @@
 /**
- * Disabled (the file name begins with "_"): the original's weekly digest to saved-search
+ * Disabled (the file name begins with "_"): a weekly digest to saved-search
  * subscribers. Kept as the example of a disabled task; rename it without the "_" to enable it.
  */
 import { defineTask } from '../taskmgr/types.ts';

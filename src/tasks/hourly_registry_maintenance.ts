@@ -65,7 +65,7 @@ export default defineTask({
     if (rows.length) ctx.log.warn(`${rows.length} records had stale derived state; queued ${repairs.length} repair tasks`);
     countInActivity('registry_maintenance_stale_records', rows.length, 'Records with stale derived state found by HOURLY_REGISTRY_MAINTENANCE');
 
-    // Records without a cache entry get one now (the original's "fill missing hashes").
+    // Records without a cache entry get one now.
     const missing = await ctx.pool.query<{ id: number }>(
       'SELECT ro.id FROM registry_objects ro LEFT JOIN record_cache rc ON rc.record_id = ro.id WHERE rc.record_id IS NULL AND NOT EXISTS (SELECT 1 FROM quarantined_records q WHERE q.record_id = ro.id) ORDER BY ro.id',
     );

@@ -81,7 +81,7 @@ interface TaskRun {
 }
 
 /**
- * A named registry task, as the original's addNewTask made them: WAITING (for its schedule or
+ * A named registry task, as addNewTask makes them: WAITING (for its schedule or
  * prerequisite) -> STARTED -> COMPLETED | FAILED, or CANCELLED. Started with plain JSON input by
  * the client, the CLI, the HTTP API or `temporal workflow start --type registryTask`.
  */

@@ -420,7 +420,6 @@ $('#add-form').addEventListener('submit', async (ev) => {
 // ---------- data sources ----------
 function showDataSources() {
   showOnly('view-data-sources');
-  // The original's data source page polled every 5 s.
   every(5000, async () => {
     try {
       dataSources = await api('GET', '/api/data-sources');
