@@ -98,7 +98,7 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
   const taskQueue = deps.taskQueue ?? deps.config.temporal.taskQueue;
   const { batchSize, concurrency, coalesce } = deps.config.followUp;
   const followUp = { batchSize, concurrency, ...coalesce };
-  const activities = createActivities({ pool: deps.pool, temporal: deps.client, taskQueue, tasks, waits: deps.config.taskWaits, followUp });
+  const activities = createActivities({ pool: deps.pool, temporal: deps.client, taskQueue, tasks, waits: deps.config.taskWaits, followUp, taskRetentionMs: deps.config.taskRetentionMs });
   const main = await Worker.create({
     connection: deps.connection,
     namespace: deps.namespace,

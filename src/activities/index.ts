@@ -19,6 +19,8 @@ export interface ActivityDeps {
   followUp?: CoalescerSettings;
   /** How WAITING tasks wait (TASK_PREREQUISITE_RECHECK, TASK_WAIT_HISTORY_LIMIT). */
   waits?: TaskWaitSettings;
+  /** TASK_RETENTION, for the maintenance task. */
+  taskRetentionMs?: number;
 }
 
 export const createActivities = (deps: ActivityDeps) => ({

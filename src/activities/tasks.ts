@@ -26,6 +26,8 @@ export interface TaskActivityDeps {
   taskQueue: string;
   tasks: LoadedTasks;
   waits?: TaskWaitSettings;
+  /** Closed tasks and finished operations older than this are removed by maintenance (TASK_RETENTION; default 1 day). */
+  taskRetentionMs?: number;
 }
 
 const MAX_OUTPUT_BYTES = 256 * 1024;
@@ -280,6 +282,7 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
         },
         signal: ctx.cancellationSignal,
         taskManager: client,
+        settings: { taskRetentionMs: deps.taskRetentionMs ?? 86_400_000 },
       };
       const timer = setInterval(beat, 2000);
       beat();

@@ -29,6 +29,8 @@ export interface TaskContext {
   signal: AbortSignal;
   /** The task manager itself (list, flush), for maintenance tasks. */
   taskManager: Pick<TaskClient, 'flushTasks' | 'listTasks'>;
+  /** The worker's settings a task may need, from its configuration (loaded once per process). */
+  settings: { taskRetentionMs: number };
 }
 
 export interface TaskDefinition {

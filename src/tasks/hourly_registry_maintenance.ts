@@ -1,4 +1,3 @@
-import { loadConfig } from '../config.ts';
 import { regenerateCache, withRecordsLocked } from '../registry/derived.ts';
 import { formatDuration } from '../taskmgr/duration.ts';
 import { TASK_LIMITS } from '../taskmgr/input.ts';
@@ -39,11 +38,11 @@ export default defineTask({
   description: 'Every hour: remove closed tasks past their retention, queue repair of records with stale derived state, fill missing cache entries',
   timeout: '1 hour',
   async run(ctx) {
-    const config = loadConfig();
-    const cutoff = new Date(Date.now() - config.taskRetentionMs);
+    const { taskRetentionMs } = ctx.settings;
+    const cutoff = new Date(Date.now() - taskRetentionMs);
     const flushed = await ctx.taskManager.flushTasks({ completedBefore: cutoff });
     const operations = await ctx.pool.query('DELETE FROM registry_operations WHERE completed_at < $1', [cutoff]);
-    ctx.log.info(`removed ${flushed} closed tasks and ${operations.rowCount} finished operations older than ${formatDuration(config.taskRetentionMs)}`);
+    ctx.log.info(`removed ${flushed} closed tasks and ${operations.rowCount} finished operations older than ${formatDuration(taskRetentionMs)}`);
 
     const settled = await ctx.pool.query(SETTLED_INVALIDATIONS);
     if (settled.rowCount) ctx.log.info(`cleared ${settled.rowCount} settled invalidations`);
