@@ -7,6 +7,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DURATION_FORMS, parseDuration } from './taskmgr/duration.ts';
+import { DEFAULT_TASK_QUEUE } from './shared.ts';
 
 const isDuration = (v: string) => {
   try {
@@ -28,7 +29,7 @@ const schema = z.object({
   EMBEDDED_PG_PORT: port.default(5433),
   TEMPORAL_ADDRESS: z.string().optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  TEMPORAL_TASK_QUEUE: z.string().min(1).default('registry-tasks'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
   TEMPORAL_DEV_PORT: port.default(7233),
   TEMPORAL_UI_PORT: port.default(8233),
   TEMPORAL_UI_URL: z.string().url().optional(),

@@ -73,8 +73,8 @@ export function checkRecordKey(key: unknown): string | undefined {
  * Workflow id of a record deletion: one per key, so a repeated delete finds the running one. Ids
  * carry the task queue when it is not the default, so registries (or tests) sharing a namespace never meet.
  */
-export const deleteRecordWorkflowId = (key: string, taskQueue = 'registry-tasks'): string =>
-  taskQueue === 'registry-tasks' ? `delete-record:${key}` : `delete-record:${taskQueue}:${key}`;
+export const deleteRecordWorkflowId = (key: string, taskQueue = DEFAULT_TASK_QUEUE): string =>
+  taskQueue === DEFAULT_TASK_QUEUE ? `delete-record:${key}` : `delete-record:${taskQueue}:${key}`;
 
 export interface DeleteRecordInput {
   key: string;
@@ -195,5 +195,5 @@ export const MAX_IMPORT_BYTES = 1024 * 1024;
  * The coalescing follow-up workflow of a data source: one per data source, long-lived. Workers on
  * another task queue than the default (another registry sharing the namespace, a test) get their own.
  */
-export const coalescerWorkflowId = (dataSourceKey: string, taskQueue = 'registry-tasks') =>
-  taskQueue === 'registry-tasks' ? `followup:${dataSourceKey}` : `followup:${taskQueue}:${dataSourceKey}`;
+export const coalescerWorkflowId = (dataSourceKey: string, taskQueue = DEFAULT_TASK_QUEUE) =>
+  taskQueue === DEFAULT_TASK_QUEUE ? `followup:${dataSourceKey}` : `followup:${taskQueue}:${dataSourceKey}`;

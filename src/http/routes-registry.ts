@@ -1,5 +1,5 @@
 /** /api/data-sources and /api/records: enough of the registry to run it from the admin page. */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Pool } from '../db/pool.ts';
@@ -10,8 +10,8 @@ import { refreshDerived } from '../registry/derived.ts';
 import { listQuarantined, retryQuarantined } from '../registry/quarantine.ts';
 import { RECORD_CLASSES, RECORD_STATUSES, checkRecordKey, type RecordStatus } from '../shared.ts';
 import { HttpError, parseOr400 } from './errors.ts';
+import type { Guard } from './guard.ts';
 
-type Guard = (need: 'read' | 'act') => (req: FastifyRequest) => Promise<void>;
 
 const recordQuery = z.strictObject({
   q: z.string().max(500).optional(),

@@ -1,5 +1,5 @@
 /** /api/tasks: the task manager's client functions over HTTP. */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { TaskClient } from '../client/tasks.ts';
 import { noWorkerMessage } from '../client/worker-wait.ts';
@@ -7,8 +7,8 @@ import { TASK_STATUSES, type TaskStatus } from '../shared.ts';
 import { parseDuration } from '../taskmgr/duration.ts';
 import { HttpError, parseOr400 } from './errors.ts';
 import { SharedAnswers } from './shared-answers.ts';
+import type { Guard } from './guard.ts';
 
-type Guard = (need: 'read' | 'act') => (req: FastifyRequest) => Promise<void>;
 
 const statusList = z
   .string()

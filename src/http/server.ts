@@ -31,6 +31,7 @@ export const CHANGE_HEADER = 'x-requested-with';
 export { BODY_LIMIT } from './errors.ts';
 import { BODY_LIMIT } from './errors.ts';
 import { createHttpMetrics } from './metrics.ts';
+import type { Guard } from './guard.ts';
 
 export interface AdminServerDeps {
   config: Config;
@@ -137,7 +138,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
   });
 
   /** Route guard: signed in; for changes also the admin role and, with a cookie session, the CSRF token. */
-  const guard = (need: 'read' | 'act') => async (req: FastifyRequest) => {
+  const guard: Guard = (need) => async (req) => {
     if (!req.principal) throw new HttpError(401, 'sign in first (POST /api/login, or HTTP Basic credentials)');
     if (need === 'act') {
       // A browser sends the cookie by itself; the token proves the request came from our page.
