@@ -16,6 +16,11 @@ export function temporalTarget(config: Config, addressOverride?: string): Tempor
   return { connectionOptions: { ...connectionOptions, address }, namespace: namespace ?? config.temporal.namespace };
 }
 
+/** An error and its causes, outermost first (the SDK wraps the server's answer in its own errors). */
+export function* causeChain(err: unknown): Generator<object> {
+  for (let e: unknown = err; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) yield e;
+}
+
 export class TemporalUnreachableError extends Error {
   override name = 'TemporalUnreachable';
 }
@@ -40,7 +45,7 @@ const TLS_REASONS: [RegExp, string][] = [
  */
 export function tlsProblem(err: unknown): string | undefined {
   let text = '';
-  for (let e: unknown = err; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) text += ` ${(e as Error).message ?? ''}`;
+  for (const e of causeChain(err)) text += ` ${(e as Error).message ?? ''}`;
   for (const [pattern, reason] of TLS_REASONS) {
     const m = pattern.exec(text);
     if (m) return `${reason} (${m[0]}); ${TLS_SETTINGS}`;
@@ -57,7 +62,7 @@ const REFUSED_CODES = new Map([[16, 'Unauthenticated'], [7, 'PermissionDenied']]
  * Retrying cannot mend it.
  */
 export function credentialsRefused(err: unknown, address: string): TemporalUnreachableError | undefined {
-  for (let e: unknown = err; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
+  for (const e of causeChain(err)) {
     const { code, details, message } = e as { code?: number; details?: string; message?: string };
     // The worker's core reports a refusal only in its message text ("Status { code: PermissionDenied, message: ... }").
     const inText = /code: (PermissionDenied|Unauthenticated), message: "([^"]*)"/.exec(message ?? '');

@@ -35,7 +35,7 @@ import { checkRegistryOperation } from '../registry/operation-input.ts';
 import { operationOutcome } from '../registry/operations.ts';
 import type { Pool } from '../db/pool.ts';
 import type { deleteRecord as deleteRecordWorkflow } from '../workflows/deleteRecord.ts';
-import { connecting, temporalTarget } from './connection.ts';
+import { causeChain, connecting, temporalTarget } from './connection.ts';
 import { startedWithInput } from './own-start.ts';
 import { answeredWithin, noWorkerMessage, QueuedForWorkerError } from './worker-wait.ts';
 
@@ -71,7 +71,7 @@ export interface RegistryClientOptions {
 /** The activity's own failure inside the update's ActivityFailure wrapper. */
 function innermostApplicationFailure(err: Error): ApplicationFailure | undefined {
   let found: ApplicationFailure | undefined;
-  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof ApplicationFailure) found = e;
+  for (const e of causeChain(err)) if (e instanceof ApplicationFailure) found = e;
   return found;
 }
 
