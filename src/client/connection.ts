@@ -1,6 +1,7 @@
 /** Temporal connection settings: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_* or a
  *  TOML profile, read by @temporalio/envconfig so TLS, mTLS and API keys work as in the temporal CLI. */
 import { loadClientConnectConfig } from '@temporalio/envconfig';
+import { Client, Connection } from '@temporalio/client';
 import type { NativeConnectionOptions } from '@temporalio/worker';
 import type { Config } from '../config.ts';
 
@@ -72,6 +73,13 @@ export function credentialsRefused(err: unknown, address: string): TemporalUnrea
     }
   }
   return undefined;
+}
+
+/** A Temporal client on the configured connection (see temporalTarget), with a clear error when it cannot connect. */
+export async function connectClient(config: Config, addressOverride?: string): Promise<Client> {
+  const target = temporalTarget(config, addressOverride);
+  const connection = await connecting(target, () => Connection.connect(target.connectionOptions));
+  return new Client({ connection, namespace: target.namespace });
 }
 
 /** Runs a connect call; turns the SDK's "Failed to connect before the deadline" into a message that says where and what to do. */

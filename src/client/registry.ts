@@ -2,7 +2,6 @@
 import crypto from 'node:crypto';
 import {
   Client,
-  Connection,
   WithStartWorkflowOperation,
   WorkflowExecutionAlreadyStartedError,
   WorkflowUpdateFailedError,
@@ -35,7 +34,7 @@ import { checkRegistryOperation } from '../registry/operation-input.ts';
 import { operationOutcome } from '../registry/operations.ts';
 import type { Pool } from '../db/pool.ts';
 import type { deleteRecord as deleteRecordWorkflow } from '../workflows/deleteRecord.ts';
-import { causeChain, connecting, temporalTarget } from './connection.ts';
+import { causeChain, connectClient } from './connection.ts';
 import { startedWithInput } from './own-start.ts';
 import { answeredWithin, noWorkerMessage, QueuedForWorkerError } from './worker-wait.ts';
 
@@ -83,9 +82,7 @@ export class RegistryClient {
 
   /** Connects with the project's configuration (see src/client/connection.ts). */
   static async connect(config: Config, addressOverride?: string, pool?: Pool): Promise<RegistryClient> {
-    const target = temporalTarget(config, addressOverride);
-    const connection = await connecting(target, () => Connection.connect(target.connectionOptions));
-    const client = new Client({ connection, namespace: target.namespace });
+    const client = await connectClient(config, addressOverride);
     // No follow-up settings: the workers' configuration decides them.
     return new RegistryClient(client, { taskQueue: config.temporal.taskQueue, pool, workerWaitMs: config.workerWaitMs });
   }

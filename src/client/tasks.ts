@@ -5,7 +5,6 @@
 import crypto from 'node:crypto';
 import {
   Client,
-  Connection,
   WithStartWorkflowOperation,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
@@ -28,7 +27,7 @@ import { TASK_LIMITS, TaskInputError, validateTaskInput, validateTaskKeys, type 
 import type { AddTaskOptions, TaskProgress } from '../taskmgr/types.ts';
 import { mergeCoveredUpdate, rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery, type CoveredAdd } from '../workflows/definitions.ts';
 import type { registryTask } from '../workflows/registryTask.ts';
-import { connecting, temporalTarget } from './connection.ts';
+import { connectClient } from './connection.ts';
 import { answeredWithin } from './worker-wait.ts';
 import { startedWithInput } from './own-start.ts';
 
@@ -121,9 +120,7 @@ export class TaskClient {
   }
 
   static async connect(config: Config, addressOverride?: string, options: TaskClientOptions = {}): Promise<TaskClient> {
-    const target = temporalTarget(config, addressOverride);
-    const connection = await connecting(target, () => Connection.connect(target.connectionOptions));
-    return new TaskClient(new Client({ connection, namespace: target.namespace }), config.temporal.taskQueue, { admissionWaitMs: config.workerWaitMs, ...options });
+    return new TaskClient(await connectClient(config, addressOverride), config.temporal.taskQueue, { admissionWaitMs: config.workerWaitMs, ...options });
   }
 
   async close(): Promise<void> {
