@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
+import { Connection } from '@temporalio/client';
 import { loadConfig, PROJECT_ROOT, type Config } from '../config.ts';
 import { createPool } from '../db/pool.ts';
 import { migrate } from '../db/migrate.ts';
@@ -136,6 +137,7 @@ async function runCluster(workerCount: number, withAuth: boolean) {
     stops.push(() => server.stop());
     const pageUrl = `http://${config.http.host}:${config.http.port}`;
     await untilHttpOk(`${pageUrl}/api/health`, server, 60_000);
+    await untilWorkersPoll(cluster.internalAddress, config.temporal.namespace, config.temporal.taskQueue, workers, 120_000);
 
     console.log(
       [
@@ -171,4 +173,22 @@ function connectHints(address: string, caFile: string): string[] {
     '  export TEMPORAL_API_KEY=$(npx taskmgr cluster-token)        # default:write for 30 days; --permission default:read, --days N',
     `  temporal workflow list --tls-ca-path ${shellQuote(caFile)} --tls-server-name ${TLS_SERVER_NAME}   # the temporal CLI reads TEMPORAL_API_KEY too`,
   ];
+}
+
+/** Waits until every worker process polls the task queue (each builds its workflow bundle first), failing if one exits. */
+async function untilWorkersPoll(address: string, namespace: string, taskQueue: string, workers: ManagedProcess[], timeoutMs: number) {
+  const connection = await Connection.connect({ address });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const dead = workers.find((w) => !w.running());
+      if (dead) throw new Error(`${dead.name} exited before it polled (log ${dead.logFile}):\n${dead.tail()}`);
+      const r = await connection.workflowService.describeTaskQueue({ namespace, taskQueue: { name: taskQueue }, taskQueueType: 1 });
+      if (new Set((r.pollers ?? []).map((p) => p.identity)).size >= workers.length) return;
+      if (Date.now() > deadline) throw new Error(`the workers did not all poll ${taskQueue} within ${timeoutMs / 1000} s (logs in ${path.dirname(workers[0]!.logFile)})`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  } finally {
+    await connection.close();
+  }
 }
