@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DURATION_FORMS, parseDuration } from './taskmgr/duration.ts';
 import { DEFAULT_TASK_QUEUE } from './shared.ts';
+import { DEFAULT_WORKER_WAIT_MS } from './client/worker-wait.ts';
 
 const isDuration = (v: string) => {
   try {
@@ -52,7 +53,7 @@ const schema = z.object({
   TASK_PREREQUISITE_RECHECK: z.string().default('1 hour').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   TASK_RUN_SLOTS: positiveInt.max(200).default(4),
   TASK_WAIT_HISTORY_LIMIT: positiveInt.min(50).max(10_000).default(1000),
-  WORKER_WAIT: z.string().default('15 seconds').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
+  WORKER_WAIT: z.string().default(`${DEFAULT_WORKER_WAIT_MS / 1000} seconds`).refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   TASK_RETENTION: z.string().default('1 day').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   MAINTENANCE_EVERY: z.string().default('1 hour').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   HTTP_HOST: z.string().min(1).default('127.0.0.1'),

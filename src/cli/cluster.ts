@@ -21,6 +21,7 @@ import { startTemporalCluster } from '../cluster/temporal-cluster.ts';
 import { intOption, shellQuote, stopSignal } from './common.ts';
 import { authFiles, MAX_TOKEN_DAYS, mintToken, parsePermission, prepareClusterAuth, ROLES, serveJwks, TLS_SERVER_NAME } from '../cluster/auth.ts';
 import { keptSecret } from '../kept-secret.ts';
+import { pollerIdentities } from '../client/worker-wait.ts';
 
 const TASKMGR_BIN = path.join(PROJECT_ROOT, 'bin', 'taskmgr.js');
 
@@ -183,8 +184,8 @@ async function untilWorkersPoll(address: string, namespace: string, taskQueue: s
     for (;;) {
       const dead = workers.find((w) => !w.running());
       if (dead) throw new Error(`${dead.name} exited before it polled (log ${dead.logFile}):\n${dead.tail()}`);
-      const r = await connection.workflowService.describeTaskQueue({ namespace, taskQueue: { name: taskQueue }, taskQueueType: 1 });
-      if (new Set((r.pollers ?? []).map((p) => p.identity)).size >= workers.length) return;
+      const polling = await pollerIdentities({ workflowService: connection.workflowService, options: { namespace } }, taskQueue, 'workflow');
+      if (new Set(polling).size >= workers.length) return;
       if (Date.now() > deadline) throw new Error(`the workers did not all poll ${taskQueue} within ${timeoutMs / 1000} s (logs in ${path.dirname(workers[0]!.logFile)})`);
       await new Promise((r) => setTimeout(r, 500));
     }

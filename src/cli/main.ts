@@ -86,7 +86,7 @@ export function buildProgram(): Command {
         const worker = await createRegistryWorker({ config, pool, connection, client, namespace, logger });
         const running = worker.run();
         // After run(): adding a task waits for its admission, which a polling worker carries out.
-        const tasks = new TaskClient(client, config.temporal.taskQueue, { pool });
+        const tasks = new TaskClient(client, config.temporal.taskQueue, { pool, workerWaitMs: config.workerWaitMs });
         await ensureMaintenanceTask(tasks, config, logger);
         const web = await startAdminServer({
           config,
@@ -171,7 +171,7 @@ export function buildProgram(): Command {
       const logger = createLogger(config.logLevel);
       const pool = createPool(config.databaseUrl, { logger });
       const registry = await RegistryClient.connect(config, undefined, pool);
-      const tasks = new TaskClient(registry.client, config.temporal.taskQueue, { pool, admissionWaitMs: config.workerWaitMs });
+      const tasks = new TaskClient(registry.client, config.temporal.taskQueue, { pool, workerWaitMs: config.workerWaitMs });
       const web = await startAdminServer({ config, pool, tasks, registry, logger, temporalUiUrl: config.temporal.uiUrl });
       logger.info({ url: web.url }, 'Background Task Manager listening');
       await stopSignal(logger);

@@ -6,8 +6,14 @@
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 
-export async function startedWithInput(client: Client, workflowId: string, input: unknown): Promise<boolean> {
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+/** The first argument an execution was started with, from its first history event; undefined when it had none. */
+export async function startArgument(client: Client, workflowId: string, runId?: string): Promise<unknown> {
+  const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
   const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-  return payload !== undefined && JSON.stringify(defaultPayloadConverter.fromPayload(payload)) === JSON.stringify(JSON.parse(JSON.stringify(input)));
+  return payload ? defaultPayloadConverter.fromPayload(payload) : undefined;
+}
+
+export async function startedWithInput(client: Client, workflowId: string, input: unknown): Promise<boolean> {
+  const started = await startArgument(client, workflowId);
+  return started !== undefined && JSON.stringify(started) === JSON.stringify(JSON.parse(JSON.stringify(input)));
 }

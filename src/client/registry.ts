@@ -36,7 +36,7 @@ import type { Pool } from '../db/pool.ts';
 import type { deleteRecord as deleteRecordWorkflow } from '../workflows/deleteRecord.ts';
 import { causeChain, connectClient } from './connection.ts';
 import { startedWithInput } from './own-start.ts';
-import { answeredWithin, noWorkerMessage, QueuedForWorkerError } from './worker-wait.ts';
+import { answeredWithin, DEFAULT_WORKER_WAIT_MS, noWorkerMessage, QueuedForWorkerError } from './worker-wait.ts';
 
 /** A bad argument from the caller; nothing was started or changed. */
 export class InvalidInputError extends Error {
@@ -220,7 +220,7 @@ export class RegistryClient {
 
   /** Waits for a worker to carry out `call`; with none polling after workerWaitMs, the work is queued for one: QueuedForWorkerError (worker-wait.ts). */
   private async carriedOut<T>(workflowId: string, what: string, call: () => Promise<T>): Promise<T> {
-    const r = await answeredWithin(this.client, { workflowId, taskQueue: this.options.taskQueue, waitMs: this.options.workerWaitMs ?? 15_000 }, call);
+    const r = await answeredWithin(this.client, { workflowId, taskQueue: this.options.taskQueue, waitMs: this.options.workerWaitMs ?? DEFAULT_WORKER_WAIT_MS }, call);
     if ('answer' in r) return r.answer;
     throw new QueuedForWorkerError(noWorkerMessage(what, this.options.taskQueue));
   }

@@ -28,8 +28,8 @@ import type { AddTaskOptions, TaskProgress } from '../taskmgr/types.ts';
 import { mergeCoveredUpdate, rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery, type CoveredAdd } from '../workflows/definitions.ts';
 import type { registryTask } from '../workflows/registryTask.ts';
 import { connectClient } from './connection.ts';
-import { answeredWithin } from './worker-wait.ts';
-import { startedWithInput } from './own-start.ts';
+import { answeredWithin, DEFAULT_WORKER_WAIT_MS } from './worker-wait.ts';
+import { startArgument, startedWithInput } from './own-start.ts';
 
 export { TaskInputError };
 export { UnknownTaskMethodError } from '../taskmgr/discovery.ts';
@@ -101,7 +101,7 @@ export interface TaskClientOptions {
    */
   pool?: Pool;
   /** How long an add waits for a worker to admit the task (default 15 s); then it answers admissionPending. */
-  admissionWaitMs?: number;
+  workerWaitMs?: number;
 }
 
 /** gRPC NOT_FOUND: the execution is already gone. */
@@ -109,18 +109,18 @@ const GRPC_NOT_FOUND = 5;
 
 export class TaskClient {
   readonly pool?: Pool;
-  private readonly admissionWaitMs: number;
+  private readonly workerWaitMs: number;
   constructor(
     readonly client: Client,
     readonly taskQueue: string,
     options: TaskClientOptions = {},
   ) {
     this.pool = options.pool;
-    this.admissionWaitMs = options.admissionWaitMs ?? 15_000;
+    this.workerWaitMs = options.workerWaitMs ?? DEFAULT_WORKER_WAIT_MS;
   }
 
   static async connect(config: Config, addressOverride?: string, options: TaskClientOptions = {}): Promise<TaskClient> {
-    return new TaskClient(await connectClient(config, addressOverride), config.temporal.taskQueue, { admissionWaitMs: config.workerWaitMs, ...options });
+    return new TaskClient(await connectClient(config, addressOverride), config.temporal.taskQueue, { workerWaitMs: config.workerWaitMs, ...options });
   }
 
   async close(): Promise<void> {
@@ -179,7 +179,7 @@ export class TaskClient {
       if (!(await startedWithInput(this.client, id, startInput))) return this.addTask(input, undefined, opts);
       const handle = this.client.workflow.getHandle(id);
       try {
-        return await handle.executeUpdate(taskAdmissionUpdate);
+        return await this.admitted(id, () => handle.executeUpdate(taskAdmissionUpdate));
       } catch (updateErr) {
         // A quick task may have ended already: it was admitted, and it is this one.
         if ((await handle.describe()).status.name !== 'RUNNING') return { taskId: id };
@@ -189,9 +189,9 @@ export class TaskClient {
   }
 
 
-  /** A task's admission (a worker's job); with no worker polling after admissionWaitMs, the task is WAITING for one (worker-wait.ts). */
+  /** A task's admission (a worker's job); with no worker polling after workerWaitMs, the task is WAITING for one (worker-wait.ts). */
   private async admitted(taskId: string, admit: () => Promise<TaskAdmission>): Promise<TaskAdmission> {
-    const r = await answeredWithin(this.client, { workflowId: taskId, taskQueue: this.taskQueue, waitMs: this.admissionWaitMs }, admit);
+    const r = await answeredWithin(this.client, { workflowId: taskId, taskQueue: this.taskQueue, waitMs: this.workerWaitMs }, admit);
     return 'answer' in r ? r.answer : { taskId, admissionPending: true };
   }
 
@@ -289,10 +289,7 @@ export class TaskClient {
 
   /** A task as the server recorded it (search attributes, memo, input), for when no worker answers queries. */
   private async recordedTaskInfo(taskId: string, d: WorkflowExecutionDescription): Promise<TaskInfo> {
-    const history = await this.client.workflow.getHandle(taskId, d.runId).fetchHistory();
-    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
-    const payload = started?.input?.payloads?.[0];
-    const input = (payload ? defaultPayloadConverter.fromPayload(payload) : { method: d.typedSearchAttributes.get(TaskMethodKey) ?? '' }) as TaskInput;
+    const input = ((await startArgument(this.client, taskId, d.runId)) ?? { method: d.typedSearchAttributes.get(TaskMethodKey) ?? '' }) as TaskInput;
     const memo = (d.memo ?? {}) as Record<string, unknown>;
     return {
       taskId,

@@ -15,10 +15,19 @@ export class QueuedForWorkerError extends Error {
 export const noWorkerMessage = (what: string, taskQueue: string) =>
   `${what}, but no worker has taken it up yet: is a worker (taskmgr worker) running on task queue ${taskQueue}? It waits until one does.`;
 
-/** Whether any worker has polled the task queue's workflow tasks lately (the server remembers pollers for minutes). */
-async function hasPollers(client: Client, taskQueue: string): Promise<boolean> {
-  const r = await client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: taskQueue }, taskQueueType: 1 /* WORKFLOW */ });
-  return (r.pollers?.length ?? 0) > 0;
+/** TaskQueueType numbers of the API (temporal.api.enums.v1). */
+const TASK_QUEUE_TYPES = { workflow: 1, activity: 2 } as const;
+
+/** How long a call waits for a worker before it says none has taken the work up (WORKER_WAIT's default). */
+export const DEFAULT_WORKER_WAIT_MS = 15_000;
+
+/**
+ * The identities of the workers that polled a task queue lately (the server remembers pollers for
+ * minutes), for its workflow tasks or its activity tasks.
+ */
+export async function pollerIdentities(client: Pick<Client, 'workflowService'> & { options: { namespace: string } }, taskQueue: string, kind: 'workflow' | 'activity'): Promise<string[]> {
+  const r = await client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: taskQueue }, taskQueueType: TASK_QUEUE_TYPES[kind] });
+  return (r.pollers ?? []).map((p) => p.identity ?? '?');
 }
 
 /**
@@ -40,7 +49,7 @@ export async function answeredWithin<T>(client: Client, work: { workflowId: stri
     } finally {
       clearTimeout(timer);
     }
-    if (await hasPollers(client, work.taskQueue).catch(() => true)) continue;
+    if ((await pollerIdentities(client, work.taskQueue, 'workflow').catch(() => ['unknown'])).length > 0) continue;
     abort.abort();
     await answered.catch(() => undefined);
     const started = await client.workflow.getHandle(work.workflowId).describe().then(() => true, () => false);

@@ -4,6 +4,7 @@
  * task: Temporal's task queue description and counts, and PostgreSQL for the rest.
  */
 import type { TaskClient } from '../client/tasks.ts';
+import { pollerIdentities } from '../client/worker-wait.ts';
 import type { Pool } from '../db/pool.ts';
 import { followUpBacklog, quarantinedByDataSource } from '../registry/backlog.ts';
 import { TASK_STATUSES, taskRunQueue, type TaskStatus } from '../shared.ts';
@@ -17,15 +18,9 @@ export interface SystemStatus {
   quarantine: { total: number; byDataSource: Record<string, number> };
 }
 
-async function pollers(tasks: TaskClient, taskQueue: string, type: 1 | 2) {
-  const { client } = tasks;
-  const r = await client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: taskQueue }, taskQueueType: type });
-  return (r.pollers ?? []).map((p) => p.identity ?? '?');
-}
-
 export async function systemStatus(tasks: TaskClient, pool: Pool | undefined): Promise<SystemStatus> {
   const queue = tasks.taskQueue;
-  const [workflow, activity, runs] = await Promise.all([pollers(tasks, queue, 1), pollers(tasks, queue, 2), pollers(tasks, taskRunQueue(queue), 2)]);
+  const [workflow, activity, runs] = await Promise.all([pollerIdentities(tasks.client, queue, 'workflow'), pollerIdentities(tasks.client, queue, 'activity'), pollerIdentities(tasks.client, taskRunQueue(queue), 'activity')]);
   const counts = await Promise.all(TASK_STATUSES.map((status) => tasks.countTasks({ status })));
   const followUps = pool ? await followUpBacklog(pool) : [];
   const quarantined = pool ? await quarantinedByDataSource(pool) : new Map<string, number>();

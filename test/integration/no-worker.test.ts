@@ -24,7 +24,7 @@ describe('adding a task with no worker running', () => {
     db = await createTestDatabase();
     await seedRegistry(db.pool, { records: 100, dataSources: 1, seed: 61 });
     registry = await testClient(taskQueue, undefined, db.pool);
-    tasks = new TaskClient(registry.client, taskQueue, { pool: db.pool, admissionWaitMs: 1500 });
+    tasks = new TaskClient(registry.client, taskQueue, { pool: db.pool, workerWaitMs: 1500 });
   });
   after(async () => {
     await registry?.close();
