@@ -11,6 +11,7 @@ import { listQuarantined, retryQuarantined } from '../registry/quarantine.ts';
 import { RECORD_CLASSES, RECORD_STATUSES, checkRecordKey, type RecordStatus } from '../shared.ts';
 import { HttpError, parseOr400 } from './errors.ts';
 import type { Guard } from './guard.ts';
+import { SharedAnswers } from './shared-answers.ts';
 
 
 const recordQuery = z.strictObject({
@@ -60,9 +61,11 @@ async function backgroundWork(tasks: TaskClient, now: number): Promise<Map<strin
 
 export function registerRegistryRoutes(app: FastifyInstance, deps: { pool: Pool; registry: RegistryClient; tasks: TaskClient; guard: Guard }) {
   const { pool, registry, tasks, guard } = deps;
+  // The data sources page of every viewer polls; they share one list of open tasks for a moment.
+  const openWork = new SharedAnswers<Map<string, DataSourceWork>>().clearedOnChange(app);
 
   app.get('/api/data-sources', { onRequest: guard('read') }, async () => {
-    const [sources, work] = await Promise.all([listDataSources(pool), backgroundWork(tasks, Date.now())]);
+    const [sources, work] = await Promise.all([listDataSources(pool), openWork.get('all', () => backgroundWork(tasks, Date.now()))]);
     // In progress: an unfinished follow-up, or a task running or due; a task scheduled for later is not.
     return sources.map((s) => {
       const w = work.get(s.key) ?? { runningTasks: 0, queuedTasks: 0, scheduledTasks: 0 };

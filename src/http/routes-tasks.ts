@@ -48,11 +48,7 @@ export function registerTaskRoutes(app: FastifyInstance, deps: { tasks: TaskClie
   const uiLink = (taskId: string) =>
     deps.temporalUiUrl ? `${deps.temporalUiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(tasks.client.options.namespace)}/workflows/${encodeURIComponent(taskId)}` : undefined;
 
-  const lists = new SharedAnswers<Awaited<ReturnType<TaskClient['listTasks']>>>();
-  // Any change through this server: lists show it at the next refresh.
-  app.addHook('onResponse', async (req) => {
-    if (req.method !== 'GET' && req.url.startsWith('/api/')) lists.clear();
-  });
+  const lists = new SharedAnswers<Awaited<ReturnType<TaskClient['listTasks']>>>().clearedOnChange(app);
 
   app.get('/api/methods', { onRequest: guard('read') }, async () => tasks.availableTasks());
 

@@ -4,6 +4,8 @@
  * task grids (three lists every 3 s each) would otherwise come close, and ten would be throttled.
  * A change made through this server drops every kept answer, so its author sees it at once.
  */
+import type { FastifyInstance } from 'fastify';
+
 const MAX_KEPT = 500;
 
 export class SharedAnswers<T> {
@@ -25,5 +27,13 @@ export class SharedAnswers<T> {
 
   clear(): void {
     this.kept.clear();
+  }
+
+  /** Forgets every kept answer after any change made through `app` (a request other than GET under /api/), so its author sees it at once. */
+  clearedOnChange(app: FastifyInstance): this {
+    app.addHook('onResponse', async (req) => {
+      if (req.method !== 'GET' && req.url.startsWith('/api/')) this.clear();
+    });
+    return this;
   }
 }
