@@ -6,7 +6,7 @@ import { createActivities } from './activities/index.ts';
 import { loadTasks, type LoadedTasks } from './taskmgr/discovery.ts';
 import { ConfigError, type Config } from './config.ts';
 import { taskRunQueue } from './shared.ts';
-import { credentialsRefused, temporalTarget, tlsProblem, TemporalUnreachableError } from './client/connection.ts';
+import { configurationProblem, temporalTarget } from './client/connection.ts';
 import type { Pool } from './db/pool.ts';
 import { createLogger, type Logger } from './log.ts';
 import { startRegistryGauges } from './metrics/registry-gauges.ts';
@@ -45,20 +45,17 @@ export function installRuntime(logger: Logger, level: string, metricsAddress?: s
 
 /** Retries `fn` with backoff capped at 30 s until it succeeds or `signal` aborts: a server that is
  *  briefly away at start is waited for, as the worker waits for it later. */
-export async function withConnectRetry<T>(label: string, fn: () => Promise<T>, logger: Logger, signal?: AbortSignal): Promise<T> {
+export async function withConnectRetry<T>(address: string, fn: () => Promise<T>, logger: Logger, signal?: AbortSignal): Promise<T> {
   let delay = 500;
   for (;;) {
     try {
       return await fn();
     } catch (err) {
       if (signal?.aborted) throw err;
-      // A certificate problem is configuration, not an outage: waiting would hide it.
-      const problem = tlsProblem(err);
-      if (problem) throw new TemporalUnreachableError(`TLS with ${label} failed: ${problem}`);
-      // So is a refused token.
-      const refused = credentialsRefused(err, label.replace(/^Temporal at /, ''));
-      if (refused) throw refused;
-      logger.warn({ err: (err as Error).message, retryInMs: delay }, `${label} unreachable; retrying`);
+      // A certificate or a refused token is configuration, not an outage: waiting would hide it.
+      const configuration = configurationProblem(err, address);
+      if (configuration) throw configuration;
+      logger.warn({ err: (err as Error).message, retryInMs: delay }, `Temporal at ${address} unreachable; retrying`);
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 30_000);
     }
@@ -136,9 +133,9 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
 /** Connects to Temporal (waiting for it if needed): the worker's native connection and a client. */
 export async function connectWorker(config: Config, logger: Logger, addressOverride?: string, signal?: AbortSignal) {
   const target = temporalTarget(config, addressOverride);
-  const label = `Temporal at ${target.connectionOptions.address}`;
-  const connection = await withConnectRetry(label, () => NativeConnection.connect(target.connectionOptions), logger, signal);
-  const clientConnection = await withConnectRetry(label, () => Connection.connect(target.connectionOptions), logger, signal);
+  const { address } = target.connectionOptions;
+  const connection = await withConnectRetry(address, () => NativeConnection.connect(target.connectionOptions), logger, signal);
+  const clientConnection = await withConnectRetry(address, () => Connection.connect(target.connectionOptions), logger, signal);
   const client = new Client({ connection: clientConnection, namespace: target.namespace });
   return {
     connection,

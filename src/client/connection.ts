@@ -75,6 +75,18 @@ export function credentialsRefused(err: unknown, address: string): TemporalUnrea
   return undefined;
 }
 
+/**
+ * A connection failure that retrying cannot mend: credentials the server refused, or TLS settings
+ * (an untrusted or misnamed certificate, a missing client certificate). A message naming the
+ * setting to check; undefined for anything else, such as a server that is not up yet.
+ */
+export function configurationProblem(err: unknown, address: string): TemporalUnreachableError | undefined {
+  const refused = credentialsRefused(err, address);
+  if (refused) return refused;
+  const problem = tlsProblem(err);
+  return problem ? new TemporalUnreachableError(`TLS with Temporal at ${address} failed: ${problem}`) : undefined;
+}
+
 /** A Temporal client on the configured connection (see temporalTarget), with a clear error when it cannot connect. */
 export async function connectClient(config: Config, addressOverride?: string): Promise<Client> {
   const target = temporalTarget(config, addressOverride);
@@ -88,11 +100,8 @@ export async function connecting<T>(target: TemporalTarget, connect: () => Promi
   try {
     return await connect();
   } catch (err) {
-    // The server is there and refused our credentials: that deserves its own message.
-    const refused = credentialsRefused(err, address);
-    if (refused) throw refused;
-    const problem = tlsProblem(err);
-    if (problem) throw new TemporalUnreachableError(`TLS with Temporal at ${address} failed: ${problem}`);
+    const configuration = configurationProblem(err, address);
+    if (configuration) throw configuration;
     // The client's gRPC library reports a refused handshake only as a missed deadline: say what else it may be.
     const overTls = tls || apiKey ? ` Over TLS, a refused handshake looks the same: ${TLS_SETTINGS}.` : '';
     throw new TemporalUnreachableError(`cannot reach Temporal at ${address} (${(err as Error).message}); is \`npm start\` running, or is TEMPORAL_ADDRESS right?${overTls}`);

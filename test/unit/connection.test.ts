@@ -1,7 +1,7 @@
 /** What the worker's TLS stack says when a certificate is wrong, turned into a message naming the setting (src/client/connection.ts). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { tlsProblem } from '../../src/client/connection.ts';
+import { configurationProblem, credentialsRefused, tlsProblem } from '../../src/client/connection.ts';
 
 // As the SDK's native connection reports them (seen against a Temporal server demanding mTLS).
 const transport = (source: string) => Object.assign(new Error(`tonic::transport::Error(Transport, ${source})`), { name: 'TransportError' });
@@ -20,5 +20,21 @@ describe('TLS problems that retrying will not mend', () => {
     assert.equal(tlsProblem(transport('ConnectError("tcp connect error", 127.0.0.1:7233, Os { code: 111, kind: ConnectionRefused })')), undefined);
     assert.equal(tlsProblem(new Error('Failed to connect before the deadline')), undefined);
     assert.equal(tlsProblem(undefined), undefined);
+  });
+});
+
+describe('credentials the server refused', () => {
+  it('reads a coded gRPC refusal and the worker core\'s text alike, naming TEMPORAL_API_KEY', () => {
+    const coded = Object.assign(new Error('7 PERMISSION_DENIED: Request unauthorized.'), { code: 7, details: 'Request unauthorized.' });
+    assert.match(credentialsRefused(new Error('start failed', { cause: coded }), '127.0.0.1:7233')!.message, /^Temporal at 127\.0\.0\.1:7233 refused the call \(PermissionDenied: Request unauthorized\.\): check that TEMPORAL_API_KEY/);
+    const core = new Error('Namespace default was not found or otherwise could not be described: Status { code: Unauthenticated, message: "Jwt is expired", details: b"" }');
+    assert.match(credentialsRefused(core, 'h:1')!.message, /refused the call \(Unauthenticated: Jwt is expired\)/);
+  });
+
+  it('leaves other errors alone; configurationProblem is either kind, or nothing for an outage', () => {
+    assert.equal(credentialsRefused(Object.assign(new Error('unavailable'), { code: 14 }), 'h:1'), undefined);
+    assert.match(configurationProblem(transport('InvalidCertificate(Expired)'), 'h:1')!.message, /^TLS with Temporal at h:1 failed: a certificate is expired/);
+    assert.match(configurationProblem(Object.assign(new Error('x'), { code: 16 }), 'h:1')!.message, /refused the call \(Unauthenticated/);
+    assert.equal(configurationProblem(new Error('Failed to connect before the deadline'), 'h:1'), undefined);
   });
 });
