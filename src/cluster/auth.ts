@@ -5,7 +5,6 @@
  * reads the JWKS over HTTP (the server fetches keys only by URL), so the cluster serves the file on
  * loopback. Tokens carry Temporal's `permissions` claim: "<namespace>:<read|write|admin>".
  */
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -13,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { calculateJwkThumbprint, exportJWK, importPKCS8, SignJWT } from 'jose';
 import { InvalidInputError } from '../client/registry.ts';
+import { issueCertificate, makeCa } from './certificates.ts';
 
 /** The name in the frontend's certificate (it also holds 127.0.0.1); clients set TEMPORAL_TLS_SERVER_NAME to it. */
 export const TLS_SERVER_NAME = 'localhost';
@@ -41,16 +41,6 @@ export const authFiles = (dir: string): ClusterAuthFiles => ({
 /** A certificate that expires within this many days is made again at start. */
 const RENEW_WITHIN_DAYS = 30;
 
-function openssl(dir: string, ...args: string[]) {
-  try {
-    execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
-    if (e.code === 'ENOENT') throw new Error('openssl is needed to make the cluster\'s TLS certificates (apt-get install openssl), or run `taskmgr cluster --no-auth`');
-    throw new Error(`openssl ${args[0]} failed: ${e.stderr?.toString().trim() ?? e.message}`);
-  }
-}
-
 const expiresSoon = (certFile: string) => Date.parse(new crypto.X509Certificate(fs.readFileSync(certFile)).validTo) < Date.now() + RENEW_WITHIN_DAYS * 86_400_000;
 
 /** Makes whatever is missing or about to expire: the CA (10 years), the frontend's certificate (397 days), the signing key and JWKS. */
@@ -59,16 +49,12 @@ export async function prepareClusterAuth(dir: string): Promise<ClusterAuthFiles>
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const caKey = path.join(dir, 'ca.key');
   if (!fs.existsSync(files.caFile) || !fs.existsSync(caKey) || expiresSoon(files.caFile)) {
-    openssl(dir, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '3650', '-subj', '/CN=registry-taskmgr cluster CA', '-keyout', caKey, '-out', files.caFile);
+    makeCa({ keyFile: caKey, certFile: files.caFile, subject: 'registry-taskmgr cluster CA', days: 3650 });
     fs.rmSync(files.certFile, { force: true });
   }
   if (!fs.existsSync(files.certFile) || expiresSoon(files.certFile)) {
-    const csr = path.join(dir, 'frontend.csr');
-    const ext = path.join(dir, 'frontend.ext');
-    fs.writeFileSync(ext, `subjectAltName=DNS:${TLS_SERVER_NAME},IP:127.0.0.1\nextendedKeyUsage=serverAuth\n`);
-    openssl(dir, 'req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${TLS_SERVER_NAME}`, '-keyout', files.keyFile, '-out', csr);
-    openssl(dir, 'x509', '-req', '-in', csr, '-CA', files.caFile, '-CAkey', caKey, '-CAcreateserial', '-days', '397', '-out', files.certFile, '-extfile', ext);
-    fs.rmSync(csr);
+    const frontend = { keyFile: files.keyFile, certFile: files.certFile, subject: TLS_SERVER_NAME, days: 397, usage: 'serverAuth', altNames: `DNS:${TLS_SERVER_NAME},IP:127.0.0.1` };
+    issueCertificate({ keyFile: caKey, certFile: files.caFile }, frontend);
   }
   if (!fs.existsSync(files.signingKeyFile)) {
     const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
