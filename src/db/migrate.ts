@@ -18,7 +18,12 @@ export async function migrate(databaseUrl: string, logger?: Logger): Promise<str
   const lock = new pg.Client({ connectionString: databaseUrl });
   await lock.connect();
   try {
-    await lock.query('SELECT pg_advisory_lock($1)', [MIGRATORS_LOCK]);
+    const { rows } = await lock.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1) AS got', [MIGRATORS_LOCK]);
+    if (!rows[0]!.got) {
+      // Say why start-up pauses: a long migration elsewhere is not a hang here.
+      logger?.info('another process is migrating the database; waiting for it');
+      await lock.query('SELECT pg_advisory_lock($1)', [MIGRATORS_LOCK]);
+    }
     return await runMigrations(databaseUrl, logger);
   } finally {
     // Ending the session releases the lock too.
