@@ -9,9 +9,7 @@ import type { MetricGauge, MetricMeter } from '@temporalio/common';
 import type { Pool } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
 import { followUpBacklog, quarantinedByDataSource } from '../registry/backlog.ts';
-
-/** A WAITING task holds its (method, data source) claim until it starts. */
-const WAITING = 'SELECT method AS label, count(*)::int AS n FROM task_claims GROUP BY method';
+import { waitingByMethod } from '../taskmgr/task-store.ts';
 
 /**
  * A gauge per label value; a label seen before and absent now is set to 0, so that a data source
@@ -37,12 +35,12 @@ export function startRegistryGauges(deps: { pool: Pool; meter: MetricMeter; logg
   const waiting = labelledGauge(meter.createGauge('registry_tasks_waiting', 'int', undefined, 'WAITING tasks per method'), 'method');
   const poolGauge = meter.createGauge('registry_pg_pool_connections', 'int', undefined, "The worker's PostgreSQL pool: connections in use and idle, callers waiting for one");
   const sample = async () => {
-    const [backlog, quarantine, waits] = await Promise.all([followUpBacklog(pool), quarantinedByDataSource(pool, { everyDataSource: true }), pool.query(WAITING)]);
+    const [backlog, quarantine, waits] = await Promise.all([followUpBacklog(pool), quarantinedByDataSource(pool, { everyDataSource: true }), waitingByMethod(pool)]);
     lag(new Map(backlog.map((b) => [b.dataSourceKey, b.oldestSeconds])));
     queued(new Map(backlog.map((b) => [b.dataSourceKey, b.queued])));
     // Every data source, 0 included: a healthy registry exports its zeros.
     quarantined(quarantine);
-    waiting(new Map([...deps.methods.map((m): [string, number] => [m, 0]), ...waits.rows.map((r): [string, number] => [r.label, r.n])]));
+    waiting(new Map([...deps.methods.map((m): [string, number] => [m, 0]), ...waits]));
   };
   const samplePool = () => {
     poolGauge.set(pool.totalCount - pool.idleCount, { state: 'in_use' });

@@ -127,3 +127,9 @@ export async function heldAsPrerequisites(db: Queryable, taskIds: readonly strin
   const { rows } = await db.query<{ prerequisite_id: string }>('SELECT DISTINCT prerequisite_id FROM task_dependants WHERE prerequisite_id = ANY($1::text[])', [taskIds]);
   return new Set(rows.map((r) => r.prerequisite_id));
 }
+
+/** WAITING tasks per method: a WAITING task holds its (method, data source) claim until it starts. */
+export async function waitingByMethod(db: Queryable): Promise<Map<string, number>> {
+  const { rows } = await db.query<{ method: string; n: number }>('SELECT method, count(*)::int AS n FROM task_claims GROUP BY method');
+  return new Map(rows.map((r) => [r.method, r.n]));
+}
