@@ -72,6 +72,11 @@ const schema = z.object({
   // The worker's Prometheus endpoint (GET /metrics): the SDK's metrics and the registry's; "off" for none.
   METRICS_SAMPLE_EVERY: z.string().default('15 seconds').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   METRICS_ADDRESS: z.string().regex(/^(off|[0-9A-Za-z.-]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5})$/, 'expected host:port (e.g. 127.0.0.1:9464) or off').default('127.0.0.1:9464'),
+  // OpenTelemetry's own variables: traces go over OTLP/HTTP to this collector; unset, no tracing.
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().refine((u) => /^https?:\/\//.test(u), { message: 'expected an http:// or https:// URL (OTLP/HTTP, e.g. http://127.0.0.1:4318)' }).optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).max(100).optional(),
+  // Where the page's Health view reads the alerts' state (Prometheus' HTTP API); unset: not shown.
+  PROMETHEUS_URL: z.string().url().refine((u) => /^https?:\/\//.test(u), { message: 'expected an http:// or https:// URL (e.g. http://127.0.0.1:9090)' }).optional(),
 });
 
 export type Config = {
@@ -123,7 +128,17 @@ export type Config = {
   metricsAddress?: string;
   /** How often a worker samples the registry's gauges (follow-up lag, quarantine, waiting tasks) from PostgreSQL. */
   metricsSampleMs: number;
+  /** OpenTelemetry traces; started by bin/taskmgr.js before any instrumented module loads (see tracingSettings). */
+  tracing: TracingSettings;
+  /** Prometheus' base URL, for the alerts' state on the Health view. */
+  prometheusUrl?: string;
 };
+
+export interface TracingSettings {
+  /** OTLP/HTTP collector base URL; undefined: tracing is off. */
+  otlpEndpoint?: string;
+  serviceName?: string;
+}
 
 /** A value safe to print: the password of any URL in it (user:password@) replaced by ***. */
 export function redactSecrets(value: string): string {
@@ -191,7 +206,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: c.LOG_LEVEL,
     metricsAddress: c.METRICS_ADDRESS === 'off' ? undefined : c.METRICS_ADDRESS,
     metricsSampleMs: parseDuration(c.METRICS_SAMPLE_EVERY),
+    tracing: { otlpEndpoint: c.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: c.OTEL_SERVICE_NAME },
+    prometheusUrl: c.PROMETHEUS_URL,
   };
+}
+
+/**
+ * The tracing part alone, read when the process starts: instrumentation must be in place before
+ * pg and fastify load, which is before a command loads its configuration. A bad value here
+ * turns tracing off; loadConfig then reports it.
+ */
+export function tracingSettings(env: NodeJS.ProcessEnv = process.env): TracingSettings {
+  const parsed = schema.pick({ OTEL_EXPORTER_OTLP_ENDPOINT: true, OTEL_SERVICE_NAME: true }).safeParse({
+    OTEL_EXPORTER_OTLP_ENDPOINT: env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined,
+    OTEL_SERVICE_NAME: env.OTEL_SERVICE_NAME || undefined,
+  });
+  return parsed.success ? { otlpEndpoint: parsed.data.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: parsed.data.OTEL_SERVICE_NAME } : {};
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

@@ -10,6 +10,7 @@ import { configurationProblem, temporalTarget } from './client/connection.ts';
 import type { Pool } from './db/pool.ts';
 import { createLogger, type Logger } from './log.ts';
 import { startRegistryGauges } from './metrics/registry-gauges.ts';
+import { temporalClientInterceptors, temporalWorkerPlugins } from './telemetry/tracing.ts';
 
 const silentLogger = createLogger('silent');
 
@@ -102,6 +103,7 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
     taskQueue,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities,
+    plugins: temporalWorkerPlugins(),
     // Batches are I/O-bound on PostgreSQL: a few at a time saturate two cores.
     maxConcurrentActivityTaskExecutions: 8,
   });
@@ -110,17 +112,19 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
     namespace: deps.namespace,
     taskQueue: taskRunQueue(taskQueue),
     activities: { runTask: activities.runTask },
+    plugins: temporalWorkerPlugins(),
     maxConcurrentActivityTaskExecutions: deps.config.taskRunSlots,
   });
   const workers = [main, runs];
   return {
     async run() {
-      const gauges = deps.config.metricsAddress ? startRegistryGauges({ pool: deps.pool, meter: Runtime.instance().metricMeter, logger: deps.logger ?? silentLogger, methods: [...tasks.definitions.keys()], intervalMs: deps.config.metricsSampleMs }) : undefined;
+      // Always sampled: the lag also goes to PostgreSQL for the page's Health view; exported only with a metrics endpoint.
+      const gauges = startRegistryGauges({ pool: deps.pool, meter: deps.config.metricsAddress ? Runtime.instance().metricMeter : undefined, logger: deps.logger ?? silentLogger, methods: [...tasks.definitions.keys()], intervalMs: deps.config.metricsSampleMs });
       try {
         // One stops, both stop: a half-running worker would take work it cannot finish.
         await Promise.all(workers.map((w) => w.run().finally(() => workers.forEach((o) => o.getState() === 'RUNNING' && o.shutdown()))));
       } finally {
-        gauges?.stop();
+        gauges.stop();
       }
     },
     shutdown() {
@@ -136,7 +140,7 @@ export async function connectWorker(config: Config, logger: Logger, addressOverr
   const { address } = target.connectionOptions;
   const connection = await withConnectRetry(address, () => NativeConnection.connect(target.connectionOptions), logger, signal);
   const clientConnection = await withConnectRetry(address, () => Connection.connect(target.connectionOptions), logger, signal);
-  const client = new Client({ connection: clientConnection, namespace: target.namespace });
+  const client = new Client({ connection: clientConnection, namespace: target.namespace, interceptors: temporalClientInterceptors() });
   return {
     connection,
     client,

@@ -20,12 +20,25 @@ export async function runTaskmgr(args: string[], env: Record<string, string | un
   }
 }
 
-/** Starts `taskmgr worker` (without a metrics endpoint unless `env` names one); `exited` resolves with its exit code and output once it exits. */
-export function startTaskmgrWorker(env: Record<string, string | undefined>): { child: ChildProcess; exited: Promise<{ code: number | null; output: string }> } {
-  const child = spawn(process.execPath, [TASKMGR_BIN, 'worker'], { env: defined({ METRICS_ADDRESS: 'off', ...env }), stdio: ['ignore', 'pipe', 'pipe'] });
+export interface TaskmgrProcess {
+  child: ChildProcess;
+  /** Resolves with the exit code and the output once the process exits. */
+  exited: Promise<{ code: number | null; output: string }>;
+  /** Everything printed so far (stdout, then stderr, as they came). */
+  output(): string;
+}
+
+/** Starts a long-running `taskmgr COMMAND` (worker, serve) with `env` as its whole environment. */
+export function startTaskmgr(command: string, env: Record<string, string | undefined>): TaskmgrProcess {
+  const child = spawn(process.execPath, [TASKMGR_BIN, command], { env: defined(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
   const exited = new Promise<{ code: number | null; output: string }>((resolve) => child.once('exit', (code) => resolve({ code, output })));
-  return { child, exited };
+  return { child, exited, output: () => output };
+}
+
+/** Starts `taskmgr worker` (without a metrics endpoint unless `env` names one). */
+export function startTaskmgrWorker(env: Record<string, string | undefined>): TaskmgrProcess {
+  return startTaskmgr('worker', { METRICS_ADDRESS: 'off', ...env });
 }

@@ -1,7 +1,8 @@
 /** Activities that bring derived state (quality, index, cache) up to date, one batch at a time. */
 import { heartbeat } from '@temporalio/activity';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
-import { followUpBatch } from '../registry/operations.ts';
+import { followUpBatch, roundTraceCarriers } from '../registry/operations.ts';
+import { inTraceOf, tracingOn } from '../telemetry/tracing.ts';
 import { addRefreshResults, lockRecords, NO_REFRESH, recheckQuality, refreshDerived, reindexRecords, regenerateCache, withRecordsLocked, type RefreshResult as DerivedRefresh } from '../registry/derived.ts';
 import { stepWithQuarantine } from '../registry/quarantine.ts';
 import type { FollowUpBatchResult } from '../shared.ts';
@@ -39,28 +40,10 @@ export const createDerivedActivities = (deps: { pool: Pool }) => {
      * second attempt racing the first) returns the first run's figures instead of zeros.
      */
     async refreshBatch(ref: BatchRef): Promise<RefreshResult> {
-      return withTransaction(deps.pool, async (tx) => {
-        // Claim the batch: a concurrent attempt waits here until this transaction ends. An
-        // operation already removed (retention) has no work list left: nothing to claim or do.
-        const claim = await tx.query(
-          `INSERT INTO followup_batch_results (op_id, batch_no)
-           SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM registry_operations WHERE op_id = $1)
-           ON CONFLICT DO NOTHING`,
-          [ref.opId, ref.batchNo],
-        );
-        if (claim.rowCount === 0) {
-          const done = await tx.query<{ result: RefreshResult | null }>('SELECT result FROM followup_batch_results WHERE op_id = $1 AND batch_no = $2', [ref.opId, ref.batchNo]);
-          if (done.rows[0]?.result) return done.rows[0].result;
-        }
-        const ids = await followUpBatch(tx, ref.opId, ref.batchNo);
-        heartbeat({ batchNo: ref.batchNo, records: ids.length });
-        await lockRecords(tx, ids);
-        // A record PostgreSQL refuses is quarantined; the rest of the batch goes on.
-        const { result: refreshed, quarantined } = await stepWithQuarantine(tx, ids, refreshDerived, addRefreshResults, NO_REFRESH, ref.opId);
-        const result: RefreshResult = { ...refreshed, records: ids.length, ...(quarantined.length ? { quarantined: quarantined.length } : {}) };
-        await tx.query('UPDATE followup_batch_results SET result = $3 WHERE op_id = $1 AND batch_no = $2', [ref.opId, ref.batchNo, JSON.stringify(result)]);
-        return result;
-      });
+      // Traced: the batch's work (its SQL) joins the trace of the call that queued the oldest of
+      // the round's operations and links the others' (the activity's own span is the coalescer's).
+      const carriers = tracingOn() ? await roundTraceCarriers(deps.pool, ref.opId) : [];
+      return inTraceOf(carriers, 'follow-up batch', { 'registry.round_id': ref.opId, 'registry.batch_no': ref.batchNo }, () => refreshOneBatch(deps.pool, ref));
     },
     /** Regenerates the cached renderings of one follow-up batch. */
     async regenerateCacheBatch(ref: BatchRef): Promise<FollowUpBatchResult> {
@@ -68,3 +51,29 @@ export const createDerivedActivities = (deps: { pool: Pool }) => {
     },
   };
 };
+
+/** refreshBatch's work: claim the batch, refresh its records' derived state, keep the result; one transaction. */
+function refreshOneBatch(pool: Pool, ref: BatchRef): Promise<RefreshResult> {
+  return withTransaction(pool, async (tx) => {
+    // Claim the batch: a concurrent attempt waits here until this transaction ends. An
+    // operation already removed (retention) has no work list left: nothing to claim or do.
+    const claim = await tx.query(
+      `INSERT INTO followup_batch_results (op_id, batch_no)
+       SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM registry_operations WHERE op_id = $1)
+       ON CONFLICT DO NOTHING`,
+      [ref.opId, ref.batchNo],
+    );
+    if (claim.rowCount === 0) {
+      const done = await tx.query<{ result: RefreshResult | null }>('SELECT result FROM followup_batch_results WHERE op_id = $1 AND batch_no = $2', [ref.opId, ref.batchNo]);
+      if (done.rows[0]?.result) return done.rows[0].result;
+    }
+    const ids = await followUpBatch(tx, ref.opId, ref.batchNo);
+    heartbeat({ batchNo: ref.batchNo, records: ids.length });
+    await lockRecords(tx, ids);
+    // A record PostgreSQL refuses is quarantined; the rest of the batch goes on.
+    const { result: refreshed, quarantined } = await stepWithQuarantine(tx, ids, refreshDerived, addRefreshResults, NO_REFRESH, ref.opId);
+    const result: RefreshResult = { ...refreshed, records: ids.length, ...(quarantined.length ? { quarantined: quarantined.length } : {}) };
+    await tx.query('UPDATE followup_batch_results SET result = $3 WHERE op_id = $1 AND batch_no = $2', [ref.opId, ref.batchNo, JSON.stringify(result)]);
+    return result;
+  });
+}

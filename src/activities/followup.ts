@@ -9,6 +9,7 @@ import { checkRegistryOperation } from '../registry/operation-input.ts';
 import { completeOperation, completeRound, deleteRecordAndPlanFollowUp, planRound, queueForCoalescer, type RoundTotals } from '../registry/operations.ts';
 import { applyRegistryOperation } from '../registry/registry-operations.ts';
 import { failingFastOnBadData } from './failures.ts';
+import { currentTraceCarrier, outsideTrace } from '../telemetry/tracing.ts';
 import { checkRecordKey, coalescerWorkflowId, ERROR_TYPES, type DeletionOutcome, type OperationOutcome, type RegistryOperation } from '../shared.ts';
 import { DEFAULT_COALESCER_SETTINGS, type CoalescerSettings } from '../workflows/coalesce-settings.ts';
 import { followUpRequestSignal } from '../workflows/definitions.ts';
@@ -24,14 +25,18 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
   const handOff = async (op: { opId: string; batches: number; dataSourceKey?: string }, overrides: Partial<CoalescerSettings> = {}) => {
     if (op.batches === 0 || !op.dataSourceKey) return completeOperation(deps.pool, op.opId);
     // Queued in PostgreSQL first: the signal only wakes the coalescer, which claims its queue there.
-    await queueForCoalescer(deps.pool, op.opId);
-    await deps.temporal.workflow.signalWithStart('coalesceFollowUps', {
-      workflowId: coalescerWorkflowId(op.dataSourceKey, deps.taskQueue),
-      taskQueue: deps.taskQueue,
-      args: [{ dataSourceKey: op.dataSourceKey, overrides: definedOnly(overrides) }],
-      signal: followUpRequestSignal,
-      signalArgs: [{ opId: op.opId }],
-    });
+    await queueForCoalescer(deps.pool, op.opId, currentTraceCarrier());
+    // The coalescer serves many callers: it keeps traces of its own; the round's batches join this
+    // caller's trace through the carrier queued above.
+    await outsideTrace(() =>
+      deps.temporal.workflow.signalWithStart('coalesceFollowUps', {
+        workflowId: coalescerWorkflowId(op.dataSourceKey!, deps.taskQueue),
+        taskQueue: deps.taskQueue,
+        args: [{ dataSourceKey: op.dataSourceKey!, overrides: definedOnly(overrides) }],
+        signal: followUpRequestSignal,
+        signalArgs: [{ opId: op.opId }],
+      }),
+    );
   };
 
   return {

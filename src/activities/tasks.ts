@@ -8,7 +8,7 @@ import { unknownMethodMessage, type LoadedTasks } from '../taskmgr/discovery.ts'
 import type { TaskInfo } from '../taskmgr/info.ts';
 import type { TaskInput } from '../taskmgr/input.ts';
 import type { AddTaskOptions, TaskContext, TaskLogLine, TaskProgress } from '../taskmgr/types.ts';
-import { countTaskKeys, keysCoveredBy, recordOutcome, loadTaskKeys, registerDependant, storeTaskKeys, unregisterDependant } from '../taskmgr/task-store.ts';
+import { countTaskKeys, keysCoveredBy, recordOutcome, loadTaskKeys, type TaskRunEnd, registerDependant, storeTaskKeys, unregisterDependant } from '../taskmgr/task-store.ts';
 import { dependantSignal, MERGE_REFUSALS, mergeCoveredUpdate, mergeUpdateV2, prerequisiteDoneSignal, taskInfoQuery, type CoveredAdd } from '../workflows/definitions.ts';
 
 /** How WAITING tasks wait; from the worker's configuration, recorded in each task's history. */
@@ -148,8 +148,8 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
     },
 
     /** Tells every task registered as waiting for `taskId` how it ended. Idempotent (a dependant takes the first word). */
-    async notifyDependants(args: { taskId: string; status: string; error?: string; final?: boolean }): Promise<number> {
-      const dependants = await recordOutcome(deps.pool, args.taskId, { status: args.status, error: args.error }, args.final ?? true);
+    async notifyDependants(args: { taskId: string; status: string; error?: string; final?: boolean; run?: TaskRunEnd }): Promise<number> {
+      const dependants = await recordOutcome(deps.pool, args.taskId, { status: args.status, error: args.error }, args.final ?? true, args.run);
       // Fifty at a time: thousands of dependants are told within the activity's time limit.
       for (let i = 0; i < dependants.length; i += 50) {
         await Promise.all(

@@ -4,6 +4,7 @@ import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { Client, Connection } from '@temporalio/client';
 import type { NativeConnectionOptions } from '@temporalio/worker';
 import type { Config } from '../config.ts';
+import { temporalClientInterceptors } from '../telemetry/tracing.ts';
 
 export interface TemporalTarget {
   connectionOptions: NativeConnectionOptions & { address: string };
@@ -91,7 +92,7 @@ export function configurationProblem(err: unknown, address: string): TemporalUnr
 export async function connectClient(config: Config, addressOverride?: string): Promise<Client> {
   const target = temporalTarget(config, addressOverride);
   const connection = await connecting(target, () => Connection.connect(target.connectionOptions));
-  return new Client({ connection, namespace: target.namespace });
+  return new Client({ connection, namespace: target.namespace, interceptors: temporalClientInterceptors() });
 }
 
 /** Runs a connect call; turns the SDK's "Failed to connect before the deadline" into a message that says where and what to do. */

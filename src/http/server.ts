@@ -4,6 +4,8 @@
  * registry views. Listens on loopback unless told otherwise; every /api route but login and
  * health needs a session (cookie + CSRF token) or HTTP Basic credentials; viewers only read.
  */
+import { fastifyTracingPlugin } from '../telemetry/tracing.ts';
+import { registerHealthRoutes } from './routes-health.ts';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -74,6 +76,9 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
     trustProxy: deps.config.http.trustProxy ?? false,
   });
 
+  // Request spans named by route (tracing on only): first, so every hook and handler is inside.
+  const tracing = await fastifyTracingPlugin();
+  if (tracing) await app.register(tracing);
   await app.register(fastifyCookie);
   await app.register(fastifyRateLimit, { global: false });
   const metrics = createHttpMetrics(app);
@@ -182,6 +187,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
 
   registerTaskRoutes(app, { tasks: deps.tasks, guard, temporalUiUrl: deps.temporalUiUrl });
   registerRegistryRoutes(app, { pool: deps.pool, registry: deps.registry, tasks: deps.tasks, guard });
+  await registerHealthRoutes(app, { pool: deps.pool, tasks: deps.tasks, guard, prometheusUrl: deps.config.prometheusUrl });
 
   await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/', index: 'index.html' });
   return { app, credentials };

@@ -3,12 +3,14 @@
  * exported through the SDK's meter, on the worker's Prometheus endpoint beside the SDK's metrics:
  * follow-up lag and queued operations per data source, quarantined records per data source,
  * WAITING tasks per method, and the worker's PostgreSQL pool. Every worker reports the same
- * database figures: aggregate them with max(), not sum().
+ * database figures: aggregate them with max(), not sum(). Each sample of the lag is also kept in
+ * PostgreSQL for the page's Health view, with or without a metrics endpoint.
  */
 import type { MetricGauge, MetricMeter } from '@temporalio/common';
 import type { Pool } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
 import { followUpBacklog, quarantinedByDataSource } from '../registry/backlog.ts';
+import { recordLagSample } from '../registry/health-history.ts';
 import { waitingByMethod } from '../taskmgr/task-store.ts';
 
 /**
@@ -27,8 +29,11 @@ function labelledGauge(gauge: MetricGauge, labelName: string) {
 }
 
 /** `methods`: the task methods this worker knows; each gets its WAITING count, 0 included. */
-export function startRegistryGauges(deps: { pool: Pool; meter: MetricMeter; logger: Logger; methods: string[]; intervalMs?: number }): { stop(): void } {
-  const { meter, pool } = deps;
+export function startRegistryGauges(deps: { pool: Pool; meter?: MetricMeter; logger: Logger; methods: string[]; intervalMs?: number }): { stop(): void } {
+  const { pool } = deps;
+  const sampleLag = async () => recordLagSample(pool, await followUpBacklog(pool));
+  const meter = deps.meter;
+  if (!meter) return every(deps.intervalMs, sampleLag, deps.logger);
   const lag = labelledGauge(meter.createGauge('registry_followup_lag_seconds', 'float', undefined, 'Age of the oldest follow-up handed to its coalescer and not finished, per data source'), 'data_source');
   const queued = labelledGauge(meter.createGauge('registry_followup_queued_operations', 'int', undefined, 'Operations handed to their coalescer and not finished, per data source'), 'data_source');
   const quarantined = labelledGauge(meter.createGauge('registry_quarantined_records', 'int', undefined, 'Records whose derived state PostgreSQL refused, per data source'), 'data_source');
@@ -36,6 +41,7 @@ export function startRegistryGauges(deps: { pool: Pool; meter: MetricMeter; logg
   const poolGauge = meter.createGauge('registry_pg_pool_connections', 'int', undefined, "The worker's PostgreSQL pool: connections in use and idle, callers waiting for one");
   const sample = async () => {
     const [backlog, quarantine, waits] = await Promise.all([followUpBacklog(pool), quarantinedByDataSource(pool, { everyDataSource: true }), waitingByMethod(pool)]);
+    await recordLagSample(pool, backlog);
     lag(new Map(backlog.map((b) => [b.dataSourceKey, b.oldestSeconds])));
     queued(new Map(backlog.map((b) => [b.dataSourceKey, b.queued])));
     // Every data source, 0 included: a healthy registry exports its zeros.
@@ -47,17 +53,28 @@ export function startRegistryGauges(deps: { pool: Pool; meter: MetricMeter; logg
     poolGauge.set(pool.idleCount, { state: 'idle' });
     poolGauge.set(pool.waitingCount, { state: 'waiting' });
   };
+  return every(
+    deps.intervalMs,
+    () => {
+      samplePool();
+      return sample();
+    },
+    deps.logger,
+  );
+}
+
+/** Runs `sample` now and every interval; a sample still running when the next is due is not doubled (a slow database). */
+function every(intervalMs: number | undefined, sample: () => Promise<void>, logger: Logger): { stop(): void } {
   let running = false;
   const tick = () => {
-    samplePool();
-    if (running) return; // a slow database: skip a sample rather than pile queries up
+    if (running) return;
     running = true;
     sample()
-      .catch((err: Error) => deps.logger.debug({ err: err.message }, 'metrics sample failed'))
+      .catch((err: Error) => logger.debug({ err: err.message }, 'metrics sample failed'))
       .finally(() => (running = false));
   };
   tick();
-  const timer = setInterval(tick, deps.intervalMs ?? 15_000);
+  const timer = setInterval(tick, intervalMs ?? 15_000);
   timer.unref();
   return { stop: () => clearInterval(timer) };
 }

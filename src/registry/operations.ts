@@ -122,10 +122,22 @@ export async function completeOperation(pool: Pool, opId: string): Promise<void>
   });
 }
 
-/** Marks an operation as waiting for its data source's coalescer (its queue is these rows). */
-export async function queueForCoalescer(db: Queryable, opId: string): Promise<void> {
-  await db.query('UPDATE registry_operations SET handed_off_at = coalesce(handed_off_at, now()) WHERE op_id = $1', [opId]);
+/**
+ * Marks an operation as waiting for its data source's coalescer (its queue is these rows), with
+ * the trace of the call that queued it (when traced), for the round to join.
+ */
+export async function queueForCoalescer(db: Queryable, opId: string, traceCarrier?: Record<string, string>): Promise<void> {
+  await db.query('UPDATE registry_operations SET handed_off_at = coalesce(handed_off_at, now()), trace_context = coalesce(trace_context, $2) WHERE op_id = $1', [opId, traceCarrier ?? null]);
 }
+
+/** The traces a round's operations came from (the oldest first); empty when none was traced. */
+export async function roundTraceCarriers(db: Queryable, roundId: string): Promise<Array<Record<string, string>>> {
+  const { rows } = await db.query<{ trace_context: Array<Record<string, string>> | null }>('SELECT trace_context FROM registry_operations WHERE op_id = $1', [roundId]);
+  return rows[0]?.trace_context ?? [];
+}
+
+/** Traces a round keeps at most (one it continues, the rest as links). */
+const ROUND_TRACES_KEPT = 32;
 
 /** Operations one round takes at most; the rest wait for the next round (a round's plan stays bounded). */
 export const MAX_OPS_PER_ROUND = 2000;
@@ -170,6 +182,15 @@ export async function planRound(
       const spare = opIds.pop()!;
       await tx.query('UPDATE registry_operations SET round_id = NULL WHERE op_id = $1', [spare]);
     }
+    await tx.query(
+      `UPDATE registry_operations SET trace_context = t.carriers
+         FROM (SELECT jsonb_agg(trace_context ORDER BY handed_off_at, op_id) AS carriers
+                 FROM (SELECT trace_context, handed_off_at, op_id FROM registry_operations
+                        WHERE op_id = ANY($2::text[]) AND trace_context IS NOT NULL
+                        ORDER BY handed_off_at, op_id LIMIT $3) oldest) t
+        WHERE op_id = $1 AND t.carriers IS NOT NULL`,
+      [args.roundId, opIds, ROUND_TRACES_KEPT],
+    );
     const { rows } = await tx.query<{ record_id: number }>('SELECT DISTINCT record_id FROM followup_items WHERE op_id = ANY($1::text[])', [opIds]);
     const plan = await planFollowUp(tx, args.roundId, rows.map((r) => Number(r.record_id)), args.batchSize);
     await tx.query('UPDATE registry_operations SET affected_count = $2, batch_count = $3 WHERE op_id = $1', [args.roundId, plan.affected, plan.batches]);

@@ -100,14 +100,36 @@ export async function registerDependant(pool: Pool, prerequisiteId: string, depe
  * Records how a task ended and returns its dependants to tell. `final` is false for a run of a
  * recurring task: the loop goes on, so later dependants wait for a later run.
  */
-export async function recordOutcome(pool: Pool, taskId: string, outcome: TaskOutcome, final: boolean): Promise<string[]> {
+export async function recordOutcome(pool: Pool, taskId: string, outcome: TaskOutcome, final: boolean, run?: TaskRunEnd): Promise<string[]> {
   return withTransaction(pool, async (tx) => {
     await lockTask(tx, taskId);
+    if (run) await recordRunEnd(tx, taskId, outcome.status, run);
     if (final) {
       await tx.query('INSERT INTO task_outcomes (task_id, status, error) VALUES ($1, $2, $3) ON CONFLICT (task_id) DO UPDATE SET status = $2, error = $3', [taskId, outcome.status, outcome.error ?? null]);
     }
     return dependantsOf(tx, taskId);
   });
+}
+
+/** One run of a task ended (a recurring task ends a run each time): what the Health view charts. */
+export interface TaskRunEnd {
+  iteration: number;
+  method: string;
+  finishedAt: string;
+  durationMs?: number;
+}
+
+/** Run ends are kept this long: the Health view shows the last 24 hours. */
+export const RUN_ENDS_KEPT_MS = 2 * 24 * 3600_000;
+
+/** Keeps a run's end once (a retried activity repeats it) and drops ends past RUN_ENDS_KEPT_MS. */
+async function recordRunEnd(db: Queryable, taskId: string, status: string, run: TaskRunEnd): Promise<void> {
+  await db.query(
+    `INSERT INTO task_run_outcomes (task_id, iteration, method, status, finished_at, duration_ms)
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+    [taskId, run.iteration, run.method, status, run.finishedAt, run.durationMs ?? null],
+  );
+  await db.query('DELETE FROM task_run_outcomes WHERE finished_at < now() - $1 * interval \'1 millisecond\'', [RUN_ENDS_KEPT_MS]);
 }
 
 /** The tasks waiting for `prerequisiteId`. */

@@ -409,7 +409,9 @@ async function notifyDependants(run: TaskRun) {
   const outcome = { taskId: run.taskId, status: run.info.status, error: run.info.error };
   // A loop's run that is not its last: later dependants wait for a later run.
   const final = !run.input?.recurMs || run.info.status === 'CANCELLED';
-  await local.notifyDependants({ ...outcome, final });
+  // The run's end also goes to the Health view's charts (the history's marker keeps it from repeating).
+  const end = run.info.completedAt ? { iteration: run.info.iteration ?? 0, method: run.info.method, finishedAt: run.info.completedAt, durationMs: run.info.durationMs } : undefined;
+  await local.notifyDependants({ ...outcome, final, run: end });
   for (;;) {
     const next = run.info.dependants.filter((d) => !run.notified.has(d));
     if (next.length === 0) return;

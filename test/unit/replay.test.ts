@@ -7,7 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Worker } from '@temporalio/worker';
+import { OpenTelemetryPlugin } from '@temporalio/interceptors-opentelemetry';
+import { Resource } from '@opentelemetry/resources';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { workflowBundle } from '../helpers.ts';
+import { WORKFLOWS_PATH } from '../../src/worker.ts';
 
 const DIR = path.join(import.meta.dirname, '..', 'histories');
 // Subfolders keep histories of earlier workflow versions (v1/: registryTask before its
@@ -24,4 +28,20 @@ describe('workflow histories replay on the current code', () => {
       await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, file);
     });
   }
+});
+
+// A worker with tracing on (OTEL_EXPORTER_OTLP_ENDPOINT) runs the same workflows with
+// OpenTelemetry's workflow interceptors: they add headers and spans, and must not change what
+// the workflows command, so the same histories replay with them installed.
+describe('workflow histories replay with the OpenTelemetry interceptors installed', () => {
+  it('replays every committed history', { timeout: 120_000 }, async () => {
+    const plugin = new OpenTelemetryPlugin({ resource: new Resource({ 'service.name': 'replay-test' }), spanProcessor: new SimpleSpanProcessor(new InMemorySpanExporter()) });
+    const histories = files.map((file) => ({ workflowId: file, history: JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8')) }));
+    const silent = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} };
+    const results = [];
+    for await (const r of Worker.runReplayHistories({ workflowsPath: WORKFLOWS_PATH, plugins: [plugin], bundlerOptions: { logger: silent as never } } as never, histories)) results.push(r);
+    const failed = results.filter((r) => r.error).map((r) => `${r.workflowId}: ${r.error?.message}`);
+    assert.deepEqual(failed, []);
+    assert.equal(results.length, files.length);
+  });
 });

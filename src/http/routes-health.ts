@@ -1,0 +1,88 @@
+/**
+ * /api/health/details: what the page's Health view charts. The history comes from PostgreSQL
+ * (registry/health-history.ts), the workers polling from one describeTaskQueue per task queue,
+ * the alerts from Prometheus when PROMETHEUS_URL is set. One answer is shared by every watcher
+ * for a few seconds: no watcher count reaches Temporal's or PostgreSQL's limits.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import fastifyStatic from '@fastify/static';
+import type { Pool } from '../db/pool.ts';
+import type { TaskClient } from '../client/tasks.ts';
+import { pollerIdentities } from '../client/worker-wait.ts';
+import { followUpBacklog, quarantinedByDataSource, type FollowUpBacklog } from '../registry/backlog.ts';
+import { hourlyTaskFigures, lagHistory, type HourlyTaskFigures, type LagHistory } from '../registry/health-history.ts';
+import { taskRunQueue } from '../shared.ts';
+import type { Guard } from './guard.ts';
+import { SharedAnswers } from './shared-answers.ts';
+
+/** The charting library (uPlot), served from the project: the page loads nothing from elsewhere. */
+const UPLOT_DIR = path.dirname(createRequire(import.meta.url).resolve('uplot'));
+const ALERTS_TIMEOUT_MS = 2000;
+
+export interface HealthDetails {
+  tasks: HourlyTaskFigures;
+  lag: LagHistory;
+  backlog: FollowUpBacklog[];
+  quarantined: Array<{ dataSourceKey: string; records: number }>;
+  /** Worker identities polling each task queue (workflows and follow-ups; task runs). */
+  workers: Array<{ taskQueue: string; kind: 'workflow' | 'activity'; identities: string[] } | { taskQueue: string; kind: 'workflow' | 'activity'; error: string }>;
+  alerts: AlertsState;
+}
+
+export type AlertsState =
+  | { configured: false }
+  | { configured: true; url: string; alerts: Array<{ name: string; state: string; severity?: string; summary?: string; activeAt?: string }> }
+  | { configured: true; url: string; error: string };
+
+export async function registerHealthRoutes(app: FastifyInstance, deps: { pool: Pool; tasks: TaskClient; guard: Guard; prometheusUrl?: string }): Promise<void> {
+  await app.register(fastifyStatic, { root: UPLOT_DIR, prefix: '/vendor/uplot/', decorateReply: false, allowedPath: (p) => /^\/uPlot\.(iife\.min\.js|min\.css)$/.test(p) });
+  const shared = new SharedAnswers<HealthDetails>(5000);
+  app.get('/api/health/details', { onRequest: deps.guard('read') }, async () => shared.get('details', () => healthDetails(deps)));
+}
+
+async function healthDetails(deps: { pool: Pool; tasks: TaskClient; prometheusUrl?: string }): Promise<HealthDetails> {
+  const [tasks, lag, backlog, quarantine, workers, alerts] = await Promise.all([
+    hourlyTaskFigures(deps.pool),
+    lagHistory(deps.pool),
+    followUpBacklog(deps.pool),
+    quarantinedByDataSource(deps.pool),
+    workersPolling(deps.tasks),
+    alertsState(deps.prometheusUrl),
+  ]);
+  const quarantined = [...quarantine].filter(([, n]) => n > 0).map(([dataSourceKey, records]) => ({ dataSourceKey, records }));
+  return { tasks, lag, backlog, quarantined, workers, alerts };
+}
+
+async function workersPolling(tasks: TaskClient): Promise<HealthDetails['workers']> {
+  const queues: Array<{ taskQueue: string; kind: 'workflow' | 'activity' }> = [
+    { taskQueue: tasks.taskQueue, kind: 'workflow' },
+    { taskQueue: tasks.taskQueue, kind: 'activity' },
+    { taskQueue: taskRunQueue(tasks.taskQueue), kind: 'activity' },
+  ];
+  return Promise.all(
+    queues.map(async (q) => {
+      try {
+        return { ...q, identities: await pollerIdentities(tasks.client, q.taskQueue, q.kind) };
+      } catch (err) {
+        return { ...q, error: (err as Error).message };
+      }
+    }),
+  );
+}
+
+/** The alerts Prometheus evaluates (pending and firing), from its HTTP API; an error says why it could not be read. */
+export async function alertsState(prometheusUrl: string | undefined): Promise<AlertsState> {
+  if (!prometheusUrl) return { configured: false };
+  const url = new URL('api/v1/alerts', prometheusUrl.endsWith('/') ? prometheusUrl : `${prometheusUrl}/`).href;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(ALERTS_TIMEOUT_MS) });
+    if (!res.ok) return { configured: true, url: prometheusUrl, error: `Prometheus answered ${res.status}` };
+    const body = (await res.json()) as { data?: { alerts?: Array<{ labels?: Record<string, string>; annotations?: Record<string, string>; state?: string; activeAt?: string }> } };
+    const alerts = (body.data?.alerts ?? []).map((a) => ({ name: a.labels?.alertname ?? '?', state: a.state ?? '?', severity: a.labels?.severity, summary: a.annotations?.summary, activeAt: a.activeAt }));
+    return { configured: true, url: prometheusUrl, alerts };
+  } catch (err) {
+    return { configured: true, url: prometheusUrl, error: (err as Error).message };
+  }
+}
