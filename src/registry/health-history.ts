@@ -9,7 +9,7 @@ import type { Queryable } from '../db/pool.ts';
 import type { FollowUpBacklog } from './backlog.ts';
 
 export const HISTORY_KEPT_MS = 2 * 24 * 3600_000;
-/** Data sources charted by name; the rest are summed into one line, so the chart stays legible. */
+/** Data sources charted by name; the rest are one line (their highest lag), so the chart stays legible. */
 export const LAG_LINES = 8;
 
 /** Keeps this worker's sample of the lag of every data source with follow-ups under way (the minute's highest wins). */

@@ -2,7 +2,10 @@
  * The Background Task Manager page in headless Chromium (Debian's, driven by playwright-core),
  * against the real servers: sign in, add a task and watch WAITING -> STARTED -> COMPLETED,
  * cancel a scheduled one, delete a record and see a related record's quality level drop.
- * SCREENSHOT_TO=docs/task-manager.png saves the picture the README shows.
+ * Then the Health view charts that work from PostgreSQL: runs completed and failed per hour by
+ * method, follow-up lag per data source, durations, workers polling, quarantine and alerts.
+ * SCREENSHOT_TO=docs/task-manager.png and HEALTH_SCREENSHOT_TO=docs/health.png save the pictures
+ * the README shows.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -14,7 +17,7 @@ import { TaskClient } from '../../src/client/tasks.ts';
 import type { RegistryClient } from '../../src/client/registry.ts';
 import { startAdminServer, type AdminServer } from '../../src/http/server.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
-import { createTestDatabase, logger, startTestWorker, testClient, testConfig, type TestDatabase, type TestWorker } from '../helpers.ts';
+import { createTestDatabase, logger, settledTask, startTestWorker, testClient, testConfig, type TestDatabase, type TestWorker } from '../helpers.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PASSWORD = 'browser test password';
@@ -32,7 +35,8 @@ describe('the Background Task Manager page in a browser', () => {
     assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (.ci/run does)`);
     db = await createTestDatabase();
     seeded = await seedRegistry(db.pool, { records: 400, dataSources: 2, hubs: 2, hubSize: 60, seed: 17 });
-    worker = await startTestWorker(db.pool);
+    // Lag sampled often, and a quiet period long enough for a sample to see the deletion's queue.
+    worker = await startTestWorker(db.pool, undefined, { METRICS_SAMPLE_EVERY: '100 milliseconds', FOLLOWUP_QUIET: '1 second' });
     registry = await testClient(worker.taskQueue);
     const config = testConfig({ HTTP_PORT: '0', ADMIN_PASSWORD: PASSWORD, TEMPORAL_TASK_QUEUE: worker.taskQueue });
     server = await startAdminServer({ config, pool: db.pool, tasks: new TaskClient(registry.client, worker.taskQueue), registry, logger, temporalUiUrl: 'http://127.0.0.1:8233' });
@@ -155,4 +159,35 @@ describe('the Background Task Manager page in a browser', () => {
     await level.filter({ hasText: /^2$/ }).waitFor({ timeout: 10_000 });
     assert.match((await page.locator('#record-quality').textContent())!, /A collection should be related to an activity/);
   });
+
+  it('shows health at a glance: the last 24 hours charted, workers, queues, quarantine and alerts', async () => {
+    const tasks = new TaskClient(registry.client, worker.taskQueue);
+    const failing = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: 'no-such-data-source' });
+    assert.equal((await settledTask(tasks, failing)).status, 'FAILED');
+
+    await page.locator('#nav a[data-view=health]').click();
+    const legend = (chart: string) => page.locator(`#${chart} .u-legend`);
+    await legend('chart-completed').filter({ hasText: 'GENERATE_CACHE' }).waitFor({ timeout: 20_000 });
+    await legend('chart-failed').filter({ hasText: 'GENERATE_CACHE' }).waitFor();
+    await legend('chart-durations').filter({ hasText: 'GENERATE_CACHE' }).waitFor();
+    // The deletion of the test before queued a follow-up in the hub's data source: sampled, charted.
+    const hubSource = seeded.hubs.find((h) => h.class === 'activity')!.key.split('/')[0]!;
+    await legend('chart-lag').filter({ hasText: hubSource }).waitFor();
+    for (const chart of ['chart-completed', 'chart-failed', 'chart-lag', 'chart-durations']) assert.equal(await page.locator(`#${chart} canvas`).count(), 1, chart);
+    // The cancelled run is neither completed nor failed; the failed one counts once.
+    const failedCount = await page.evaluate(() => fetch('/api/health/details').then((r) => r.json()).then((h) => h.tasks.failed.GENERATE_CACHE.reduce((a: number, b: number) => a + b, 0)));
+    assert.equal(failedCount, 1);
+
+    const workers = (await page.locator('#health-workers').textContent())!;
+    assert.match(workers, new RegExp(`${worker.taskQueue} \\(workflows\\): 1 worker`));
+    assert.match(workers, new RegExp(`${worker.taskQueue}-runs \\(activities\\): 1 worker`));
+    assert.match((await page.locator('#health-backlog').textContent())!, /every follow-up is done/);
+    assert.match((await page.locator('#health-quarantine').textContent())!, /none/);
+    assert.match((await page.locator('#health-alerts').textContent())!, /Prometheus is not configured/);
+    if (process.env.HEALTH_SCREENSHOT_TO) {
+      fs.mkdirSync(path.dirname(process.env.HEALTH_SCREENSHOT_TO), { recursive: true });
+      await page.screenshot({ path: process.env.HEALTH_SCREENSHOT_TO, fullPage: true });
+    }
+  });
 });
+

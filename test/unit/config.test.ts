@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig, redactSecrets } from '../../src/config.ts';
+import { ConfigError, loadConfig, redactSecrets, tracingSettings } from '../../src/config.ts';
 
 describe('configuration', () => {
   it('has defaults for a fresh machine: dev server on loopback, task queue registry-tasks', () => {
@@ -26,6 +26,15 @@ describe('configuration', () => {
     assert.equal(loadConfig({ METRICS_ADDRESS: '[::1]:9500' }).metricsAddress, '[::1]:9500');
     assert.throws(() => loadConfig({ METRICS_ADDRESS: 'http://x:1/metrics' }), /METRICS_ADDRESS="http:\/\/x:1\/metrics".*expected host:port \(e\.g\. 127\.0\.0\.1:9464\) or off/);
     assert.equal(loadConfig({ METRICS_SAMPLE_EVERY: '2 seconds' }).metricsSampleMs, 2000);
+  });
+
+  it('traces only when OTEL_EXPORTER_OTLP_ENDPOINT names an http(s) collector; a bad one is refused by name and turns tracing off at start', () => {
+    assert.deepEqual(loadConfig({}).tracing, { otlpEndpoint: undefined, serviceName: undefined });
+    assert.deepEqual(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_SERVICE_NAME: 'registry-worker-2' }).tracing, { otlpEndpoint: 'http://127.0.0.1:4318', serviceName: 'registry-worker-2' });
+    assert.throws(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://collector:4317' }), /OTEL_EXPORTER_OTLP_ENDPOINT="grpc:\/\/collector:4317".*expected an http:\/\/ or https:\/\/ URL/);
+    assert.deepEqual(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://collector:4317' }), {});
+    assert.deepEqual(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otel.example.org/' }), { otlpEndpoint: 'https://otel.example.org/', serviceName: undefined });
+    assert.throws(() => loadConfig({ PROMETHEUS_URL: 'prometheus:9090' }), /PROMETHEUS_URL="prometheus:9090"/);
   });
 
   it('treats empty variables as unset', () => {

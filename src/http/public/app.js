@@ -148,6 +148,7 @@ function route() {
   const [, view, ...rest] = hash.split('/');
   const arg = rest.length ? decodeURIComponent(rest.join('/')) : undefined;
   if (view === 'data-sources') return showDataSources();
+  if (view === 'health') return showHealth();
   if (view === 'records' && arg) return showRecord(arg);
   if (view === 'records') return showRecords();
   showTasks();
@@ -416,6 +417,84 @@ $('#add-form').addEventListener('submit', async (ev) => {
     $('#add-error').hidden = false;
   }
 });
+
+// ---------- health ----------
+const HEALTH_REFRESH_MS = 15000;
+const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#17becf'];
+const charts = {};
+
+function showHealth() {
+  showOnly('view-health');
+  every(HEALTH_REFRESH_MS, async () => {
+    let h;
+    try {
+      h = await api('GET', '/api/health/details');
+    } catch (err) {
+      flash(err.message);
+      return;
+    }
+    $('#health-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
+    renderHealthNow(h);
+    const hours = h.tasks.hours.map((t) => Date.parse(t) / 1000);
+    drawChart('chart-completed', hours, h.tasks.completed, { bars: true, counts: true });
+    drawChart('chart-failed', hours, h.tasks.failed, { bars: true, counts: true });
+    drawChart('chart-lag', h.lag.minutes.map((t) => Date.parse(t) / 1000), h.lag.lagSeconds, {});
+    drawChart('chart-durations', hours, h.tasks.durationP95, { points: true });
+  });
+}
+
+function cardList(id, items) {
+  $(`#${id} ul`).replaceChildren(...items.map(([text, kind]) => el('li', { class: kind ?? '' }, text)));
+}
+
+function renderHealthNow(h) {
+  cardList('health-workers', h.workers.map((w) => {
+    const what = `${w.taskQueue} (${w.kind === 'workflow' ? 'workflows' : 'activities'})`;
+    if (w.error) return [`${what}: cannot ask Temporal: ${w.error}`, 'bad'];
+    return [`${what}: ${counted(w.identities.length, 'worker')}`, w.identities.length ? 'good' : 'bad'];
+  }));
+  cardList('health-backlog', h.backlog.length ? h.backlog.map((b) => [`${b.dataSourceKey}: ${counted(b.queued, 'change')} queued, the oldest ${dur(Math.round(b.oldestSeconds * 1000))} ago`]) : [['none: every follow-up is done', 'good']]);
+  cardList('health-quarantine', h.quarantined.length ? h.quarantined.map((q) => [`${q.dataSourceKey || '(no data source)'}: ${counted(q.records, 'record')}`, 'bad']) : [['none', 'good']]);
+  const a = h.alerts;
+  if (!a.configured) cardList('health-alerts', [['Prometheus is not configured (set PROMETHEUS_URL to show its alerts here)']]);
+  else if (a.error) cardList('health-alerts', [[`Prometheus at ${a.url} could not be read: ${a.error}`, 'bad']]);
+  else cardList('health-alerts', a.alerts.length ? a.alerts.map((x) => [`${x.name}: ${x.state}${x.severity ? ` (${x.severity})` : ''}${x.summary ? ` - ${x.summary}` : ''}`, x.state === 'firing' ? 'bad' : '']) : [['none pending or firing', 'good']]);
+}
+
+/** One uPlot chart per figure, redrawn with new data; a series per key of `byName`. */
+function drawChart(id, xs, byName, opts) {
+  const fig = $(`#${id}`);
+  // A method with nothing to show here (only cancelled runs, say) gets no line.
+  const names = Object.keys(byName).filter((n) => byName[n].some((v) => v)).sort();
+  const key = names.join('\n');
+  if (charts[id] && charts[id].key !== key) {
+    charts[id].plot.destroy();
+    delete charts[id];
+  }
+  fig.querySelector('.none')?.remove();
+  if (!names.length) {
+    fig.append(el('div', { class: 'none' }, 'nothing in the last 24 hours'));
+    return;
+  }
+  const data = [xs, ...names.map((n) => byName[n])];
+  if (charts[id]) return charts[id].plot.setData(data);
+  const series = [{}, ...names.map((n, i) => ({
+    label: n,
+    stroke: PALETTE[i % PALETTE.length],
+    fill: opts.bars ? `${PALETTE[i % PALETTE.length]}55` : undefined,
+    width: opts.bars ? 1 : 2,
+    points: { show: !!opts.points },
+    paths: opts.bars ? uPlot.paths.bars({ size: [0.6, 40] }) : undefined,
+    spanGaps: false,
+  }))];
+  const width = Math.max(fig.clientWidth - 16, 300);
+  // Half a step of room at both ends, so the first and the current hour's bars show whole.
+  const half = (xs[1] - xs[0]) / 2;
+  const scales = { x: { time: true, range: () => [xs[0] - half, xs[xs.length - 1] + half] }, ...(opts.counts ? { y: { range: (_u, _min, max) => [0, Math.max(1, max)] } } : {}) };
+  const yAxis = { size: 50, ...(opts.counts ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] } : {}) };
+  const plot = new uPlot({ width, height: 220, series, scales, axes: [{}, yAxis], legend: { live: false } }, data, fig);
+  charts[id] = { plot, key };
+}
 
 // ---------- data sources ----------
 function showDataSources() {
