@@ -39,6 +39,7 @@ const schema = z.object({
   TEMPORAL_SQL_TOOL: z.string().optional(),
   TEMPORAL_UI_SERVER: z.string().optional(),
   PROMTOOL: z.string().optional(),
+  OTELCOL: z.string().optional(),
   // Temporal's HTTP API (plain JSON, for registry code in any language), on the dev server and the cluster.
   TEMPORAL_HTTP_PORT: port.default(7243),
   TEMPORAL_HISTORY_SHARDS: z.coerce.number().int().min(1).max(16384).default(4),
@@ -92,8 +93,8 @@ export type Config = {
     uiPort: number;
     uiUrl?: string;
     cliPath?: string;
-    /** Go binaries named by environment (TEMPORAL_SERVER, TEMPORAL_SQL_TOOL, TEMPORAL_UI_SERVER, PROMTOOL); else built into cliCache. */
-    binaries: Record<'TEMPORAL_SERVER' | 'TEMPORAL_SQL_TOOL' | 'TEMPORAL_UI_SERVER' | 'PROMTOOL', string | undefined>;
+    /** Go binaries named by environment (TEMPORAL_SERVER, TEMPORAL_SQL_TOOL, TEMPORAL_UI_SERVER, PROMTOOL, OTELCOL); else built into cliCache. */
+    binaries: Record<'TEMPORAL_SERVER' | 'TEMPORAL_SQL_TOOL' | 'TEMPORAL_UI_SERVER' | 'PROMTOOL' | 'OTELCOL', string | undefined>;
     cliCache: string;
     httpPort: number;
     /** `taskmgr cluster`: history shards (fixed when the cluster is first created) and the Web UI's write actions. */
@@ -176,7 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       uiPort: c.TEMPORAL_UI_PORT,
       uiUrl: c.TEMPORAL_UI_URL,
       cliPath: c.TEMPORAL_CLI,
-      binaries: { TEMPORAL_SERVER: c.TEMPORAL_SERVER, TEMPORAL_SQL_TOOL: c.TEMPORAL_SQL_TOOL, TEMPORAL_UI_SERVER: c.TEMPORAL_UI_SERVER, PROMTOOL: c.PROMTOOL },
+      binaries: { TEMPORAL_SERVER: c.TEMPORAL_SERVER, TEMPORAL_SQL_TOOL: c.TEMPORAL_SQL_TOOL, TEMPORAL_UI_SERVER: c.TEMPORAL_UI_SERVER, PROMTOOL: c.PROMTOOL, OTELCOL: c.OTELCOL },
       cliCache: c.TEMPORAL_CLI_CACHE,
       httpPort: c.TEMPORAL_HTTP_PORT,
       historyShards: c.TEMPORAL_HISTORY_SHARDS,

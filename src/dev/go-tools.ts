@@ -8,14 +8,16 @@
  * - the Temporal Web UI server (`github.com/temporalio/ui-server/v2/cmd/server`), the UI the CLI's
  *   dev server embeds, as its own process;
  * - promtool (`github.com/prometheus/prometheus/cmd/promtool`), which checks and unit-tests the
- *   alerting rules in observability/prometheus.
+ *   alerting rules in observability/prometheus;
+ * - an OpenTelemetry Collector (tools/otelcol: the collector's OTLP receiver and OTLP/HTTP
+ *   exporter, versions pinned by its go.mod), which the tracing test sends its traces through.
  * Run directly: `tsx src/dev/go-tools.ts` builds what is missing and prints the paths.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { loadConfig, type Config } from '../config.ts';
+import { loadConfig, PROJECT_ROOT, type Config } from '../config.ts';
 import { goBinary, isExecutable } from './temporal-cli.ts';
 
 /** The server version inside the Temporal CLI v1.5.1 (`temporal version`): the CLI's builds share its modules. */
@@ -34,6 +36,8 @@ export interface GoTool {
   envVar: keyof Config['temporal']['binaries'];
   /** Its folder in the cache, with the version appended. */
   cacheName: string;
+  /** A module of this project to `go build` (its go.mod pins the versions) instead of `go install pkg@version`. */
+  sourceDir?: string;
 }
 
 export const TEMPORAL_SERVER: GoTool = { label: 'the Temporal server', pkg: 'go.temporal.io/server/cmd/server', version: SERVER_VERSION, binary: 'server', envVar: 'TEMPORAL_SERVER', cacheName: 'temporal-server' };
@@ -41,6 +45,17 @@ export const SQL_TOOL: GoTool = { label: 'temporal-sql-tool', pkg: 'go.temporal.
 export const UI_SERVER: GoTool = { label: 'the Temporal Web UI server', pkg: 'github.com/temporalio/ui-server/v2/cmd/server', version: UI_SERVER_VERSION, binary: 'server', envVar: 'TEMPORAL_UI_SERVER', cacheName: 'ui-server' };
 /** Prometheus v3.x's promtool (its Go module's versions are v0.3xx). */
 export const PROMTOOL: GoTool = { label: 'promtool', pkg: 'github.com/prometheus/prometheus/cmd/promtool', version: 'v0.316.0', binary: 'promtool', envVar: 'PROMTOOL', cacheName: 'promtool' };
+
+/** The OpenTelemetry Collector v0.165.0 built from tools/otelcol. */
+export const OTELCOL: GoTool = {
+  label: 'the OpenTelemetry Collector',
+  pkg: 'go.opentelemetry.io/collector/otelcol',
+  version: 'v0.165.0',
+  binary: 'otelcol',
+  envVar: 'OTELCOL',
+  cacheName: 'otelcol',
+  sourceDir: path.join(PROJECT_ROOT, 'tools', 'otelcol'),
+};
 
 export class GoToolNotFound extends Error {
   override name = 'GoToolNotFound';
@@ -69,15 +84,16 @@ export function findGoTool(tool: GoTool, opts: { log?: (msg: string) => void; co
   fs.mkdirSync(dir, { recursive: true });
   log(`building ${tool.label} ${tool.version} from its Go module into ${dir} (takes minutes, once)...`);
   const started = Date.now();
-  const res = spawnSync(go, ['install', spec], { env: { ...process.env, GOBIN: dir }, stdio: ['ignore', 'inherit', 'inherit'] });
-  if (res.status !== 0 || !isExecutable(target)) throw new GoToolNotFound(`go install ${spec} failed (exit ${res.status})`);
+  const [args, cwd] = tool.sourceDir ? [['build', '-trimpath', '-o', target, '.'], tool.sourceDir] : [['install', spec], undefined];
+  const res = spawnSync(go, args, { cwd, env: { ...process.env, GOBIN: dir }, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (res.status !== 0 || !isExecutable(target)) throw new GoToolNotFound(`go ${args.join(' ')} (${tool.sourceDir ?? spec}) failed (exit ${res.status})`);
   log(`built ${tool.label} ${tool.version} in ${Math.round((Date.now() - started) / 1000)} s`);
   return target;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   try {
-    for (const tool of [TEMPORAL_SERVER, SQL_TOOL, UI_SERVER, PROMTOOL]) console.log(`${tool.envVar}=${findGoTool(tool)}`);
+    for (const tool of [TEMPORAL_SERVER, SQL_TOOL, UI_SERVER, PROMTOOL, OTELCOL]) console.log(`${tool.envVar}=${findGoTool(tool)}`);
   } catch (err) {
     console.error((err as Error).message);
     process.exit(1);

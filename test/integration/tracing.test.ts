@@ -1,14 +1,20 @@
 /**
  * Traces, as an operator collects them: `taskmgr serve` and `taskmgr worker` processes with
- * OTEL_EXPORTER_OTLP_ENDPOINT set export to an OTLP/HTTP receiver (in this test: a real HTTP
- * server that parses what the exporters send). One deletion through the HTTP API makes one
- * connected trace: the request -> the deleteRecord workflow -> its activities -> the coalesced
- * round's batch -> that batch's SQL. Log lines written inside the request carry its trace id.
+ * OTEL_EXPORTER_OTLP_ENDPOINT set export to a real OpenTelemetry Collector (built from its Go
+ * modules, tools/otelcol), which forwards them over OTLP/HTTP (JSON) to a receiver in this test
+ * that keeps them for the assertions. One deletion through the HTTP API makes one connected
+ * trace: the request -> the deleteRecord workflow -> its activities -> the coalesced round's
+ * batch -> that batch's SQL. Log lines written inside the request carry its trace id.
  */
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../../src/dev/temporal-dev-server.ts';
+import { findGoTool, OTELCOL } from '../../src/dev/go-tools.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { createTestDatabase, eventually, temporalAddress, uniqueName, type TestDatabase } from '../helpers.ts';
 import { startTaskmgr, type TaskmgrProcess } from '../taskmgr-process.ts';
@@ -56,10 +62,50 @@ async function startOtlpReceiver(): Promise<{ url: string; spans: ReceivedSpan[]
   return { url: `http://127.0.0.1:${port}`, spans, close: () => new Promise((r) => server.close(() => r())) };
 }
 
+/** The collector: OTLP/HTTP in on `port`, out to `forwardTo` as OTLP/HTTP JSON; no telemetry of its own. */
+async function startCollector(port: number, forwardTo: string): Promise<{ child: ChildProcess; output: () => string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'otelcol-'));
+  const config = path.join(dir, 'config.yaml');
+  fs.writeFileSync(
+    config,
+    [
+      'receivers:',
+      '  otlp:',
+      '    protocols:',
+      '      http:',
+      `        endpoint: 127.0.0.1:${port}`,
+      'exporters:',
+      '  otlphttp:',
+      `    endpoint: ${forwardTo}`,
+      '    encoding: json',
+      '    compression: none',
+      'service:',
+      '  telemetry:',
+      '    metrics:',
+      '      level: none',
+      '  pipelines:',
+      '    traces:',
+      '      receivers: [otlp]',
+      '      exporters: [otlphttp]',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(findGoTool(OTELCOL), ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  // Up when its receiver answers (an empty export is accepted).
+  await eventually(() => fetch(`http://127.0.0.1:${port}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }).then((r) => r.ok, () => false), 30_000, 200).catch((err: Error) => {
+    throw new Error(`the collector did not start: ${err.message}\n${output}`);
+  });
+  return { child, output: () => output };
+}
+
 describe('tracing', () => {
   let db: TestDatabase;
   let seeded: SeedSummary;
   let receiver: Awaited<ReturnType<typeof startOtlpReceiver>>;
+  let collector: Awaited<ReturnType<typeof startCollector>>;
   let worker: TaskmgrProcess;
   let page: TaskmgrProcess;
   let pageUrl: string;
@@ -69,6 +115,8 @@ describe('tracing', () => {
     db = await createTestDatabase();
     seeded = await seedRegistry(db.pool, { records: 200, dataSources: 1, hubs: 1, hubSize: 20, seed: 77 });
     receiver = await startOtlpReceiver();
+    const collectorPort = await freePort();
+    collector = await startCollector(collectorPort, receiver.url);
     const httpPort = await freePort();
     pageUrl = `http://127.0.0.1:${httpPort}`;
     const env = {
@@ -77,7 +125,7 @@ describe('tracing', () => {
       DATABASE_URL: db.url,
       TEMPORAL_ADDRESS: temporalAddress(),
       TEMPORAL_TASK_QUEUE: uniqueName('registry-tracing'),
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${collectorPort}`,
       OTEL_BSP_SCHEDULE_DELAY: '200',
       FOLLOWUP_QUIET: '50 milliseconds',
     };
@@ -88,6 +136,7 @@ describe('tracing', () => {
   after(async () => {
     for (const p of [worker, page]) p?.child.kill('SIGTERM');
     await Promise.all([worker?.exited, page?.exited]);
+    collector?.child.kill('SIGTERM');
     await receiver?.close();
     await db?.drop();
   });
