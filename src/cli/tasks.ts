@@ -1,6 +1,6 @@
 /** `taskmgr` task commands: add, list, show, cancel, reschedule, retry, flush, methods. */
 import { type Command, InvalidArgumentError } from 'commander';
-import { loadConfig } from '../config.ts';
+import { loadConfig, type Config } from '../config.ts';
 import { createPool, type Pool } from '../db/pool.ts';
 import { runningDatabaseUrl } from './database.ts';
 import { printable, terminalSafe } from './common.ts';
@@ -14,14 +14,14 @@ import { formatDuration, parseDuration } from '../taskmgr/duration.ts';
 import type { TaskInfo } from '../taskmgr/info.ts';
 import type { TaskProgress } from '../taskmgr/types.ts';
 
-async function withTasks<T>(fn: (tasks: TaskClient, pool?: Pool) => Promise<T>): Promise<T> {
+async function withTasks<T>(fn: (tasks: TaskClient, pool: Pool | undefined, config: Config) => Promise<T>): Promise<T> {
   const config = loadConfig();
   // The database, where it runs, holds every task's keys (key searches, large key sets).
   const databaseUrl = runningDatabaseUrl(config);
   const pool = databaseUrl ? createPool(databaseUrl, { max: 2 }) : undefined;
   const tasks = await TaskClient.connect(config, undefined, { pool });
   try {
-    return await fn(tasks, pool);
+    return await fn(tasks, pool, config);
   } finally {
     await tasks.close();
     await pool?.end();
@@ -132,11 +132,11 @@ export function addTaskCommands(program: Command): void {
 
   program
     .command('status')
-    .description('the system at a glance: workers polling, tasks by status, follow-ups queued per data source, records in quarantine')
+    .description('the system at a glance: workers polling, tasks by status, runs of the last 24 hours, follow-ups queued per data source, records in quarantine, alerts')
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
-      await withTasks(async (tasks, pool) => {
-        const status = await systemStatus(tasks, pool);
+      await withTasks(async (tasks, pool, config) => {
+        const status = await systemStatus(tasks, pool, config.prometheusUrl);
         print(opts.json, status, () => formatStatus(status, Boolean(pool)));
       });
     });

@@ -16,10 +16,10 @@ import { hourlyTaskFigures, lagHistory, type HourlyTaskFigures, type LagHistory 
 import { taskRunQueue } from '../shared.ts';
 import type { Guard } from './guard.ts';
 import { SharedAnswers } from './shared-answers.ts';
+import { alertsState, type AlertsState } from '../metrics/prometheus-alerts.ts';
 
 /** The charting library (uPlot), served from the project: the page loads nothing from elsewhere. */
 const UPLOT_DIR = path.dirname(createRequire(import.meta.url).resolve('uplot'));
-const ALERTS_TIMEOUT_MS = 2000;
 
 export interface HealthDetails {
   tasks: HourlyTaskFigures;
@@ -30,11 +30,6 @@ export interface HealthDetails {
   workers: Array<{ taskQueue: string; kind: 'workflow' | 'activity'; identities: string[] } | { taskQueue: string; kind: 'workflow' | 'activity'; error: string }>;
   alerts: AlertsState;
 }
-
-export type AlertsState =
-  | { configured: false }
-  | { configured: true; url: string; alerts: Array<{ name: string; state: string; severity?: string; summary?: string; activeAt?: string }> }
-  | { configured: true; url: string; error: string };
 
 export async function registerHealthRoutes(app: FastifyInstance, deps: { pool: Pool; tasks: TaskClient; guard: Guard; prometheusUrl?: string }): Promise<void> {
   await app.register(fastifyStatic, { root: UPLOT_DIR, prefix: '/vendor/uplot/', decorateReply: false, allowedPath: (p) => /^\/uPlot\.(iife\.min\.js|min\.css)$/.test(p) });
@@ -70,19 +65,4 @@ async function workersPolling(tasks: TaskClient): Promise<HealthDetails['workers
       }
     }),
   );
-}
-
-/** The alerts Prometheus evaluates (pending and firing), from its HTTP API; an error says why it could not be read. */
-export async function alertsState(prometheusUrl: string | undefined): Promise<AlertsState> {
-  if (!prometheusUrl) return { configured: false };
-  const url = new URL('api/v1/alerts', prometheusUrl.endsWith('/') ? prometheusUrl : `${prometheusUrl}/`).href;
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(ALERTS_TIMEOUT_MS) });
-    if (!res.ok) return { configured: true, url: prometheusUrl, error: `Prometheus answered ${res.status}` };
-    const body = (await res.json()) as { data?: { alerts?: Array<{ labels?: Record<string, string>; annotations?: Record<string, string>; state?: string; activeAt?: string }> } };
-    const alerts = (body.data?.alerts ?? []).map((a) => ({ name: a.labels?.alertname ?? '?', state: a.state ?? '?', severity: a.labels?.severity, summary: a.annotations?.summary, activeAt: a.activeAt }));
-    return { configured: true, url: prometheusUrl, alerts };
-  } catch (err) {
-    return { configured: true, url: prometheusUrl, error: (err as Error).message };
-  }
 }

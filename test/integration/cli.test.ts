@@ -58,10 +58,14 @@ describe('the taskmgr command', () => {
       assert.equal(s.followUps[0].dataSourceKey, seeded.dataSources[0]);
       assert.ok(s.followUps[0].oldestSeconds >= 42);
       assert.equal(s.quarantine.total, 0);
+      assert.deepEqual(s.alerts, { configured: false });
+      assert.equal(typeof s.lastDay.completed, 'number');
       const text = await taskmgr('status');
       assert.match(text.stdout, /^ {2}Workers: {5}1 worker polling \(/m);
       assert.match(text.stdout, new RegExp(`^  Follow-ups:  ${seeded.dataSources[0]}: 1 operation, the oldest \\d+ s$`, 'm'));
       assert.match(text.stdout, /^ {2}Quarantine: {2}none$/m);
+      assert.match(text.stdout, /^ {2}Last 24 h: {3}\d+ runs? completed, \d+ failed/m);
+      assert.match(text.stdout, /^ {2}Alerts: {6}not read \(set PROMETHEUS_URL to see them\)$/m);
       assert.ok(text.stdout.split('\n').length <= 10, 'one screen');
     } finally {
       await db.pool.query("DELETE FROM registry_operations WHERE op_id = 'cli-status-stuck'");

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { recordOutcome } from '../../src/taskmgr/task-store.ts';
 import { hourlyTaskFigures, lagHistory, LAG_LINES, recordLagSample } from '../../src/registry/health-history.ts';
-import { alertsState } from '../../src/http/routes-health.ts';
+import { alertsState } from '../../src/metrics/prometheus-alerts.ts';
 import { freePort } from '../../src/dev/temporal-dev-server.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers.ts';
 
