@@ -28,11 +28,11 @@ const { values: args } = parseArgs({ options: { quick: { type: 'boolean', defaul
 // `--cluster`: the scale-out benchmark (bench/cluster.ts) instead; it exits when done.
 if (args.cluster) await import('./cluster.ts');
 /** `--only 2,3` runs those scenarios alone (while tuning one); the default is all. */
-const ONLY = new Set((args.only ?? '1,2,3,4').split(',').map(Number));
+const ONLY = new Set((args.only ?? '1,2,3,4,6').split(',').map(Number));
 const QUICK = args.quick;
 const SIZES = QUICK
-  ? { answerSamples: 3, answerRelated: 200, answerRecords: 1500, throughputRelated: 1000, throughputRecords: 2500, burstRecords: 2000, burst: 20, tasks: 30 }
-  : { answerSamples: 12, answerRelated: 1000, answerRecords: 6000, throughputRelated: 10_000, throughputRecords: 18_000, burstRecords: 20_000, burst: 200, tasks: 400 };
+  ? { answerSamples: 3, answerRelated: 200, answerRecords: 1500, throughputRelated: 1000, throughputRecords: 2500, burstRecords: 2000, burst: 20, tasks: 30, smallChanges: 4 }
+  : { answerSamples: 12, answerRelated: 1000, answerRecords: 6000, throughputRelated: 10_000, throughputRecords: 18_000, burstRecords: 20_000, burst: 200, tasks: 400, smallChanges: 20 };
 const FOLLOW_UP = { batchSize: Number(process.env.BENCH_BATCH ?? 5000), concurrency: Number(process.env.BENCH_CONCURRENCY ?? 2), coalesce: { quietMs: 300, maxWaitMs: 3000 } };
 const TASK_QUEUE = 'bench-registry';
 const BENCH_QUEUE = 'bench-baselines';
@@ -77,6 +77,41 @@ async function addHubs(pool: Pool, dsPrefix: string, count: number, size: number
   const ids = (await pool.query<{ id: number }>('SELECT ro.id FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key LIKE $1', [`${dsPrefix}%`])).rows.map((r) => Number(r.id));
   await rebuildDerived(pool, ids);
   return keys;
+}
+
+/**
+ * Scenario 6: deletions of records with one related record, one at a time. "Consistent" is the
+ * follow-up's commit (completed_at, PostgreSQL's clock on this machine) after the call began;
+ * "learnt" is how long after that commit awaitDeletion returned, for a caller with the database
+ * (completion notices) and one without (asking the coalescer, with backoff), side by side.
+ */
+async function smallChanges() {
+  log(`seeding scenario 6: ${SIZES.smallChanges * 2} records with one related record`);
+  await seedRegistry(pool, { records: 400, dataSources: 1, hubs: 0, seed: 606, prefix: 's6-' });
+  const hubs = await addHubs(pool, 's6-', SIZES.smallChanges * 2, 1);
+  const withDatabase = new RegistryClient(client, { taskQueue: TASK_QUEUE, followUp: FOLLOW_UP, pool });
+  const callers = { 'with the database (completion notices)': withDatabase, 'without (asks the coalescer)': registry };
+  const figures: Record<string, { consistentMs: number[]; learntMs: number[] }> = {};
+  log('scenario 6: small changes');
+  for (let i = 0; i < hubs.length; i++) {
+    const [name, caller] = Object.entries(callers)[i % 2]!;
+    const startedAt = Date.now();
+    const out = await caller.deleteRecord(hubs[i]!);
+    await caller.awaitDeletion(hubs[i]!, out.runId);
+    const learntAt = Date.now();
+    const opId = out.opId;
+    const { rows } = await pool.query<{ done: number }>('SELECT (extract(epoch FROM completed_at) * 1000)::float8 AS done FROM registry_operations WHERE op_id = $1', [opId]);
+    const f = (figures[name] ??= { consistentMs: [], learntMs: [] });
+    f.consistentMs.push(rows[0]!.done - startedAt);
+    f.learntMs.push(learntAt - rows[0]!.done);
+  }
+  const quiet = FOLLOW_UP.coalesce.quietMs;
+  const out = Object.fromEntries(Object.entries(figures).map(([name, f]) => [name, { consistentP50Ms: r1(pct(f.consistentMs, 50)), consistentP95Ms: r1(pct(f.consistentMs, 95)), learntP50Ms: r1(pct(f.learntMs, 50)), learntP95Ms: r1(pct(f.learntMs, 95)) }]));
+  for (const [name, f] of Object.entries(out)) {
+    table.push(['6 small changes', `consistent after (${name})`, `p50 ${f.consistentP50Ms} ms, p95 ${f.consistentP95Ms} ms`, `quiet period ${quiet} ms + ${r1(f.consistentP50Ms - quiet)} ms`]);
+    table.push(['6 small changes', `caller learns it (${name})`, `p50 ${f.learntP50Ms} ms, p95 ${f.learntP95Ms} ms after the commit`, '']);
+  }
+  return { samples: hubs.length, quietMs: quiet, ...out };
 }
 
 // ---------- main ----------
@@ -314,6 +349,11 @@ try {
   results.taskThroughput = { tasks: SIZES.tasks, tasksPerSecond: { registryTask: s4.result.registryTask, minimalWorkflow: s4.result.minimal }, ratio: r2(s4.result.registryTask / s4.result.minimal), overheadMsPerTask: s4.result.overheadMsPerTask, peakMemoryMb: s4.peakMb };
   table.push(['4 tasks', 'registryTask (no-op)', `${s4.result.registryTask} tasks/s`, `${r2(s4.result.registryTask / s4.result.minimal)} of minimal`]);
   table.push(['4 tasks', 'minimal workflow, one activity', `${s4.result.minimal} tasks/s`, '1']);
+  }
+
+  // ---- 6. small changes: how soon a deletion with one related record is consistent, and how soon its caller learns it ----
+  if (ONLY.has(6)) {
+    results.smallChanges = await smallChanges();
   }
 
   // ---- 5. memory (collected per scenario above) ----

@@ -1,5 +1,6 @@
 /** What registry code calls: registry operations that hand their follow-up to Temporal. */
 import crypto from 'node:crypto';
+import { FollowUpNotices } from '../registry/followup-notices.ts';
 import {
   Client,
   WithStartWorkflowOperation,
@@ -75,6 +76,8 @@ function innermostApplicationFailure(err: Error): ApplicationFailure | undefined
 }
 
 export class RegistryClient {
+  /** Completion notices from PostgreSQL, for callers awaiting follow-ups (with a pool). */
+  private notices?: FollowUpNotices;
   constructor(
     readonly client: Client,
     readonly options: RegistryClientOptions,
@@ -157,14 +160,17 @@ export class RegistryClient {
     return out;
   }
 
-  /** An operation's outcome as PostgreSQL keeps it (as long as its row exists): exact, whenever asked. */
+  /**
+   * An operation's outcome as PostgreSQL keeps it (as long as its row exists): exact, whenever
+   * asked; learnt from the completion's notice as it commits, not by asking again.
+   */
   private async outcomeFromDatabase(opId: string): Promise<Partial<FollowUpStatus> | undefined> {
-    for (let wait = 20; ; wait = Math.min(wait * 2, 500)) {
+    this.notices ??= new FollowUpNotices(this.options.pool!);
+    return this.notices.waitUntil(async () => {
       const outcome = await operationOutcome(this.options.pool!, opId);
       if (outcome === 'unknown') throw new RecordNotFoundError(`operation ${opId} is not known (removed by retention?)`);
-      if (outcome) return outcome;
-      await new Promise((r) => setTimeout(r, wait));
-    }
+      return outcome;
+    });
   }
 
   /** Without the database: the coalescer's memory of this run (undefined once forgotten). */

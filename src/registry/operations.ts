@@ -3,6 +3,7 @@
  * derived state it invalidates, and the operation row are written in one transaction.
  */
 import { lockRecords } from './derived.ts';
+import { notifyFollowUpDone } from './followup-notices.ts';
 import { withTransaction, type Pool, type PoolClient, type Queryable } from '../db/pool.ts';
 import type { DeletionOutcome, RecordClass } from '../shared.ts';
 
@@ -119,6 +120,7 @@ export async function completeOperation(pool: Pool, opId: string): Promise<void>
   await withTransaction(pool, async (tx) => {
     await tx.query('UPDATE registry_operations SET completed_at = coalesce(completed_at, now()) WHERE op_id = $1', [opId]);
     await tx.query('DELETE FROM followup_items WHERE op_id = $1', [opId]);
+    await notifyFollowUpDone(tx, opId);
   });
 }
 
@@ -214,6 +216,7 @@ export async function completeRound(pool: Pool, roundId: string, opIds: string[]
     await tx.query('UPDATE registry_operations SET round_id = coalesce(round_id, $2) WHERE op_id = ANY($1::text[]) AND op_id <> $2', [opIds, roundId]);
     await tx.query('UPDATE registry_operations SET completed_at = coalesce(completed_at, now()) WHERE op_id = ANY($1::text[])', [all]);
     await tx.query('DELETE FROM followup_items WHERE op_id = ANY($1::text[])', [all]);
+    await notifyFollowUpDone(tx, roundId);
   });
 }
 
