@@ -9,7 +9,9 @@ const { tracingSettings } = await import('../src/config.ts');
 startTracing(tracingSettings(), `registry-taskmgr-${process.argv[2] ?? 'cli'}`);
 const { main } = await import('../src/cli/main.ts');
 await main();
-await stopTracing().catch(() => undefined);
-// A failed command has said why and cleaned up; a handle the SDK's native runtime still holds
-// (a worker refused by the server, say) must not keep it running.
-if (process.exitCode) process.exit();
+// The last spans are sent, but an unreachable collector does not hold the exit up.
+await Promise.race([stopTracing().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+// The command has finished (or failed, said why and cleaned up): a handle a library still holds
+// (the SDK's native runtime after a refused worker, an exporter's keep-alive socket) must not keep
+// the process running.
+process.exit();

@@ -83,8 +83,17 @@ async function waitForDatabase(pool: Pool, beat: () => void, signal: AbortSignal
   }
 }
 
+/** The running activity's cancellation signal (its worker shutting down, its task cancelled); none outside an activity. */
+function activityCancellation(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}
+
 export const createTaskActivities = (deps: TaskActivityDeps) => {
-  const client = new TaskClient(deps.temporal, deps.taskQueue, { pool: deps.pool });
+  const client = new TaskClient(deps.temporal, deps.taskQueue, { pool: deps.pool, stopWaiting: activityCancellation });
   return {
     /** Checks that a method has an enabled, valid module; returns how to run it. */
     async describeTaskMethod(method: string): Promise<{ timeoutMs: number; maxAttempts: number; heartbeatTimeoutMs?: number; waits: TaskWaitSettings }> {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { RegistryClient } from '../client/registry.ts';
-import { MAINTENANCE_TASK_ID, TaskClient } from '../client/tasks.ts';
+import { maintenanceTaskId, TaskClient } from '../client/tasks.ts';
 import { createPool, type Pool } from '../db/pool.ts';
 import { migrate } from '../db/migrate.ts';
 import { startEmbeddedPostgres } from '../dev/embedded-postgres.ts';
@@ -44,7 +44,7 @@ async function openDatabase(config: Config, logger: Logger): Promise<{ pool: Poo
 
 /** The HOURLY_REGISTRY_MAINTENANCE loop runs once per namespace: start it unless it runs. */
 async function ensureMaintenanceTask(tasks: TaskClient, config: Config, logger: Logger) {
-  const { taskId } = await tasks.addTask({ method: 'HOURLY_REGISTRY_MAINTENANCE', recurEvery: config.maintenanceEvery }, MAINTENANCE_TASK_ID, { restartIfClosed: true });
+  const { taskId } = await tasks.addTask({ method: 'HOURLY_REGISTRY_MAINTENANCE', recurEvery: config.maintenanceEvery }, maintenanceTaskId(tasks.taskQueue), { restartIfClosed: true });
   logger.info({ taskId, every: config.maintenanceEvery }, 'maintenance task scheduled');
 }
 

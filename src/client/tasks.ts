@@ -19,7 +19,7 @@ import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
-import { checkRecordKey, DataSourceKeyKey, keysForSearchAttribute, MERGE_WINDOW_MS, RegistryObjectKeysKey, TASK_STATUSES, TaskMethodKey, TaskStatusKey, utf8Length, type TaskStatus } from '../shared.ts';
+import { checkRecordKey, DataSourceKeyKey, DEFAULT_TASK_QUEUE, keysForSearchAttribute, MERGE_WINDOW_MS, RegistryObjectKeysKey, TASK_STATUSES, TaskMethodKey, TaskStatusKey, utf8Length, type TaskStatus } from '../shared.ts';
 import { dependantsOf, forgetTasks, heldAsPrerequisites, keysCover, waitingSlotHolder, loadTaskKeys, storeTaskKeys, tasksNamingKey } from '../taskmgr/task-store.ts';
 import { assertAvailable, listTaskFiles, type TaskFiles } from '../taskmgr/discovery.ts';
 import { MERGED, TASK_MEMO_FIELDS, type TaskAdmission, type TaskInfo } from '../taskmgr/info.ts';
@@ -82,8 +82,15 @@ export interface ListTasksFilter {
 }
 
 const WORKFLOW_TYPE = 'registryTask';
-/** The one HOURLY_REGISTRY_MAINTENANCE loop of a namespace. */
-export const MAINTENANCE_TASK_ID = 'task:HOURLY_REGISTRY_MAINTENANCE';
+/**
+ * The one HOURLY_REGISTRY_MAINTENANCE loop of a registry: of its task queue, as the coalescers
+ * are. Two registries in one namespace (two task queues) each keep their own: with one shared
+ * id, the second would join a loop whose workers may be gone and wait for its answer forever.
+ * The default queue keeps the name it always had.
+ */
+export function maintenanceTaskId(taskQueue: string): string {
+  return taskQueue === DEFAULT_TASK_QUEUE ? 'task:HOURLY_REGISTRY_MAINTENANCE' : `task:HOURLY_REGISTRY_MAINTENANCE:${taskQueue}`;
+}
 const SAFE_VALUE = /^[\w\-.:/@ ]{1,255}$/;
 /** listTasks({ recordKey }) looks at this many of the newest tasks naming the key. */
 const MAX_TASKS_PER_KEY = 500;
@@ -102,6 +109,11 @@ export interface TaskClientOptions {
   pool?: Pool;
   /** How long an add waits for a worker to admit the task (default 15 s); then it answers admissionPending. */
   workerWaitMs?: number;
+  /**
+   * The signal that ends a wait for admission early, read at each add: inside an activity, its
+   * cancellation (a worker shutting down must not wait minutes on a task its own workflows were to admit).
+   */
+  stopWaiting?: () => AbortSignal | undefined;
 }
 
 /** gRPC NOT_FOUND: the execution is already gone. */
@@ -110,6 +122,7 @@ const GRPC_NOT_FOUND = 5;
 export class TaskClient {
   readonly pool?: Pool;
   private readonly workerWaitMs: number;
+  private readonly stopWaiting?: () => AbortSignal | undefined;
   constructor(
     readonly client: Client,
     readonly taskQueue: string,
@@ -117,6 +130,7 @@ export class TaskClient {
   ) {
     this.pool = options.pool;
     this.workerWaitMs = options.workerWaitMs ?? DEFAULT_WORKER_WAIT_MS;
+    this.stopWaiting = options.stopWaiting;
   }
 
   static async connect(config: Config, addressOverride?: string, options: TaskClientOptions = {}): Promise<TaskClient> {
@@ -191,7 +205,7 @@ export class TaskClient {
 
   /** A task's admission (a worker's job); with no worker polling after workerWaitMs, the task is WAITING for one (worker-wait.ts). */
   private async admitted(taskId: string, admit: () => Promise<TaskAdmission>): Promise<TaskAdmission> {
-    const r = await answeredWithin(this.client, { workflowId: taskId, taskQueue: this.taskQueue, waitMs: this.workerWaitMs }, admit);
+    const r = await answeredWithin(this.client, { workflowId: taskId, taskQueue: this.taskQueue, waitMs: this.workerWaitMs, stop: this.stopWaiting?.() }, admit);
     return 'answer' in r ? r.answer : { taskId, admissionPending: true };
   }
 

@@ -35,8 +35,11 @@ export async function pollerIdentities(client: Pick<Client, 'workflowService'> &
  * polls, a slow answer (PostgreSQL away, a busy worker) is waited for. With none: `{ queued: true }`
  * when the workflow `workflowId` exists (started, waiting for a worker), else an error.
  */
-export async function answeredWithin<T>(client: Client, work: { workflowId: string; taskQueue: string; waitMs: number }, call: () => Promise<T>): Promise<{ answer: T } | { queued: true }> {
+export async function answeredWithin<T>(client: Client, work: { workflowId: string; taskQueue: string; waitMs: number; stop?: AbortSignal }, call: () => Promise<T>): Promise<{ answer: T } | { queued: true }> {
   const abort = new AbortController();
+  // Stopped from outside (an activity cancelled by its worker's shutdown): the call is abandoned.
+  const stopped = work.stop ? new Promise<never>((_, reject) => (work.stop!.aborted ? reject(work.stop!.reason) : work.stop!.addEventListener('abort', () => reject(work.stop!.reason), { once: true }))) : undefined;
+  stopped?.catch(() => undefined);
   const answered = client.connection.withAbortSignal(abort.signal, call).then((answer) => ({ answer }));
   // Raced below, perhaps not at once: a failure meanwhile must not count as unhandled.
   answered.catch(() => undefined);
@@ -44,7 +47,10 @@ export async function answeredWithin<T>(client: Client, work: { workflowId: stri
     let timer: NodeJS.Timeout | undefined;
     const waited = new Promise<'waited'>((resolve) => (timer = setTimeout(() => resolve('waited'), work.waitMs)));
     try {
-      const first = await Promise.race([answered, waited]);
+      const first = await Promise.race(stopped ? [answered, waited, stopped] : [answered, waited]).catch((err: unknown) => {
+        if (work.stop?.aborted) abort.abort();
+        throw err;
+      });
       if (first !== 'waited') return first;
     } finally {
       clearTimeout(timer);

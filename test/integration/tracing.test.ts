@@ -95,7 +95,12 @@ async function startCollector(port: number, forwardTo: string): Promise<{ child:
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
   // Up when its receiver answers (an empty export is accepted).
-  await eventually(() => fetch(`http://127.0.0.1:${port}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }).then((r) => r.ok, () => false), 30_000, 200).catch((err: Error) => {
+  const probe = () => fetch(`http://127.0.0.1:${port}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}', signal: AbortSignal.timeout(2000) });
+  await eventually(async () => {
+    if (child.exitCode !== null) throw new Error(`exited (${child.exitCode})`);
+    return probe().then((r) => r.ok, () => false);
+  }, 30_000, 200).catch((err: Error) => {
+    child.kill('SIGKILL');
     throw new Error(`the collector did not start: ${err.message}\n${output}`);
   });
   return { child, output: () => output };
@@ -115,10 +120,15 @@ describe('tracing', () => {
     db = await createTestDatabase();
     seeded = await seedRegistry(db.pool, { records: 200, dataSources: 1, hubs: 1, hubSize: 20, seed: 77 });
     receiver = await startOtlpReceiver();
-    const collectorPort = await freePort();
-    collector = await startCollector(collectorPort, receiver.url);
-    const httpPort = await freePort();
-    pageUrl = `http://127.0.0.1:${httpPort}`;
+    // A free port may be taken by another test before the collector binds it: then another one.
+    let collectorPort = 0;
+    for (let attempt = 1; !collector; attempt++) {
+      collectorPort = await freePort();
+      collector = await startCollector(collectorPort, receiver.url).catch((err: Error) => {
+        if (attempt === 3) throw err;
+        return undefined as never;
+      });
+    }
     const env = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -130,8 +140,12 @@ describe('tracing', () => {
       FOLLOWUP_QUIET: '50 milliseconds',
     };
     worker = startTaskmgr('worker', { ...env, METRICS_ADDRESS: 'off', LOG_LEVEL: 'warn' });
-    page = startTaskmgr('serve', { ...env, HTTP_PORT: String(httpPort), ADMIN_PASSWORD: password, LOG_LEVEL: 'debug' });
-    await eventually(() => fetch(`${pageUrl}/api/session`).then(() => true, () => false), 60_000, 250);
+    // Port 0: the server takes a free port itself and logs its address (no race with other tests for one).
+    page = startTaskmgr('serve', { ...env, HTTP_PORT: '0', ADMIN_PASSWORD: password, LOG_LEVEL: 'debug' });
+    pageUrl = await eventually(async () => {
+      if (page.child.exitCode !== null) throw new Error(`taskmgr serve exited: ${page.output()}`);
+      return /"url":"(http:\/\/[^"]+)","msg":"Background Task Manager listening"/.exec(page.output())?.[1];
+    }, 60_000, 100);
   });
   after(async () => {
     for (const p of [worker, page]) p?.child.kill('SIGTERM');
