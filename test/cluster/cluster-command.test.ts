@@ -29,7 +29,21 @@ describe('taskmgr cluster', () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'registry-taskmgr-cluster-cmd-'));
     // As root the embedded PostgreSQL runs as `postgres`, which must be able to enter the folder.
     fs.chmodSync(dataDir, 0o711);
-    const port = () => freePort('127.0.0.1', { from: 20_000, to: 32_000 });
+    // Worker i serves its metrics on the base port + i - 1: a base whose next port is free too,
+    // and no other port of this cluster inside that run.
+    const isFree = (p: number) => new Promise<boolean>((resolve) => {
+      const srv = net.createServer().once('error', () => resolve(false));
+      srv.listen(p, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    let metricsBase = 0;
+    while (!metricsBase) {
+      const p = await freePort('127.0.0.1', { from: 20_000, to: 32_000 });
+      if (await isFree(p + 1)) metricsBase = p;
+    }
+    const port = async (): Promise<number> => {
+      const p = await freePort('127.0.0.1', { from: 20_000, to: 32_000 });
+      return p === metricsBase || p === metricsBase + 1 ? port() : p;
+    };
     env = {
       PATH: process.env.PATH!,
       HOME: os.homedir(),
@@ -41,8 +55,7 @@ describe('taskmgr cluster', () => {
       TEMPORAL_UI_PORT: String(await port()),
       HTTP_PORT: String(await port()),
       EMBEDDED_PG_PORT: String(await port()),
-      // Worker i serves its metrics on this port + i - 1.
-      METRICS_ADDRESS: `127.0.0.1:${await port()}`,
+      METRICS_ADDRESS: `127.0.0.1:${metricsBase}`,
     };
   });
   after(async () => {
