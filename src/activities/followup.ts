@@ -9,7 +9,7 @@ import { checkRegistryOperation } from '../registry/operation-input.ts';
 import { completeOperation, completeRound, deleteRecordAndPlanFollowUp, planRound, queueForCoalescer, type RoundTotals } from '../registry/operations.ts';
 import { applyRegistryOperation } from '../registry/registry-operations.ts';
 import { failingFastOnBadData } from './failures.ts';
-import { currentTraceCarrier, outsideTrace } from '../telemetry/tracing.ts';
+import { currentTraceCarrier, outsideTrace, tracingOn } from '../telemetry/tracing.ts';
 import { checkRecordKey, coalescerWorkflowId, ERROR_TYPES, type DeletionOutcome, type OperationOutcome, type RegistryOperation } from '../shared.ts';
 import { DEFAULT_COALESCER_SETTINGS, type CoalescerSettings } from '../workflows/coalesce-settings.ts';
 import { followUpRequestSignal } from '../workflows/definitions.ts';
@@ -23,16 +23,17 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
    * repeat: the coalescer holds an operation once, and an empty repeat costs an empty round.
    */
   const handOff = async (op: { opId: string; batches: number; dataSourceKey?: string }, overrides: Partial<CoalescerSettings> = {}) => {
-    if (op.batches === 0 || !op.dataSourceKey) return completeOperation(deps.pool, op.opId);
+    const dataSourceKey = op.dataSourceKey;
+    if (op.batches === 0 || !dataSourceKey) return completeOperation(deps.pool, op.opId);
     // Queued in PostgreSQL first: the signal only wakes the coalescer, which claims its queue there.
     await queueForCoalescer(deps.pool, op.opId, currentTraceCarrier());
     // The coalescer serves many callers: it keeps traces of its own; the round's batches join this
     // caller's trace through the carrier queued above.
     await outsideTrace(() =>
       deps.temporal.workflow.signalWithStart('coalesceFollowUps', {
-        workflowId: coalescerWorkflowId(op.dataSourceKey!, deps.taskQueue),
+        workflowId: coalescerWorkflowId(dataSourceKey, deps.taskQueue),
         taskQueue: deps.taskQueue,
-        args: [{ dataSourceKey: op.dataSourceKey!, overrides: definedOnly(overrides) }],
+        args: [{ dataSourceKey, overrides: definedOnly(overrides) }],
         signal: followUpRequestSignal,
         signalArgs: [{ opId: op.opId }],
       }),
@@ -70,7 +71,7 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
      */
     async planFollowUpRound(args: { roundId: string; opIds: string[]; dataSourceKey: string; batchSize?: number; overrides?: Partial<CoalescerSettings> }) {
       const settings = settingsWith(args.overrides);
-      const plan = await failingFastOnBadData(() => planRound(deps.pool, { ...args, batchSize: args.batchSize ?? settings.batchSize }));
+      const plan = await failingFastOnBadData(() => planRound(deps.pool, { ...args, batchSize: args.batchSize ?? settings.batchSize, keepTraces: tracingOn() }));
       return { ...plan, settings };
     },
 

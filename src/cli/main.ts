@@ -42,7 +42,7 @@ async function openDatabase(config: Config, logger: Logger): Promise<{ pool: Poo
   };
 }
 
-/** The HOURLY_REGISTRY_MAINTENANCE loop runs once per namespace: start it unless it runs. */
+/** The HOURLY_REGISTRY_MAINTENANCE loop runs once per registry (task queue): start it unless it runs. */
 async function ensureMaintenanceTask(tasks: TaskClient, config: Config, logger: Logger) {
   const { taskId } = await tasks.addTask({ method: 'HOURLY_REGISTRY_MAINTENANCE', recurEvery: config.maintenanceEvery }, maintenanceTaskId(tasks.taskQueue), { restartIfClosed: true });
   logger.info({ taskId, every: config.maintenanceEvery }, 'maintenance task scheduled');

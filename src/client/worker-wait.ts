@@ -5,6 +5,7 @@
  * queued for a worker, so that the caller hears that instead of hanging.
  */
 import type { Client } from '@temporalio/client';
+import { taskRunQueue } from '../shared.ts';
 
 /** The work was started and waits for a worker, which has not taken it up within the wait. */
 export class QueuedForWorkerError extends Error {
@@ -28,6 +29,22 @@ export const DEFAULT_WORKER_WAIT_MS = 15_000;
 export async function pollerIdentities(client: Pick<Client, 'workflowService'> & { options: { namespace: string } }, taskQueue: string, kind: 'workflow' | 'activity'): Promise<string[]> {
   const r = await client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: taskQueue }, taskQueueType: TASK_QUEUE_TYPES[kind] });
   return (r.pollers ?? []).map((p) => p.identity ?? '?');
+}
+
+/** Who polls a queue: its workers' identities, or why the server could not say. */
+export type QueuePollers = { taskQueue: string; kind: 'workflow' | 'activity' } & ({ identities: string[] } | { error: string });
+
+/**
+ * The pollers of a registry's three queues: its workflows, its activities (follow-ups and
+ * bookkeeping) and its task runs (`<queue>-runs`), asked at once.
+ */
+export async function registryQueuePollers(client: Pick<Client, 'workflowService'> & { options: { namespace: string } }, taskQueue: string): Promise<QueuePollers[]> {
+  const queues = [
+    { taskQueue, kind: 'workflow' as const },
+    { taskQueue, kind: 'activity' as const },
+    { taskQueue: taskRunQueue(taskQueue), kind: 'activity' as const },
+  ];
+  return Promise.all(queues.map(async (q) => pollerIdentities(client, q.taskQueue, q.kind).then((identities) => ({ ...q, identities }), (err: Error) => ({ ...q, error: err.message }))));
 }
 
 /**

@@ -10,10 +10,9 @@ import type { FastifyInstance } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import type { Pool } from '../db/pool.ts';
 import type { TaskClient } from '../client/tasks.ts';
-import { pollerIdentities } from '../client/worker-wait.ts';
+import { registryQueuePollers, type QueuePollers } from '../client/worker-wait.ts';
 import { followUpBacklog, quarantinedByDataSource, type FollowUpBacklog } from '../registry/backlog.ts';
 import { hourlyTaskFigures, lagHistory, type HourlyTaskFigures, type LagHistory } from '../registry/health-history.ts';
-import { taskRunQueue } from '../shared.ts';
 import type { Guard } from './guard.ts';
 import { SharedAnswers } from './shared-answers.ts';
 import { alertsState, type AlertsState } from '../metrics/prometheus-alerts.ts';
@@ -27,7 +26,7 @@ export interface HealthDetails {
   backlog: FollowUpBacklog[];
   quarantined: Array<{ dataSourceKey: string; records: number }>;
   /** Worker identities polling each task queue (workflows and follow-ups; task runs). */
-  workers: Array<{ taskQueue: string; kind: 'workflow' | 'activity'; identities: string[] } | { taskQueue: string; kind: 'workflow' | 'activity'; error: string }>;
+  workers: QueuePollers[];
   alerts: AlertsState;
 }
 
@@ -43,26 +42,9 @@ async function healthDetails(deps: { pool: Pool; tasks: TaskClient; prometheusUr
     lagHistory(deps.pool),
     followUpBacklog(deps.pool),
     quarantinedByDataSource(deps.pool),
-    workersPolling(deps.tasks),
+    registryQueuePollers(deps.tasks.client, deps.tasks.taskQueue),
     alertsState(deps.prometheusUrl),
   ]);
   const quarantined = [...quarantine].filter(([, n]) => n > 0).map(([dataSourceKey, records]) => ({ dataSourceKey, records }));
   return { tasks, lag, backlog, quarantined, workers, alerts };
-}
-
-async function workersPolling(tasks: TaskClient): Promise<HealthDetails['workers']> {
-  const queues: Array<{ taskQueue: string; kind: 'workflow' | 'activity' }> = [
-    { taskQueue: tasks.taskQueue, kind: 'workflow' },
-    { taskQueue: tasks.taskQueue, kind: 'activity' },
-    { taskQueue: taskRunQueue(tasks.taskQueue), kind: 'activity' },
-  ];
-  return Promise.all(
-    queues.map(async (q) => {
-      try {
-        return { ...q, identities: await pollerIdentities(tasks.client, q.taskQueue, q.kind) };
-      } catch (err) {
-        return { ...q, error: (err as Error).message };
-      }
-    }),
-  );
 }

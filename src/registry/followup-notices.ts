@@ -30,8 +30,9 @@ export class FollowUpNotices {
     const waiter = () => wake();
     this.waiters.add(waiter);
     try {
-      await this.listen();
       for (;;) {
+        // Each time round: after a broken connection, a new one listens before the next check.
+        await this.listen();
         const woken = new Promise<void>((resolve) => (wake = resolve));
         const answer = await check();
         if (answer !== undefined) return answer;
@@ -46,21 +47,23 @@ export class FollowUpNotices {
   }
 
   private listen(): Promise<PoolClient> {
-    this.listener ??= (async () => {
+    if (this.listener) return this.listener;
+    const listener = (async () => {
       const client = await this.pool.connect();
       client.on('notification', () => this.waiters.forEach((w) => w()));
-      // A broken connection: the next waiter listens on a new one; the safety recheck covers the gap.
+      // A broken connection: waiters listen on a new one at their next look; the safety recheck covers the gap.
       client.on('error', () => {
-        if (this.listener) this.listener = undefined;
+        if (this.listener === listener) this.listener = undefined;
         client.release(true);
       });
       await client.query(`LISTEN ${FOLLOWUP_DONE_CHANNEL}`);
       return client;
     })().catch((err: unknown) => {
-      this.listener = undefined;
+      if (this.listener === listener) this.listener = undefined;
       throw err;
     });
-    return this.listener;
+    this.listener = listener;
+    return listener;
   }
 
   private async stopListening(): Promise<void> {

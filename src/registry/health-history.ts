@@ -14,17 +14,22 @@ export const LAG_LINES = 8;
 
 /** Keeps this worker's sample of the lag of every data source with follow-ups under way (the minute's highest wins). */
 export async function recordLagSample(db: Queryable, backlog: FollowUpBacklog[]): Promise<void> {
-  if (backlog.length > 0) {
-    await db.query(
-      `INSERT INTO followup_lag_samples (minute, data_source_key, lag_seconds, queued)
-       SELECT date_trunc('minute', now()), k, l, q FROM unnest($1::text[], $2::float8[], $3::int[]) AS s(k, l, q)
-       ON CONFLICT (minute, data_source_key) DO UPDATE
-         SET lag_seconds = greatest(followup_lag_samples.lag_seconds, excluded.lag_seconds),
-             queued = greatest(followup_lag_samples.queued, excluded.queued)`,
-      [backlog.map((b) => b.dataSourceKey), backlog.map((b) => b.oldestSeconds), backlog.map((b) => b.queued)],
-    );
-  }
-  await db.query(`DELETE FROM followup_lag_samples WHERE minute < now() - $1 * interval '1 millisecond'`, [HISTORY_KEPT_MS]);
+  if (backlog.length === 0) return;
+  await db.query(
+    `INSERT INTO followup_lag_samples (minute, data_source_key, lag_seconds, queued)
+     SELECT date_trunc('minute', now()), k, l, q FROM unnest($1::text[], $2::float8[], $3::int[]) AS s(k, l, q)
+     ON CONFLICT (minute, data_source_key) DO UPDATE
+       SET lag_seconds = greatest(followup_lag_samples.lag_seconds, excluded.lag_seconds),
+           queued = greatest(followup_lag_samples.queued, excluded.queued)`,
+    [backlog.map((b) => b.dataSourceKey), backlog.map((b) => b.oldestSeconds), backlog.map((b) => b.queued)],
+  );
+}
+
+/** Drops run ends and lag samples older than HISTORY_KEPT_MS; HOURLY_REGISTRY_MAINTENANCE calls it, with the rest of retention. */
+export async function pruneHealthHistory(db: Queryable): Promise<number> {
+  const runs = await db.query(`DELETE FROM task_run_outcomes WHERE finished_at < now() - $1 * interval '1 millisecond'`, [HISTORY_KEPT_MS]);
+  const lags = await db.query(`DELETE FROM followup_lag_samples WHERE minute < now() - $1 * interval '1 millisecond'`, [HISTORY_KEPT_MS]);
+  return (runs.rowCount ?? 0) + (lags.rowCount ?? 0);
 }
 
 export interface HourlyTaskFigures {

@@ -151,7 +151,7 @@ export const MAX_OPS_PER_ROUND = 2000;
  */
 export async function planRound(
   pool: Pool,
-  args: { roundId: string; opIds: string[]; dataSourceKey: string; batchSize: number },
+  args: { roundId: string; opIds: string[]; dataSourceKey: string; batchSize: number; keepTraces?: boolean },
 ): Promise<{ opId: string; affected: number; batches: number; opIds: string[]; more: boolean }> {
   const earlier = await findOperation(pool, args.roundId);
   if (earlier) {
@@ -184,7 +184,8 @@ export async function planRound(
       const spare = opIds.pop()!;
       await tx.query('UPDATE registry_operations SET round_id = NULL WHERE op_id = $1', [spare]);
     }
-    await tx.query(
+    // Only when tracing is on: with it off, every round would pay for a statement that finds nothing.
+    if (args.keepTraces) await tx.query(
       `UPDATE registry_operations SET trace_context = t.carriers
          FROM (SELECT jsonb_agg(trace_context ORDER BY handed_off_at, op_id) AS carriers
                  FROM (SELECT trace_context, handed_off_at, op_id FROM registry_operations

@@ -6,12 +6,12 @@
  * the rest.
  */
 import type { TaskClient } from '../client/tasks.ts';
-import { pollerIdentities } from '../client/worker-wait.ts';
+import { registryQueuePollers } from '../client/worker-wait.ts';
 import type { Pool } from '../db/pool.ts';
 import { followUpBacklog, quarantinedByDataSource } from '../registry/backlog.ts';
 import { hourlyTaskFigures } from '../registry/health-history.ts';
 import { alertsState, type AlertsState } from '../metrics/prometheus-alerts.ts';
-import { TASK_STATUSES, taskRunQueue, type TaskStatus } from '../shared.ts';
+import { TASK_STATUSES, type TaskStatus } from '../shared.ts';
 
 export interface SystemStatus {
   taskQueue: string;
@@ -27,7 +27,10 @@ export interface SystemStatus {
 
 export async function systemStatus(tasks: TaskClient, pool: Pool | undefined, prometheusUrl?: string): Promise<SystemStatus> {
   const queue = tasks.taskQueue;
-  const [workflow, activity, runs] = await Promise.all([pollerIdentities(tasks.client, queue, 'workflow'), pollerIdentities(tasks.client, queue, 'activity'), pollerIdentities(tasks.client, taskRunQueue(queue), 'activity')]);
+  const [workflow, activity, runs] = (await registryQueuePollers(tasks.client, queue)).map((p) => {
+    if ('error' in p) throw new Error(`cannot ask Temporal who polls ${p.taskQueue}: ${p.error}`);
+    return p.identities;
+  }) as [string[], string[], string[]];
   const counts = await Promise.all(TASK_STATUSES.map((status) => tasks.countTasks({ status })));
   const followUps = pool ? await followUpBacklog(pool) : [];
   const quarantined = pool ? await quarantinedByDataSource(pool) : new Map<string, number>();

@@ -119,17 +119,13 @@ export interface TaskRunEnd {
   durationMs?: number;
 }
 
-/** Run ends are kept this long: the Health view shows the last 24 hours. */
-export const RUN_ENDS_KEPT_MS = 2 * 24 * 3600_000;
-
-/** Keeps a run's end once (a retried activity repeats it) and drops ends past RUN_ENDS_KEPT_MS. */
+/** Keeps a run's end once (a retried activity repeats it); HOURLY_REGISTRY_MAINTENANCE drops old ones (pruneHealthHistory). */
 async function recordRunEnd(db: Queryable, taskId: string, status: string, run: TaskRunEnd): Promise<void> {
   await db.query(
     `INSERT INTO task_run_outcomes (task_id, iteration, method, status, finished_at, duration_ms)
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
     [taskId, run.iteration, run.method, status, run.finishedAt, run.durationMs ?? null],
   );
-  await db.query('DELETE FROM task_run_outcomes WHERE finished_at < now() - $1 * interval \'1 millisecond\'', [RUN_ENDS_KEPT_MS]);
 }
 
 /** The tasks waiting for `prerequisiteId`. */

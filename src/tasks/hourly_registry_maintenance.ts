@@ -1,4 +1,5 @@
 import { regenerateCache, withRecordsLocked } from '../registry/derived.ts';
+import { pruneHealthHistory } from '../registry/health-history.ts';
 import { formatDuration } from '../taskmgr/duration.ts';
 import { TASK_LIMITS } from '../taskmgr/input.ts';
 import { defineTask } from '../taskmgr/types.ts';
@@ -43,6 +44,9 @@ export default defineTask({
     const flushed = await ctx.taskManager.flushTasks({ completedBefore: cutoff });
     const operations = await ctx.pool.query('DELETE FROM registry_operations WHERE completed_at < $1', [cutoff]);
     ctx.log.info(`removed ${flushed} closed tasks and ${operations.rowCount} finished operations older than ${formatDuration(taskRetentionMs)}`);
+    // The Health view's history keeps its own two days, whatever the task retention.
+    const history = await pruneHealthHistory(ctx.pool);
+    if (history) ctx.log.info(`removed ${history} health history rows older than two days`);
 
     const settled = await ctx.pool.query(SETTLED_INVALIDATIONS);
     if (settled.rowCount) ctx.log.info(`cleared ${settled.rowCount} settled invalidations`);

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { recordOutcome } from '../../src/taskmgr/task-store.ts';
-import { hourlyTaskFigures, lagHistory, LAG_LINES, recordLagSample } from '../../src/registry/health-history.ts';
+import { hourlyTaskFigures, lagHistory, LAG_LINES, pruneHealthHistory, recordLagSample } from '../../src/registry/health-history.ts';
 import { alertsState } from '../../src/metrics/prometheus-alerts.ts';
 import { freePort } from '../../src/dev/temporal-dev-server.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers.ts';
@@ -48,9 +48,10 @@ describe('health history', () => {
       client.release();
     }
 
-    // Two days kept: an end older than that goes with the next one recorded.
+    // Two days kept: an end older than that goes at the next maintenance run's pruning.
     await end('task:ancient', 0, 'COMPLETED', 49, 1);
     await end('task:d', 0, 'COMPLETED', 0, 1);
+    await pruneHealthHistory(db.pool);
     const { rows } = await db.pool.query<{ task_id: string }>('SELECT task_id FROM task_run_outcomes ORDER BY task_id');
     assert.deepEqual(rows.map((r) => r.task_id), ['task:a', 'task:a', 'task:b', 'task:c', 'task:d', 'task:old']);
   });
@@ -74,7 +75,7 @@ describe('health history', () => {
 
     // Two days kept.
     await db.pool.query(`INSERT INTO followup_lag_samples VALUES (now() - interval '3 days', 'ds-old', 1, 1)`);
-    await recordLagSample(db.pool, []);
+    await pruneHealthHistory(db.pool);
     const { rows } = await db.pool.query(`SELECT 1 FROM followup_lag_samples WHERE data_source_key = 'ds-old'`);
     assert.equal(rows.length, 0);
   });

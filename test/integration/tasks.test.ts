@@ -293,6 +293,9 @@ describe('the task manager', () => {
     // A new title is an input of the record's own derived state and of its related records' (their index and cache show it).
     const expectedStale = (await db.pool.query('SELECT count(*)::int AS n FROM (SELECT ro.id FROM registry_objects ro WHERE ro.key = ANY($1) UNION SELECT rr.related_id FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.key = ANY($1)) x', [stale])).rows[0].n;
     await db.pool.query('DELETE FROM record_cache WHERE record_id IN (SELECT id FROM registry_objects ORDER BY id DESC LIMIT 2)');
+    // The Health view's history past its two days goes with the rest of retention; a recent row stays.
+    await db.pool.query(`INSERT INTO task_run_outcomes (task_id, iteration, method, status, finished_at) VALUES ('task:old-run', 0, 'INDEX_RECORDS', 'COMPLETED', now() - interval '3 days'), ('task:recent-run', 0, 'INDEX_RECORDS', 'COMPLETED', now())`);
+    await db.pool.query(`INSERT INTO followup_lag_samples VALUES (date_trunc('minute', now()) - interval '3 days', 'old-source', 1, 1)`);
     const t = await settled(await tasks.addNewTask('HOURLY_REGISTRY_MAINTENANCE'), 60_000);
     assert.equal(t.status, 'COMPLETED', t.error);
     const out = t.output as { staleRecords: number; repairTasks: string[]; filledCacheEntries: number };
@@ -308,6 +311,9 @@ describe('the task manager', () => {
       [stale],
     );
     assert.equal(fresh.rowCount, 3);
+    const kept = await db.pool.query<{ task_id: string }>(`SELECT task_id FROM task_run_outcomes WHERE task_id IN ('task:old-run', 'task:recent-run')`);
+    assert.deepEqual(kept.rows.map((r) => r.task_id), ['task:recent-run']);
+    assert.equal((await db.pool.query(`SELECT 1 FROM followup_lag_samples WHERE data_source_key = 'old-source'`)).rowCount, 0);
   });
 
   it('flushTasks removes failed tasks, and completed ones older than the cutoff', async () => {
