@@ -21,6 +21,12 @@ export async function failingFastOnBadData<T>(fn: () => Promise<T>): Promise<T> 
   }
 }
 
+/** The same activities, each failing fast (non-retryable, naming the reason) on data PostgreSQL refuses. */
+export function eachFailingFastOnBadData<T extends object>(activities: T): T {
+  const wrapped = Object.entries(activities).map(([name, fn]: [string, (...args: unknown[]) => Promise<unknown>]) => [name, (...args: unknown[]) => failingFastOnBadData(() => fn(...args))]);
+  return Object.fromEntries(wrapped) as T;
+}
+
 /** A unique violation on the bookkeeping keys that make activities idempotent (retryable, not bad data). */
 function isOwnIdempotencyRace(err: unknown): boolean {
   const e = err as { code?: string; constraint?: string } | undefined;

@@ -3,6 +3,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Pool } from '../db/pool.ts';
 import { TaskClient } from '../client/tasks.ts';
+import { eachFailingFastOnBadData } from './failures.ts';
 import { TaskStatusKey } from '../shared.ts';
 import { unknownMethodMessage, type LoadedTasks } from '../taskmgr/discovery.ts';
 import type { TaskInfo } from '../taskmgr/info.ts';
@@ -94,7 +95,8 @@ function activityCancellation(): AbortSignal | undefined {
 
 export const createTaskActivities = (deps: TaskActivityDeps) => {
   const client = new TaskClient(deps.temporal, deps.taskQueue, { pool: deps.pool, stopWaiting: activityCancellation });
-  return {
+  // Task input is checked before it reaches PostgreSQL; data it still refuses is not retried for ever.
+  return eachFailingFastOnBadData({
     /** Checks that a method has an enabled, valid module; returns how to run it. */
     async describeTaskMethod(method: string): Promise<{ timeoutMs: number; maxAttempts: number; heartbeatTimeoutMs?: number; waits: TaskWaitSettings }> {
       const def = deps.tasks.definitions.get(method);
@@ -150,10 +152,13 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
       return taskStatus(deps.temporal, prerequisiteTaskId);
     },
 
-    /** A task leaves WAITING: frees its (method, data source) slot and its prerequisite registration. Idempotent. */
-    async leaveWaiting(args: { taskId: string; method: string; dataSourceKey?: string }): Promise<void> {
+    /**
+     * A task leaves WAITING: frees its (method, data source) slot and its prerequisite registration
+     * (a loop keeps that until its final end). Idempotent.
+     */
+    async leaveWaiting(args: { taskId: string; method: string; dataSourceKey?: string; keepPrerequisite?: boolean }): Promise<void> {
       await deps.pool.query('DELETE FROM task_claims WHERE method = $1 AND data_source_key = $2 AND task_id = $3', [args.method, args.dataSourceKey ?? '', args.taskId]);
-      await unregisterDependant(deps.pool, args.taskId);
+      if (!args.keepPrerequisite) await unregisterDependant(deps.pool, args.taskId);
     },
 
     /** Tells every task registered as waiting for `taskId` how it ended. Idempotent (a dependant takes the first word). */
@@ -301,7 +306,8 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
         if (size > MAX_OUTPUT_BYTES) throw new Error(`the task's output is ${size} bytes; at most ${MAX_OUTPUT_BYTES} are kept`);
         return { output: output ?? null, logs, attempt: ctx.info.attempt };
       } catch (err) {
-        if (ctx.cancellationSignal.aborted) throw err;
+        // Cancelled: whatever the module threw on seeing its signal, the run ends CANCELLED, not FAILED.
+        if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? err;
         const message = err instanceof Error ? err.message : String(err);
         if (databaseUnavailable(err)) {
           // The registry's database went away under the task: not the task's fault. Wait until it
@@ -316,5 +322,5 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
         clearInterval(timer);
       }
     },
-  };
+  });
 };

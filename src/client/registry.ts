@@ -173,6 +173,12 @@ export class RegistryClient {
     });
   }
 
+  /** Whether PostgreSQL has every one of these operations' follow-ups completed (or forgotten by retention). */
+  private async operationsDone(opIds: string[]): Promise<boolean> {
+    const outcomes = await Promise.all(opIds.map((opId) => operationOutcome(this.options.pool!, opId)));
+    return outcomes.every((o) => o !== undefined);
+  }
+
   /** Without the database: the coalescer's memory of this run (undefined once forgotten). */
   private async outcomeFromCoalescer(dataSourceKey: string, opId: string): Promise<FollowUpStatus | undefined> {
     const coalescer = this.client.workflow.getHandle(coalescerWorkflowId(dataSourceKey, this.options.taskQueue));
@@ -256,12 +262,19 @@ export class RegistryClient {
     return this.withFollowUp(await this.client.workflow.getHandle<typeof registryOperation>(workflowId).result());
   }
 
-  /** How far a deletion's follow-up has got (from its coalescer once handed off). */
+  /**
+   * How far a deletion's follow-up has got: done when PostgreSQL has its operations completed (a
+   * client with the database), otherwise as the data source's coalescer reports it. `runId` (from
+   * deleteRecord) follows the caller's own deletion, whatever later deletes of the key do.
+   */
   async deletionProgress(key: string, runId?: string): Promise<FollowUpProgress> {
     const handle = this.deletionHandle(key, runId);
     const progress = await handle.query(deleteProgressQuery);
     // Nothing related to follow up: done as soon as the record is gone.
     if (progress.phase === 'following-up' && progress.batchesTotal === 0) return { ...progress, phase: 'done' };
+    if (progress.phase === 'following-up' && progress.opIds?.length && this.options.pool && (await this.operationsDone(progress.opIds))) {
+      return { ...progress, phase: 'done', batchesDone: progress.batchesTotal };
+    }
     const ds = (await handle.describe()).typedSearchAttributes.get(DataSourceKeyKey);
     if (progress.phase !== 'following-up' || !progress.opIds?.length || !ds) return progress;
     const coalescer = this.client.workflow.getHandle(coalescerWorkflowId(ds, this.options.taskQueue));

@@ -15,6 +15,9 @@ import {
 
 /** gRPC FAILED_PRECONDITION: what the server answers a query when no worker polls the queue. */
 const GRPC_FAILED_PRECONDITION = 9;
+const GRPC_DEADLINE_EXCEEDED = 4;
+/** How long a task's query may take: a worker answers in milliseconds, a replay of a long history in a few seconds. */
+const QUERY_DEADLINE_MS = 10_000;
 import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Config } from '../config.ts';
@@ -94,6 +97,8 @@ export function maintenanceTaskId(taskQueue: string): string {
 const SAFE_VALUE = /^[\w\-.:/@ ]{1,255}$/;
 /** listTasks({ recordKey }) looks at this many of the newest tasks naming the key. */
 const MAX_TASKS_PER_KEY = 500;
+/** A loop's runs follow each other in milliseconds at the fastest; a cancel lands within a few tries. */
+const CANCEL_ATTEMPTS = 10;
 
 /** Task ids say what the task is: task:GENERATE_CACHE:csiro:1f2e3d4c. */
 export function newTaskId(method: string, dataSourceKey?: string): string {
@@ -259,34 +264,54 @@ export class TaskClient {
 
   /**
    * Everything about a task: inputs, status, times, output, error, log lines, live progress. One
-   * query; the execution is described too only for a STARTED task's progress, a recurring task
-   * between two runs, or when no worker answers.
+   * query, answered by the task itself (with its queue, so only this manager's tasks are shown);
+   * the execution is described too only for a STARTED task's progress (its heartbeats are the
+   * server's), when the query fails, or when a worker of an older version answers.
    */
   async getTask(taskId: string): Promise<TaskInfo> {
     const handle = this.client.workflow.getHandle(taskId);
     try {
-      // Only this manager's tasks: another workflow in the namespace (its input, its queries) is not ours to show.
-      const description = await handle.describe();
-      if (!this.isOurs(description)) throw new TaskNotFoundError(`task ${JSON.stringify(taskId)} does not exist`);
-      const queried = await handle.query(taskInfoQuery).then((info) => ({ info }), (err: unknown) => ({ err }));
-      if ('err' in queried) {
-        // A query needs a worker; with none up, show what the server recorded instead of failing.
-        if ((queried.err as { cause?: { code?: number } }).cause?.code !== GRPC_FAILED_PRECONDITION) throw queried.err;
-        return await this.recordedTaskInfo(taskId, description);
-      }
+      // Bounded: a workflow on a queue no worker polls would hold the query for the server's 30 s.
+      const query = () => handle.query(taskInfoQuery);
+      const queried = await this.client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, query).then((info) => ({ info }), (err: unknown) => ({ err }));
+      if ('err' in queried) return await this.taskWithoutQuery(taskId, queried.err);
+      if (queried.info.taskQueue === undefined) return await this.describedTask(taskId, queried.info);
+      if (queried.info.taskQueue !== this.taskQueue) throw new TaskNotFoundError(`task ${JSON.stringify(taskId)} does not exist`);
       const info = await this.withDependants(queried.info);
-      const between = info.input.recurEvery !== undefined && info.status !== 'WAITING' && info.status !== 'STARTED' && info.status !== 'CANCELLED';
-      if (info.status !== 'STARTED' && !between) return info;
-      if (between && description.status.name === 'RUNNING') {
-        // The run has ended and the loop is about to continue as new: the task waits for its next run.
-        return { ...info, status: 'WAITING', waitingFor: ['schedule'], lastRunStatus: info.status } as TaskInfo;
-      }
-      const progress = heartbeatProgress(description.raw.pendingActivities);
-      return progress ? { ...info, progress: progress.progress, logs: [...info.logs, ...(progress.logTail ?? [])] } : info;
+      return info.status === 'STARTED' ? this.withProgress(info, await handle.describe()) : info;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new TaskNotFoundError(`task ${JSON.stringify(taskId)} does not exist`);
       throw err;
     }
+  }
+
+  /**
+   * A query that failed: another workflow with this id (it has no task query), or no worker to
+   * answer (then what the server recorded is shown). Only this manager's tasks are shown.
+   */
+  private async taskWithoutQuery(taskId: string, queryError: unknown): Promise<TaskInfo> {
+    const description = await this.client.workflow.getHandle(taskId).describe();
+    if (!this.isOurs(description)) throw new TaskNotFoundError(`task ${JSON.stringify(taskId)} does not exist`);
+    const code = (queryError as { cause?: { code?: number }; code?: number }).cause?.code ?? (queryError as { code?: number }).code;
+    if (code !== GRPC_FAILED_PRECONDITION && code !== GRPC_DEADLINE_EXCEEDED) throw queryError;
+    return this.recordedTaskInfo(taskId, description);
+  }
+
+  /** A task answered by a worker of an older version (no queue in its answer): described to tell whose it is. */
+  private async describedTask(taskId: string, queried: TaskInfo): Promise<TaskInfo> {
+    const description = await this.client.workflow.getHandle(taskId).describe();
+    if (!this.isOurs(description)) throw new TaskNotFoundError(`task ${JSON.stringify(taskId)} does not exist`);
+    const info = await this.withDependants(queried);
+    const between = info.input.recurEvery !== undefined && !['WAITING', 'STARTED', 'CANCELLED'].includes(info.status);
+    // The run has ended and the loop is about to continue as new: the task waits for its next run.
+    if (between && description.status.name === 'RUNNING') return { ...info, status: 'WAITING', waitingFor: ['schedule'], lastRunStatus: info.status } as TaskInfo;
+    return info.status === 'STARTED' ? this.withProgress(info, description) : info;
+  }
+
+  /** A STARTED task with the progress and log lines its run last reported by heartbeat. */
+  private withProgress(info: TaskInfo, description: WorkflowExecutionDescription): TaskInfo {
+    const progress = heartbeatProgress(description.raw.pendingActivities);
+    return progress ? { ...info, progress: progress.progress, logs: [...info.logs, ...(progress.logTail ?? [])] } : info;
   }
 
   /** A registryTask execution on this manager's task queue. */
@@ -402,7 +427,24 @@ export class TaskClient {
   async cancelTask(taskId: string): Promise<void> {
     const info = await this.getTask(taskId);
     if (info.status !== 'WAITING' && info.status !== 'STARTED') throw new TaskStateError(`task ${taskId} is ${info.status}; only WAITING or STARTED tasks can be cancelled`);
-    await this.client.workflow.getHandle(taskId).cancel();
+    await this.cancelRunningRun(taskId);
+  }
+
+  /**
+   * Sends the cancel to one run and checks it reached it. The server takes a cancel for a run that
+   * has just continued as new as done (a closed run), and the loop's next run never hears of it; so
+   * when the run asked has continued as new, the next one is asked. A run that was running when
+   * asked keeps the request, and every path to a next run honours it first.
+   */
+  private async cancelRunningRun(taskId: string): Promise<void> {
+    for (let attempt = 1; attempt <= CANCEL_ATTEMPTS; attempt++) {
+      const current = await this.client.workflow.getHandle(taskId).describe();
+      if (current.status.name !== 'RUNNING') return; // it ended meanwhile: nothing left to cancel
+      const run = this.client.workflow.getHandle(taskId, current.runId);
+      await run.cancel();
+      if ((await run.describe()).status.name !== 'CONTINUED_AS_NEW') return;
+    }
+    throw new TaskStateError(`task ${taskId} moved on to a new run each of the ${CANCEL_ATTEMPTS} times it was cancelled; cancel it again`);
   }
 
   /** Moves a WAITING task's start: a delay ("15 minutes") or an ISO time. */
@@ -449,15 +491,17 @@ export class TaskClient {
 
   /** Deletes closed tasks: COMPLETED (and CANCELLED) ones closed before `olderThan`, or all FAILED ones. */
   async flushTasks(what: { completedBefore: Date } | { failed: true }, opts: { onDeleted?: (taskId: string) => void } = {}): Promise<number> {
+    // Which tasks others wait for is in PostgreSQL: without it, a prerequisite could be deleted under a waiting task.
+    if (!this.pool) throw new TaskStateError("flushing tasks needs the task manager's database (options.pool, or DATABASE_URL for taskmgr): it knows which tasks waiting tasks name as prerequisite");
     const query =
       'failed' in what
         ? `WorkflowType = '${WORKFLOW_TYPE}' AND ${this.queueClause()} AND TaskStatus = 'FAILED' AND ExecutionStatus != 'Running'`
         : `WorkflowType = '${WORKFLOW_TYPE}' AND ${this.queueClause()} AND TaskStatus IN ('COMPLETED', 'CANCELLED', '${MERGED}') AND ExecutionStatus != 'Running' AND CloseTime < '${what.completedBefore.toISOString()}'`;
-    // A task that a WAITING task names as its prerequisite stays until that task has started.
+    // A task that an open task names as its prerequisite stays (until a one-off dependant starts, a loop ends).
     let deleted = 0;
     let page: { workflowId: string; runId: string; continued: boolean }[] = [];
     const flushPage = async () => {
-      const held = this.pool ? await heldAsPrerequisites(this.pool, page.map((wf) => wf.workflowId)) : new Set<string>();
+      const held = await heldAsPrerequisites(this.pool!, page.map((wf) => wf.workflowId));
       const gone: string[] = [];
       for (const wf of page.filter((w) => !held.has(w.workflowId))) {
         if (!(await this.deleteExecution(wf))) continue; // already gone

@@ -1,6 +1,6 @@
 /** Every error leaves the API as JSON `{ error, field?, allowed? }` with a status that says whose fault it was. */
 import type { z } from 'zod';
-import { InvalidInputError, OperationRefusedError, RecordNotFoundError } from '../client/registry.ts';
+import { DataRejectedError, InvalidInputError, OperationRefusedError, RecordNotFoundError } from '../client/registry.ts';
 import { TaskInputError, TaskNotFoundError, TaskStateError } from '../client/tasks.ts';
 import { TemporalUnreachableError } from '../client/connection.ts';
 import { QueuedForWorkerError } from '../client/worker-wait.ts';
@@ -43,6 +43,7 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody | Q
   if (err instanceof DurationError || err instanceof InvalidInputError) return { status: 400, body: { error: err.message } };
   if (err instanceof TaskNotFoundError || err instanceof RecordNotFoundError) return { status: 404, body: { error: err.message } };
   if (err instanceof TaskStateError || err instanceof OperationRefusedError) return { status: 409, body: { error: err.message } };
+  if (err instanceof DataRejectedError) return { status: 422, body: { error: err.message } };
   if (err instanceof TemporalUnreachableError) return { status: 503, body: { error: err.message } };
   // Fastify's own: malformed JSON, too large, wrong content type, rate limited.
   if (e?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 413, body: { error: `request body is larger than the limit of ${BODY_LIMIT} bytes` } };

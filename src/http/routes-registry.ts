@@ -13,6 +13,9 @@ import { HttpError, parseOr400 } from './errors.ts';
 import type { Guard } from './guard.ts';
 import { SharedAnswers } from './shared-answers.ts';
 
+/** A Temporal run id: a UUID. */
+const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 
 const recordQuery = z.strictObject({
   q: z.string().max(500).optional(),
@@ -92,10 +95,13 @@ export function registerRegistryRoutes(app: FastifyInstance, deps: { pool: Pool;
     return outcome;
   });
 
-  app.get<{ Params: { key: string } }>('/api/records/:key/deletion', { onRequest: guard('read') }, async (req) => {
+  // ?runId= (from the DELETE's answer) follows that deletion even when the key is deleted again later.
+  app.get<{ Params: { key: string }; Querystring: { runId?: string } }>('/api/records/:key/deletion', { onRequest: guard('read') }, async (req) => {
     const key = recordKeyParam(req.params.key);
+    const runId = req.query.runId;
+    if (runId !== undefined && !RUN_ID.test(runId)) throw new HttpError(400, `runId ${JSON.stringify(runId.slice(0, 80))} is not a run id (a UUID, as the DELETE answered)`, { field: 'runId' });
     try {
-      return await registry.deletionProgress(key);
+      return await registry.deletionProgress(key, runId);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new HttpError(404, `no deletion of ${JSON.stringify(key)} is known`);
       throw err;

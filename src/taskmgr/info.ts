@@ -47,6 +47,8 @@ export interface TaskInfo {
   lastRunStatus?: TaskStatus;
   /** Adds merged into this WAITING task because it already covered them. */
   mergedAdds?: number;
+  /** The task queue the task runs on: a reader tells this manager's tasks from others by it. */
+  taskQueue?: string;
   /** Set when no worker could answer and this is the state the server recorded. */
   stale?: string;
 }

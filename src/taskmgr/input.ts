@@ -66,6 +66,10 @@ export const TASK_LIMITS = {
 };
 
 const METHOD_RE = /^[A-Z][A-Z0-9_]{0,63}$/;
+/** Control characters refused in ids and schedules, and (all but tab and line breaks) in a log message. */
+const NO_CONTROLS = /[\u0000-\u001f\u007f]/;
+const TEXT_CONTROLS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+
 const KNOWN_FIELDS = new Set(['method', 'logMessage', 'registryObjectKeys', 'dataSourceKey', 'prerequisiteTaskId', 'scheduledFor', 'recurEvery', 'storedKeyCount', 'loop', 'resume']);
 /** Fields the workflow sets for itself. */
 const INTERNAL_FIELDS = new Set(['loop', 'resume']);
@@ -96,14 +100,17 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
   if (typeof method !== 'string' || !METHOD_RE.test(method)) {
     throw new TaskInputError('method', `method ${JSON.stringify(method)} is not a task method name (upper case letters, digits and _, e.g. GENERATE_CACHE)`);
   }
-  const optionalString = (field: string, max: number): string | undefined => {
+  const optionalString = (field: string, max: number, controls = NO_CONTROLS): string | undefined => {
     const v = input[field];
     if (v === undefined || v === null) return undefined;
     if (typeof v !== 'string') throw new TaskInputError(field, `${field} must be a string, got ${typeof v}`);
     if (v.length > max) throw new TaskInputError(field, `${field} is ${v.length} characters long; at most ${max} are allowed`);
+    // PostgreSQL refuses NUL in text, and the ids and keys name things: refused here, not by a retried activity.
+    const bad = controls.exec(v);
+    if (bad) throw new TaskInputError(field, `${field} contains the control character U+${bad[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()} at position ${bad.index}; ${controls === NO_CONTROLS ? 'none are' : 'only tab and line breaks are'} allowed`);
     return v;
   };
-  const logMessage = optionalString('logMessage', TASK_LIMITS.maxLogMessage);
+  const logMessage = optionalString('logMessage', TASK_LIMITS.maxLogMessage, TEXT_CONTROLS);
   const dataSourceKey = optionalString('dataSourceKey', TASK_LIMITS.maxIdLength);
   if (dataSourceKey !== undefined && dataSourceKey.trim() === '') throw new TaskInputError('dataSourceKey', 'dataSourceKey must not be empty');
   const prerequisiteTaskId = optionalString('prerequisiteTaskId', TASK_LIMITS.maxIdLength);

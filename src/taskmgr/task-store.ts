@@ -105,10 +105,20 @@ export async function recordOutcome(pool: Pool, taskId: string, outcome: TaskOut
     await lockTask(tx, taskId);
     if (run) await recordRunEnd(tx, taskId, outcome.status, run);
     if (final) {
-      await tx.query('INSERT INTO task_outcomes (task_id, status, error) VALUES ($1, $2, $3) ON CONFLICT (task_id) DO UPDATE SET status = $2, error = $3', [taskId, outcome.status, outcome.error ?? null]);
+      await tx.query('INSERT INTO task_outcomes (task_id, status, error) VALUES ($1, $2, $3) ON CONFLICT (task_id) DO UPDATE SET status = $2, error = $3', [taskId, outcome.status, storableText(outcome.error) ?? null]);
+      // Ended for good: it waits for nothing any more (a loop kept its registration through its runs).
+      await unregisterDependant(tx, taskId);
     }
     return dependantsOf(tx, taskId);
   });
+}
+
+/**
+ * A task's error is its module's text, and a refused input's method is the caller's: a NUL (which
+ * PostgreSQL refuses in text) must not stop a task from ending.
+ */
+function storableText(text: string | undefined): string | undefined {
+  return text?.replaceAll('\u0000', '\ufffd');
 }
 
 /** One run of a task ended (a recurring task ends a run each time): what the Health view charts. */
@@ -124,7 +134,7 @@ async function recordRunEnd(db: Queryable, taskId: string, status: string, run: 
   await db.query(
     `INSERT INTO task_run_outcomes (task_id, iteration, method, status, finished_at, duration_ms)
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
-    [taskId, run.iteration, run.method, status, run.finishedAt, run.durationMs ?? null],
+    [taskId, run.iteration, storableText(run.method), status, run.finishedAt, run.durationMs ?? null],
   );
 }
 

@@ -80,7 +80,7 @@ export async function registryTaskV2(raw: TaskInput): Promise<TaskResult> {
   let prerequisiteOutcome: { status: string; error?: string } | undefined;
   const notified = new Set<string>();
 
-  setHandler(taskInfoQuery, () => info);
+  setHandler(taskInfoQuery, () => ({ ...info, taskQueue: workflowInfo().taskQueue }));
   setHandler(dependantSignal, (id: string) => {
     if (typeof id === 'string' && !info.dependants.includes(id)) info.dependants.push(id);
   });

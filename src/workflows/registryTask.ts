@@ -40,6 +40,11 @@ const V3_PATCH = 'task-state-in-postgres';
  * loop due within those milliseconds replayed as not due (non-determinism).
  */
 const FIRST_LOOK_PATCH = 'first-look-before-local-activities';
+/**
+ * A loop cancelled while its run was finishing records its final end: its dependants are told and
+ * its own prerequisite registration goes (before, both waited for an hourly recheck).
+ */
+const LOOP_CANCEL_NOTIFIES_PATCH = 'loop-cancel-notifies-dependants';
 
 // PostgreSQL and describe calls: local activities, no task-queue round trip each.
 const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '15 seconds', retry: RETRY_FOREVER_CAPPED });
@@ -114,6 +119,17 @@ export async function registryTask(raw: TaskInput): Promise<TaskResult> {
   return { taskId: run.taskId, status: 'COMPLETED', output: run.info.output };
 }
 
+/**
+ * What a reader sees, in one query: the task with its queue (whose it is), and a loop whose run
+ * has ended but has not yet continued as new as WAITING for its next run.
+ */
+function shownInfo(run: TaskRun): TaskInfo {
+  const shown = { ...run.info, taskQueue: workflowInfo().taskQueue };
+  const status = run.info.status;
+  const betweenRuns = run.phase === 'done' && run.input?.recurMs !== undefined && (status === 'COMPLETED' || status === 'FAILED');
+  return betweenRuns ? { ...shown, status: 'WAITING', waitingFor: ['schedule'], lastRunStatus: status } : shown;
+}
+
 function newRun(raw: TaskInput): TaskRun {
   const { workflowId: taskId, startTime } = workflowInfo();
   const loop = raw?.loop;
@@ -134,7 +150,7 @@ function newRun(raw: TaskInput): TaskRun {
 }
 
 function installHandlers(run: TaskRun) {
-  setHandler(taskInfoQuery, () => run.info);
+  setHandler(taskInfoQuery, () => shownInfo(run));
   setHandler(dependantSignal, (id: string) => {
     if (typeof id === 'string' && !run.info.dependants.includes(id)) run.info.dependants.push(id);
   });
@@ -315,11 +331,19 @@ async function continueWaiting(run: TaskRun): Promise<never> {
   });
 }
 
-/** Frees the WAITING slot and the prerequisite registration. */
+/**
+ * Frees the WAITING slot and, for a one-off task, the prerequisite registration. A loop keeps its
+ * registration through its runs (so retention keeps the prerequisite every later run names);
+ * the loop's final end drops it (notifyDependants).
+ */
 async function leaveWaiting(run: TaskRun) {
   run.phase = 'starting';
   run.info.waitingFor = undefined;
-  await local.leaveWaiting({ taskId: run.taskId, method: run.info.method, dataSourceKey: run.input?.dataSourceKey });
+  await local.leaveWaiting({ taskId: run.taskId, method: run.input?.method ?? '', dataSourceKey: run.input?.dataSourceKey, ...keptRegistration(run) });
+}
+
+function keptRegistration(run: TaskRun): { keepPrerequisite?: true } {
+  return run.input?.recurMs !== undefined && run.input.prerequisiteTaskId !== undefined && !run.root.consideredCancelled ? { keepPrerequisite: true } : {};
 }
 
 async function execute(run: TaskRun) {
@@ -354,7 +378,8 @@ async function endUnsuccessfully(run: TaskRun, err: unknown): Promise<RunSummary
   const cancelled = isCancellation(err);
   if (run.phase === 'admitting' || run.phase === 'waiting' || run.phase === 'starting') {
     // Cancelled while WAITING: free the slot (later adds must not merge into us) and the registration.
-    await CancellationScope.nonCancellable(() => local.leaveWaiting({ taskId: run.taskId, method: run.info.method, dataSourceKey: run.raw?.dataSourceKey }));
+    // From the checked input only: raw input that failed its checks (a NUL, say) claimed nothing and must not reach PostgreSQL.
+    await CancellationScope.nonCancellable(() => local.leaveWaiting({ taskId: run.taskId, method: run.input?.method ?? '', dataSourceKey: run.input?.dataSourceKey, ...keptRegistration(run) }));
   }
   const details = failureDetails(err);
   appendLogs(run.info, details?.logs ?? []);
@@ -388,6 +413,10 @@ async function nextRun(run: TaskRun, summary: RunSummary): Promise<never> {
     if (!isCancellation(err)) throw err;
     run.info.error = 'cancelled';
     finish(run, 'CANCELLED');
+    if (patched(LOOP_CANCEL_NOTIFIES_PATCH)) {
+      // The run's end is recorded already; this is the loop's.
+      await CancellationScope.nonCancellable(() => local.notifyDependants({ taskId: run.taskId, status: 'CANCELLED', error: 'cancelled', final: true }));
+    }
     throw err;
   }
   const { loop: _previous, scheduledFor: _first, resume: _resume, registryObjectKeys: _keys, storedKeyCount: _count, ...rest } = run.info.input;

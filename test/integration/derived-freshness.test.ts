@@ -83,6 +83,21 @@ describe('freshness of derived state', () => {
     await assertDerivedStateIsCurrent(db.pool);
   });
 
+  it('a relation edited in place makes its ends before and after the edit stale; one removed makes both ends stale', async () => {
+    const [a, b, c] = (await db.pool.query<{ id: number; key: string }>("SELECT id, key FROM registry_objects WHERE key NOT LIKE '%hub%' ORDER BY id DESC OFFSET 2 LIMIT 3")).rows;
+    await db.pool.query("INSERT INTO relations (from_id, to_key, relation_type) VALUES ($1, $2, 'hasAssociationWith')", [a!.id, b!.key]);
+    assert.equal(await maintain(), 2);
+    // Retargeted from b to c: a, b (loses it) and c (gains it).
+    await db.pool.query("UPDATE relations SET to_key = $3 WHERE from_id = $1 AND to_key = $2 AND relation_type = 'hasAssociationWith'", [a!.id, b!.key, c!.key]);
+    assert.equal(await maintain(), 3);
+    await db.pool.query("UPDATE relations SET relation_type = 'isOutputOf' WHERE from_id = $1 AND to_key = $2", [a!.id, c!.key]);
+    assert.equal(await maintain(), 2);
+    await db.pool.query('DELETE FROM relations WHERE from_id = $1 AND to_key = $2', [a!.id, c!.key]);
+    assert.equal(await maintain(), 2);
+    assert.equal(await maintain(), 0);
+    await assertDerivedStateIsCurrent(db.pool);
+  });
+
   it('a record retitled by hand makes it and its related records stale', async () => {
     const hub = seeded.hubs[0]!;
     await db.pool.query("UPDATE registry_objects SET title = title || ' (renamed)' WHERE key = $1", [hub.key]);

@@ -261,6 +261,16 @@ describe('the admin HTTP API', () => {
     }, 60_000);
     assert.equal(done.batchesDone, done.batchesTotal);
     assert.equal((await call('GET', `/api/records/${enc(hub.key)}`, a)).status, 404);
+    // A second delete of the key is refused (404) in a run of its own; the first caller's run id still follows the first.
+    assert.equal((await call('DELETE', `/api/records/${enc(hub.key)}`, a)).status, 404);
+    const own = await call('GET', `/api/records/${enc(hub.key)}/deletion?runId=${del.json.runId}`, a);
+    assert.equal(own.status, 200, own.text);
+    assert.equal(own.json.phase, 'done');
+    assert.equal(own.json.affected, del.json.affected);
+    const badRun = await call('GET', `/api/records/${enc(hub.key)}/deletion?runId=${enc("1' OR 1=1")}`, a);
+    assert.equal(badRun.status, 400);
+    assert.equal(badRun.json.field, 'runId');
+    assert.match(badRun.json.error, /runId "1' OR 1=1" is not a run id/);
     const gone = await call('DELETE', `/api/records/${enc('no/such/record')}`, a);
     assert.equal(gone.status, 404, gone.text);
   });

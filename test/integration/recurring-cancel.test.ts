@@ -48,4 +48,20 @@ describe('cancelling a watched recurring task at any moment', () => {
     }
     assert.deepEqual(notCancelled, []);
   });
+
+  it('a cancel that reaches a run after it continued as new is lost; cancelTask asks the next run', async () => {
+    const id = await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [seeded.hubs[0]!.key], recurEvery: '300 milliseconds', logMessage: 'late cancel' });
+    const firstRun = (await tasks.client.workflow.getHandle(id).describe()).runId;
+    const first = tasks.client.workflow.getHandle(id, firstRun);
+    await eventually(async () => (await first.describe()).status.name === 'CONTINUED_AS_NEW', 60_000, 50);
+    // What a cancel racing the loop's continue-as-new meets: the server takes it, and no run hears of it.
+    await first.cancel();
+    const iteration = (await tasks.getTask(id)).iteration ?? 0;
+    await eventually(async () => ((await tasks.getTask(id)).iteration ?? 0) >= iteration + 2, 30_000, 50);
+    assert.notEqual((await tasks.getTask(id)).status, 'CANCELLED');
+
+    await tasks.cancelTask(id);
+    const ended = await eventually(async () => ((await tasks.getTask(id)).status === 'CANCELLED' ? true : undefined), 20_000, 50);
+    assert.equal(ended, true);
+  });
 });

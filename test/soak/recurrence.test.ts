@@ -61,6 +61,10 @@ describe('a recurring task over thousands of iterations', () => {
     assert.ok(current.events!.length < 40, `the current run has ${current.events!.length} events`);
 
     await tasks.cancelTask(id);
-    await eventually(async () => (await tasks.getTask(id)).status === 'CANCELLED');
+    const cancelled = await eventually(async () => (await tasks.getTask(id)).status === 'CANCELLED', 30_000).catch(() => false);
+    if (!cancelled) {
+      const run = await tasks.client.workflow.getHandle(id).describe();
+      assert.fail(`the loop is ${(await tasks.getTask(id)).status} 30 s after its cancel; its current run ${run.runId} is ${run.status.name}`);
+    }
   });
 });

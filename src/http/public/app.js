@@ -651,7 +651,7 @@ $('#delete-record').addEventListener('click', async () => {
   $('#deletion').hidden = false;
   $('#deletion-text').textContent = `Deleted in ${answeredMs} ms. Updating ${outcome.affected} related records in the background…`;
   every(700, async () => {
-    const p = await api('GET', `/api/records/${enc(key)}/deletion`).catch(() => undefined);
+    const p = await api('GET', `/api/records/${enc(key)}/deletion?runId=${enc(outcome.runId)}`).catch(() => undefined);
     if (!p) return;
     const bar = $('#deletion-progress');
     bar.max = Math.max(1, p.batchesTotal);
