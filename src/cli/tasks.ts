@@ -1,4 +1,5 @@
 /** `taskmgr` task commands: add, list, show, cancel, reschedule, retry, flush, methods. */
+import { readFile } from 'node:fs/promises';
 import { type Command, InvalidArgumentError } from 'commander';
 import { loadConfig, type Config } from '../config.ts';
 import { createPool, type Pool } from '../db/pool.ts';
@@ -9,7 +10,7 @@ import { noWorkerMessage } from '../client/worker-wait.ts';
 import { formatStatus, systemStatus } from '../taskmgr/status.ts';
 import { TASK_STATUSES, type TaskStatus } from '../shared.ts';
 import { assertAvailable, listTaskFiles } from '../taskmgr/discovery.ts';
-import { validateTaskInput } from '../taskmgr/input.ts';
+import { TaskInputError, validateTaskInput, validateTaskKeys } from '../taskmgr/input.ts';
 import { formatDuration, parseDuration } from '../taskmgr/duration.ts';
 import type { TaskInfo } from '../taskmgr/info.ts';
 import type { TaskProgress } from '../taskmgr/types.ts';
@@ -30,6 +31,25 @@ async function withTasks<T>(fn: (tasks: TaskClient, pool: Pool | undefined, conf
 
 // Task text (log lines, errors, outputs) comes from task code and registry data: no control characters reach the terminal.
 const print = (json: boolean | undefined, value: unknown, text: () => string) => console.log(json ? JSON.stringify(value, null, 2) : terminalSafe(text()));
+
+/**
+ * The keys of `add`: -k's list, or --keys-file's lines (an argument holds at most 128 KB on Linux;
+ * 10,000 keys of 255 characters need a file or standard input).
+ */
+async function keysOption(opts: { keys?: string; keysFile?: string }): Promise<string[] | undefined> {
+  if (opts.keys !== undefined && opts.keysFile !== undefined) throw new TaskInputError('registryObjectKeys', 'give either --keys or --keys-file, not both');
+  if (opts.keysFile === undefined) return opts.keys?.split(',').map((k) => k.trim()).filter(Boolean);
+  const text = opts.keysFile === '-' ? await readStdin() : await readFile(opts.keysFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw new TaskInputError('registryObjectKeys', `--keys-file ${JSON.stringify(opts.keysFile)} cannot be read (${err.code ?? err.message})`);
+  });
+  return text.split(/\r?\n/).map((k) => k.trim()).filter(Boolean);
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 /** Columns padded to their widest cell. */
 export function table(headers: string[], rows: string[][]): string {
@@ -104,16 +124,17 @@ export function addTaskCommands(program: Command): void {
     .argument('<method>', 'task method, e.g. GENERATE_CACHE (see `taskmgr methods`)')
     .option('-d, --data-source <key>', 'data source key')
     .option('-k, --keys <keys>', 'comma-separated registry object keys')
+    .option('--keys-file <path>', 'registry object keys, one per line (- reads standard input): for many keys, or keys with commas')
     .option('-m, --log-message <text>', 'log message')
     .option('-p, --prerequisite <taskId>', 'run after this task completes')
     .option('-s, --scheduled-for <when>', 'a delay ("15 seconds", "1 hour", "7 days") or an ISO time')
     .option('-r, --recur-every <interval>', 'run again this long after each run ("1 hour")')
     .option('--json', 'print JSON')
-    .action(async (method: string, opts: { dataSource?: string; keys?: string; logMessage?: string; prerequisite?: string; scheduledFor?: string; recurEvery?: string; json?: boolean }) => {
+    .action(async (method: string, opts: { dataSource?: string; keys?: string; keysFile?: string; logMessage?: string; prerequisite?: string; scheduledFor?: string; recurEvery?: string; json?: boolean }) => {
       const input = {
         method,
         dataSourceKey: opts.dataSource,
-        registryObjectKeys: opts.keys?.split(',').map((k) => k.trim()).filter(Boolean),
+        registryObjectKeys: await keysOption(opts),
         logMessage: opts.logMessage,
         prerequisiteTaskId: opts.prerequisite,
         scheduledFor: opts.scheduledFor,
@@ -121,7 +142,9 @@ export function addTaskCommands(program: Command): void {
       };
       // Refuse bad input before connecting anywhere.
       assertAvailable(method);
-      validateTaskInput(input, Date.now());
+      // The keys on their own: large key sets go to PostgreSQL (TaskClient), not in the workflow input.
+      validateTaskInput({ ...input, registryObjectKeys: undefined }, Date.now());
+      if (input.registryObjectKeys) validateTaskKeys(input.registryObjectKeys);
       await withTasks(async (tasks) => {
         const admission = await tasks.addTask(input);
         const id = admission.deduplicatedInto ?? admission.taskId;

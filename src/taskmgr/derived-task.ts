@@ -8,7 +8,7 @@ import { withRecordsLocked } from '../registry/derived.ts';
 import { stepWithQuarantine } from '../registry/quarantine.ts';
 
 const addCounts = (a: { records: number; changed: number }, b: { records: number; changed: number }) => ({ records: a.records + b.records, changed: a.changed + b.changed });
-import type { TaskContext } from './types.ts';
+import { listedTasks, type TaskContext } from './types.ts';
 
 const BATCH = 1000;
 
@@ -24,7 +24,8 @@ export async function runOverRecords(
       subtasks.push(await ctx.addTask(ctx.method, { dataSourceKey: ds.key, logMessage: `${ctx.method} for ${ds.key} (from ${ctx.taskId})` }));
     }
     ctx.log.info(`queued ${subtasks.length} sub-tasks, one per data source`);
-    return { subtasks };
+    const { listed, count } = listedTasks(subtasks);
+    return { subtasks: listed, subtaskCount: count };
   }
   let ids: number[];
   if (keys?.length) {

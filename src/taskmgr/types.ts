@@ -61,3 +61,13 @@ export interface TaskProgress {
   total?: number;
   message?: string;
 }
+
+/**
+ * Tasks a task added, as its output names them: the first ones only, and how many there were, so
+ * that the output stays within what a task may return (256 KB) however many data sources there
+ * are. All of them carry the adding task's id in their log message.
+ */
+export const LISTED_TASK_IDS = 1000;
+export function listedTasks<T>(added: T[]): { listed: T[]; count: number } {
+  return { listed: added.slice(0, LISTED_TASK_IDS), count: added.length };
+}

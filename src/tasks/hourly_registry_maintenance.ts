@@ -2,7 +2,7 @@ import { regenerateCache, withRecordsLocked } from '../registry/derived.ts';
 import { pruneHealthHistory } from '../registry/health-history.ts';
 import { formatDuration } from '../taskmgr/duration.ts';
 import { TASK_LIMITS } from '../taskmgr/input.ts';
-import { defineTask } from '../taskmgr/types.ts';
+import { defineTask, listedTasks } from '../taskmgr/types.ts';
 import { countInActivity } from '../metrics/activity-metrics.ts';
 
 /**
@@ -58,7 +58,7 @@ export default defineTask({
     for (const [dataSourceKey, keys] of byDataSource) {
       for (let i = 0; i < keys.length; i += TASK_LIMITS.maxKeys) {
         const registryObjectKeys = keys.slice(i, i + TASK_LIMITS.maxKeys);
-        const logMessage = `repair of ${registryObjectKeys.length} records with stale derived state`;
+        const logMessage = `repair of ${registryObjectKeys.length} records with stale derived state (from ${ctx.taskId})`;
         const check = await ctx.addTask('RUN_QUALITY_CHECK', { dataSourceKey, registryObjectKeys, logMessage });
         repairs.push(check);
         repairs.push(await ctx.addTask('INDEX_RECORDS', { dataSourceKey, registryObjectKeys, prerequisiteTaskId: check, logMessage }));
@@ -78,6 +78,7 @@ export default defineTask({
       ctx.progress(Math.min(i + 1000, missing.rows.length), missing.rows.length, 'filling missing cache entries');
     }
     if (filled) ctx.log.info(`filled ${filled} missing cache entries`);
-    return { flushedTasks: flushed, staleRecords: rows.length, repairTasks: repairs, filledCacheEntries: filled };
+    const { listed, count } = listedTasks(repairs);
+    return { flushedTasks: flushed, staleRecords: rows.length, repairTasks: listed, repairTaskCount: count, filledCacheEntries: filled };
   },
 });

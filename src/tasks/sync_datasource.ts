@@ -1,11 +1,11 @@
 import { dataSourcesBySize, idsForDataSource } from '../registry/scope.ts';
-import { defineTask, type TaskContext } from '../taskmgr/types.ts';
+import { defineTask, listedTasks, type TaskContext } from '../taskmgr/types.ts';
 
 /** Queues RUN_QUALITY_CHECK -> GENERATE_CACHE -> INDEX_RECORDS for one data source, as a prerequisite chain. */
 async function chain(ctx: TaskContext, dataSourceKey: string) {
-  const check = await ctx.addTask('RUN_QUALITY_CHECK', { dataSourceKey, logMessage: `sync of ${dataSourceKey}` });
-  const cache = await ctx.addTask('GENERATE_CACHE', { dataSourceKey, prerequisiteTaskId: check, logMessage: `sync of ${dataSourceKey}` });
-  const index = await ctx.addTask('INDEX_RECORDS', { dataSourceKey, prerequisiteTaskId: cache, logMessage: `sync of ${dataSourceKey}` });
+  const check = await ctx.addTask('RUN_QUALITY_CHECK', { dataSourceKey, logMessage: `sync of ${dataSourceKey} (from ${ctx.taskId})` });
+  const cache = await ctx.addTask('GENERATE_CACHE', { dataSourceKey, prerequisiteTaskId: check, logMessage: `sync of ${dataSourceKey} (from ${ctx.taskId})` });
+  const index = await ctx.addTask('INDEX_RECORDS', { dataSourceKey, prerequisiteTaskId: cache, logMessage: `sync of ${dataSourceKey} (from ${ctx.taskId})` });
   ctx.log.info(`${dataSourceKey}: ${check} -> ${cache} -> ${index}`);
   return { dataSourceKey, tasks: [check, cache, index] };
 }
@@ -20,6 +20,7 @@ export default defineTask({
     }
     const chains = [];
     for (const ds of await dataSourcesBySize(ctx.pool)) chains.push(await chain(ctx, ds.key));
-    return { chains };
+    const { listed, count } = listedTasks(chains);
+    return { chains: listed, chainCount: count };
   },
 });

@@ -1,6 +1,8 @@
 /** The `taskmgr` command against the real servers: the same tasks as the client API. */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
@@ -112,6 +114,53 @@ describe('the taskmgr command', () => {
     const late = await taskmgr('reschedule', again, '1 hour');
     assert.equal(late.code, 1);
     assert.equal(late.stderr.trim(), `taskmgr: task ${again} is COMPLETED; only WAITING tasks can be rescheduled`);
+  });
+
+  it('add --keys-file takes the largest task (10,000 keys of 255 characters, past what one argument holds) and refuses one key more', { timeout: 120_000 }, async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'taskmgr-keys-'));
+    try {
+      const keys = (n: number) => Array.from({ length: n }, (_, i) => `${seeded.dataSources[0]}/collection/${String(i).padStart(6, '0')}-${'k'.repeat(255)}`.slice(0, 255)).join('\n');
+      const largest = path.join(dir, 'largest.txt');
+      await writeFile(largest, keys(10_000));
+      const add = await taskmgr('add', 'INDEX_RECORDS', '--keys-file', largest, '-s', '1 hour', '--json');
+      assert.equal(add.code, 0, add.stderr);
+      const { taskId } = JSON.parse(add.stdout);
+      assert.equal((await tasks.getTask(taskId)).keyCount, 10_000);
+      assert.equal((await taskmgr('cancel', taskId)).code, 0);
+
+      const over = path.join(dir, 'over.txt');
+      await writeFile(over, keys(10_001));
+      const refused = await taskmgr('add', 'INDEX_RECORDS', '--keys-file', over);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /^taskmgr: registryObjectKeys has 10001 keys; at most 10000 are allowed/);
+      const missing = await taskmgr('add', 'INDEX_RECORDS', '--keys-file', path.join(dir, 'none.txt'));
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /^taskmgr: --keys-file ".*none\.txt" cannot be read \(ENOENT\)/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('quarantine lists a record PostgreSQL refused, and retry releases it once it goes through', async () => {
+    const { rows } = await db.pool.query<{ id: number; key: string; data_source_id: number }>('SELECT id, key, data_source_id FROM registry_objects ORDER BY id LIMIT 1');
+    const record = rows[0]!;
+    await db.pool.query(
+      "INSERT INTO quarantined_records (record_id, record_key, data_source_id, found_by, error, sqlstate) VALUES ($1, $2, $3, 'cli-test', 'string is too long for tsvector (1048580 bytes, max 1048575 bytes)', '54000')",
+      [record.id, record.key, record.data_source_id],
+    );
+    const listed = await taskmgr('quarantine');
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /^1 record in quarantine:$/m);
+    assert.ok(listed.stdout.includes(record.key));
+    assert.match(listed.stdout, /string is too long for tsvector/);
+    const json = JSON.parse((await taskmgr('quarantine', '--json')).stdout);
+    assert.equal(json.total, 1);
+    assert.equal(json.records[0].recordKey, record.key);
+    // The record is fine now (the "fix"): retrying releases it.
+    const retried = await taskmgr('quarantine', 'retry', record.key);
+    assert.equal(retried.code, 0, retried.stderr);
+    assert.match(retried.stdout, /^retried 1: 1 released, 0 still refused$/m);
+    assert.match((await taskmgr('quarantine')).stdout, /^no record is in quarantine$/m);
   });
 
   it('methods lists available and disabled methods', async () => {
