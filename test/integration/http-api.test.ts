@@ -275,6 +275,25 @@ describe('the admin HTTP API', () => {
     assert.equal(gone.status, 404, gone.text);
   });
 
+  it('quarantine: a viewer sees a refused record, an admin retries it and it leaves once it goes through', async () => {
+    const { rows } = await db.pool.query<{ id: number; key: string; data_source_id: number }>('SELECT id, key, data_source_id FROM registry_objects ORDER BY id DESC LIMIT 1');
+    const record = rows[0]!;
+    await db.pool.query(
+      "INSERT INTO quarantined_records (record_id, record_key, data_source_id, found_by, error, sqlstate) VALUES ($1, $2, $3, 'http-test', 'value too long', '22001')",
+      [record.id, record.key, record.data_source_id],
+    );
+    const listed = await call('GET', '/api/quarantine', { auth: VIEWER });
+    assert.equal(listed.status, 200, listed.text);
+    assert.equal(listed.json.total, 1);
+    assert.equal(listed.json.records[0].recordKey, record.key);
+    assert.equal(listed.json.records[0].error, 'value too long');
+    assert.equal((await call('POST', '/api/quarantine/retry', { auth: VIEWER, body: {} })).status, 403);
+    const retried = await call('POST', '/api/quarantine/retry', { auth: ADMIN, body: { keys: [record.key] } });
+    assert.equal(retried.status, 200, retried.text);
+    assert.deepEqual(retried.json, { tried: 1, released: 1, stillQuarantined: 0 });
+    assert.equal((await call('GET', '/api/quarantine', { auth: VIEWER })).json.total, 0);
+  });
+
   it('bad requests get a 4xx JSON error naming the field, and change nothing', async () => {
     const a = { auth: ADMIN };
     const before = await tasks.countTasks();
