@@ -160,6 +160,23 @@ describe('the Background Task Manager page in a browser', () => {
     assert.match((await page.locator('#record-quality').textContent())!, /A collection should be related to an activity/);
   });
 
+  it('lists a quarantined record on the data sources page and releases it with Retry', async () => {
+    const { rows } = await db.pool.query<{ id: number; key: string; data_source_id: number }>("SELECT id, key, data_source_id FROM registry_objects WHERE class = 'party' ORDER BY id LIMIT 1");
+    const record = rows[0]!;
+    await db.pool.query(
+      "INSERT INTO quarantined_records (record_id, record_key, data_source_id, found_by, error, sqlstate) VALUES ($1, $2, $3, 'browser-test', 'string is too long for tsvector', '54000')",
+      [record.id, record.key, record.data_source_id],
+    );
+    await page.locator('#nav a[data-view=data-sources]').click();
+    const row = page.locator(`#quarantine tr[data-key="${record.key}"]`);
+    await row.waitFor({ timeout: 10_000 });
+    assert.match((await row.textContent())!, /string is too long for tsvector/);
+    assert.match((await page.locator('#quarantine-summary').textContent())!, /^1 record in quarantine/);
+    await page.locator('#quarantine-retry').click();
+    await row.waitFor({ state: 'detached', timeout: 10_000 });
+    assert.equal(await page.locator('#quarantine-summary').textContent(), 'No record is in quarantine.');
+  });
+
   it('shows health at a glance: the last 24 hours charted, workers, queues, quarantine and alerts', async () => {
     const tasks = new TaskClient(registry.client, worker.taskQueue);
     const failing = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: 'no-such-data-source' });

@@ -12,6 +12,7 @@ import { TaskClient } from '../../src/client/tasks.ts';
 import { refreshDerived } from '../../src/registry/derived.ts';
 import { listQuarantined, retryQuarantined } from '../../src/registry/quarantine.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
+import { MAX_IMPORT_BATCH, MAX_IMPORT_BYTES } from '../../src/shared.ts';
 import { assertDerivedStateIsCurrent, createTestDatabase, eventually, snapshot, startTestWorker, temporalAddress, testClient, type TestDatabase, type TestWorker } from '../helpers.ts';
 
 /** A description whose full-text document is over PostgreSQL's 1 MB tsvector limit (SQLSTATE 54000). */
@@ -38,7 +39,7 @@ describe('poison input', () => {
     await db?.drop();
   });
 
-  const record = (key: string, extra: Record<string, unknown> = {}) => ({ key, class: 'collection' as const, title: 'A title', ...extra });
+  const record = (key: string, extra: Record<string, unknown> = {}): { key: string; class: 'collection'; title: string; description?: string } => ({ key, class: 'collection' as const, title: 'A title', ...extra });
 
   it('an import with a key twice, a NUL byte or an oversize field is refused up front with the record and field named; nothing changes', async () => {
     const ds = seeded.dataSources[0]!;
@@ -55,6 +56,27 @@ describe('poison input', () => {
       await assert.rejects(client.importRecords(ds, records as never), (err: Error) => err instanceof InvalidInputError && message.test(err.message), String(message));
     }
     assert.deepEqual(await snapshot(db.pool), before);
+  });
+
+  it('the largest import batch (1,000 records, 1 MB of JSON) imports and is followed up; one record or one byte more is refused', { timeout: 120_000 }, async () => {
+    const ds = seeded.dataSources[0]!;
+    const batch = (description: (i: number) => string) => Array.from({ length: MAX_IMPORT_BATCH }, (_, i) => record(`${ds}/collection/big-${i}`, { description: description(i) }));
+    const bytes = (records: unknown[]) => Buffer.byteLength(JSON.stringify(records));
+    // Every record's description as long as the byte budget allows, the last one taking the rest.
+    const spare = MAX_IMPORT_BYTES - bytes(batch(() => ''));
+    const each = Math.floor(spare / MAX_IMPORT_BATCH);
+    const largest = batch((i) => 'd'.repeat(i === MAX_IMPORT_BATCH - 1 ? spare - each * (MAX_IMPORT_BATCH - 1) : each));
+    assert.equal(bytes(largest), MAX_IMPORT_BYTES);
+
+    const overByOneByte = largest.map((r, i) => (i === 0 ? { ...r, description: `${r.description}d` } : r));
+    await assert.rejects(client.importRecords(ds, overByOneByte), new RegExp(`records take ${MAX_IMPORT_BYTES + 1} bytes; at most ${MAX_IMPORT_BYTES} per import batch`));
+    const overByOneRecord = [...batch(() => ''), record(`${ds}/collection/big-extra`)];
+    await assert.rejects(client.importRecords(ds, overByOneRecord), new RegExp(`records has ${MAX_IMPORT_BATCH + 1} entries; at most ${MAX_IMPORT_BATCH} per import batch`));
+
+    const op = await client.importRecords(ds, largest);
+    assert.equal(op.changed, MAX_IMPORT_BATCH);
+    await client.awaitOperation(op.workflowId);
+    await assertDerivedStateIsCurrent(db.pool);
   });
 
   it('data PostgreSQL refuses fails the import at once, naming the SQLSTATE, instead of retrying forever', { timeout: 60_000 }, async () => {
