@@ -7,7 +7,9 @@ import type { Queryable } from '../db/pool.ts';
 import { withRecordsLocked } from '../registry/derived.ts';
 import { stepWithQuarantine } from '../registry/quarantine.ts';
 
-const addCounts = (a: { records: number; changed: number }, b: { records: number; changed: number }) => ({ records: a.records + b.records, changed: a.changed + b.changed });
+/** Counts of a derived-state step (records looked at, changed), added up over a task's batches. */
+export const addCounts = (a: { records: number; changed: number }, b: { records: number; changed: number }) => ({ records: a.records + b.records, changed: a.changed + b.changed });
+export const NO_COUNTS = { records: 0, changed: 0 };
 import { listedTasks, type TaskContext } from './types.ts';
 
 const BATCH = 1000;
@@ -41,7 +43,7 @@ export async function runOverRecords(
     if (ctx.signal.aborted) throw new Error('cancelled');
     const part = ids.slice(i, i + BATCH);
     // A record PostgreSQL refuses is quarantined (with the error); the rest of the batch goes on.
-    const { result: r, quarantined: refused } = await withRecordsLocked(ctx.pool, part, (tx, locked) => stepWithQuarantine(tx, locked, step, addCounts, { records: 0, changed: 0 }, ctx.taskId));
+    const { result: r, quarantined: refused } = await withRecordsLocked(ctx.pool, part, (tx, locked) => stepWithQuarantine(tx, locked, step, addCounts, NO_COUNTS, ctx.taskId));
     changed += r.changed;
     quarantined += refused.length;
     ctx.progress(Math.min(i + BATCH, ids.length), ids.length, `${noun}`);

@@ -1,4 +1,7 @@
+import type { PoolClient } from '../db/pool.ts';
 import { regenerateCache, withRecordsLocked } from '../registry/derived.ts';
+import { stepWithQuarantine } from '../registry/quarantine.ts';
+import { addCounts, NO_COUNTS } from '../taskmgr/derived-task.ts';
 import { pruneHealthHistory } from '../registry/health-history.ts';
 import { formatDuration } from '../taskmgr/duration.ts';
 import { TASK_LIMITS } from '../taskmgr/input.ts';
@@ -74,7 +77,11 @@ export default defineTask({
     );
     let filled = 0;
     for (let i = 0; i < missing.rows.length; i += 1000) {
-      filled += (await withRecordsLocked(ctx.pool, missing.rows.slice(i, i + 1000).map((r) => r.id), regenerateCache)).changed;
+      // A record whose rendering PostgreSQL refuses goes to quarantine; the rest of the chunk is filled.
+      const fill = (tx: PoolClient, ids: readonly number[]) => stepWithQuarantine(tx, ids, regenerateCache, addCounts, NO_COUNTS, ctx.taskId);
+      const { result, quarantined } = await withRecordsLocked(ctx.pool, missing.rows.slice(i, i + 1000).map((r) => r.id), fill);
+      if (quarantined.length) ctx.log.warn(`${quarantined.length} records put in quarantine: PostgreSQL refused their cache entry`);
+      filled += result.changed;
       ctx.progress(Math.min(i + 1000, missing.rows.length), missing.rows.length, 'filling missing cache entries');
     }
     if (filled) ctx.log.info(`filled ${filled} missing cache entries`);

@@ -150,6 +150,8 @@ describe('bad input through every door', () => {
       [{ method: 'INDEX_RECORDS', dataSourceKey: 'a\u0000b' }, /dataSourceKey contains the control character U\+0000/],
       [{ method: 'INDEX_RECORDS', prerequisiteTaskId: 'x\u0000' }, /prerequisiteTaskId contains the control character U\+0000/],
       [{ method: 'INDEX\u0000RECORDS' }, /method "INDEX\\u0000RECORDS" is not a task method name/],
+      // One key over the limit, through the temporal binary (about 90 KB: within one argument).
+      [{ method: 'INDEX_RECORDS', registryObjectKeys: Array.from({ length: 10_001 }, (_, i) => `k/${i}`) }, /registryObjectKeys has 10001 keys; at most 10000 are allowed/],
     ];
     const ids: string[] = [];
     for (const [input] of inputs) {

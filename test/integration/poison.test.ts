@@ -13,7 +13,7 @@ import { refreshDerived } from '../../src/registry/derived.ts';
 import { listQuarantined, retryQuarantined } from '../../src/registry/quarantine.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { MAX_IMPORT_BATCH, MAX_IMPORT_BYTES } from '../../src/shared.ts';
-import { assertDerivedStateIsCurrent, createTestDatabase, eventually, snapshot, startTestWorker, temporalAddress, testClient, type TestDatabase, type TestWorker } from '../helpers.ts';
+import { assertDerivedStateIsCurrent, createTestDatabase, eventually, settledTask, snapshot, startTestWorker, temporalAddress, testClient, type TestDatabase, type TestWorker } from '../helpers.ts';
 
 /** A description whose full-text document is over PostgreSQL's 1 MB tsvector limit (SQLSTATE 54000). */
 const POISON = "(SELECT string_agg('w' || g, ' ') FROM generate_series(1, 200000) g)";
@@ -127,5 +127,27 @@ describe('poison input', () => {
     assert.deepEqual(await retryQuarantined(db.pool, refreshDerived), { tried: 1, released: 1, stillQuarantined: 0 });
     assert.equal((await listQuarantined(db.pool)).total, 0);
     await assertDerivedStateIsCurrent(db.pool);
+  });
+
+  it("maintenance's cache fill quarantines a record whose rendering PostgreSQL refuses and fills the rest", { timeout: 120_000 }, async () => {
+    const { rows } = await db.pool.query<{ id: number; key: string }>("SELECT id, key FROM registry_objects WHERE class = 'service' ORDER BY id LIMIT 3");
+    const [refused, ...others] = rows;
+    // An operator's rule the registry cannot check up front: this record's rendering is refused.
+    await db.pool.query(`ALTER TABLE record_cache ADD CONSTRAINT operators_cache_rule CHECK (record_key <> '${refused!.key.replaceAll("'", "''")}') NOT VALID`);
+    try {
+      await db.pool.query('DELETE FROM record_cache WHERE record_id = ANY($1)', [rows.map((r) => r.id)]);
+      const t = await settledTask(tasks, await tasks.addNewTask('HOURLY_REGISTRY_MAINTENANCE'), 60_000);
+      assert.equal(t.status, 'COMPLETED', t.error);
+      assert.equal((t.output as { filledCacheEntries: number }).filledCacheEntries, others.length);
+      const quarantined = await listQuarantined(db.pool);
+      assert.deepEqual(quarantined.records.map((r) => r.recordKey), [refused!.key]);
+      assert.match(quarantined.records[0]!.error, /operators_cache_rule/);
+      // Quarantined records are not tried again every hour; the next run is quiet.
+      const again = await settledTask(tasks, await tasks.addNewTask('HOURLY_REGISTRY_MAINTENANCE'), 60_000);
+      assert.equal((again.output as { filledCacheEntries: number }).filledCacheEntries, 0);
+    } finally {
+      await db.pool.query('ALTER TABLE record_cache DROP CONSTRAINT operators_cache_rule');
+    }
+    assert.deepEqual(await retryQuarantined(db.pool, refreshDerived), { tried: 1, released: 1, stillQuarantined: 0 });
   });
 });
