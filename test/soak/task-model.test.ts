@@ -13,7 +13,7 @@ import { TaskClient, TaskNotFoundError } from '../../src/client/tasks.ts';
 import type { TaskInfo } from '../../src/taskmgr/info.ts';
 import { seedRegistry } from '../../src/registry/seed.ts';
 import { createTestDatabase, startTestWorker, temporalAddress, uniqueName, type TestDatabase, type TestWorker } from '../helpers.ts';
-import { keysOf, METHODS, TaskModel, type AddOutcome, type Step } from '../task-model.ts';
+import { keysOf, METHODS, TaskModel, type AddOutcome, type ModelTask, type Step } from '../task-model.ts';
 
 const RUNS = Number(process.env.MODEL_RUNS ?? 50);
 const SEED = Number(process.env.MODEL_SEED ?? 20261129);
@@ -138,20 +138,23 @@ function checkAdd(expected: AddOutcome, actual: { id: string } | { err: Error },
 async function converge(model: TaskModel, ids: string[], tasks: TaskClient, where: string) {
   // A recurring task WAITING is also told by its finished runs: before its first run and between
   // two runs it is WAITING alike, and the next step may come before that first run starts.
-  const shown = (t: TaskInfo, i: number) => (model.tasks[i]?.recur && t.status === 'WAITING' ? `WAITING after ${(t.iteration ?? 0) + (t.lastRunStatus ? 1 : 0)} runs` : t.status);
+  const status = (t: TaskInfo, i: number) => (model.tasks[i]?.recur && t.status === 'WAITING' ? `WAITING after ${(t.iteration ?? 0) + (t.lastRunStatus ? 1 : 0)} runs` : t.status);
+  // Besides the status, what the task was asked to do: a merge or a retry must not change it.
+  const shown = (t: TaskInfo, i: number) => `${status(t, i)} ${t.method} keys:${t.keyCount ?? 0} after:${t.prerequisiteTaskId ?? '-'}`;
+  const modelled = (t: ModelTask, status: string) => `${status} ${t.method} keys:${t.keys?.length ?? 0} after:${t.prereq === null ? '-' : ids[t.prereq]}`;
   const observe = () =>
     Promise.all(ids.map((id, i) => tasks.getTask(id).then((t) => shown(t, i), (err: Error) => (err instanceof TaskNotFoundError ? 'GONE' : Promise.reject(err)))));
   // The server deletes flushed executions in the background (tens of seconds on the dev server):
   // a flushed task may still show its last status, but never another one.
-  const expected = model.tasks.map((t) => (t.gone ? 'GONE' : t.recur && t.status === 'WAITING' ? `WAITING after ${t.runs} runs` : t.status));
-  const allowed = (s: string, i: number) => s === expected[i] || (model.tasks[i]!.gone && s === model.tasks[i]!.status);
+  const expected = model.tasks.map((t) => (t.gone ? 'GONE' : modelled(t, t.recur && t.status === 'WAITING' ? `WAITING after ${t.runs} runs` : t.status)));
+  const allowed = (s: string, i: number) => s === expected[i] || (model.tasks[i]!.gone && s === modelled(model.tasks[i]!, model.tasks[i]!.status));
   let actual: string[] = [];
   for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
     actual = await observe();
     if (actual.every(allowed)) return;
     await new Promise((r) => setTimeout(r, 150));
   }
-  assert.deepEqual(actual, expected, `${where}: the tasks' statuses differ from the model's`);
+  assert.deepEqual(actual, expected, `${where}: the tasks' states differ from the model's`);
 }
 
 /** Waits until visibility lists every closed task the model will flush. */
