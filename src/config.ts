@@ -2,6 +2,7 @@
  * The one place that turns the environment into a typed configuration. Bad values fail fast
  * with a message that names the variable, the value and what is allowed.
  */
+import { SetupError } from './user-error.ts';
 import path from 'node:path';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -146,7 +147,7 @@ export function redactSecrets(value: string): string {
   return value.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, '$1***@');
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends SetupError {
   override name = 'ConfigError';
 }
 

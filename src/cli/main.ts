@@ -12,6 +12,7 @@ import { isRegistryEmpty, seedRegistry, type SeedOptions } from '../registry/see
 import { startStack } from '../stack.ts';
 import { refreshDerived } from '../registry/derived.ts';
 import { listQuarantined, retryQuarantined } from '../registry/quarantine.ts';
+import { UserError } from '../user-error.ts';
 import { startAdminServer } from '../http/server.ts';
 import { hashPassword } from '../http/password-hash.ts';
 import { addTaskCommands } from './tasks.ts';
@@ -330,8 +331,6 @@ function addQuarantineCommands(program: Command) {
 }
 
 
-/** Errors that carry a message for the user; anything else is a bug and gets its stack with LOG_LEVEL=debug. */
-const USER_ERRORS = new Set(['ConfigError', 'InvalidInputError', 'RecordNotFoundError', 'TaskInputError', 'UnknownTaskMethod', 'TaskNotFoundError', 'TaskStateError', 'DurationError', 'TaskDiscoveryError', 'TemporalCliNotFound', 'TemporalUnreachable', 'OperationRefusedError', 'DataRejectedError', 'AuthConfigError', 'ReplayCheckFailed', 'GoToolNotFound', 'QueuedForWorker']);
 
 /** Runs the CLI; errors become one clear line and a non-zero exit, not a stack trace. */
 export async function main(argv = process.argv): Promise<void> {
@@ -342,7 +341,8 @@ export async function main(argv = process.argv): Promise<void> {
       process.exitCode = err.exitCode;
       return;
     }
-    const known = err instanceof Error && USER_ERRORS.has(err.name);
+    // A UserError carries a message for the user; anything else is a bug and gets its stack with LOG_LEVEL=debug.
+    const known = err instanceof UserError;
     const refused = known ? undefined : credentialsRefused(err, configuredTemporalAddress());
     console.error(`taskmgr: ${refused?.message ?? (known ? (err as Error).message : String((err as Error)?.message ?? err))}`);
     if (!known && !refused && process.env.LOG_LEVEL === 'debug') console.error(err);

@@ -3,6 +3,7 @@
  * type from the server against this code (or `--workflows`). A non-determinism error means running
  * executions would fail on the new code: it exits 1 and names them.
  */
+import { SetupError } from '../user-error.ts';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { HistoryAndWorkflowId } from '@temporalio/client';
@@ -14,7 +15,7 @@ import { parseDuration } from '../taskmgr/duration.ts';
 import { WORKFLOWS_PATH } from '../worker.ts';
 import { intOption } from './common.ts';
 
-export class ReplayCheckFailed extends Error {
+export class ReplayCheckFailed extends SetupError {
   override name = 'ReplayCheckFailed';
 }
 

@@ -1,5 +1,6 @@
 /** Temporal connection settings: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_* or a
  *  TOML profile, read by @temporalio/envconfig so TLS, mTLS and API keys work as in the temporal CLI. */
+import { UserError } from '../user-error.ts';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { Client, Connection } from '@temporalio/client';
 import type { NativeConnectionOptions } from '@temporalio/worker';
@@ -23,8 +24,9 @@ export function* causeChain(err: unknown): Generator<object> {
   for (let e: unknown = err; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) yield e;
 }
 
-export class TemporalUnreachableError extends Error {
+export class TemporalUnreachableError extends UserError {
   override name = 'TemporalUnreachable';
+  override readonly httpStatus = 503;
 }
 
 const TLS_SETTINGS = 'check TEMPORAL_TLS_SERVER_CA_CERT_PATH, TEMPORAL_TLS_SERVER_NAME and TEMPORAL_TLS_CLIENT_CERT_PATH / TEMPORAL_TLS_CLIENT_KEY_PATH';

@@ -1,4 +1,5 @@
 /** What registry code calls: registry operations that hand their follow-up to Temporal. */
+import { UserError } from '../user-error.ts';
 import crypto from 'node:crypto';
 import { FollowUpNotices } from '../registry/followup-notices.ts';
 import {
@@ -40,19 +41,22 @@ import { startedWithInput } from './own-start.ts';
 import { answeredWithin, DEFAULT_WORKER_WAIT_MS, noWorkerMessage, QueuedForWorkerError } from './worker-wait.ts';
 
 /** A bad argument from the caller; nothing was started or changed. */
-export class InvalidInputError extends Error {
+export class InvalidInputError extends UserError {
   override name = 'InvalidInputError';
 }
-export class RecordNotFoundError extends Error {
+export class RecordNotFoundError extends UserError {
   override name = 'RecordNotFoundError';
+  override readonly httpStatus = 404;
 }
 /** The operation does not apply to the record's state (a published record deleted as a draft, a status it cannot move to). */
 /** PostgreSQL refused the operation's data (a constraint, a value past a limit); nothing was changed. */
-export class DataRejectedError extends Error {
+export class DataRejectedError extends UserError {
   override name = 'DataRejectedError';
+  override readonly httpStatus = 422;
 }
-export class OperationRefusedError extends Error {
+export class OperationRefusedError extends UserError {
   override name = 'OperationRefusedError';
+  override readonly httpStatus = 409;
 }
 
 export interface RegistryClientOptions {

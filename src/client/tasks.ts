@@ -2,6 +2,7 @@
  * The task manager's client API: what registry code, the CLI and the admin API call.
  * Every function works on the Temporal workflows themselves; nothing is kept elsewhere.
  */
+import { UserError } from '../user-error.ts';
 import crypto from 'node:crypto';
 import {
   Client,
@@ -37,12 +38,14 @@ import { startArgument, startedWithInput } from './own-start.ts';
 export { TaskInputError };
 export { UnknownTaskMethodError } from '../taskmgr/discovery.ts';
 
-export class TaskNotFoundError extends Error {
+export class TaskNotFoundError extends UserError {
   override name = 'TaskNotFoundError';
+  override readonly httpStatus = 404;
 }
 /** The task exists but cannot do what was asked (reschedule a running task, retry a completed one). */
-export class TaskStateError extends Error {
+export class TaskStateError extends UserError {
   override name = 'TaskStateError';
+  override readonly httpStatus = 409;
 }
 
 export interface TaskSummary {

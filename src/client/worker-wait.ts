@@ -4,12 +4,15 @@
  * long as a worker polls, and otherwise says, after a while, that the work was started and is
  * queued for a worker, so that the caller hears that instead of hanging.
  */
+import { UserError } from '../user-error.ts';
 import type { Client } from '@temporalio/client';
 import { taskRunQueue } from '../shared.ts';
 
 /** The work was started and waits for a worker, which has not taken it up within the wait. */
-export class QueuedForWorkerError extends Error {
+export class QueuedForWorkerError extends UserError {
   override name = 'QueuedForWorker';
+  /** Not a failure: the work waits for a worker (HTTP answers 202 with the message). */
+  override readonly httpStatus = 202;
 }
 
 /** What a caller hears when no worker took the work up: what waits, and what to check. */

@@ -13,6 +13,7 @@
  *   exporter, versions pinned by its go.mod), which the tracing test sends its traces through.
  * Run directly: `tsx src/dev/go-tools.ts` builds what is missing and prints the paths.
  */
+import { SetupError } from '../user-error.ts';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -57,7 +58,7 @@ export const OTELCOL: GoTool = {
   sourceDir: path.join(PROJECT_ROOT, 'tools', 'otelcol'),
 };
 
-export class GoToolNotFound extends Error {
+export class GoToolNotFound extends SetupError {
   override name = 'GoToolNotFound';
 }
 

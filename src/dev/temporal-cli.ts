@@ -4,6 +4,7 @@
  * into the cache (outside the clone, so clean clones reuse it), else the TypeScript SDK's download.
  * Run directly: `tsx src/dev/temporal-cli.ts` prints the path, building it when needed.
  */
+import { SetupError } from '../user-error.ts';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,7 +14,7 @@ import { loadConfig } from '../config.ts';
 /** Tags that install with `go install` (newer ones carry a local `replace`). First that builds wins. */
 export const CLI_VERSIONS = ['v1.5.1', 'v1.5.0', 'v1.4.1'];
 
-export class TemporalCliNotFound extends Error {
+export class TemporalCliNotFound extends SetupError {
   override name = 'TemporalCliNotFound';
 }
 

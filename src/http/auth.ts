@@ -4,6 +4,7 @@
  * made once and kept in DATA_DIR/admin-password (never logged). Passwords are compared as
  * SHA-256 digests with timingSafeEqual, so neither their content nor their length leaks through timing.
  */
+import { SetupError } from '../user-error.ts';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
@@ -19,7 +20,7 @@ export interface Principal {
   role: Role;
 }
 
-export class AuthConfigError extends Error {
+export class AuthConfigError extends SetupError {
   override name = 'AuthConfigError';
 }
 

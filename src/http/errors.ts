@@ -1,11 +1,7 @@
 /** Every error leaves the API as JSON `{ error, field?, allowed? }` with a status that says whose fault it was. */
 import type { z } from 'zod';
-import { DataRejectedError, InvalidInputError, OperationRefusedError, RecordNotFoundError } from '../client/registry.ts';
-import { TaskInputError, TaskNotFoundError, TaskStateError } from '../client/tasks.ts';
-import { TemporalUnreachableError } from '../client/connection.ts';
 import { QueuedForWorkerError } from '../client/worker-wait.ts';
-import { UnknownTaskMethodError, listTaskFiles } from '../taskmgr/discovery.ts';
-import { DurationError } from '../taskmgr/duration.ts';
+import { SetupError, UserError } from '../user-error.ts';
 
 /**
  * Largest request body: a task naming 10,000 keys of up to 512 characters fits, whatever the
@@ -42,13 +38,10 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody | Q
   const e = err as Error & { statusCode?: number; code?: string; validation?: unknown };
   if (err instanceof HttpError) return { status: err.status, body: { error: err.message, ...err.extra } };
   if (err instanceof QueuedForWorkerError) return { status: 202, body: { queued: true, message: err.message } };
-  if (err instanceof TaskInputError) return { status: 400, body: { error: err.message, field: err.field } };
-  if (err instanceof UnknownTaskMethodError) return { status: 400, body: { error: err.message, field: 'method', allowed: listTaskFiles().available } };
-  if (err instanceof DurationError || err instanceof InvalidInputError) return { status: 400, body: { error: err.message } };
-  if (err instanceof TaskNotFoundError || err instanceof RecordNotFoundError) return { status: 404, body: { error: err.message } };
-  if (err instanceof TaskStateError || err instanceof OperationRefusedError) return { status: 409, body: { error: err.message } };
-  if (err instanceof DataRejectedError) return { status: 422, body: { error: err.message } };
-  if (err instanceof TemporalUnreachableError) return { status: 503, body: { error: err.message } };
+  // The caller's to mend (bad input, not found, wrong state, refused data, a service down): its own status.
+  if (err instanceof UserError && !(err instanceof SetupError)) {
+    return { status: err.httpStatus, body: { error: err.message, ...(err.field ? { field: err.field } : {}), ...(err.allowed ? { allowed: [...err.allowed] } : {}) } };
+  }
   // Fastify's own: malformed JSON, too large, wrong content type, rate limited.
   if (e?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 413, body: { error: `request body is larger than the limit of ${BODY_LIMIT} bytes` } };
   if (e?.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status: 415, body: { error: 'send JSON (Content-Type: application/json)' } };

@@ -4,6 +4,7 @@
  * the worker starts: a broken module stops the worker with a message naming it, instead of
  * surfacing later as a "function not defined" while a task runs.
  */
+import { UserError, SetupError } from '../user-error.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -30,7 +31,7 @@ export function listTaskFiles(dir = TASKS_DIR): TaskFiles {
   };
 }
 
-export class UnknownTaskMethodError extends Error {
+export class UnknownTaskMethodError extends UserError {
   override name = 'UnknownTaskMethod';
 }
 
@@ -42,7 +43,7 @@ export function unknownMethodMessage(method: string, files: TaskFiles): string {
 
 /** Throws UnknownTaskMethodError unless `method` has an enabled module. */
 export function assertAvailable(method: string, files: TaskFiles = listTaskFiles()): void {
-  if (!files.available.includes(method)) throw new UnknownTaskMethodError(unknownMethodMessage(method, files));
+  if (!files.available.includes(method)) throw new UnknownTaskMethodError(unknownMethodMessage(method, files), { field: 'method', allowed: files.available });
 }
 
 const definitionSchema = z.object({
@@ -54,7 +55,7 @@ const definitionSchema = z.object({
   retryOnError: z.boolean().optional(),
 });
 
-export class TaskDiscoveryError extends Error {
+export class TaskDiscoveryError extends SetupError {
   override name = 'TaskDiscoveryError';
 }
 

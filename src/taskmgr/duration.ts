@@ -3,6 +3,7 @@
  * "7 days"), parsed here and never passed to SQL.
  * Pure: used by the client, the CLI and the workflows alike.
  */
+import { UserError } from '../user-error.ts';
 
 const UNITS: Record<string, number> = {
   millisecond: 1,
@@ -16,7 +17,7 @@ const ALIASES: Record<string, string> = { ms: 'millisecond', s: 'second', sec: '
 
 export const DURATION_FORMS = '"<number> <unit>" with unit milliseconds, seconds, minutes, hours, days or weeks (e.g. "15 seconds", "1 hour", "7 days")';
 
-export class DurationError extends Error {
+export class DurationError extends UserError {
   override name = 'DurationError';
 }
 

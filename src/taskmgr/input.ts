@@ -2,6 +2,7 @@
  * The registryTask input, as plain JSON from any caller (client, CLI, HTTP, `temporal workflow
  * start --input`), and its validation. Pure and deterministic: the workflow validates again.
  */
+import { UserError } from '../user-error.ts';
 import { checkRecordKey, utf8Length } from '../shared.ts';
 import { DurationError, parseDuration, resolveScheduledFor } from './duration.ts';
 
@@ -74,13 +75,11 @@ const KNOWN_FIELDS = new Set(['method', 'logMessage', 'registryObjectKeys', 'dat
 /** Fields the workflow sets for itself. */
 const INTERNAL_FIELDS = new Set(['loop', 'resume']);
 
-export class TaskInputError extends Error {
+export class TaskInputError extends UserError {
   override name = 'TaskInputError';
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super(message);
+  declare readonly field: string;
+  constructor(field: string, message: string) {
+    super(message, { field });
   }
 }
 
