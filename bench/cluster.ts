@@ -44,12 +44,20 @@ interface TargetFigures {
 }
 
 async function startWorkers(target: Target, databaseUrl: string, queue: string): Promise<ChildProcess[]> {
-  const env = { TEMPORAL_ADDRESS: target.address, DATABASE_URL: databaseUrl, TEMPORAL_TASK_QUEUE: queue, BENCH_TASK_QUEUE: `${queue}-baselines`, LOG_LEVEL: 'warn' };
+  const env = {
+    TEMPORAL_ADDRESS: target.address,
+    DATABASE_URL: databaseUrl,
+    TEMPORAL_TASK_QUEUE: queue,
+    BENCH_TASK_QUEUE: `${queue}-baselines`,
+    LOG_LEVEL: 'warn',
+  };
   return Promise.all(Array.from({ length: target.workers }, () => startWorker(env)));
 }
 
 async function stopWorkers(workers: ChildProcess[]) {
-  await Promise.all(workers.map((w) => new Promise<void>((resolve) => (w.exitCode !== null ? resolve() : (w.once('exit', () => resolve()), w.kill('SIGTERM'))))));
+  await Promise.all(
+    workers.map((w) => new Promise<void>((resolve) => (w.exitCode !== null ? resolve() : (w.once('exit', () => resolve()), w.kill('SIGTERM'))))),
+  );
 }
 
 /** Scenario 3 (ours) and 4 on one target, with its own task queue (so its own coalescer). */
@@ -84,7 +92,11 @@ async function runTarget(target: Target, pool: Pool, databaseUrl: string, victim
     const tasks = await coresUsed(groups, async () => {
       const run = async (type: string, taskQueue: string, args: (i: number) => unknown[]) => {
         const t = performance.now();
-        await inPool(Array.from({ length: SIZES.tasks }, (_, i) => i), 50, (i) => client.workflow.execute(type, { taskQueue, workflowId: `${queue}-${type}-${i}`, args: args(i) }));
+        await inPool(
+          Array.from({ length: SIZES.tasks }, (_, i) => i),
+          50,
+          (i) => client.workflow.execute(type, { taskQueue, workflowId: `${queue}-${type}-${i}`, args: args(i) }),
+        );
         return Math.round(SIZES.tasks / (ms(t) / 1000));
       };
       const registryTaskPerSecond = await run('registryTask', queue, (i) => [{ method: 'NOOP', dataSourceKey: `bench-${i}` }]);
@@ -92,7 +104,13 @@ async function runTarget(target: Target, pool: Pool, databaseUrl: string, victim
       return { registryTaskPerSecond, minimalPerSecond, ratio: r2(registryTaskPerSecond / minimalPerSecond) };
     });
     return {
-      burst: { deletions: victims.length, answerMs: { p50: r1(pct(answers, 50)), p95: r1(pct(answers, 95)) }, secondsUntilRight, staleAfterwards, cores: burst.cores },
+      burst: {
+        deletions: victims.length,
+        answerMs: { p50: r1(pct(answers, 50)), p95: r1(pct(answers, 95)) },
+        secondsUntilRight,
+        staleAfterwards,
+        cores: burst.cores,
+      },
       tasks: { ...tasks.result, cores: tasks.cores },
     };
   } finally {
@@ -116,8 +134,17 @@ async function seedBurstDataSource(pool: Pool, count: number): Promise<string[]>
 function printTable(figures: Record<string, TargetFigures>) {
   const rows: string[][] = [['target', 'burst answer p50 / p95', 'until right', 'registryTask/s', 'minimal/s', 'cores used in the burst (and the tasks)']];
   for (const [name, f] of Object.entries(figures)) {
-    const cores = Object.entries(f.burst.cores).map(([g, c]) => `${g} ${c} (${f.tasks.cores[g]})`).join(', ');
-    rows.push([name, `${f.burst.answerMs.p50} / ${f.burst.answerMs.p95} ms`, `${f.burst.secondsUntilRight} s (stale ${f.burst.staleAfterwards})`, String(f.tasks.registryTaskPerSecond), String(f.tasks.minimalPerSecond), cores]);
+    const cores = Object.entries(f.burst.cores)
+      .map(([g, c]) => `${g} ${c} (${f.tasks.cores[g]})`)
+      .join(', ');
+    rows.push([
+      name,
+      `${f.burst.answerMs.p50} / ${f.burst.answerMs.p95} ms`,
+      `${f.burst.secondsUntilRight} s (stale ${f.burst.staleAfterwards})`,
+      String(f.tasks.registryTaskPerSecond),
+      String(f.tasks.minimalPerSecond),
+      cores,
+    ]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows) console.log(r.map((cell, i) => cell.padEnd(widths[i]!)).join('  '));
@@ -133,16 +160,30 @@ const slice = (i: number) => victims.slice(i * SIZES.burst, (i + 1) * SIZES.burs
 const figures: Record<string, TargetFigures> = {};
 try {
   // The dev server as the other benchmarks run it.
-  const dev = await startDevServer({ cliPath: await findTemporalCli(), port: 0, dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' } });
+  const dev = await startDevServer({
+    cliPath: await findTemporalCli(),
+    port: 0,
+    dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' },
+  });
   try {
-    figures['dev server, 1 worker'] = await runTarget({ name: 'dev server, 1 worker', address: dev.address, workers: 1, temporalPids: { 'temporal dev server': [dev.process.pid!] } }, pool, db.url, slice(0));
+    figures['dev server, 1 worker'] = await runTarget(
+      { name: 'dev server, 1 worker', address: dev.address, workers: 1, temporalPids: { 'temporal dev server': [dev.process.pid!] } },
+      pool,
+      db.url,
+      slice(0),
+    );
   } finally {
     await dev.stop();
   }
   log('starting the cluster');
   const cluster = await startTestCluster(db.adminUrl);
   const pidsOf = (...names: string[]) => names.map((n) => cluster.processes.get(n)!.child.pid!);
-  const temporalPids = { history: pidsOf('history-1', 'history-2'), matching: pidsOf('matching'), frontend: pidsOf('frontend'), 'temporal worker': pidsOf('worker') };
+  const temporalPids = {
+    history: pidsOf('history-1', 'history-2'),
+    matching: pidsOf('matching'),
+    frontend: pidsOf('frontend'),
+    'temporal worker': pidsOf('worker'),
+  };
   try {
     for (const workers of [1, 2, 3]) {
       const name = `cluster, ${workers} worker${workers > 1 ? 's' : ''}`;
@@ -156,11 +197,16 @@ try {
   await db.stop();
 }
 
-console.log(`\nregistry-taskmgr scale-out benchmark (${args.quick ? 'quick' : 'full'}; ${Math.round((Date.now() - started) / 1000)} s; ${os.cpus().length} cores)\n`);
+console.log(
+  `\nregistry-taskmgr scale-out benchmark (${args.quick ? 'quick' : 'full'}; ${Math.round((Date.now() - started) / 1000)} s; ${os.cpus().length} cores)\n`,
+);
 printTable(figures);
 const dir = path.join(ROOT, 'bench', 'results');
 fs.mkdirSync(dir, { recursive: true });
 const file = path.join(dir, `cluster-${args.quick ? 'quick' : 'full'}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-fs.writeFileSync(file, `${JSON.stringify({ date: new Date().toISOString(), sizes: SIZES, followUp: FOLLOW_UP, machine: { cpus: os.cpus().length, node: process.version }, figures }, null, 2)}\n`);
+fs.writeFileSync(
+  file,
+  `${JSON.stringify({ date: new Date().toISOString(), sizes: SIZES, followUp: FOLLOW_UP, machine: { cpus: os.cpus().length, node: process.version }, figures }, null, 2)}\n`,
+);
 console.log(`\nfigures written to ${path.relative(ROOT, file)}`);
 process.exit(0);

@@ -19,12 +19,14 @@ export const r2 = (x: number) => Math.round(x * 100) / 100;
 export async function inPool<T, R>(items: T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!);
+      }
+    }),
+  );
   return out;
 }
 
@@ -55,7 +57,11 @@ export async function peakRss<T>(pids: Record<string, number | undefined>, fn: (
 
 /** Records whose derived state differs from a full recomputation, over one data source prefix (0: all right). */
 export async function staleRecords(pool: Pool, dsPrefix: string): Promise<number> {
-  const ids = (await pool.query<{ id: number }>('SELECT ro.id FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key LIKE $1', [`${dsPrefix}%`])).rows.map((r) => Number(r.id));
+  const ids = (
+    await pool.query<{ id: number }>('SELECT ro.id FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key LIKE $1', [
+      `${dsPrefix}%`,
+    ])
+  ).rows.map((r) => Number(r.id));
   // Recompute in a transaction that is rolled back: look, do not touch.
   const tx = await pool.connect();
   try {
@@ -104,7 +110,10 @@ export async function database(): Promise<{ url: string; adminUrl: string; stop(
 }
 
 export function startWorker(env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'worker.ts')], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'worker.ts')], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   return new Promise((resolve, reject) => {
     const onData = (b: Buffer) => {
@@ -134,13 +143,17 @@ function cpuSecondsOf(pid: number): number {
 
 /** The pids of every PostgreSQL process on this machine (the server and its backends). */
 export function postgresPids(): number[] {
-  return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres';
-    } catch {
-      return false;
-    }
-  });
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres';
+      } catch {
+        return false;
+      }
+    });
 }
 
 /**

@@ -24,16 +24,42 @@ import { rebuildDerived, seedRegistry } from '../src/registry/seed.ts';
 import { bareDeleteSql } from './activities.ts';
 import { database, inPool, ms, pct, peakRss, r1, r2, staleRecords, startWorker } from './common.ts';
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, cluster: { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, cluster: { type: 'boolean', default: false } },
+});
 // `--cluster`: the scale-out benchmark (bench/cluster.ts) instead; it exits when done.
 if (args.cluster) await import('./cluster.ts');
 /** `--only 2,3` runs those scenarios alone (while tuning one); the default is all. */
 const ONLY = new Set((args.only ?? '1,2,3,4,6').split(',').map(Number));
 const QUICK = args.quick;
 const SIZES = QUICK
-  ? { answerSamples: 3, answerRelated: 200, answerRecords: 1500, throughputRelated: 1000, throughputRecords: 2500, burstRecords: 2000, burst: 20, tasks: 30, smallChanges: 4 }
-  : { answerSamples: 12, answerRelated: 1000, answerRecords: 6000, throughputRelated: 10_000, throughputRecords: 18_000, burstRecords: 20_000, burst: 200, tasks: 400, smallChanges: 20 };
-const FOLLOW_UP = { batchSize: Number(process.env.BENCH_BATCH ?? 5000), concurrency: Number(process.env.BENCH_CONCURRENCY ?? 2), coalesce: { quietMs: 300, maxWaitMs: 3000 } };
+  ? {
+      answerSamples: 3,
+      answerRelated: 200,
+      answerRecords: 1500,
+      throughputRelated: 1000,
+      throughputRecords: 2500,
+      burstRecords: 2000,
+      burst: 20,
+      tasks: 30,
+      smallChanges: 4,
+    }
+  : {
+      answerSamples: 12,
+      answerRelated: 1000,
+      answerRecords: 6000,
+      throughputRelated: 10_000,
+      throughputRecords: 18_000,
+      burstRecords: 20_000,
+      burst: 200,
+      tasks: 400,
+      smallChanges: 20,
+    };
+const FOLLOW_UP = {
+  batchSize: Number(process.env.BENCH_BATCH ?? 5000),
+  concurrency: Number(process.env.BENCH_CONCURRENCY ?? 2),
+  coalesce: { quietMs: 300, maxWaitMs: 3000 },
+};
 const TASK_QUEUE = 'bench-registry';
 const BENCH_QUEUE = 'bench-baselines';
 const ROOT = path.join(import.meta.dirname, '..');
@@ -74,7 +100,11 @@ async function addHubs(pool: Pool, dsPrefix: string, count: number, size: number
     }
     return out;
   });
-  const ids = (await pool.query<{ id: number }>('SELECT ro.id FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key LIKE $1', [`${dsPrefix}%`])).rows.map((r) => Number(r.id));
+  const ids = (
+    await pool.query<{ id: number }>('SELECT ro.id FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key LIKE $1', [
+      `${dsPrefix}%`,
+    ])
+  ).rows.map((r) => Number(r.id));
   await rebuildDerived(pool, ids);
   return keys;
 }
@@ -100,15 +130,33 @@ async function smallChanges() {
     await caller.awaitDeletion(hubs[i]!, out.runId);
     const learntAt = Date.now();
     const opId = out.opId;
-    const { rows } = await pool.query<{ done: number }>('SELECT (extract(epoch FROM completed_at) * 1000)::float8 AS done FROM registry_operations WHERE op_id = $1', [opId]);
+    const { rows } = await pool.query<{ done: number }>(
+      'SELECT (extract(epoch FROM completed_at) * 1000)::float8 AS done FROM registry_operations WHERE op_id = $1',
+      [opId],
+    );
     const f = (figures[name] ??= { consistentMs: [], learntMs: [] });
     f.consistentMs.push(rows[0]!.done - startedAt);
     f.learntMs.push(learntAt - rows[0]!.done);
   }
   const quiet = FOLLOW_UP.coalesce.quietMs;
-  const out = Object.fromEntries(Object.entries(figures).map(([name, f]) => [name, { consistentP50Ms: r1(pct(f.consistentMs, 50)), consistentP95Ms: r1(pct(f.consistentMs, 95)), learntP50Ms: r1(pct(f.learntMs, 50)), learntP95Ms: r1(pct(f.learntMs, 95)) }]));
+  const out = Object.fromEntries(
+    Object.entries(figures).map(([name, f]) => [
+      name,
+      {
+        consistentP50Ms: r1(pct(f.consistentMs, 50)),
+        consistentP95Ms: r1(pct(f.consistentMs, 95)),
+        learntP50Ms: r1(pct(f.learntMs, 50)),
+        learntP95Ms: r1(pct(f.learntMs, 95)),
+      },
+    ]),
+  );
   for (const [name, f] of Object.entries(out)) {
-    table.push(['6 small changes', `consistent after (${name})`, `p50 ${f.consistentP50Ms} ms, p95 ${f.consistentP95Ms} ms`, `quiet period ${quiet} ms + ${r1(f.consistentP50Ms - quiet)} ms`]);
+    table.push([
+      '6 small changes',
+      `consistent after (${name})`,
+      `p50 ${f.consistentP50Ms} ms, p95 ${f.consistentP95Ms} ms`,
+      `quiet period ${quiet} ms + ${r1(f.consistentP50Ms - quiet)} ms`,
+    ]);
     table.push(['6 small changes', `caller learns it (${name})`, `p50 ${f.learntP50Ms} ms, p95 ${f.learntP95Ms} ms after the commit`, '']);
   }
   return { samples: hubs.length, quietMs: quiet, ...out };
@@ -120,10 +168,20 @@ const log = (m: string) => console.log(`[${((Date.now() - started) / 1000).toFix
 const db = await database();
 const cli = await findTemporalCli();
 // The same dev server as the tests: runs of one id may follow at once, timers fire precisely.
-const server: DevServer = await startDevServer({ cliPath: cli, port: 0, dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' } });
+const server: DevServer = await startDevServer({
+  cliPath: cli,
+  port: 0,
+  dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' },
+});
 await migrate(db.url);
 const pool = createPool(db.url, { max: 20 });
-const worker = await startWorker({ TEMPORAL_ADDRESS: server.address, DATABASE_URL: db.url, TEMPORAL_TASK_QUEUE: TASK_QUEUE, BENCH_TASK_QUEUE: BENCH_QUEUE, LOG_LEVEL: 'warn' });
+const worker = await startWorker({
+  TEMPORAL_ADDRESS: server.address,
+  DATABASE_URL: db.url,
+  TEMPORAL_TASK_QUEUE: TASK_QUEUE,
+  BENCH_TASK_QUEUE: BENCH_QUEUE,
+  LOG_LEVEL: 'warn',
+});
 const client = new Client({ connection: await Connection.connect({ address: server.address }) });
 const registry = new RegistryClient(client, { taskQueue: TASK_QUEUE, followUp: FOLLOW_UP });
 const tasks = new TaskClient(client, TASK_QUEUE);
@@ -139,216 +197,273 @@ const table: string[][] = [];
 try {
   // ---- 1. answer time of a deletion with N related records ----
   if (ONLY.has(1)) {
-  log(`seeding scenario 1: ${SIZES.answerRecords} records, ${SIZES.answerSamples * 4} hubs of ${SIZES.answerRelated}`);
-  await seedRegistry(pool, { records: SIZES.answerRecords, dataSources: 1, hubs: 0, seed: 101, prefix: 's1-' });
-  const hubs = await addHubs(pool, 's1-', SIZES.answerSamples * 4, SIZES.answerRelated);
-  const approaches = {
-    'ours (update-with-start, follow-up durably started)': async (key: string) => {
-      const t0 = performance.now();
-      await registry.deleteRecord(key);
-      const t = ms(t0);
-      await registry.awaitDeletion(key); // let the follow-up finish before the next sample
-      return t;
-    },
-    'follow-up inline (same work, synchronous)': async (key: string) => {
-      const t0 = performance.now();
-      const op = await deleteRecordAndPlanFollowUp(pool, { key, opId: `inline:${key}`, batchSize: FOLLOW_UP.batchSize });
-      await inlineFollowUp(pool, op.opId, op.batches);
-      return ms(t0);
-    },
-    'bare SQL delete (no follow-up at all)': async (key: string) => {
-      const t0 = performance.now();
-      await bareDeleteSql(pool, key);
-      return ms(t0);
-    },
-    'least durable hand-off (workflow + 1 activity doing the bare delete)': async (key: string) => {
-      const t0 = performance.now();
-      await client.workflow.execute('bareDeleteWorkflow', { taskQueue: BENCH_QUEUE, workflowId: `bare-delete:${key}`, args: [key] });
-      return ms(t0);
-    },
-  };
-  const names = Object.keys(approaches) as (keyof typeof approaches)[];
-  const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-  log('scenario 1: deletion answer times');
-  const s1mem = await peakRss(pids, async () => {
-    for (let i = 0; i < SIZES.answerSamples; i++) {
-      // Rotate the order each sample so that no approach always runs first or last.
-      for (let j = 0; j < names.length; j++) {
-        const name = names[(i + j) % names.length]!;
-        times[name]!.push(await approaches[name](hubs[i * 4 + j]!));
+    log(`seeding scenario 1: ${SIZES.answerRecords} records, ${SIZES.answerSamples * 4} hubs of ${SIZES.answerRelated}`);
+    await seedRegistry(pool, { records: SIZES.answerRecords, dataSources: 1, hubs: 0, seed: 101, prefix: 's1-' });
+    const hubs = await addHubs(pool, 's1-', SIZES.answerSamples * 4, SIZES.answerRelated);
+    const approaches = {
+      'ours (update-with-start, follow-up durably started)': async (key: string) => {
+        const t0 = performance.now();
+        await registry.deleteRecord(key);
+        const t = ms(t0);
+        await registry.awaitDeletion(key); // let the follow-up finish before the next sample
+        return t;
+      },
+      'follow-up inline (same work, synchronous)': async (key: string) => {
+        const t0 = performance.now();
+        const op = await deleteRecordAndPlanFollowUp(pool, { key, opId: `inline:${key}`, batchSize: FOLLOW_UP.batchSize });
+        await inlineFollowUp(pool, op.opId, op.batches);
+        return ms(t0);
+      },
+      'bare SQL delete (no follow-up at all)': async (key: string) => {
+        const t0 = performance.now();
+        await bareDeleteSql(pool, key);
+        return ms(t0);
+      },
+      'least durable hand-off (workflow + 1 activity doing the bare delete)': async (key: string) => {
+        const t0 = performance.now();
+        await client.workflow.execute('bareDeleteWorkflow', { taskQueue: BENCH_QUEUE, workflowId: `bare-delete:${key}`, args: [key] });
+        return ms(t0);
+      },
+    };
+    const names = Object.keys(approaches) as (keyof typeof approaches)[];
+    const times: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+    log('scenario 1: deletion answer times');
+    const s1mem = await peakRss(pids, async () => {
+      for (let i = 0; i < SIZES.answerSamples; i++) {
+        // Rotate the order each sample so that no approach always runs first or last.
+        for (let j = 0; j < names.length; j++) {
+          const name = names[(i + j) % names.length]!;
+          times[name]!.push(await approaches[name](hubs[i * 4 + j]!));
+        }
       }
-    }
-  });
-  const bare = pct(times[names[2]!]!, 50);
-  const answer = Object.fromEntries(names.map((n) => [n, { p50: r1(pct(times[n]!, 50)), p95: r1(pct(times[n]!, 95)), vsBareSql: r2(pct(times[n]!, 50) / bare) }]));
-  results.answerTime = { relatedRecords: SIZES.answerRelated, samples: SIZES.answerSamples, ms: answer, peakMemoryMb: s1mem.peakMb };
-  for (const n of names) table.push(['1 answer', n, `p50 ${answer[n]!.p50} ms, p95 ${answer[n]!.p95} ms`, `${answer[n]!.vsBareSql}x bare SQL`]);
+    });
+    const bare = pct(times[names[2]!]!, 50);
+    const answer = Object.fromEntries(
+      names.map((n) => [n, { p50: r1(pct(times[n]!, 50)), p95: r1(pct(times[n]!, 95)), vsBareSql: r2(pct(times[n]!, 50) / bare) }]),
+    );
+    results.answerTime = { relatedRecords: SIZES.answerRelated, samples: SIZES.answerSamples, ms: answer, peakMemoryMb: s1mem.peakMb };
+    for (const n of names) table.push(['1 answer', n, `p50 ${answer[n]!.p50} ms, p95 ${answer[n]!.p95} ms`, `${answer[n]!.vsBareSql}x bare SQL`]);
   }
 
   // ---- 2. follow-up throughput ----
   if (ONLY.has(2)) {
-  log(`seeding scenario 2: ${SIZES.throughputRecords} records, 2 hubs of ${SIZES.throughputRelated}`);
-  await seedRegistry(pool, { records: SIZES.throughputRecords, dataSources: 1, hubs: 0, seed: 202, prefix: 's2-' });
-  const s2hubs = await addHubs(pool, 's2-', 2, SIZES.throughputRelated);
-  log('scenario 2: follow-up throughput');
-  const s2mem = await peakRss(pids, async () => {
-    const [hubA, hubB] = s2hubs as [string, string];
-    const t0 = performance.now();
-    const out = await registry.deleteRecord(hubA);
-    const tAnswer = performance.now();
-    // Done when PostgreSQL says so: the operation row is marked complete by the round that covered it.
-    for (;;) {
-      const { rows } = await pool.query('SELECT completed_at FROM registry_operations WHERE op_id = $1', [out.opId]);
-      if (rows[0]?.completed_at) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const oursSec = (performance.now() - tAnswer) / 1000;
-    const totalSec = (performance.now() - t0) / 1000;
-    await registry.awaitDeletion(hubA);
-    // The limit: the same work, set-based, in one transaction, in this process.
-    let sqlSec = 0;
-    let sqlRecords = 0;
-    await withTransaction(pool, async (tx) => {
-      const { rows } = await tx.query<{ id: number }>('SELECT id FROM registry_objects WHERE key = $1', [hubB]);
-      const id = Number(rows[0]!.id);
-      const ids = (await relatedTo(tx, [id])).filter((x) => x !== id);
-      await deleteRecordRows(tx, [id]);
-      const t1 = performance.now();
-      await recheckQuality(tx, ids);
-      await reindexRecords(tx, ids);
-      await regenerateCache(tx, ids);
-      sqlSec = (performance.now() - t1) / 1000;
-      sqlRecords = ids.length;
+    log(`seeding scenario 2: ${SIZES.throughputRecords} records, 2 hubs of ${SIZES.throughputRelated}`);
+    await seedRegistry(pool, { records: SIZES.throughputRecords, dataSources: 1, hubs: 0, seed: 202, prefix: 's2-' });
+    const s2hubs = await addHubs(pool, 's2-', 2, SIZES.throughputRelated);
+    log('scenario 2: follow-up throughput');
+    const s2mem = await peakRss(pids, async () => {
+      const [hubA, hubB] = s2hubs as [string, string];
+      const t0 = performance.now();
+      const out = await registry.deleteRecord(hubA);
+      const tAnswer = performance.now();
+      // Done when PostgreSQL says so: the operation row is marked complete by the round that covered it.
+      for (;;) {
+        const { rows } = await pool.query('SELECT completed_at FROM registry_operations WHERE op_id = $1', [out.opId]);
+        if (rows[0]?.completed_at) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const oursSec = (performance.now() - tAnswer) / 1000;
+      const totalSec = (performance.now() - t0) / 1000;
+      await registry.awaitDeletion(hubA);
+      // The limit: the same work, set-based, in one transaction, in this process.
+      let sqlSec = 0;
+      let sqlRecords = 0;
+      await withTransaction(pool, async (tx) => {
+        const { rows } = await tx.query<{ id: number }>('SELECT id FROM registry_objects WHERE key = $1', [hubB]);
+        const id = Number(rows[0]!.id);
+        const ids = (await relatedTo(tx, [id])).filter((x) => x !== id);
+        await deleteRecordRows(tx, [id]);
+        const t1 = performance.now();
+        await recheckQuality(tx, ids);
+        await reindexRecords(tx, ids);
+        await regenerateCache(tx, ids);
+        sqlSec = (performance.now() - t1) / 1000;
+        sqlRecords = ids.length;
+      });
+      return {
+        ours: { records: out.affected, seconds: r2(oursSec), recordsPerSecond: Math.round(out.affected / oursSec), secondsIncludingAnswer: r2(totalSec) },
+        sql: { records: sqlRecords, seconds: r2(sqlSec), recordsPerSecond: Math.round(sqlRecords / sqlSec) },
+      };
     });
-    return { ours: { records: out.affected, seconds: r2(oursSec), recordsPerSecond: Math.round(out.affected / oursSec), secondsIncludingAnswer: r2(totalSec) }, sql: { records: sqlRecords, seconds: r2(sqlSec), recordsPerSecond: Math.round(sqlRecords / sqlSec) } };
-  });
-  const tp = s2mem.result;
-  const ratio = r2(tp.ours.recordsPerSecond / tp.sql.recordsPerSecond);
-  results.followUpThroughput = { ...tp, ratio, peakMemoryMb: s2mem.peakMb };
-  table.push(['2 throughput', `ours (workflows, batches of ${FOLLOW_UP.batchSize}, ${FOLLOW_UP.concurrency} at a time)`, `${tp.ours.recordsPerSecond} records/s (${tp.ours.records} in ${tp.ours.seconds} s)`, `${ratio} of the limit`]);
-  table.push(['2 throughput', 'set-based SQL, one transaction (the limit)', `${tp.sql.recordsPerSecond} records/s (${tp.sql.records} in ${tp.sql.seconds} s)`, '1']);
+    const tp = s2mem.result;
+    const ratio = r2(tp.ours.recordsPerSecond / tp.sql.recordsPerSecond);
+    results.followUpThroughput = { ...tp, ratio, peakMemoryMb: s2mem.peakMb };
+    table.push([
+      '2 throughput',
+      `ours (workflows, batches of ${FOLLOW_UP.batchSize}, ${FOLLOW_UP.concurrency} at a time)`,
+      `${tp.ours.recordsPerSecond} records/s (${tp.ours.records} in ${tp.ours.seconds} s)`,
+      `${ratio} of the limit`,
+    ]);
+    table.push([
+      '2 throughput',
+      'set-based SQL, one transaction (the limit)',
+      `${tp.sql.recordsPerSecond} records/s (${tp.sql.records} in ${tp.sql.seconds} s)`,
+      '1',
+    ]);
   }
 
   // ---- 3. bursts ----
   if (ONLY.has(3)) {
-  log(`seeding scenario 3: a data source of ${SIZES.burstRecords} records`);
-  await seedRegistry(pool, { records: SIZES.burstRecords, dataSources: 1, seed: 303, prefix: 's3-' });
-  const dsKey = (await pool.query<{ key: string }>("SELECT key FROM data_sources WHERE key LIKE 's3-%'")).rows[0]!.key;
-  const victims = (await pool.query<{ key: string; id: number }>(
-    `SELECT ro.key, ro.id FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
+    log(`seeding scenario 3: a data source of ${SIZES.burstRecords} records`);
+    await seedRegistry(pool, { records: SIZES.burstRecords, dataSources: 1, seed: 303, prefix: 's3-' });
+    const dsKey = (await pool.query<{ key: string }>("SELECT key FROM data_sources WHERE key LIKE 's3-%'")).rows[0]!.key;
+    const victims = (
+      await pool.query<{ key: string; id: number }>(
+        `SELECT ro.key, ro.id FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
       WHERE d.key = $1 AND ro.key NOT LIKE '%/hub-%' AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = ro.id)
       ORDER BY md5(ro.key) LIMIT $2`,
-    [dsKey, SIZES.burst * 3],
-  )).rows;
-  const dsSize = async () => Number((await pool.query('SELECT count(*) FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key = $1', [dsKey])).rows[0].count);
-  const affectedUnion = async (ids: number[]) => (await withTransaction(pool, (tx) => relatedTo(tx, ids))).filter((x) => !ids.includes(x)).length;
-  const burstResults: Record<string, unknown> = {};
-  const strategies: [string, (keys: string[]) => Promise<{ reprocessed: number }>][] = [
-    [
-      "(a) the original's strategy: the data source's whole chain per change, WAITING dedup",
-      async (keys) => {
-        // The original ran one worker: a chain queued while another ran stayed WAITING, and every
-        // change until it started merged into it. So: while changes keep coming, one chain after
-        // the other (RUN_QUALITY_CHECK -> GENERATE_CACHE -> INDEX_RECORDS, as prerequisites).
-        let dirty = false;
-        let burstOver = false;
-        const chains: string[][] = [];
-        const runner = (async () => {
-          for (;;) {
-            if (!dirty) {
-              if (burstOver) return;
-              await new Promise((r) => setTimeout(r, 20));
-              continue;
+        [dsKey, SIZES.burst * 3],
+      )
+    ).rows;
+    const dsSize = async () =>
+      Number(
+        (await pool.query('SELECT count(*) FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key = $1', [dsKey])).rows[0].count,
+      );
+    const affectedUnion = async (ids: number[]) => (await withTransaction(pool, (tx) => relatedTo(tx, ids))).filter((x) => !ids.includes(x)).length;
+    const burstResults: Record<string, unknown> = {};
+    const strategies: [string, (keys: string[]) => Promise<{ reprocessed: number }>][] = [
+      [
+        "(a) the original's strategy: the data source's whole chain per change, WAITING dedup",
+        async (keys) => {
+          // The original ran one worker: a chain queued while another ran stayed WAITING, and every
+          // change until it started merged into it. So: while changes keep coming, one chain after
+          // the other (RUN_QUALITY_CHECK -> GENERATE_CACHE -> INDEX_RECORDS, as prerequisites).
+          let dirty = false;
+          let burstOver = false;
+          const chains: string[][] = [];
+          const runner = (async () => {
+            for (;;) {
+              if (!dirty) {
+                if (burstOver) return;
+                await new Promise((r) => setTimeout(r, 20));
+                continue;
+              }
+              dirty = false;
+              const q = await tasks.addTask({ method: 'RUN_QUALITY_CHECK', dataSourceKey: dsKey });
+              const c = await tasks.addTask({ method: 'GENERATE_CACHE', dataSourceKey: dsKey, prerequisiteTaskId: q.taskId });
+              const i = await tasks.addTask({ method: 'INDEX_RECORDS', dataSourceKey: dsKey, prerequisiteTaskId: c.taskId });
+              chains.push([q.taskId, c.taskId, i.taskId]);
+              await client.workflow.getHandle(i.taskId).result();
             }
-            dirty = false;
-            const q = await tasks.addTask({ method: 'RUN_QUALITY_CHECK', dataSourceKey: dsKey });
-            const c = await tasks.addTask({ method: 'GENERATE_CACHE', dataSourceKey: dsKey, prerequisiteTaskId: q.taskId });
-            const i = await tasks.addTask({ method: 'INDEX_RECORDS', dataSourceKey: dsKey, prerequisiteTaskId: c.taskId });
-            chains.push([q.taskId, c.taskId, i.taskId]);
-            await client.workflow.getHandle(i.taskId).result();
-          }
-        })();
-        await inPool(keys, 32, async (key) => {
-          await bareDeleteSql(pool, key);
-          dirty = true;
-        });
-        burstOver = true;
-        await runner;
-        // Each chain went over the whole data source once.
-        return { reprocessed: chains.length * (await dsSize()) };
-      },
-    ],
-    [
-      '(b) a plain job queue: one pg-boss job per change, same PostgreSQL',
-      async (keys) => {
-        const boss = new PgBoss({ connectionString: db.url, schema: 'pgboss_bench', max: 10 });
-        boss.on('error', () => undefined);
-        await boss.start();
-        await boss.createQueue('followup');
-        let remaining = keys.length;
-        let reprocessed = 0;
-        let resolveDone!: () => void;
-        const done = new Promise<void>((r) => (resolveDone = r));
-        for (let w = 0; w < FOLLOW_UP.concurrency; w++) {
-          await boss.work<{ opId: string; batches: number; affected: number }>('followup', { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {
-            await inlineFollowUp(pool, job!.data.opId, job!.data.batches);
-            reprocessed += job!.data.affected;
-            if (--remaining === 0) resolveDone();
+          })();
+          await inPool(keys, 32, async (key) => {
+            await bareDeleteSql(pool, key);
+            dirty = true;
           });
-        }
-        await inPool(keys, 32, async (key) => {
-          const op = await deleteRecordAndPlanFollowUp(pool, { key, opId: `pgboss:${key}`, batchSize: FOLLOW_UP.batchSize });
-          await boss.send('followup', { opId: op.opId, batches: op.batches, affected: op.affected });
-        });
-        await done;
-        await boss.stop({ graceful: true, wait: true });
-        return { reprocessed };
-      },
-    ],
-    [
-      '(c) ours: coalesced per data source (signal-with-start, quiet period, one pass over the union)',
-      async (keys) => {
-        const before = await client.workflow.getHandle(`followup:${TASK_QUEUE}:${dsKey}`).query('coalescer').catch(() => undefined) as { recordsProcessed: number } | undefined;
-        await inPool(keys, 32, (key) => registry.deleteRecord(key));
-        await Promise.all(keys.map((k) => registry.awaitDeletion(k)));
-        const after = (await client.workflow.getHandle(`followup:${TASK_QUEUE}:${dsKey}`).query('coalescer')) as { recordsProcessed: number; rounds: number };
-        return { reprocessed: after.recordsProcessed - (before?.recordsProcessed ?? 0) };
-      },
-    ],
-  ];
-  for (let s = 0; s < strategies.length; s++) {
-    const [name, run] = strategies[s]!;
-    const batch = victims.slice(s * SIZES.burst, (s + 1) * SIZES.burst);
-    const affected = await affectedUnion(batch.map((v) => Number(v.id)));
-    log(`scenario 3: ${name}`);
-    const t0 = performance.now();
-    const m = await peakRss(pids, () => run(batch.map((v) => v.key)));
-    const seconds = r2(ms(t0) / 1000);
-    const stale = await staleRecords(pool, 's3-');
-    burstResults[name] = { deletions: batch.length, recordsAffected: affected, recordsReprocessed: m.result.reprocessed, amplification: r2(m.result.reprocessed / Math.max(1, affected)), secondsUntilAllDerivedStateRight: seconds, staleRecordsAfterwards: stale, peakMemoryMb: m.peakMb };
-    table.push(['3 burst', name, `${seconds} s until all derived state is right (stale afterwards: ${stale})`, `amplification ${r2(m.result.reprocessed / Math.max(1, affected))} (${m.result.reprocessed} / ${affected})`]);
-  }
-  results.burst = { dataSourceRecords: SIZES.burstRecords, ...burstResults };
+          burstOver = true;
+          await runner;
+          // Each chain went over the whole data source once.
+          return { reprocessed: chains.length * (await dsSize()) };
+        },
+      ],
+      [
+        '(b) a plain job queue: one pg-boss job per change, same PostgreSQL',
+        async (keys) => {
+          const boss = new PgBoss({ connectionString: db.url, schema: 'pgboss_bench', max: 10 });
+          boss.on('error', () => undefined);
+          await boss.start();
+          await boss.createQueue('followup');
+          let remaining = keys.length;
+          let reprocessed = 0;
+          let resolveDone!: () => void;
+          const done = new Promise<void>((r) => (resolveDone = r));
+          for (let w = 0; w < FOLLOW_UP.concurrency; w++) {
+            await boss.work<{ opId: string; batches: number; affected: number }>('followup', { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {
+              await inlineFollowUp(pool, job!.data.opId, job!.data.batches);
+              reprocessed += job!.data.affected;
+              if (--remaining === 0) resolveDone();
+            });
+          }
+          await inPool(keys, 32, async (key) => {
+            const op = await deleteRecordAndPlanFollowUp(pool, { key, opId: `pgboss:${key}`, batchSize: FOLLOW_UP.batchSize });
+            await boss.send('followup', { opId: op.opId, batches: op.batches, affected: op.affected });
+          });
+          await done;
+          await boss.stop({ graceful: true, wait: true });
+          return { reprocessed };
+        },
+      ],
+      [
+        '(c) ours: coalesced per data source (signal-with-start, quiet period, one pass over the union)',
+        async (keys) => {
+          const before = (await client.workflow
+            .getHandle(`followup:${TASK_QUEUE}:${dsKey}`)
+            .query('coalescer')
+            .catch(() => undefined)) as { recordsProcessed: number } | undefined;
+          await inPool(keys, 32, (key) => registry.deleteRecord(key));
+          await Promise.all(keys.map((k) => registry.awaitDeletion(k)));
+          const after = (await client.workflow.getHandle(`followup:${TASK_QUEUE}:${dsKey}`).query('coalescer')) as { recordsProcessed: number; rounds: number };
+          return { reprocessed: after.recordsProcessed - (before?.recordsProcessed ?? 0) };
+        },
+      ],
+    ];
+    for (let s = 0; s < strategies.length; s++) {
+      const [name, run] = strategies[s]!;
+      const batch = victims.slice(s * SIZES.burst, (s + 1) * SIZES.burst);
+      const affected = await affectedUnion(batch.map((v) => Number(v.id)));
+      log(`scenario 3: ${name}`);
+      const t0 = performance.now();
+      const m = await peakRss(pids, () => run(batch.map((v) => v.key)));
+      const seconds = r2(ms(t0) / 1000);
+      const stale = await staleRecords(pool, 's3-');
+      burstResults[name] = {
+        deletions: batch.length,
+        recordsAffected: affected,
+        recordsReprocessed: m.result.reprocessed,
+        amplification: r2(m.result.reprocessed / Math.max(1, affected)),
+        secondsUntilAllDerivedStateRight: seconds,
+        staleRecordsAfterwards: stale,
+        peakMemoryMb: m.peakMb,
+      };
+      table.push([
+        '3 burst',
+        name,
+        `${seconds} s until all derived state is right (stale afterwards: ${stale})`,
+        `amplification ${r2(m.result.reprocessed / Math.max(1, affected))} (${m.result.reprocessed} / ${affected})`,
+      ]);
+    }
+    results.burst = { dataSourceRecords: SIZES.burstRecords, ...burstResults };
   }
 
   // ---- 4. task throughput ----
   if (ONLY.has(4)) {
-  log(`scenario 4: ${SIZES.tasks} no-op tasks vs ${SIZES.tasks} one-activity workflows`);
-  const s4 = await peakRss(pids, async () => {
-    const t0 = performance.now();
-    await inPool(Array.from({ length: SIZES.tasks }, (_, i) => i), 50, (i) =>
-      // As `temporal workflow start` would (NOOP is a bench-only module the client does not list); a data source each, so no dedup.
-      client.workflow.execute('registryTask', { taskQueue: TASK_QUEUE, workflowId: `bench-noop-${started}-${i}`, args: [{ method: 'NOOP', dataSourceKey: `bench-${i}` }] }),
-    );
-    const tasksSec = ms(t0) / 1000;
-    const t1 = performance.now();
-    await inPool(Array.from({ length: SIZES.tasks }, (_, i) => i), 50, (i) => client.workflow.execute('oneActivityWorkflow', { taskQueue: BENCH_QUEUE, workflowId: `bench-min-${started}-${i}`, args: [] }));
-    const minimalSec = ms(t1) / 1000;
-    return { registryTask: Math.round(SIZES.tasks / tasksSec), minimal: Math.round(SIZES.tasks / minimalSec), overheadMsPerTask: r1(((tasksSec - minimalSec) * 1000) / SIZES.tasks) };
-  });
-  results.taskThroughput = { tasks: SIZES.tasks, tasksPerSecond: { registryTask: s4.result.registryTask, minimalWorkflow: s4.result.minimal }, ratio: r2(s4.result.registryTask / s4.result.minimal), overheadMsPerTask: s4.result.overheadMsPerTask, peakMemoryMb: s4.peakMb };
-  table.push(['4 tasks', 'registryTask (no-op)', `${s4.result.registryTask} tasks/s`, `${r2(s4.result.registryTask / s4.result.minimal)} of minimal`]);
-  table.push(['4 tasks', 'minimal workflow, one activity', `${s4.result.minimal} tasks/s`, '1']);
+    log(`scenario 4: ${SIZES.tasks} no-op tasks vs ${SIZES.tasks} one-activity workflows`);
+    const s4 = await peakRss(pids, async () => {
+      const t0 = performance.now();
+      await inPool(
+        Array.from({ length: SIZES.tasks }, (_, i) => i),
+        50,
+        (i) =>
+          // As `temporal workflow start` would (NOOP is a bench-only module the client does not list); a data source each, so no dedup.
+          client.workflow.execute('registryTask', {
+            taskQueue: TASK_QUEUE,
+            workflowId: `bench-noop-${started}-${i}`,
+            args: [{ method: 'NOOP', dataSourceKey: `bench-${i}` }],
+          }),
+      );
+      const tasksSec = ms(t0) / 1000;
+      const t1 = performance.now();
+      await inPool(
+        Array.from({ length: SIZES.tasks }, (_, i) => i),
+        50,
+        (i) => client.workflow.execute('oneActivityWorkflow', { taskQueue: BENCH_QUEUE, workflowId: `bench-min-${started}-${i}`, args: [] }),
+      );
+      const minimalSec = ms(t1) / 1000;
+      return {
+        registryTask: Math.round(SIZES.tasks / tasksSec),
+        minimal: Math.round(SIZES.tasks / minimalSec),
+        overheadMsPerTask: r1(((tasksSec - minimalSec) * 1000) / SIZES.tasks),
+      };
+    });
+    results.taskThroughput = {
+      tasks: SIZES.tasks,
+      tasksPerSecond: { registryTask: s4.result.registryTask, minimalWorkflow: s4.result.minimal },
+      ratio: r2(s4.result.registryTask / s4.result.minimal),
+      overheadMsPerTask: s4.result.overheadMsPerTask,
+      peakMemoryMb: s4.peakMb,
+    };
+    table.push(['4 tasks', 'registryTask (no-op)', `${s4.result.registryTask} tasks/s`, `${r2(s4.result.registryTask / s4.result.minimal)} of minimal`]);
+    table.push(['4 tasks', 'minimal workflow, one activity', `${s4.result.minimal} tasks/s`, '1']);
   }
 
   // ---- 6. small changes: how soon a deletion with one related record is consistent, and how soon its caller learns it ----
@@ -357,7 +472,11 @@ try {
   }
 
   // ---- 5. memory (collected per scenario above) ----
-  for (const [scenario, key] of [['1 answer', 'answerTime'], ['2 throughput', 'followUpThroughput'], ['4 tasks', 'taskThroughput']] as const) {
+  for (const [scenario, key] of [
+    ['1 answer', 'answerTime'],
+    ['2 throughput', 'followUpThroughput'],
+    ['4 tasks', 'taskThroughput'],
+  ] as const) {
     if (!results[key]) continue;
     const mem = (results[key] as { peakMemoryMb: Record<string, number> }).peakMemoryMb;
     table.push(['5 memory', scenario, `worker ${mem.worker} MB, Temporal ${mem.temporal} MB`, '']);

@@ -28,7 +28,17 @@ try {
   fs.mkdirSync(OUT, { recursive: true });
   const save = async (name: string, workflowId: string, runId?: string) => {
     // The temporal CLI's JSON is the format Worker.runReplayHistory reads.
-    const json = execFileSync(servers.cliPath, ['workflow', 'show', '--address', servers.temporalAddress, '--workflow-id', workflowId, ...(runId ? ['--run-id', runId] : []), '--output', 'json']);
+    const json = execFileSync(servers.cliPath, [
+      'workflow',
+      'show',
+      '--address',
+      servers.temporalAddress,
+      '--workflow-id',
+      workflowId,
+      ...(runId ? ['--run-id', runId] : []),
+      '--output',
+      'json',
+    ]);
     const history = JSON.parse(json.toString());
     fs.writeFileSync(path.join(OUT, `${name}.json`), `${JSON.stringify(history, null, 1)}\n`);
     console.log(`recorded ${name} (${history.events.length} events)`);
@@ -40,11 +50,19 @@ try {
   await save('deleteRecord-hub', outcome.workflowId);
 
   await client.deleteRecord('no/such/record').catch(() => undefined);
-  await client.deletionHandle('no/such/record').result().catch(() => undefined);
+  await client
+    .deletionHandle('no/such/record')
+    .result()
+    .catch(() => undefined);
   await save('deleteRecord-not-found', client.deletionHandle('no/such/record').workflowId);
 
   // coalesceFollowUps: a burst of deletions in one data source, then the coalescer's history so far.
-  const burst = (await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE key NOT LIKE '%/hub-%' AND data_source_id = (SELECT data_source_id FROM registry_objects WHERE key = $1) ORDER BY key LIMIT 5", [seeded.hubs[0]!.key])).rows.map((r) => r.key);
+  const burst = (
+    await db.pool.query<{ key: string }>(
+      "SELECT key FROM registry_objects WHERE key NOT LIKE '%/hub-%' AND data_source_id = (SELECT data_source_id FROM registry_objects WHERE key = $1) ORDER BY key LIMIT 5",
+      [seeded.hubs[0]!.key],
+    )
+  ).rows.map((r) => r.key);
   await Promise.all(burst.map((k) => client.deleteRecord(k)));
   await Promise.all(burst.map((k) => client.awaitDeletion(k)));
   await save('coalesceFollowUps-burst', coalescerWorkflowId(outcome.dataSourceKey!, worker.taskQueue));
@@ -64,7 +82,11 @@ try {
   // registryTask: a completed task, an unknown method, a merged add, a cancelled wait, a
   // prerequisite chain, a failed prerequisite, and a recurring task's continue-as-new.
   const tasks = new TaskClient(client.client, worker.taskQueue, { pool: db.pool });
-  const settle = (id: string) => client.client.workflow.getHandle(id).result().catch(() => undefined);
+  const settle = (id: string) =>
+    client.client.workflow
+      .getHandle(id)
+      .result()
+      .catch(() => undefined);
   const ds = seeded.dataSources[0]!;
   const completed = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: ds, logMessage: 'recorded' });
   await settle(completed);
@@ -76,7 +98,12 @@ try {
 
   const waiting = await tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds, scheduledFor: '1 hour', registryObjectKeys: [seeded.hubs[0]!.key] });
   // Without a pool the client cannot merge by itself: the add starts an execution that merges.
-  const merged = await new TaskClient(client.client, worker.taskQueue).addTask({ method: 'INDEX_RECORDS', dataSourceKey: ds, scheduledFor: '1 hour', registryObjectKeys: [seeded.hubs[0]!.key] });
+  const merged = await new TaskClient(client.client, worker.taskQueue).addTask({
+    method: 'INDEX_RECORDS',
+    dataSourceKey: ds,
+    scheduledFor: '1 hour',
+    registryObjectKeys: [seeded.hubs[0]!.key],
+  });
   if (!merged.deduplicatedInto) throw new Error('expected the covered add to merge');
   await settle(merged.taskId);
   await save('registryTask-merged', merged.taskId);

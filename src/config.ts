@@ -26,7 +26,11 @@ const port = z.coerce.number().int().min(1).max(65535);
 const positiveInt = z.coerce.number().int().min(1);
 
 const schema = z.object({
-  DATABASE_URL: z.string().url().refine((u) => /^postgres(ql)?:\/\//.test(u), { message: 'expected a postgres:// or postgresql:// URL' }).optional(),
+  DATABASE_URL: z
+    .string()
+    .url()
+    .refine((u) => /^postgres(ql)?:\/\//.test(u), { message: 'expected a postgres:// or postgresql:// URL' })
+    .optional(),
   DATA_DIR: z.string().default(path.join(PROJECT_ROOT, '.data')),
   EMBEDDED_PG_PORT: port.default(5433),
   TEMPORAL_ADDRESS: z.string().optional(),
@@ -48,16 +52,34 @@ const schema = z.object({
   TEMPORAL_CLI_CACHE: z.string().default(path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'registry-taskmgr')),
   FOLLOWUP_BATCH_SIZE: positiveInt.max(20000).default(5000),
   FOLLOWUP_CONCURRENCY: positiveInt.max(32).default(2),
-  FOLLOWUP_QUIET: z.string().default('300 milliseconds').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
-  FOLLOWUP_MAX_WAIT: z.string().default('3 seconds').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
+  FOLLOWUP_QUIET: z
+    .string()
+    .default('300 milliseconds')
+    .refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
+  FOLLOWUP_MAX_WAIT: z
+    .string()
+    .default('3 seconds')
+    .refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   SEED_RECORDS: positiveInt.default(2000),
   SEED_DATA_SOURCES: positiveInt.max(100).default(3),
-  TASK_PREREQUISITE_RECHECK: z.string().default('1 hour').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
+  TASK_PREREQUISITE_RECHECK: z
+    .string()
+    .default('1 hour')
+    .refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   TASK_RUN_SLOTS: positiveInt.max(200).default(4),
   TASK_WAIT_HISTORY_LIMIT: positiveInt.min(50).max(10_000).default(1000),
-  WORKER_WAIT: z.string().default(`${DEFAULT_WORKER_WAIT_MS / 1000} seconds`).refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
-  TASK_RETENTION: z.string().default('1 day').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
-  MAINTENANCE_EVERY: z.string().default('1 hour').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
+  WORKER_WAIT: z
+    .string()
+    .default(`${DEFAULT_WORKER_WAIT_MS / 1000} seconds`)
+    .refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
+  TASK_RETENTION: z
+    .string()
+    .default('1 day')
+    .refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
+  MAINTENANCE_EVERY: z
+    .string()
+    .default('1 hour')
+    .refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   // 0 picks a free port (tests).
   HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -69,16 +91,33 @@ const schema = z.object({
   HTTP_SECURE_COOKIES: z.enum(['true', 'false']).default('false'),
   // The proxies whose X-Forwarded-For names the client (addresses or CIDRs, comma-separated), so
   // failed sign-ins are counted per real client; unset: the connecting address is the client.
-  HTTP_TRUST_PROXY: z.string().regex(/^[0-9a-fA-F.:/, ]+$/, 'expected addresses or CIDRs, comma-separated (e.g. 127.0.0.1,10.0.0.0/8)').optional(),
+  HTTP_TRUST_PROXY: z
+    .string()
+    .regex(/^[0-9a-fA-F.:/, ]+$/, 'expected addresses or CIDRs, comma-separated (e.g. 127.0.0.1,10.0.0.0/8)')
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // The worker's Prometheus endpoint (GET /metrics): the SDK's metrics and the registry's; "off" for none.
-  METRICS_SAMPLE_EVERY: z.string().default('15 seconds').refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
-  METRICS_ADDRESS: z.string().regex(/^(off|[0-9A-Za-z.-]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5})$/, 'expected host:port (e.g. 127.0.0.1:9464) or off').default('127.0.0.1:9464'),
+  METRICS_SAMPLE_EVERY: z
+    .string()
+    .default('15 seconds')
+    .refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
+  METRICS_ADDRESS: z
+    .string()
+    .regex(/^(off|[0-9A-Za-z.-]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5})$/, 'expected host:port (e.g. 127.0.0.1:9464) or off')
+    .default('127.0.0.1:9464'),
   // OpenTelemetry's own variables: traces go over OTLP/HTTP to this collector; unset, no tracing.
-  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().refine((u) => /^https?:\/\//.test(u), { message: 'expected an http:// or https:// URL (OTLP/HTTP, e.g. http://127.0.0.1:4318)' }).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z
+    .string()
+    .url()
+    .refine((u) => /^https?:\/\//.test(u), { message: 'expected an http:// or https:// URL (OTLP/HTTP, e.g. http://127.0.0.1:4318)' })
+    .optional(),
   OTEL_SERVICE_NAME: z.string().min(1).max(100).optional(),
   // Where the page's Health view reads the alerts' state (Prometheus' HTTP API); unset: not shown.
-  PROMETHEUS_URL: z.string().url().refine((u) => /^https?:\/\//.test(u), { message: 'expected an http:// or https:// URL (e.g. http://127.0.0.1:9090)' }).optional(),
+  PROMETHEUS_URL: z
+    .string()
+    .url()
+    .refine((u) => /^https?:\/\//.test(u), { message: 'expected an http:// or https:// URL (e.g. http://127.0.0.1:9090)' })
+    .optional(),
 });
 
 export type Config = {
@@ -178,7 +217,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       uiPort: c.TEMPORAL_UI_PORT,
       uiUrl: c.TEMPORAL_UI_URL,
       cliPath: c.TEMPORAL_CLI,
-      binaries: { TEMPORAL_SERVER: c.TEMPORAL_SERVER, TEMPORAL_SQL_TOOL: c.TEMPORAL_SQL_TOOL, TEMPORAL_UI_SERVER: c.TEMPORAL_UI_SERVER, PROMTOOL: c.PROMTOOL, OTELCOL: c.OTELCOL },
+      binaries: {
+        TEMPORAL_SERVER: c.TEMPORAL_SERVER,
+        TEMPORAL_SQL_TOOL: c.TEMPORAL_SQL_TOOL,
+        TEMPORAL_UI_SERVER: c.TEMPORAL_UI_SERVER,
+        PROMTOOL: c.PROMTOOL,
+        OTELCOL: c.OTELCOL,
+      },
       cliCache: c.TEMPORAL_CLI_CACHE,
       httpPort: c.TEMPORAL_HTTP_PORT,
       historyShards: c.TEMPORAL_HISTORY_SHARDS,
@@ -203,7 +248,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       viewerUser: c.VIEWER_USER,
       viewerPassword: c.VIEWER_PASSWORD,
       secureCookies: c.HTTP_SECURE_COOKIES === 'true',
-      trustProxy: c.HTTP_TRUST_PROXY?.split(',').map((a) => a.trim()).filter(Boolean),
+      trustProxy: c.HTTP_TRUST_PROXY?.split(',')
+        .map((a) => a.trim())
+        .filter(Boolean),
     },
     logLevel: c.LOG_LEVEL,
     metricsAddress: c.METRICS_ADDRESS === 'off' ? undefined : c.METRICS_ADDRESS,

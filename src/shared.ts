@@ -61,11 +61,23 @@ export type RecordClass = (typeof RECORD_CLASSES)[number];
 export const MAX_KEY_LENGTH = 512;
 
 /** Returns an error message for a bad record key, or undefined when the key is acceptable. */
+/** A C0 or C1 control character, or DEL: a terminal may act on it, and PostgreSQL refuses NUL in text. */
+export const isControlCharacter = (c: string): boolean => {
+  const code = c.charCodeAt(0);
+  return code < 0x20 || (code >= 0x7f && code <= 0x9f);
+};
+
+/** Where the first control character of `text` is, leaving out those in `allowed`; -1 when there is none. */
+export function controlCharacterAt(text: string, allowed = ''): number {
+  for (let i = 0; i < text.length; i++) if (isControlCharacter(text[i]!) && !allowed.includes(text[i]!)) return i;
+  return -1;
+}
+
 export function checkRecordKey(key: unknown): string | undefined {
   if (typeof key !== 'string') return `record key must be a string, got ${key === null ? 'null' : typeof key}`;
   if (key.trim() === '') return 'record key must not be empty';
   if (key.length > MAX_KEY_LENGTH) return `record key is ${key.length} characters long; at most ${MAX_KEY_LENGTH} are allowed`;
-  if (/[\u0000-\u001f]/.test(key)) return `record key ${JSON.stringify(key)} contains control characters`;
+  if (controlCharacterAt(key) >= 0) return `record key ${JSON.stringify(key)} contains control characters`;
   return undefined;
 }
 

@@ -35,12 +35,20 @@ export function installRuntime(logger: Logger, level: string, metricsAddress?: s
         const method = entry.level === 'ERROR' ? 'error' : entry.level === 'WARN' ? 'warn' : entry.level === 'INFO' ? 'info' : 'debug';
         logger[method]({ sdk: true, ...entry.meta }, entry.message);
       }),
-      ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress, countersTotalSuffix: true, unitSuffix: true, useSecondsForDurations: true } } } } : {}),
+      ...(metricsAddress
+        ? {
+            telemetryOptions: {
+              metrics: { prometheus: { bindAddress: metricsAddress, countersTotalSuffix: true, unitSuffix: true, useSecondsForDurations: true } },
+            },
+          }
+        : {}),
     });
     Runtime.instance(); // binds the metrics endpoint now, so that a taken address fails at start
   } catch (err) {
     if (!metricsAddress) throw err;
-    throw new ConfigError(`METRICS_ADDRESS ${metricsAddress}: ${(err as Error).message}; give each worker on this machine its own (e.g. METRICS_ADDRESS=127.0.0.1:9465), or METRICS_ADDRESS=off`);
+    throw new ConfigError(
+      `METRICS_ADDRESS ${metricsAddress}: ${(err as Error).message}; give each worker on this machine its own (e.g. METRICS_ADDRESS=127.0.0.1:9465), or METRICS_ADDRESS=off`,
+    );
   }
 }
 
@@ -96,7 +104,15 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
   const taskQueue = deps.taskQueue ?? deps.config.temporal.taskQueue;
   const { batchSize, concurrency, coalesce } = deps.config.followUp;
   const followUp = { batchSize, concurrency, ...coalesce };
-  const activities = createActivities({ pool: deps.pool, temporal: deps.client, taskQueue, tasks, waits: deps.config.taskWaits, followUp, taskRetentionMs: deps.config.taskRetentionMs });
+  const activities = createActivities({
+    pool: deps.pool,
+    temporal: deps.client,
+    taskQueue,
+    tasks,
+    waits: deps.config.taskWaits,
+    followUp,
+    taskRetentionMs: deps.config.taskRetentionMs,
+  });
   const main = await Worker.create({
     connection: deps.connection,
     namespace: deps.namespace,
@@ -122,7 +138,13 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
   return {
     async run() {
       // Always sampled: the lag also goes to PostgreSQL for the page's Health view; exported only with a metrics endpoint.
-      const gauges = startRegistryGauges({ pool: deps.pool, meter: deps.config.metricsAddress ? Runtime.instance().metricMeter : undefined, logger: deps.logger ?? silentLogger, methods: [...tasks.definitions.keys()], intervalMs: deps.config.metricsSampleMs });
+      const gauges = startRegistryGauges({
+        pool: deps.pool,
+        meter: deps.config.metricsAddress ? Runtime.instance().metricMeter : undefined,
+        logger: deps.logger ?? silentLogger,
+        methods: [...tasks.definitions.keys()],
+        intervalMs: deps.config.metricsSampleMs,
+      });
       try {
         // One stops, both stop: a half-running worker would take work it cannot finish.
         await Promise.all(workers.map((w) => w.run().finally(() => workers.forEach((o) => o.getState() === 'RUNNING' && o.shutdown()))));

@@ -31,7 +31,14 @@ async function freePorts(): Promise<ClusterPorts> {
     frontend: await freePort(),
     frontendHttp: await freePort(),
     ui: await freePort(),
-    internal: { history1: await pair(), history2: await pair(), matching: await pair(), worker: await pair(), frontendMembership: await freePort(), internalFrontend: await pair() },
+    internal: {
+      history1: await pair(),
+      history2: await pair(),
+      matching: await pair(),
+      worker: await pair(),
+      frontendMembership: await freePort(),
+      internalFrontend: await pair(),
+    },
   };
 }
 
@@ -65,7 +72,19 @@ export async function startTestCluster(adminUrl: string, opts: { historyShards?:
     const auth = opts.secured ? await prepareClusterAuth(path.join(dir, 'cluster', 'auth')) : undefined;
     jwks = auth && (await serveJwks(auth));
     const security = auth && jwks && { certFile: auth.certFile, keyFile: auth.keyFile, caFile: auth.caFile, jwksUrl: jwks.url, serverName: TLS_SERVER_NAME };
-    const cluster = await startTemporalCluster({ serverBinary: findGoTool(TEMPORAL_SERVER), dir, ports: await freePorts(), store, password, historyShards: opts.historyShards ?? 4, namespace: 'default', uiWriteActions: false, logger, connectionsPerStore: 4, security });
+    const cluster = await startTemporalCluster({
+      serverBinary: findGoTool(TEMPORAL_SERVER),
+      dir,
+      ports: await freePorts(),
+      store,
+      password,
+      historyShards: opts.historyShards ?? 4,
+      namespace: 'default',
+      uiWriteActions: false,
+      logger,
+      connectionsPerStore: 4,
+      security,
+    });
     return {
       ...cluster,
       dir,

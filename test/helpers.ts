@@ -61,7 +61,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** The workflow bundle, built once per test process. */
-export const workflowBundle = () => (bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never }));
+export const workflowBundle = () =>
+  (bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never }));
 
 /** Configuration for in-process workers: no metrics endpoint (test files run side by side; metrics.test.ts scrapes a worker process). */
 export function testConfig(overrides: Record<string, string> = {}): Config {
@@ -84,7 +85,16 @@ export async function startTestWorker(
   const config = testConfig({ TEMPORAL_TASK_QUEUE: taskQueue, ...env });
   const connection = await NativeConnection.connect({ address: temporalAddress() });
   const client = new Client({ connection: await Connection.connect({ address: temporalAddress() }), namespace: 'default' });
-  const worker = await createRegistryWorker({ config, pool, connection, client, namespace: 'default', taskQueue, workflowBundle: await workflowBundle(), tasks });
+  const worker = await createRegistryWorker({
+    config,
+    pool,
+    connection,
+    client,
+    namespace: 'default',
+    taskQueue,
+    workflowBundle: await workflowBundle(),
+    tasks,
+  });
   const running = worker.run();
   return {
     worker,

@@ -21,22 +21,49 @@ const NOT_ON_CLUSTER: Record<string, string> = {
 
 async function main(): Promise<number> {
   servers = await startTestServers();
-  console.log(`test servers: Temporal ${servers.temporalKind === 'cluster' ? 'cluster' : 'dev server'} ${servers.temporalAddress}, PostgreSQL ${servers.databaseUrl.replace(/:[^:@/]*@/, ':***@')}`);
+  console.log(
+    `test servers: Temporal ${servers.temporalKind === 'cluster' ? 'cluster' : 'dev server'} ${servers.temporalAddress}, PostgreSQL ${servers.databaseUrl.replace(/:[^:@/]*@/, ':***@')}`,
+  );
   // Files or folders; by default the unit and integration tests (`npm run test:faults` passes test/faults).
   // Options for node's test runner (e.g. --test-name-pattern=...) pass through.
   const options = process.argv.slice(2).filter((a) => a.startsWith('--'));
   const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
   let testFiles = (args.length ? args : ['test/unit', 'test/integration']).flatMap((p) =>
-    fs.statSync(p).isDirectory() ? fs.readdirSync(p).filter((f) => f.endsWith('.test.ts')).map((f) => path.join(p, f)) : [p],
+    fs.statSync(p).isDirectory()
+      ? fs
+          .readdirSync(p)
+          .filter((f) => f.endsWith('.test.ts'))
+          .map((f) => path.join(p, f))
+      : [p],
   );
   if (servers.temporalKind === 'cluster') {
     for (const f of testFiles.filter((f) => NOT_ON_CLUSTER[f])) console.log(`not on the cluster: ${f} (${NOT_ON_CLUSTER[f]})`);
     testFiles = testFiles.filter((f) => !NOT_ON_CLUSTER[f]);
   }
-  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...(options.some((o) => o.startsWith('--test-concurrency')) ? [] : ['--test-concurrency=2']), ...options, ...testFiles], {
-    stdio: 'inherit',
-    env: { ...process.env, TEST_TEMPORAL_ADDRESS: servers.temporalAddress, TEST_TEMPORAL_HTTP_URL: servers.temporalHttpUrl, TEST_TEMPORAL_KIND: servers.temporalKind, TEST_DATABASE_URL: servers.databaseUrl, TEMPORAL_CLI: servers.cliPath, TEMPORAL_SERVER: servers.serverPath },
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--test',
+      '--test-reporter=spec',
+      ...(options.some((o) => o.startsWith('--test-concurrency')) ? [] : ['--test-concurrency=2']),
+      ...options,
+      ...testFiles,
+    ],
+    {
+      stdio: 'inherit',
+      env: {
+        ...process.env,
+        TEST_TEMPORAL_ADDRESS: servers.temporalAddress,
+        TEST_TEMPORAL_HTTP_URL: servers.temporalHttpUrl,
+        TEST_TEMPORAL_KIND: servers.temporalKind,
+        TEST_DATABASE_URL: servers.databaseUrl,
+        TEMPORAL_CLI: servers.cliPath,
+        TEMPORAL_SERVER: servers.serverPath,
+      },
+    },
+  );
   const forward = (sig: NodeJS.Signals) => child.kill(sig);
   process.on('SIGINT', forward);
   process.on('SIGTERM', forward);

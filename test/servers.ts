@@ -67,9 +67,21 @@ export async function startTestServers(): Promise<TestServers> {
     // recurrences. The cluster keeps every default.
     const server = cluster
       ? await startTestCluster(databaseUrl)
-      : await startDevServer({ cliPath, port: 0, dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' } });
+      : await startDevServer({
+          cliPath,
+          port: 0,
+          dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' },
+        });
     cleanups.push(() => server.stop());
-    return { cliPath, serverPath, temporalAddress: server.address, temporalHttpUrl: server.httpUrl, temporalKind: cluster ? 'cluster' : 'dev', databaseUrl, stop };
+    return {
+      cliPath,
+      serverPath,
+      temporalAddress: server.address,
+      temporalHttpUrl: server.httpUrl,
+      temporalKind: cluster ? 'cluster' : 'dev',
+      databaseUrl,
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;

@@ -112,7 +112,7 @@ export class TaskModel {
 
   /** Runs what is due, to a fixed point: a task runs when its schedule has come and its prerequisite completed. */
   private settle() {
-    for (let changed = true; changed; ) {
+    for (let changed = true; changed;) {
       changed = false;
       for (const t of this.tasks) {
         if (t.gone || t.status !== 'WAITING') continue;
@@ -126,8 +126,7 @@ export class TaskModel {
             t.runs++;
             t.far = true;
             t.at = Date.now() + HOUR;
-          }
-          else this.leave(t, 'COMPLETED');
+          } else this.leave(t, 'COMPLETED');
           changed = true;
         }
       }

@@ -7,7 +7,8 @@ const exec = promisify(execFile);
 export const TASKMGR_BIN = path.join(import.meta.dirname, '..', 'bin', 'taskmgr.js');
 
 /** The environment without the variables set to undefined (unset for the child). */
-const defined = (env: Record<string, string | undefined>) => Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<string, string>;
+const defined = (env: Record<string, string | undefined>) =>
+  Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<string, string>;
 
 /** Runs `taskmgr ARGS`; resolves with its exit code and its output (stdout, then stderr). */
 export async function runTaskmgr(args: string[], env: Record<string, string | undefined>): Promise<{ code: number; out: string }> {

@@ -23,19 +23,43 @@ export interface TlsTemporalServer {
 }
 
 const sqlite = (databaseName: string) => ({
-  sql: { pluginName: 'sqlite', databaseName, connectAddr: 'localhost', connectProtocol: 'tcp', connectAttributes: { mode: 'memory', cache: 'private' }, maxConns: 1, maxIdleConns: 1 },
+  sql: {
+    pluginName: 'sqlite',
+    databaseName,
+    connectAddr: 'localhost',
+    connectProtocol: 'tcp',
+    connectAttributes: { mode: 'memory', cache: 'private' },
+    maxConns: 1,
+    maxIdleConns: 1,
+  },
 });
 
 export async function startTlsTemporalServer(opts: { serverPath: string; cliPath: string; certs: TestCertificates; dir: string }): Promise<TlsTemporalServer> {
   const { certs } = opts;
   const ports: Record<string, number> = {};
-  for (const name of ['frontend', 'frontendHttp', 'history', 'matching', 'worker', 'frontendMembership', 'historyMembership', 'matchingMembership', 'workerMembership']) ports[name] = await freePort();
+  for (const name of [
+    'frontend',
+    'frontendHttp',
+    'history',
+    'matching',
+    'worker',
+    'frontendMembership',
+    'historyMembership',
+    'matchingMembership',
+    'workerMembership',
+  ])
+    ports[name] = await freePort();
   const address = `127.0.0.1:${ports.frontend}`;
   const service = (name: string) => ({ rpc: { grpcPort: ports[name], membershipPort: ports[`${name}Membership`], bindOnLocalHost: true } });
   // JSON is YAML: the server reads config/<env>.yaml under --root.
   const config = {
     log: { stdout: true, level: 'warn' },
-    persistence: { defaultStore: 'db', visibilityStore: 'visibility', numHistoryShards: 1, datastores: { db: sqlite('temporal'), visibility: sqlite('temporal_visibility') } },
+    persistence: {
+      defaultStore: 'db',
+      visibilityStore: 'visibility',
+      numHistoryShards: 1,
+      datastores: { db: sqlite('temporal'), visibility: sqlite('temporal_visibility') },
+    },
     global: {
       membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' },
       tls: {
@@ -58,7 +82,15 @@ export async function startTlsTemporalServer(opts: { serverPath: string; cliPath
       failoverVersionIncrement: 10,
       masterClusterName: 'active',
       currentClusterName: 'active',
-      clusterInformation: { active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: `localhost:${ports.frontend}`, httpAddress: `localhost:${ports.frontendHttp}` } },
+      clusterInformation: {
+        active: {
+          enabled: true,
+          initialFailoverVersion: 1,
+          rpcName: 'frontend',
+          rpcAddress: `localhost:${ports.frontend}`,
+          httpAddress: `localhost:${ports.frontendHttp}`,
+        },
+      },
     },
     dcRedirectionPolicy: { policy: 'noop' },
     publicClient: { hostPort: `localhost:${ports.frontend}` },
@@ -69,7 +101,9 @@ export async function startTlsTemporalServer(opts: { serverPath: string; cliPath
   // Search attributes usable as soon as they are created, as on the dev server.
   fs.writeFileSync(path.join(opts.dir, 'dynamicconfig.yaml'), 'system.forceSearchAttributesCacheRefreshOnRead:\n  - value: true\n');
 
-  const child = spawn(opts.serverPath, ['--root', opts.dir, '--config', 'config', '--env', 'development', '--allow-no-auth', 'start'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(opts.serverPath, ['--root', opts.dir, '--config', 'config', '--env', 'development', '--allow-no-auth', 'start'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output = (output + c.toString()).slice(-20_000)));
   child.stderr!.on('data', (c: Buffer) => (output = (output + c.toString()).slice(-20_000)));
@@ -83,7 +117,18 @@ export async function startTlsTemporalServer(opts: { serverPath: string; cliPath
     }
   };
 
-  const cliTlsArgs = ['--address', address, '--tls-ca-path', certs.ca, '--tls-cert-path', certs.clientCert, '--tls-key-path', certs.clientKey, '--tls-server-name', 'localhost'];
+  const cliTlsArgs = [
+    '--address',
+    address,
+    '--tls-ca-path',
+    certs.ca,
+    '--tls-cert-path',
+    certs.clientCert,
+    '--tls-key-path',
+    certs.clientKey,
+    '--tls-server-name',
+    'localhost',
+  ];
   const cli = (...args: string[]) => exec(opts.cliPath, [...args, ...cliTlsArgs], { timeout: 30_000 });
   try {
     // The frontend answers once the system namespace is up; then register ours.
@@ -93,19 +138,20 @@ export async function startTlsTemporalServer(opts: { serverPath: string; cliPath
         await cli('operator', 'namespace', 'create', '--namespace', 'default');
         break;
       } catch (err) {
-        if (child.exitCode !== null) throw new Error(`the Temporal server exited:\n${output}`);
-        if (Date.now() > deadline) throw new Error(`the Temporal server did not answer over mTLS: ${(err as Error).message}\n${output}`);
+        if (child.exitCode !== null) throw new Error(`the Temporal server exited:\n${output}`, { cause: err });
+        if (Date.now() > deadline) throw new Error(`the Temporal server did not answer over mTLS: ${(err as Error).message}\n${output}`, { cause: err });
         await new Promise((r) => setTimeout(r, 500));
       }
     }
-    for (const sa of SEARCH_ATTRIBUTES) await cli('operator', 'search-attribute', 'create', '--namespace', 'default', '--name', sa.name, '--type', TYPE_NAMES[sa.type] ?? sa.type);
+    for (const sa of SEARCH_ATTRIBUTES)
+      await cli('operator', 'search-attribute', 'create', '--namespace', 'default', '--name', sa.name, '--type', TYPE_NAMES[sa.type] ?? sa.type);
     // A new namespace reaches every service's cache within seconds: wait until a workflow can be listed in it.
     for (;;) {
       try {
         await cli('workflow', 'list', '--namespace', 'default', '--limit', '1');
         break;
       } catch (err) {
-        if (Date.now() > deadline) throw new Error(`namespace default is not usable: ${(err as Error).message}`);
+        if (Date.now() > deadline) throw new Error(`namespace default is not usable: ${(err as Error).message}`, { cause: err });
         await new Promise((r) => setTimeout(r, 500));
       }
     }

@@ -3,7 +3,17 @@ import { heartbeat } from '@temporalio/activity';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { followUpBatch, roundTraceCarriers } from '../registry/operations.ts';
 import { inTraceOf, tracingOn } from '../telemetry/tracing.ts';
-import { addRefreshResults, lockRecords, NO_REFRESH, recheckQuality, refreshDerived, reindexRecords, regenerateCache, withRecordsLocked, type RefreshResult as DerivedRefresh } from '../registry/derived.ts';
+import {
+  addRefreshResults,
+  lockRecords,
+  NO_REFRESH,
+  recheckQuality,
+  refreshDerived,
+  reindexRecords,
+  regenerateCache,
+  withRecordsLocked,
+  type RefreshResult as DerivedRefresh,
+} from '../registry/derived.ts';
 import { stepWithQuarantine } from '../registry/quarantine.ts';
 import type { FollowUpBatchResult } from '../shared.ts';
 
@@ -64,7 +74,10 @@ function refreshOneBatch(pool: Pool, ref: BatchRef): Promise<RefreshResult> {
       [ref.opId, ref.batchNo],
     );
     if (claim.rowCount === 0) {
-      const done = await tx.query<{ result: RefreshResult | null }>('SELECT result FROM followup_batch_results WHERE op_id = $1 AND batch_no = $2', [ref.opId, ref.batchNo]);
+      const done = await tx.query<{ result: RefreshResult | null }>('SELECT result FROM followup_batch_results WHERE op_id = $1 AND batch_no = $2', [
+        ref.opId,
+        ref.batchNo,
+      ]);
       if (done.rows[0]?.result) return done.rows[0].result;
     }
     const ids = await followUpBatch(tx, ref.opId, ref.batchNo);

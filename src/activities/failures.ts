@@ -15,7 +15,11 @@ export async function failingFastOnBadData<T>(fn: () => Promise<T>): Promise<T> 
     if (isOwnIdempotencyRace(err)) throw err;
     if (isDataError(err)) {
       const e = err as Error & { code: string; detail?: string };
-      throw ApplicationFailure.create({ message: `PostgreSQL refused the data (SQLSTATE ${e.code}): ${e.message}${e.detail ? ` (${e.detail})` : ''}`, type: ERROR_TYPES.dataRejected, nonRetryable: true });
+      throw ApplicationFailure.create({
+        message: `PostgreSQL refused the data (SQLSTATE ${e.code}): ${e.message}${e.detail ? ` (${e.detail})` : ''}`,
+        type: ERROR_TYPES.dataRejected,
+        nonRetryable: true,
+      });
     }
     throw err;
   }
@@ -23,12 +27,17 @@ export async function failingFastOnBadData<T>(fn: () => Promise<T>): Promise<T> 
 
 /** The same activities, each failing fast (non-retryable, naming the reason) on data PostgreSQL refuses. */
 export function eachFailingFastOnBadData<T extends object>(activities: T): T {
-  const wrapped = Object.entries(activities).map(([name, fn]: [string, (...args: unknown[]) => Promise<unknown>]) => [name, (...args: unknown[]) => failingFastOnBadData(() => fn(...args))]);
+  const wrapped = Object.entries(activities).map(([name, fn]: [string, (...args: unknown[]) => Promise<unknown>]) => [
+    name,
+    (...args: unknown[]) => failingFastOnBadData(() => fn(...args)),
+  ]);
   return Object.fromEntries(wrapped) as T;
 }
 
 /** A unique violation on the bookkeeping keys that make activities idempotent (retryable, not bad data). */
 function isOwnIdempotencyRace(err: unknown): boolean {
   const e = err as { code?: string; constraint?: string } | undefined;
-  return e?.code === '23505' && /^(registry_operations|followup_batch_results|followup_items|task_keys|task_dependants|task_outcomes)_pkey$/.test(e.constraint ?? '');
+  return (
+    e?.code === '23505' && /^(registry_operations|followup_batch_results|followup_items|task_keys|task_dependants|task_outcomes)_pkey$/.test(e.constraint ?? '')
+  );
 }

@@ -16,7 +16,11 @@ import { followUpRequestSignal } from '../workflows/definitions.ts';
 
 export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; taskQueue: string; followUp?: CoalescerSettings }) => {
   /** The worker's configuration (FOLLOWUP_*), under what a caller set explicitly. */
-  const settingsWith = (overrides: Partial<CoalescerSettings> = {}): CoalescerSettings => ({ ...DEFAULT_COALESCER_SETTINGS, ...deps.followUp, ...definedOnly(overrides) });
+  const settingsWith = (overrides: Partial<CoalescerSettings> = {}): CoalescerSettings => ({
+    ...DEFAULT_COALESCER_SETTINGS,
+    ...deps.followUp,
+    ...definedOnly(overrides),
+  });
   /**
    * Hands an operation's follow-up to its data source's coalescer (signal-with-start: started if
    * it is not running), or completes it at once when there is nothing to follow up. Safe to
@@ -55,7 +59,12 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
     },
 
     /** Applies a registry operation, plans its follow-up and hands it to the coalescer; idempotent per opId. */
-    async applyOperationAndHandOff(args: { op: RegistryOperation; opId: string; batchSize?: number; settings?: Partial<CoalescerSettings> }): Promise<OperationOutcome> {
+    async applyOperationAndHandOff(args: {
+      op: RegistryOperation;
+      opId: string;
+      batchSize?: number;
+      settings?: Partial<CoalescerSettings>;
+    }): Promise<OperationOutcome> {
       const bad = checkRegistryOperation(args.op);
       if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
       const batchSize = args.batchSize ?? settingsWith(args.settings).batchSize;
@@ -71,7 +80,9 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
      */
     async planFollowUpRound(args: { roundId: string; opIds: string[]; dataSourceKey: string; batchSize?: number; overrides?: Partial<CoalescerSettings> }) {
       const settings = settingsWith(args.overrides);
-      const plan = await failingFastOnBadData(() => planRound(deps.pool, { ...args, batchSize: args.batchSize ?? settings.batchSize, keepTraces: tracingOn() }));
+      const plan = await failingFastOnBadData(() =>
+        planRound(deps.pool, { ...args, batchSize: args.batchSize ?? settings.batchSize, keepTraces: tracingOn() }),
+      );
       return { ...plan, settings };
     },
 

@@ -9,8 +9,25 @@ import { unknownMethodMessage, type LoadedTasks } from '../taskmgr/discovery.ts'
 import type { TaskInfo } from '../taskmgr/info.ts';
 import type { TaskInput } from '../taskmgr/input.ts';
 import type { AddTaskOptions, TaskContext, TaskLogLine, TaskProgress } from '../taskmgr/types.ts';
-import { countTaskKeys, keysCoveredBy, recordOutcome, loadTaskKeys, type TaskRunEnd, registerDependant, storeTaskKeys, unregisterDependant } from '../taskmgr/task-store.ts';
-import { dependantSignal, MERGE_REFUSALS, mergeCoveredUpdate, mergeUpdateV2, prerequisiteDoneSignal, taskInfoQuery, type CoveredAdd } from '../workflows/definitions.ts';
+import {
+  countTaskKeys,
+  keysCoveredBy,
+  recordOutcome,
+  loadTaskKeys,
+  type TaskRunEnd,
+  registerDependant,
+  storeTaskKeys,
+  unregisterDependant,
+} from '../taskmgr/task-store.ts';
+import {
+  dependantSignal,
+  MERGE_REFUSALS,
+  mergeCoveredUpdate,
+  mergeUpdateV2,
+  prerequisiteDoneSignal,
+  taskInfoQuery,
+  type CoveredAdd,
+} from '../workflows/definitions.ts';
 
 /** How WAITING tasks wait; from the worker's configuration, recorded in each task's history. */
 export interface TaskWaitSettings {
@@ -68,7 +85,9 @@ export function databaseUnavailable(err: unknown): boolean {
   const e = err as { code?: string; message?: string } | undefined;
   if (e?.code && CONNECTION_ERRORS.has(e.code)) return true;
   // "not queryable": node-postgres refusing a query on a client whose connection broke between two queries.
-  return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect|the database system is (starting up|shutting down)|encountered a connection error and is not queryable/.test(e?.message ?? '');
+  return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect|the database system is (starting up|shutting down)|encountered a connection error and is not queryable/.test(
+    e?.message ?? '',
+  );
 }
 
 async function waitForDatabase(pool: Pool, beat: () => void, signal: AbortSignal): Promise<void> {
@@ -101,7 +120,12 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
     async describeTaskMethod(method: string): Promise<{ timeoutMs: number; maxAttempts: number; heartbeatTimeoutMs?: number; waits: TaskWaitSettings }> {
       const def = deps.tasks.definitions.get(method);
       if (!def) throw ApplicationFailure.create({ message: unknownMethodMessage(method, deps.tasks.files), type: 'UnknownTaskMethod', nonRetryable: true });
-      return { timeoutMs: def.timeoutMs, maxAttempts: def.maxAttempts ?? 3, heartbeatTimeoutMs: def.heartbeatTimeoutMs, waits: deps.waits ?? DEFAULT_TASK_WAITS };
+      return {
+        timeoutMs: def.timeoutMs,
+        maxAttempts: def.maxAttempts ?? 3,
+        heartbeatTimeoutMs: def.heartbeatTimeoutMs,
+        waits: deps.waits ?? DEFAULT_TASK_WAITS,
+      };
     },
 
     /** Stores the keys a task's input named (idempotent). */
@@ -128,7 +152,8 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
         return 'merged';
       } catch (err) {
         // A holder of the previous version has no such update: it does not cover the add either.
-        if (err instanceof WorkflowUpdateFailedError) return err.cause instanceof ApplicationFailure && err.cause.type === MERGE_REFUSALS.notWaiting ? 'not-waiting' : 'not-covered';
+        if (err instanceof WorkflowUpdateFailedError)
+          return err.cause instanceof ApplicationFailure && err.cause.type === MERGE_REFUSALS.notWaiting ? 'not-waiting' : 'not-covered';
         if (err instanceof WorkflowNotFoundError) return 'not-waiting';
         throw err;
       }
@@ -157,7 +182,11 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
      * (a loop keeps that until its final end). Idempotent.
      */
     async leaveWaiting(args: { taskId: string; method: string; dataSourceKey?: string; keepPrerequisite?: boolean }): Promise<void> {
-      await deps.pool.query('DELETE FROM task_claims WHERE method = $1 AND data_source_key = $2 AND task_id = $3', [args.method, args.dataSourceKey ?? '', args.taskId]);
+      await deps.pool.query('DELETE FROM task_claims WHERE method = $1 AND data_source_key = $2 AND task_id = $3', [
+        args.method,
+        args.dataSourceKey ?? '',
+        args.taskId,
+      ]);
       if (!args.keepPrerequisite) await unregisterDependant(deps.pool, args.taskId);
     },
 
@@ -193,7 +222,10 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
           [args.method, ds, args.taskId],
         );
         if (inserted.rowCount) return { claimed: true };
-        const { rows } = await deps.pool.query<{ task_id: string }>('SELECT task_id FROM task_claims WHERE method = $1 AND data_source_key = $2', [args.method, ds]);
+        const { rows } = await deps.pool.query<{ task_id: string }>('SELECT task_id FROM task_claims WHERE method = $1 AND data_source_key = $2', [
+          args.method,
+          ds,
+        ]);
         const holder = rows[0]?.task_id;
         if (holder === undefined) continue; // released meanwhile
         if (holder === args.taskId) return { claimed: true }; // a retry of our own claim
@@ -210,7 +242,11 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
 
     /** Frees the slot when the task leaves WAITING. Idempotent. */
     async releaseWaitingSlot(args: { taskId: string; method: string; dataSourceKey?: string }): Promise<void> {
-      await deps.pool.query('DELETE FROM task_claims WHERE method = $1 AND data_source_key = $2 AND task_id = $3', [args.method, args.dataSourceKey ?? '', args.taskId]);
+      await deps.pool.query('DELETE FROM task_claims WHERE method = $1 AND data_source_key = $2 AND task_id = $3', [
+        args.method,
+        args.dataSourceKey ?? '',
+        args.taskId,
+      ]);
     },
 
     /** Merges a duplicate add into the WAITING task `into`; false when it has left WAITING. */
@@ -235,8 +271,11 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
       for (let i = 0; cursor && i < CHAIN_LIMIT; i++) {
         if (seen.includes(cursor)) return { status: 'CYCLE', error: [...seen, cursor].join(' -> ') };
         seen.push(cursor);
-        const info: TaskInfo | undefined = await deps.temporal.workflow.getHandle(cursor).query(taskInfoQuery).catch(() => undefined);
-        cursor = info && (info.status === 'WAITING') ? info.prerequisiteTaskId : undefined;
+        const info: TaskInfo | undefined = await deps.temporal.workflow
+          .getHandle(cursor)
+          .query(taskInfoQuery)
+          .catch(() => undefined);
+        cursor = info && info.status === 'WAITING' ? info.prerequisiteTaskId : undefined;
       }
       const before = await taskStatus(deps.temporal, args.prerequisiteTaskId);
       if (!before.running) return before;
@@ -248,7 +287,10 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
       // Ended between the describe and the signal? Then no signal will come: report the end state.
       const after = await taskStatus(deps.temporal, args.prerequisiteTaskId);
       if (!after.running) {
-        const info: TaskInfo | undefined = await deps.temporal.workflow.getHandle(args.prerequisiteTaskId).query(taskInfoQuery).catch(() => undefined);
+        const info: TaskInfo | undefined = await deps.temporal.workflow
+          .getHandle(args.prerequisiteTaskId)
+          .query(taskInfoQuery)
+          .catch(() => undefined);
         return { status: after.status, error: info?.error };
       }
       return after;
@@ -264,7 +306,8 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
     }): Promise<{ output: unknown; logs: TaskLogLine[]; attempt: number }> {
       const ctx = Context.current();
       const def = deps.tasks.definitions.get(args.method);
-      if (!def) throw ApplicationFailure.create({ message: unknownMethodMessage(args.method, deps.tasks.files), type: 'UnknownTaskMethod', nonRetryable: true });
+      if (!def)
+        throw ApplicationFailure.create({ message: unknownMethodMessage(args.method, deps.tasks.files), type: 'UnknownTaskMethod', nonRetryable: true });
       const input = args.keysStored ? { ...args.input, registryObjectKeys: await loadTaskKeys(deps.pool, args.taskId) } : args.input;
       const logs: TaskLogLine[] = [];
       let progress: TaskProgress | undefined;
@@ -314,7 +357,11 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
           // answers again (heartbeating), then let Temporal retry the attempt.
           write('warn')(`the database is unavailable (${message}); the task is retried when it answers`);
           await waitForDatabase(deps.pool, beat, ctx.cancellationSignal);
-          throw ApplicationFailure.create({ message: `the database was unavailable: ${message}`, type: 'DatabaseUnavailable', details: [{ logs, attempt: ctx.info.attempt }] });
+          throw ApplicationFailure.create({
+            message: `the database was unavailable: ${message}`,
+            type: 'DatabaseUnavailable',
+            details: [{ logs, attempt: ctx.info.attempt }],
+          });
         }
         write('error')(message);
         throw ApplicationFailure.create({ message, type: 'TaskFailed', nonRetryable: !def.retryOnError, details: [{ logs, attempt: ctx.info.attempt }] });

@@ -28,14 +28,20 @@ const TASKMGR_BIN = path.join(PROJECT_ROOT, 'bin', 'taskmgr.js');
 export function addClusterCommand(program: Command) {
   program
     .command('cluster')
-    .description('run a Temporal cluster (frontend, matching, worker, two history processes) on PostgreSQL with its Web UI, N worker processes and the task manager page, on this machine')
+    .description(
+      'run a Temporal cluster (frontend, matching, worker, two history processes) on PostgreSQL with its Web UI, N worker processes and the task manager page, on this machine',
+    )
     .option('--workers <n>', 'worker processes', intOption('--workers', 1, 16), 2)
     .option('--no-auth', 'serve the frontend without TLS and without JWT authorization (not for production)')
     .action(async (opts: { workers: number; auth: boolean }) => runCluster(opts.workers, opts.auth));
   program
     .command('cluster-token')
     .description("mint a token for the cluster's frontend (TEMPORAL_API_KEY), signed with the cluster's key in DATA_DIR/cluster/auth")
-    .option('--permission <namespace:role>', `what the token may do; role one of ${ROLES.join(', ')}; repeatable (default: <namespace>:write)`, (v: string, all: string[] = []) => [...all, parsePermission(v)])
+    .option(
+      '--permission <namespace:role>',
+      `what the token may do; role one of ${ROLES.join(', ')}; repeatable (default: <namespace>:write)`,
+      (v: string, all: string[] = []) => [...all, parsePermission(v)],
+    )
     .option('--subject <name>', 'who the token is for (the server logs it)', 'operator')
     .option('--days <n>', 'days until it expires', intOption('--days', 1, MAX_TOKEN_DAYS), 30)
     .action(async (opts: { permission?: string[]; subject: string; days: number }) => {
@@ -125,13 +131,22 @@ async function runCluster(workerCount: number, withAuth: boolean) {
     });
     stops.push(() => cluster.stop());
 
-    const env = { ...process.env, DATABASE_URL: db.url, TEMPORAL_ADDRESS: cluster.address, TEMPORAL_UI_URL: cluster.uiUrl, DATA_DIR: config.dataDir, ...secured?.clientEnv };
+    const env = {
+      ...process.env,
+      DATABASE_URL: db.url,
+      TEMPORAL_ADDRESS: cluster.address,
+      TEMPORAL_UI_URL: cluster.uiUrl,
+      DATA_DIR: config.dataDir,
+      ...secured?.clientEnv,
+    };
     const logDir = path.join(clusterDir, 'logs');
     const workers: ManagedProcess[] = [];
     // Each worker its own metrics endpoint: METRICS_ADDRESS's port, the next one, and so on.
     const metricsAt = (i: number) => config.metricsAddress?.replace(/:(\d+)$/, (_, port: string) => `:${Number(port) + i - 1}`);
     for (let i = 1; i <= workerCount; i++) {
-      workers.push(startProcess(`taskmgr-worker-${i}`, process.execPath, [TASKMGR_BIN, 'worker'], { logDir, env: { ...env, METRICS_ADDRESS: metricsAt(i) ?? 'off' } }));
+      workers.push(
+        startProcess(`taskmgr-worker-${i}`, process.execPath, [TASKMGR_BIN, 'worker'], { logDir, env: { ...env, METRICS_ADDRESS: metricsAt(i) ?? 'off' } }),
+      );
     }
     stops.push(async () => void (await Promise.all(workers.map((w) => w.stop(60_000)))));
     const server = startProcess('taskmgr-serve', process.execPath, [TASKMGR_BIN, 'serve'], { logDir, env });
@@ -186,7 +201,8 @@ async function untilWorkersPoll(address: string, namespace: string, taskQueue: s
       if (dead) throw new Error(`${dead.name} exited before it polled (log ${dead.logFile}):\n${dead.tail()}`);
       const polling = await pollerIdentities({ workflowService: connection.workflowService, options: { namespace } }, taskQueue, 'workflow');
       if (new Set(polling).size >= workers.length) return;
-      if (Date.now() > deadline) throw new Error(`the workers did not all poll ${taskQueue} within ${timeoutMs / 1000} s (logs in ${path.dirname(workers[0]!.logFile)})`);
+      if (Date.now() > deadline)
+        throw new Error(`the workers did not all poll ${taskQueue} within ${timeoutMs / 1000} s (logs in ${path.dirname(workers[0]!.logFile)})`);
       await new Promise((r) => setTimeout(r, 500));
     }
   } finally {

@@ -1,10 +1,12 @@
 /** Pieces every long-running `taskmgr` command shares: option parsing and the stop signal. */
 import { InvalidArgumentError } from 'commander';
 import type { Logger } from '../log.ts';
+import { isControlCharacter } from '../shared.ts';
 
 export const intOption = (name: string, min: number, max: number) => (value: string) => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(value)}`);
   return n;
 };
 
@@ -32,7 +34,7 @@ export function stopSignal(logger: Logger): Promise<string> {
 }
 
 /** Text from tasks or the database, safe to print: control characters (escape sequences) are shown as \uXXXX. */
-export const printable = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+export const printable = (s: string) => Array.from(s, (c) => (isControlCharacter(c) ? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}` : c)).join('');
 
 /** Like printable, keeping line breaks: for multi-line output we lay out ourselves. */
 export const terminalSafe = (text: string) => text.split('\n').map(printable).join('\n');

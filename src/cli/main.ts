@@ -45,7 +45,9 @@ async function openDatabase(config: Config, logger: Logger): Promise<{ pool: Poo
 
 /** The HOURLY_REGISTRY_MAINTENANCE loop runs once per registry (task queue): start it unless it runs. */
 async function ensureMaintenanceTask(tasks: TaskClient, config: Config, logger: Logger) {
-  const { taskId } = await tasks.addTask({ method: 'HOURLY_REGISTRY_MAINTENANCE', recurEvery: config.maintenanceEvery }, maintenanceTaskId(tasks.taskQueue), { restartIfClosed: true });
+  const { taskId } = await tasks.addTask({ method: 'HOURLY_REGISTRY_MAINTENANCE', recurEvery: config.maintenanceEvery }, maintenanceTaskId(tasks.taskQueue), {
+    restartIfClosed: true,
+  });
   logger.info({ taskId, every: config.maintenanceEvery }, 'maintenance task scheduled');
 }
 
@@ -111,7 +113,9 @@ export function buildProgram(): Command {
             config.metricsAddress ? `  Metrics:      http://${config.metricsAddress}/metrics (Prometheus; the worker's)` : '',
             '',
             'Delete a record and watch its related records being rechecked, reindexed and re-cached:',
-            ...hubs.map((h) => `  ${addressEnv}npx taskmgr delete-record ${shellQuote(h.key)} --wait     # ${printable(h.title)}: ${h.related} related records`),
+            ...hubs.map(
+              (h) => `  ${addressEnv}npx taskmgr delete-record ${shellQuote(h.key)} --wait     # ${printable(h.title)}: ${h.related} related records`,
+            ),
             `  ${addressEnv}npm run temporal -- workflow list --query "TaskMethod='DELETE_RECORD'"`,
             '',
             'Ctrl-C stops everything; the next start reuses the data.',
@@ -191,7 +195,7 @@ export function buildProgram(): Command {
       try {
         await pool.query('SELECT 1 FROM pgmigrations LIMIT 1');
       } catch (err) {
-        throw new Error(`PostgreSQL: ${(err as Error).message}`);
+        throw new Error(`PostgreSQL: ${(err as Error).message}`, { cause: err });
       } finally {
         await pool.end();
       }
@@ -257,7 +261,11 @@ export function buildProgram(): Command {
         const outcome = await client.deleteRecord(key);
         const answeredMs = Date.now() - started;
         if (!opts.wait) {
-          console.log(opts.json ? JSON.stringify({ ...outcome, answeredMs }) : `deleted ${key} in ${answeredMs} ms; ${outcome.affected} related records are being updated (workflow ${outcome.workflowId})`);
+          console.log(
+            opts.json
+              ? JSON.stringify({ ...outcome, answeredMs })
+              : `deleted ${key} in ${answeredMs} ms; ${outcome.affected} related records are being updated (workflow ${outcome.workflowId})`,
+          );
           return;
         }
         if (!opts.json) console.log(`deleted ${key} in ${answeredMs} ms; updating ${outcome.affected} related records...`);
@@ -266,8 +274,13 @@ export function buildProgram(): Command {
         if (opts.json) {
           console.log(JSON.stringify({ ...result, answeredMs, totalMs }));
         } else {
-          const changes = Object.entries(result.qualityChanges).map(([c, n]) => `${n} records ${c}`).join(', ') || 'none';
-          console.log(`follow-up done in ${totalMs} ms: quality level changes: ${changes}; index entries rewritten: ${result.reindexed}; cache entries rewritten: ${result.recached}`);
+          const changes =
+            Object.entries(result.qualityChanges)
+              .map(([c, n]) => `${n} records ${c}`)
+              .join(', ') || 'none';
+          console.log(
+            `follow-up done in ${totalMs} ms: quality level changes: ${changes}; index entries rewritten: ${result.reindexed}; cache entries rewritten: ${result.recached}`,
+          );
         }
       } finally {
         await client.close();
@@ -282,7 +295,9 @@ export function buildProgram(): Command {
     .action(async () => {
       const chunks: Buffer[] = [];
       for await (const c of process.stdin) chunks.push(c as Buffer);
-      const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+      const password = Buffer.concat(chunks)
+        .toString('utf8')
+        .replace(/\r?\n$/, '');
       if (password.length < 12) throw new ConfigError(`the password must be at least 12 characters (got ${password.length})`);
       console.log(hashPassword(password));
     });
@@ -307,7 +322,10 @@ function addQuarantineCommands(program: Command) {
         if (opts.json) return console.log(JSON.stringify({ total, records }, null, 2));
         if (total === 0) return console.log('no record is in quarantine');
         console.log(`${total} record${total === 1 ? '' : 's'} in quarantine${total > records.length ? ` (the newest ${records.length} shown)` : ''}:`);
-        for (const r of records) console.log(`  ${printable(r.recordKey)}  [${r.dataSourceKey ?? '?'}]  ${r.attempts} attempt${r.attempts === 1 ? '' : 's'}, last ${r.lastTriedAt}\n      ${printable(r.error)}`);
+        for (const r of records)
+          console.log(
+            `  ${printable(r.recordKey)}  [${r.dataSourceKey ?? '?'}]  ${r.attempts} attempt${r.attempts === 1 ? '' : 's'}, last ${r.lastTriedAt}\n      ${printable(r.error)}`,
+          );
         console.log('After fixing them: taskmgr quarantine retry [KEY...]');
       } finally {
         await db.close();
@@ -329,8 +347,6 @@ function addQuarantineCommands(program: Command) {
       }
     });
 }
-
-
 
 /** Runs the CLI; errors become one clear line and a non-zero exit, not a stack trace. */
 export async function main(argv = process.argv): Promise<void> {

@@ -28,7 +28,9 @@ interface ReplayCheckOptions {
 export function addReplayCheckCommand(program: Command) {
   program
     .command('replay-check')
-    .description("replay recent histories of every workflow type on this task queue against this code; exit 1 on a non-determinism error (run it before deploying new workers)")
+    .description(
+      'replay recent histories of every workflow type on this task queue against this code; exit 1 on a non-determinism error (run it before deploying new workers)',
+    )
     .option('--since <duration>', 'executions started within this long', '7 days')
     .option('--per-type <n>', 'newest executions replayed per workflow type', intOption('--per-type', 1, 10_000), 100)
     .option('--workflows <path>', "workflow code to check (default: this version's)")
@@ -39,7 +41,9 @@ async function replayCheck(opts: ReplayCheckOptions) {
   const config = loadConfig();
   const since = new Date(Date.now() - parseDuration(opts.since));
   const workflowsPath = opts.workflows ? path.resolve(opts.workflows) : WORKFLOWS_PATH;
-  const types = Object.entries(await import(workflowsPath)).filter(([, v]) => typeof v === 'function').map(([name]) => name);
+  const types = Object.entries(await import(workflowsPath))
+    .filter(([, v]) => typeof v === 'function')
+    .map(([name]) => name);
   const registry = await RegistryClient.connect(config);
   const counts = new Map<string, number>();
   const failures: string[] = [];
@@ -66,6 +70,11 @@ async function replayCheck(opts: ReplayCheckOptions) {
   const total = [...counts.values()].reduce((a, b) => a + b, 0);
   const byType = types.map((t) => `${counts.get(t) ?? 0} ${t}`).join(', ');
   for (const f of failures) console.error(f);
-  if (failures.length) throw new ReplayCheckFailed(`${failures.length} of ${total} histories do not replay on ${workflowsPath}: running executions would fail on it; do not deploy it`);
-  console.log(`replayed ${total} histories started since ${since.toISOString()} on task queue ${config.temporal.taskQueue} (${byType}): all replay on this code`);
+  if (failures.length)
+    throw new ReplayCheckFailed(
+      `${failures.length} of ${total} histories do not replay on ${workflowsPath}: running executions would fail on it; do not deploy it`,
+    );
+  console.log(
+    `replayed ${total} histories started since ${since.toISOString()} on task queue ${config.temporal.taskQueue} (${byType}): all replay on this code`,
+  );
 }

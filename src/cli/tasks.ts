@@ -38,11 +38,21 @@ const print = (json: boolean | undefined, value: unknown, text: () => string) =>
  */
 async function keysOption(opts: { keys?: string; keysFile?: string }): Promise<string[] | undefined> {
   if (opts.keys !== undefined && opts.keysFile !== undefined) throw new TaskInputError('registryObjectKeys', 'give either --keys or --keys-file, not both');
-  if (opts.keysFile === undefined) return opts.keys?.split(',').map((k) => k.trim()).filter(Boolean);
-  const text = opts.keysFile === '-' ? await readStdin() : await readFile(opts.keysFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
-    throw new TaskInputError('registryObjectKeys', `--keys-file ${JSON.stringify(opts.keysFile)} cannot be read (${err.code ?? err.message})`);
-  });
-  return text.split(/\r?\n/).map((k) => k.trim()).filter(Boolean);
+  if (opts.keysFile === undefined)
+    return opts.keys
+      ?.split(',')
+      .map((k) => k.trim())
+      .filter(Boolean);
+  const text =
+    opts.keysFile === '-'
+      ? await readStdin()
+      : await readFile(opts.keysFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
+          throw new TaskInputError('registryObjectKeys', `--keys-file ${JSON.stringify(opts.keysFile)} cannot be read (${err.code ?? err.message})`);
+        });
+  return text
+    .split(/\r?\n/)
+    .map((k) => k.trim())
+    .filter(Boolean);
 }
 
 async function readStdin(): Promise<string> {
@@ -54,7 +64,11 @@ async function readStdin(): Promise<string> {
 /** Columns padded to their widest cell. */
 export function table(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (c ?? '').padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (c ?? '').padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
@@ -75,7 +89,12 @@ function describeTask(t: TaskInfo): string {
     ['method', t.method],
     ['status', t.status + (t.waitingFor?.length ? ` (waiting for ${t.waitingFor.join(' and ')})` : '')],
     ['data source', t.input.dataSourceKey],
-    ['record keys', t.input.registryObjectKeys?.length ? `${t.input.registryObjectKeys.slice(0, 5).join(', ')}${t.input.registryObjectKeys.length > 5 ? ` (+${t.input.registryObjectKeys.length - 5} more)` : ''}` : undefined],
+    [
+      'record keys',
+      t.input.registryObjectKeys?.length
+        ? `${t.input.registryObjectKeys.slice(0, 5).join(', ')}${t.input.registryObjectKeys.length > 5 ? ` (+${t.input.registryObjectKeys.length - 5} more)` : ''}`
+        : undefined,
+    ],
     ['log message', t.input.logMessage],
     ['prerequisite', t.prerequisiteTaskId],
     ['dependants', t.dependants.join(', ') || undefined],
@@ -92,14 +111,16 @@ function describeTask(t: TaskInfo): string {
   ];
   const lines = rows.filter(([, v]) => v !== undefined && v !== '').map(([k, v]) => `${k.padEnd(14)}${v}`);
   if (t.progress) lines.push(`${'progress'.padEnd(14)}${progressBar(t.progress)}`);
-  if (t.recentRuns?.length) lines.push('recent runs:', ...t.recentRuns.slice(0, 5).map((r) => `  #${r.iteration + 1} ${r.status} ${r.completedAt}${r.error ? `  ${r.error}` : ''}`));
+  if (t.recentRuns?.length)
+    lines.push('recent runs:', ...t.recentRuns.slice(0, 5).map((r) => `  #${r.iteration + 1} ${r.status} ${r.completedAt}${r.error ? `  ${r.error}` : ''}`));
   if (t.logs.length) lines.push('log:', ...t.logs.map((l) => `  ${l.at} ${l.level.toUpperCase().padEnd(5)} ${l.message}`));
   return lines.join('\n');
 }
 
 const statusOption = (value: string, previous: TaskStatus[] = []): TaskStatus[] => {
   const s = value.toUpperCase();
-  if (!(TASK_STATUSES as readonly string[]).includes(s)) throw new InvalidArgumentError(`status ${JSON.stringify(value)} is not one of ${TASK_STATUSES.join(', ')}`);
+  if (!(TASK_STATUSES as readonly string[]).includes(s))
+    throw new InvalidArgumentError(`status ${JSON.stringify(value)} is not one of ${TASK_STATUSES.join(', ')}`);
   return [...previous, s as TaskStatus];
 };
 const dateOption = (value: string): Date => {
@@ -130,32 +151,52 @@ export function addTaskCommands(program: Command): void {
     .option('-s, --scheduled-for <when>', 'a delay ("15 seconds", "1 hour", "7 days") or an ISO time')
     .option('-r, --recur-every <interval>', 'run again this long after each run ("1 hour")')
     .option('--json', 'print JSON')
-    .action(async (method: string, opts: { dataSource?: string; keys?: string; keysFile?: string; logMessage?: string; prerequisite?: string; scheduledFor?: string; recurEvery?: string; json?: boolean }) => {
-      const input = {
-        method,
-        dataSourceKey: opts.dataSource,
-        registryObjectKeys: await keysOption(opts),
-        logMessage: opts.logMessage,
-        prerequisiteTaskId: opts.prerequisite,
-        scheduledFor: opts.scheduledFor,
-        recurEvery: opts.recurEvery,
-      };
-      // Refuse bad input before connecting anywhere.
-      assertAvailable(method);
-      // The keys on their own: large key sets go to PostgreSQL (TaskClient), not in the workflow input.
-      validateTaskInput({ ...input, registryObjectKeys: undefined }, Date.now());
-      if (input.registryObjectKeys) validateTaskKeys(input.registryObjectKeys);
-      await withTasks(async (tasks) => {
-        const admission = await tasks.addTask(input);
-        const id = admission.deduplicatedInto ?? admission.taskId;
-        if (admission.admissionPending) console.error(`taskmgr: ${noWorkerMessage('added', tasks.taskQueue)}`);
-        print(opts.json, { taskId: id, deduplicated: Boolean(admission.deduplicatedInto), ...(admission.admissionPending ? { admissionPending: true } : {}) }, () => (admission.deduplicatedInto ? `${id} (merged into this WAITING task)` : id));
-      });
-    });
+    .action(
+      async (
+        method: string,
+        opts: {
+          dataSource?: string;
+          keys?: string;
+          keysFile?: string;
+          logMessage?: string;
+          prerequisite?: string;
+          scheduledFor?: string;
+          recurEvery?: string;
+          json?: boolean;
+        },
+      ) => {
+        const input = {
+          method,
+          dataSourceKey: opts.dataSource,
+          registryObjectKeys: await keysOption(opts),
+          logMessage: opts.logMessage,
+          prerequisiteTaskId: opts.prerequisite,
+          scheduledFor: opts.scheduledFor,
+          recurEvery: opts.recurEvery,
+        };
+        // Refuse bad input before connecting anywhere.
+        assertAvailable(method);
+        // The keys on their own: large key sets go to PostgreSQL (TaskClient), not in the workflow input.
+        validateTaskInput({ ...input, registryObjectKeys: undefined }, Date.now());
+        if (input.registryObjectKeys) validateTaskKeys(input.registryObjectKeys);
+        await withTasks(async (tasks) => {
+          const admission = await tasks.addTask(input);
+          const id = admission.deduplicatedInto ?? admission.taskId;
+          if (admission.admissionPending) console.error(`taskmgr: ${noWorkerMessage('added', tasks.taskQueue)}`);
+          print(
+            opts.json,
+            { taskId: id, deduplicated: Boolean(admission.deduplicatedInto), ...(admission.admissionPending ? { admissionPending: true } : {}) },
+            () => (admission.deduplicatedInto ? `${id} (merged into this WAITING task)` : id),
+          );
+        });
+      },
+    );
 
   program
     .command('status')
-    .description('the system at a glance: workers polling, tasks by status, runs of the last 24 hours, follow-ups queued per data source, records in quarantine, alerts')
+    .description(
+      'the system at a glance: workers polling, tasks by status, runs of the last 24 hours, follow-ups queued per data source, records in quarantine, alerts',
+    )
     .option('--json', 'print JSON')
     .action(async (opts: { json?: boolean }) => {
       await withTasks(async (tasks, pool, config) => {
@@ -175,16 +216,33 @@ export function addTaskCommands(program: Command): void {
     .option('-n, --limit <n>', 'tasks per page', (v) => Number(v), 50)
     .option('--page <token>', 'the page token printed by the previous page')
     .option('--json', 'print JSON')
-    .action(async (opts: { status?: TaskStatus[]; method?: string; dataSource?: string; from?: Date; to?: Date; limit: number; page?: string; json?: boolean }) => {
-      await withTasks(async (tasks) => {
-        const page = await tasks.listTasks({ status: opts.status, method: opts.method, dataSourceKey: opts.dataSource, from: opts.from, to: opts.to, pageSize: opts.limit, pageToken: opts.page });
-        print(opts.json, page, () => {
-          const rows = page.tasks.map((t: TaskSummary) => [t.taskId, t.method ?? '', t.status ?? t.temporalStatus, t.dataSourceKey ?? '', ago(t.addedAt), t.closedAt ? ago(t.closedAt) : '']);
-          const out = table(['TASK', 'METHOD', 'STATUS', 'DATA SOURCE', 'ADDED', 'ENDED'], rows);
-          return page.nextPageToken ? `${out}\nmore: taskmgr list --page ${page.nextPageToken}` : out;
+    .action(
+      async (opts: { status?: TaskStatus[]; method?: string; dataSource?: string; from?: Date; to?: Date; limit: number; page?: string; json?: boolean }) => {
+        await withTasks(async (tasks) => {
+          const page = await tasks.listTasks({
+            status: opts.status,
+            method: opts.method,
+            dataSourceKey: opts.dataSource,
+            from: opts.from,
+            to: opts.to,
+            pageSize: opts.limit,
+            pageToken: opts.page,
+          });
+          print(opts.json, page, () => {
+            const rows = page.tasks.map((t: TaskSummary) => [
+              t.taskId,
+              t.method ?? '',
+              t.status ?? t.temporalStatus,
+              t.dataSourceKey ?? '',
+              ago(t.addedAt),
+              t.closedAt ? ago(t.closedAt) : '',
+            ]);
+            const out = table(['TASK', 'METHOD', 'STATUS', 'DATA SOURCE', 'ADDED', 'ENDED'], rows);
+            return page.nextPageToken ? `${out}\nmore: taskmgr list --page ${page.nextPageToken}` : out;
+          });
         });
-      });
-    });
+      },
+    );
 
   program
     .command('show')
@@ -213,20 +271,24 @@ export function addTaskCommands(program: Command): void {
     .command('cancel')
     .description('cancel a WAITING or STARTED task (stops a recurring one)')
     .argument('<taskId>')
-    .action(async (taskId: string) => withTasks(async (tasks) => {
-      await tasks.cancelTask(taskId);
-      console.log(`cancel requested for ${taskId}`);
-    }));
+    .action(async (taskId: string) =>
+      withTasks(async (tasks) => {
+        await tasks.cancelTask(taskId);
+        console.log(`cancel requested for ${taskId}`);
+      }),
+    );
 
   program
     .command('reschedule')
     .description('move a WAITING task: a delay ("15 minutes") or an ISO time')
     .argument('<taskId>')
     .argument('<when>')
-    .action(async (taskId: string, when: string) => withTasks(async (tasks) => {
-      const t = await tasks.rescheduleTask(taskId, when);
-      console.log(`${taskId} now scheduled for ${t.scheduledFor}`);
-    }));
+    .action(async (taskId: string, when: string) =>
+      withTasks(async (tasks) => {
+        const t = await tasks.rescheduleTask(taskId, when);
+        console.log(`${taskId} now scheduled for ${t.scheduledFor}`);
+      }),
+    );
 
   program
     .command('retry')

@@ -58,7 +58,10 @@ export function tlsProblem(err: unknown): string | undefined {
 }
 
 /** gRPC codes of a server that is there and refused our credentials. */
-const REFUSED_CODES = new Map([[16, 'Unauthenticated'], [7, 'PermissionDenied']]);
+const REFUSED_CODES = new Map([
+  [16, 'Unauthenticated'],
+  [7, 'PermissionDenied'],
+]);
 
 /**
  * The server refused our credentials (no token, a token it cannot verify, or one without the
@@ -72,7 +75,9 @@ export function credentialsRefused(err: unknown, address: string): TemporalUnrea
     const inText = /code: (PermissionDenied|Unauthenticated), message: "([^"]*)"/.exec(message ?? '');
     if ((typeof code === 'number' && REFUSED_CODES.has(code)) || inText) {
       const why = inText ? `${inText[1]}: ${inText[2]}` : `${REFUSED_CODES.get(code!)}: ${details || message}`;
-      return new TemporalUnreachableError(`Temporal at ${address} refused the call (${why}): check that TEMPORAL_API_KEY holds a token with the permission it needs (e.g. default:write; \`taskmgr cluster-token\` mints one for the local cluster), and the TLS client certificate if one is asked for (TEMPORAL_TLS_CLIENT_CERT_PATH)`);
+      return new TemporalUnreachableError(
+        `Temporal at ${address} refused the call (${why}): check that TEMPORAL_API_KEY holds a token with the permission it needs (e.g. default:write; \`taskmgr cluster-token\` mints one for the local cluster), and the TLS client certificate if one is asked for (TEMPORAL_TLS_CLIENT_CERT_PATH)`,
+      );
     }
   }
   return undefined;
@@ -107,6 +112,8 @@ export async function connecting<T>(target: TemporalTarget, connect: () => Promi
     if (configuration) throw configuration;
     // The client's gRPC library reports a refused handshake only as a missed deadline: say what else it may be.
     const overTls = tls || apiKey ? ` Over TLS, a refused handshake looks the same: ${TLS_SETTINGS}.` : '';
-    throw new TemporalUnreachableError(`cannot reach Temporal at ${address} (${(err as Error).message}); is \`npm start\` running, or is TEMPORAL_ADDRESS right?${overTls}`);
+    throw new TemporalUnreachableError(
+      `cannot reach Temporal at ${address} (${(err as Error).message}); is \`npm start\` running, or is TEMPORAL_ADDRESS right?${overTls}`,
+    );
   }
 }

@@ -150,13 +150,22 @@ export class RegistryClient {
    * Completes a workflow's result with its coalesced follow-up: waits until the data source's
    * coalescer has processed every operation and adds the totals of the rounds that covered them.
    */
-  private async withFollowUp<R extends { qualityChanges: LevelChanges; reindexed: number; recached: number; coalescedWith?: number; coalesced?: { dataSourceKey: string; opIds: string[] } }>(result: R): Promise<R> {
+  private async withFollowUp<
+    R extends {
+      qualityChanges: LevelChanges;
+      reindexed: number;
+      recached: number;
+      coalescedWith?: number;
+      coalesced?: { dataSourceKey: string; opIds: string[] };
+    },
+  >(result: R): Promise<R> {
     if (!result.coalesced) return result;
     const out = { ...result, qualityChanges: { ...result.qualityChanges } };
     for (const opId of result.coalesced.opIds) {
       const status = this.options.pool ? await this.outcomeFromDatabase(opId) : await this.outcomeFromCoalescer(result.coalesced.dataSourceKey, opId);
       if (!status) continue; // forgotten by a coalescer, for a client without the database
-      for (const [change, n] of Object.entries(status.qualityChanges ?? {}) as [string, number][]) out.qualityChanges[change] = (out.qualityChanges[change] ?? 0) + n;
+      for (const [change, n] of Object.entries(status.qualityChanges ?? {}) as [string, number][])
+        out.qualityChanges[change] = (out.qualityChanges[change] ?? 0) + n;
       out.reindexed += status.reindexed ?? 0;
       out.recached += status.recached ?? 0;
       out.coalescedWith = Math.max(out.coalescedWith ?? 1, status.coalescedWith ?? 1);
@@ -194,7 +203,6 @@ export class RegistryClient {
     }
   }
 
-
   /**
    * Runs a registry operation: resolves once its change has committed and its follow-up (over
    * exactly the records it affects) is durably under way. `awaitOperation` waits for the follow-up.
@@ -223,9 +231,15 @@ export class RegistryClient {
   }
 
   /** The operation's update-with-start; an "already started" that is our own start retried joins it (own-start.ts). */
-  private async startOperation(start: WithStartWorkflowOperation<typeof registryOperation>, workflowId: string, op: RegistryOperation): Promise<OperationOutcome> {
+  private async startOperation(
+    start: WithStartWorkflowOperation<typeof registryOperation>,
+    workflowId: string,
+    op: RegistryOperation,
+  ): Promise<OperationOutcome> {
     try {
-      return await this.carriedOut(workflowId, `the ${op.kind} operation is queued`, () => this.client.workflow.executeUpdateWithStart(registryOperationUpdate, { startWorkflowOperation: start }));
+      return await this.carriedOut(workflowId, `the ${op.kind} operation is queued`, () =>
+        this.client.workflow.executeUpdateWithStart(registryOperationUpdate, { startWorkflowOperation: start }),
+      );
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       if (!(await startedWithInput(this.client, workflowId, { op, ...this.options.followUp }))) return this.runOperation(op);
@@ -236,7 +250,11 @@ export class RegistryClient {
 
   /** Waits for a worker to carry out `call`; with none polling after workerWaitMs, the work is queued for one: QueuedForWorkerError (worker-wait.ts). */
   private async carriedOut<T>(workflowId: string, what: string, call: () => Promise<T>): Promise<T> {
-    const r = await answeredWithin(this.client, { workflowId, taskQueue: this.options.taskQueue, waitMs: this.options.workerWaitMs ?? DEFAULT_WORKER_WAIT_MS }, call);
+    const r = await answeredWithin(
+      this.client,
+      { workflowId, taskQueue: this.options.taskQueue, waitMs: this.options.workerWaitMs ?? DEFAULT_WORKER_WAIT_MS },
+      call,
+    );
     if ('answer' in r) return r.answer;
     throw new QueuedForWorkerError(noWorkerMessage(what, this.options.taskQueue));
   }
@@ -286,7 +304,9 @@ export class RegistryClient {
     if (statuses.some((s) => !s)) return progress; // the coalescer has not started yet
     const done = statuses.every((s) => s!.state === 'done' || s!.state === 'unknown');
     // Batches of the round in progress are the round's; shown as a share of this deletion's batches.
-    const share = statuses.map((s) => (s!.state === 'done' || s!.state === 'unknown' ? 1 : s!.state === 'processing' && s!.batchesTotal ? s!.batchesDone! / s!.batchesTotal : 0));
+    const share = statuses.map((s) =>
+      s!.state === 'done' || s!.state === 'unknown' ? 1 : s!.state === 'processing' && s!.batchesTotal ? s!.batchesDone! / s!.batchesTotal : 0,
+    );
     const fraction = share.reduce((a, b) => a + b, 0) / share.length;
     return { ...progress, phase: done ? 'done' : 'following-up', batchesDone: done ? progress.batchesTotal : Math.floor(fraction * progress.batchesTotal) };
   }

@@ -23,8 +23,29 @@ import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
-import { checkRecordKey, DataSourceKeyKey, DEFAULT_TASK_QUEUE, keysForSearchAttribute, MERGE_WINDOW_MS, RegistryObjectKeysKey, TASK_STATUSES, TaskMethodKey, TaskStatusKey, utf8Length, type TaskStatus } from '../shared.ts';
-import { dependantsOf, forgetTasks, heldAsPrerequisites, keysCover, waitingSlotHolder, loadTaskKeys, storeTaskKeys, tasksNamingKey } from '../taskmgr/task-store.ts';
+import {
+  checkRecordKey,
+  DataSourceKeyKey,
+  DEFAULT_TASK_QUEUE,
+  keysForSearchAttribute,
+  MERGE_WINDOW_MS,
+  RegistryObjectKeysKey,
+  TASK_STATUSES,
+  TaskMethodKey,
+  TaskStatusKey,
+  utf8Length,
+  type TaskStatus,
+} from '../shared.ts';
+import {
+  dependantsOf,
+  forgetTasks,
+  heldAsPrerequisites,
+  keysCover,
+  waitingSlotHolder,
+  loadTaskKeys,
+  storeTaskKeys,
+  tasksNamingKey,
+} from '../taskmgr/task-store.ts';
 import { assertAvailable, listTaskFiles, type TaskFiles } from '../taskmgr/discovery.ts';
 import { MERGED, TASK_MEMO_FIELDS, type TaskAdmission, type TaskInfo } from '../taskmgr/info.ts';
 import { TASK_LIMITS, TaskInputError, validateTaskInput, validateTaskKeys, type TaskInput } from '../taskmgr/input.ts';
@@ -210,10 +231,13 @@ export class TaskClient {
     }
   }
 
-
   /** A task's admission (a worker's job); with no worker polling after workerWaitMs, the task is WAITING for one (worker-wait.ts). */
   private async admitted(taskId: string, admit: () => Promise<TaskAdmission>): Promise<TaskAdmission> {
-    const r = await answeredWithin(this.client, { workflowId: taskId, taskQueue: this.taskQueue, waitMs: this.workerWaitMs, stop: this.stopWaiting?.() }, admit);
+    const r = await answeredWithin(
+      this.client,
+      { workflowId: taskId, taskQueue: this.taskQueue, waitMs: this.workerWaitMs, stop: this.stopWaiting?.() },
+      admit,
+    );
     return 'answer' in r ? r.answer : { taskId, admissionPending: true };
   }
 
@@ -246,7 +270,12 @@ export class TaskClient {
     const holder = await waitingSlotHolder(this.pool, input.method, input.dataSourceKey);
     if (!holder || !(await keysCover(this.pool, holder, input.registryObjectKeys))) return undefined;
     const start = Math.max(scheduledAt ?? 0, Date.now());
-    const add: CoveredAdd = { fromTaskId: '(client)', prerequisiteTaskId: input.prerequisiteTaskId, notBefore: start - MERGE_WINDOW_MS, notAfter: start + MERGE_WINDOW_MS };
+    const add: CoveredAdd = {
+      fromTaskId: '(client)',
+      prerequisiteTaskId: input.prerequisiteTaskId,
+      notBefore: start - MERGE_WINDOW_MS,
+      notAfter: start + MERGE_WINDOW_MS,
+    };
     try {
       await this.client.workflow.getHandle(holder).executeUpdate(mergeCoveredUpdate, { args: [add] });
       return holder;
@@ -258,10 +287,13 @@ export class TaskClient {
 
   private async assertTaskExists(taskId: string): Promise<void> {
     // Refused here rather than added to fail at once (the workflow still checks, for other callers).
-    const exists = await this.client.workflow.getHandle(taskId).describe().then(
-      (d) => this.isOurs(d),
-      (err) => (err instanceof WorkflowNotFoundError ? false : Promise.reject(err)),
-    );
+    const exists = await this.client.workflow
+      .getHandle(taskId)
+      .describe()
+      .then(
+        (d) => this.isOurs(d),
+        (err) => (err instanceof WorkflowNotFoundError ? false : Promise.reject(err)),
+      );
     if (!exists) throw new TaskInputError('prerequisiteTaskId', `prerequisite task ${JSON.stringify(taskId)} does not exist`);
   }
 
@@ -276,7 +308,10 @@ export class TaskClient {
     try {
       // Bounded: a workflow on a queue no worker polls would hold the query for the server's 30 s.
       const query = () => handle.query(taskInfoQuery);
-      const queried = await this.client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, query).then((info) => ({ info }), (err: unknown) => ({ err }));
+      const queried = await this.client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, query).then(
+        (info) => ({ info }),
+        (err: unknown) => ({ err }),
+      );
       if ('err' in queried) return await this.taskWithoutQuery(taskId, queried.err);
       if (queried.info.taskQueue === undefined) return await this.describedTask(taskId, queried.info);
       if (queried.info.taskQueue !== this.taskQueue) throw new TaskNotFoundError(`task ${JSON.stringify(taskId)} does not exist`);
@@ -307,7 +342,8 @@ export class TaskClient {
     const info = await this.withDependants(queried);
     const between = info.input.recurEvery !== undefined && !['WAITING', 'STARTED', 'CANCELLED'].includes(info.status);
     // The run has ended and the loop is about to continue as new: the task waits for its next run.
-    if (between && description.status.name === 'RUNNING') return { ...info, status: 'WAITING', waitingFor: ['schedule'], lastRunStatus: info.status } as TaskInfo;
+    if (between && description.status.name === 'RUNNING')
+      return { ...info, status: 'WAITING', waitingFor: ['schedule'], lastRunStatus: info.status } as TaskInfo;
     return info.status === 'STARTED' ? this.withProgress(info, description) : info;
   }
 
@@ -351,7 +387,8 @@ export class TaskClient {
   }
 
   private queueClause(): string {
-    if (!SAFE_VALUE.test(this.taskQueue)) throw new TaskInputError('taskQueue', `task queue ${JSON.stringify(this.taskQueue)} may only contain letters, digits, spaces and - . : / @ _`);
+    if (!SAFE_VALUE.test(this.taskQueue))
+      throw new TaskInputError('taskQueue', `task queue ${JSON.stringify(this.taskQueue)} may only contain letters, digits, spaces and - . : / @ _`);
     return `TaskQueue = '${this.taskQueue}'`;
   }
 
@@ -360,7 +397,9 @@ export class TaskClient {
     // One task manager is one task queue: registries (or test files) sharing a namespace see only their own tasks.
     const clauses = [`WorkflowType = '${WORKFLOW_TYPE}'`, this.queueClause()];
     const statuses = filter.status === undefined ? [] : Array.isArray(filter.status) ? filter.status : [filter.status];
-    for (const s of statuses) if (!(TASK_STATUSES as readonly string[]).includes(s)) throw new TaskInputError('status', `status ${JSON.stringify(s)} is not one of ${TASK_STATUSES.join(', ')}`);
+    for (const s of statuses)
+      if (!(TASK_STATUSES as readonly string[]).includes(s))
+        throw new TaskInputError('status', `status ${JSON.stringify(s)} is not one of ${TASK_STATUSES.join(', ')}`);
     // A recurring task's earlier runs ended in continue-as-new; its current run stands for it.
     clauses.push(`ExecutionStatus != 'ContinuedAsNew'`);
     clauses.push(statuses.length ? `TaskStatus IN (${statuses.map((s) => `'${s}'`).join(', ')})` : `TaskStatus != '${MERGED}'`);
@@ -373,7 +412,9 @@ export class TaskClient {
     if (filter.recordKey !== undefined) clauses.push(this.recordKeyClause(filter.recordKey, idsNamingKey));
     if (filter.text !== undefined && filter.text.trim() !== '') {
       const t = safe('text', filter.text.trim());
-      clauses.push(`(WorkflowId STARTS_WITH '${t}' OR TaskMethod STARTS_WITH '${t.toUpperCase()}' OR DataSourceKey STARTS_WITH '${t}' OR RegistryObjectKeys = '${t}')`);
+      clauses.push(
+        `(WorkflowId STARTS_WITH '${t}' OR TaskMethod STARTS_WITH '${t.toUpperCase()}' OR DataSourceKey STARTS_WITH '${t}' OR RegistryObjectKeys = '${t}')`,
+      );
     }
     if (filter.from) clauses.push(`StartTime >= '${filter.from.toISOString()}'`);
     if (filter.to) clauses.push(`StartTime < '${filter.to.toISOString()}'`);
@@ -391,7 +432,8 @@ export class TaskClient {
   async listTasks(filter: ListTasksFilter = {}): Promise<{ tasks: TaskSummary[]; nextPageToken?: string }> {
     const query = this.taskQuery(filter, await this.idsNamingKey(filter.recordKey));
     const pageSize = filter.pageSize ?? 50;
-    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) throw new TaskInputError('pageSize', `pageSize ${pageSize} must be a whole number from 1 to 1000`);
+    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000)
+      throw new TaskInputError('pageSize', `pageSize ${pageSize} must be a whole number from 1 to 1000`);
     const response = await this.client.workflowService.listWorkflowExecutions({
       namespace: this.client.options.namespace,
       query,
@@ -399,7 +441,9 @@ export class TaskClient {
       nextPageToken: filter.pageToken ? Buffer.from(filter.pageToken, 'base64url') : undefined,
     });
     const tasks = await Promise.all(
-      (response.executions ?? []).map(async (raw) => toSummary(await executionInfoFromRaw(raw, this.client.options.loadedDataConverter, raw, this.client.options.namespace))),
+      (response.executions ?? []).map(async (raw) =>
+        toSummary(await executionInfoFromRaw(raw, this.client.options.loadedDataConverter, raw, this.client.options.namespace)),
+      ),
     );
     const token = response.nextPageToken?.length ? Buffer.from(response.nextPageToken).toString('base64url') : undefined;
     return { tasks, nextPageToken: token };
@@ -414,7 +458,11 @@ export class TaskClient {
     if (bad) throw new TaskInputError('recordKey', bad);
     const ids = (idsNamingKey ?? []).filter((id) => SAFE_VALUE.test(id)).map((id) => `'${id}'`);
     const byAttribute = SAFE_VALUE.test(recordKey) ? `RegistryObjectKeys = '${recordKey}'` : undefined;
-    if (idsNamingKey === undefined && !byAttribute) throw new TaskInputError('recordKey', `recordKey ${JSON.stringify(recordKey.slice(0, 80))} can only be searched with the task manager's database (options.pool)`);
+    if (idsNamingKey === undefined && !byAttribute)
+      throw new TaskInputError(
+        'recordKey',
+        `recordKey ${JSON.stringify(recordKey.slice(0, 80))} can only be searched with the task manager's database (options.pool)`,
+      );
     const byDatabase = ids.length ? `WorkflowId IN (${ids.join(', ')})` : undefined;
     const either = [byAttribute, byDatabase].filter(Boolean);
     return either.length ? `(${either.join(' OR ')})` : `WorkflowId = ''`;
@@ -429,7 +477,8 @@ export class TaskClient {
   /** Cancels a WAITING or STARTED task (a recurring one stops for good, also between two runs). */
   async cancelTask(taskId: string): Promise<void> {
     const info = await this.getTask(taskId);
-    if (info.status !== 'WAITING' && info.status !== 'STARTED') throw new TaskStateError(`task ${taskId} is ${info.status}; only WAITING or STARTED tasks can be cancelled`);
+    if (info.status !== 'WAITING' && info.status !== 'STARTED')
+      throw new TaskStateError(`task ${taskId} is ${info.status}; only WAITING or STARTED tasks can be cancelled`);
     await this.cancelRunningRun(taskId);
   }
 
@@ -456,7 +505,8 @@ export class TaskClient {
       return await this.client.workflow.getHandle(taskId).executeUpdate(rescheduleUpdate, { args: [scheduledFor] });
     } catch (err) {
       // A closed task takes no updates: say what state it is in (getTask throws if it does not exist).
-      if (err instanceof WorkflowNotFoundError) throw new TaskStateError(`task ${taskId} is ${(await this.getTask(taskId)).status}; only WAITING tasks can be rescheduled`);
+      if (err instanceof WorkflowNotFoundError)
+        throw new TaskStateError(`task ${taskId} is ${(await this.getTask(taskId)).status}; only WAITING tasks can be rescheduled`);
       if (err instanceof WorkflowUpdateFailedError) throw new TaskStateError((err.cause as Error | undefined)?.message ?? err.message);
       throw err;
     }
@@ -465,10 +515,14 @@ export class TaskClient {
   /** Adds a FAILED or CANCELLED task again with the same inputs; returns the new task's id. */
   async retryTask(taskId: string): Promise<string> {
     const info = await this.getTask(taskId);
-    if (info.status !== 'FAILED' && info.status !== 'CANCELLED') throw new TaskStateError(`task ${taskId} is ${info.status}; only FAILED or CANCELLED tasks can be retried`);
+    if (info.status !== 'FAILED' && info.status !== 'CANCELLED')
+      throw new TaskStateError(`task ${taskId} is ${info.status}; only FAILED or CANCELLED tasks can be retried`);
     const { loop: _loop, resume: _resume, scheduledFor: _when, storedKeyCount, ...input } = info.input;
     if (storedKeyCount) {
-      if (!this.pool) throw new TaskStateError(`task ${taskId} names ${storedKeyCount} keys kept in PostgreSQL; retry it with a TaskClient that has the database (options.pool)`);
+      if (!this.pool)
+        throw new TaskStateError(
+          `task ${taskId} names ${storedKeyCount} keys kept in PostgreSQL; retry it with a TaskClient that has the database (options.pool)`,
+        );
       input.registryObjectKeys = await loadTaskKeys(this.pool, taskId);
     }
     return this.addNewTask(input.method, input);
@@ -482,7 +536,10 @@ export class TaskClient {
   private async deleteExecution(wf: { workflowId: string; runId: string }): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.client.workflowService.deleteWorkflowExecution({ namespace: this.client.options.namespace, workflowExecution: { workflowId: wf.workflowId, runId: wf.runId } });
+        await this.client.workflowService.deleteWorkflowExecution({
+          namespace: this.client.options.namespace,
+          workflowExecution: { workflowId: wf.workflowId, runId: wf.runId },
+        });
         return true;
       } catch (err) {
         if ((err as { code?: number }).code === GRPC_NOT_FOUND) return false;
@@ -495,7 +552,10 @@ export class TaskClient {
   /** Deletes closed tasks: COMPLETED (and CANCELLED) ones closed before `olderThan`, or all FAILED ones. */
   async flushTasks(what: { completedBefore: Date } | { failed: true }, opts: { onDeleted?: (taskId: string) => void } = {}): Promise<number> {
     // Which tasks others wait for is in PostgreSQL: without it, a prerequisite could be deleted under a waiting task.
-    if (!this.pool) throw new TaskStateError("flushing tasks needs the task manager's database (options.pool, or DATABASE_URL for taskmgr): it knows which tasks waiting tasks name as prerequisite");
+    if (!this.pool)
+      throw new TaskStateError(
+        "flushing tasks needs the task manager's database (options.pool, or DATABASE_URL for taskmgr): it knows which tasks waiting tasks name as prerequisite",
+      );
     const query =
       'failed' in what
         ? `WorkflowType = '${WORKFLOW_TYPE}' AND ${this.queueClause()} AND TaskStatus = 'FAILED' AND ExecutionStatus != 'Running'`
@@ -504,7 +564,10 @@ export class TaskClient {
     let deleted = 0;
     let page: { workflowId: string; runId: string; continued: boolean }[] = [];
     const flushPage = async () => {
-      const held = await heldAsPrerequisites(this.pool!, page.map((wf) => wf.workflowId));
+      const held = await heldAsPrerequisites(
+        this.pool!,
+        page.map((wf) => wf.workflowId),
+      );
       const gone: string[] = [];
       for (const wf of page.filter((w) => !held.has(w.workflowId))) {
         if (!(await this.deleteExecution(wf))) continue; // already gone

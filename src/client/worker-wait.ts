@@ -29,8 +29,16 @@ export const DEFAULT_WORKER_WAIT_MS = 15_000;
  * The identities of the workers that polled a task queue lately (the server remembers pollers for
  * minutes), for its workflow tasks or its activity tasks.
  */
-export async function pollerIdentities(client: Pick<Client, 'workflowService'> & { options: { namespace: string } }, taskQueue: string, kind: 'workflow' | 'activity'): Promise<string[]> {
-  const r = await client.workflowService.describeTaskQueue({ namespace: client.options.namespace, taskQueue: { name: taskQueue }, taskQueueType: TASK_QUEUE_TYPES[kind] });
+export async function pollerIdentities(
+  client: Pick<Client, 'workflowService'> & { options: { namespace: string } },
+  taskQueue: string,
+  kind: 'workflow' | 'activity',
+): Promise<string[]> {
+  const r = await client.workflowService.describeTaskQueue({
+    namespace: client.options.namespace,
+    taskQueue: { name: taskQueue },
+    taskQueueType: TASK_QUEUE_TYPES[kind],
+  });
   return (r.pollers ?? []).map((p) => p.identity ?? '?');
 }
 
@@ -41,13 +49,23 @@ export type QueuePollers = { taskQueue: string; kind: 'workflow' | 'activity' } 
  * The pollers of a registry's three queues: its workflows, its activities (follow-ups and
  * bookkeeping) and its task runs (`<queue>-runs`), asked at once.
  */
-export async function registryQueuePollers(client: Pick<Client, 'workflowService'> & { options: { namespace: string } }, taskQueue: string): Promise<QueuePollers[]> {
+export async function registryQueuePollers(
+  client: Pick<Client, 'workflowService'> & { options: { namespace: string } },
+  taskQueue: string,
+): Promise<QueuePollers[]> {
   const queues = [
     { taskQueue, kind: 'workflow' as const },
     { taskQueue, kind: 'activity' as const },
     { taskQueue: taskRunQueue(taskQueue), kind: 'activity' as const },
   ];
-  return Promise.all(queues.map(async (q) => pollerIdentities(client, q.taskQueue, q.kind).then((identities) => ({ ...q, identities }), (err: Error) => ({ ...q, error: err.message }))));
+  return Promise.all(
+    queues.map(async (q) =>
+      pollerIdentities(client, q.taskQueue, q.kind).then(
+        (identities) => ({ ...q, identities }),
+        (err: Error) => ({ ...q, error: err.message }),
+      ),
+    ),
+  );
 }
 
 /**
@@ -55,10 +73,18 @@ export async function registryQueuePollers(client: Pick<Client, 'workflowService
  * polls, a slow answer (PostgreSQL away, a busy worker) is waited for. With none: `{ queued: true }`
  * when the workflow `workflowId` exists (started, waiting for a worker), else an error.
  */
-export async function answeredWithin<T>(client: Client, work: { workflowId: string; taskQueue: string; waitMs: number; stop?: AbortSignal }, call: () => Promise<T>): Promise<{ answer: T } | { queued: true }> {
+export async function answeredWithin<T>(
+  client: Client,
+  work: { workflowId: string; taskQueue: string; waitMs: number; stop?: AbortSignal },
+  call: () => Promise<T>,
+): Promise<{ answer: T } | { queued: true }> {
   const abort = new AbortController();
   // Stopped from outside (an activity cancelled by its worker's shutdown): the call is abandoned.
-  const stopped = work.stop ? new Promise<never>((_, reject) => (work.stop!.aborted ? reject(work.stop!.reason) : work.stop!.addEventListener('abort', () => reject(work.stop!.reason), { once: true }))) : undefined;
+  const stopped = work.stop
+    ? new Promise<never>((_, reject) =>
+        work.stop!.aborted ? reject(work.stop!.reason) : work.stop!.addEventListener('abort', () => reject(work.stop!.reason), { once: true }),
+      )
+    : undefined;
   stopped?.catch(() => undefined);
   const answered = client.connection.withAbortSignal(abort.signal, call).then((answer) => ({ answer }));
   // Raced below, perhaps not at once: a failure meanwhile must not count as unhandled.
@@ -78,7 +104,13 @@ export async function answeredWithin<T>(client: Client, work: { workflowId: stri
     if ((await pollerIdentities(client, work.taskQueue, 'workflow').catch(() => ['unknown'])).length > 0) continue;
     abort.abort();
     await answered.catch(() => undefined);
-    const started = await client.workflow.getHandle(work.workflowId).describe().then(() => true, () => false);
+    const started = await client.workflow
+      .getHandle(work.workflowId)
+      .describe()
+      .then(
+        () => true,
+        () => false,
+      );
     if (!started) throw new Error(`Temporal did not answer within ${work.waitMs / 1000} s, and ${work.workflowId} was not started`);
     return { queued: true };
   }

@@ -41,7 +41,8 @@ export const authFiles = (dir: string): ClusterAuthFiles => ({
 /** A certificate that expires within this many days is made again at start. */
 const RENEW_WITHIN_DAYS = 30;
 
-const expiresSoon = (certFile: string) => Date.parse(new crypto.X509Certificate(fs.readFileSync(certFile)).validTo) < Date.now() + RENEW_WITHIN_DAYS * 86_400_000;
+const expiresSoon = (certFile: string) =>
+  Date.parse(new crypto.X509Certificate(fs.readFileSync(certFile)).validTo) < Date.now() + RENEW_WITHIN_DAYS * 86_400_000;
 
 /** Makes whatever is missing or about to expire: the CA (10 years), the frontend's certificate (397 days), the signing key and JWKS. */
 export async function prepareClusterAuth(dir: string): Promise<ClusterAuthFiles> {
@@ -53,7 +54,14 @@ export async function prepareClusterAuth(dir: string): Promise<ClusterAuthFiles>
     fs.rmSync(files.certFile, { force: true });
   }
   if (!fs.existsSync(files.certFile) || expiresSoon(files.certFile)) {
-    const frontend = { keyFile: files.keyFile, certFile: files.certFile, subject: TLS_SERVER_NAME, days: 397, usage: 'serverAuth', altNames: `DNS:${TLS_SERVER_NAME},IP:127.0.0.1` };
+    const frontend = {
+      keyFile: files.keyFile,
+      certFile: files.certFile,
+      subject: TLS_SERVER_NAME,
+      days: 397,
+      usage: 'serverAuth',
+      altNames: `DNS:${TLS_SERVER_NAME},IP:127.0.0.1`,
+    };
     issueCertificate({ keyFile: caKey, certFile: files.caFile }, frontend);
   }
   if (!fs.existsSync(files.signingKeyFile)) {
@@ -90,10 +98,12 @@ export async function mintToken(files: ClusterAuthFiles, request: TokenRequest):
   if (!Number.isInteger(request.days) || request.days < 1 || request.days > MAX_TOKEN_DAYS) {
     throw new InvalidInputError(`days ${request.days} is not a whole number from 1 to ${MAX_TOKEN_DAYS}`);
   }
-  if (!/^[\x21-\x7e]{1,255}$/.test(request.subject)) throw new InvalidInputError(`subject ${JSON.stringify(request.subject)} must be 1 to 255 printable characters without spaces`);
+  if (!/^[\x21-\x7e]{1,255}$/.test(request.subject))
+    throw new InvalidInputError(`subject ${JSON.stringify(request.subject)} must be 1 to 255 printable characters without spaces`);
   if (request.permissions.length === 0) throw new InvalidInputError('a token needs at least one permission (e.g. default:write)');
   request.permissions.forEach(parsePermission);
-  if (!fs.existsSync(files.signingKeyFile)) throw new InvalidInputError(`no cluster signing key at ${files.signingKeyFile}: run \`taskmgr cluster\` once first`);
+  if (!fs.existsSync(files.signingKeyFile))
+    throw new InvalidInputError(`no cluster signing key at ${files.signingKeyFile}: run \`taskmgr cluster\` once first`);
   const { keys } = JSON.parse(fs.readFileSync(files.jwksFile, 'utf8')) as { keys: { kid: string }[] };
   const key = await importPKCS8(fs.readFileSync(files.signingKeyFile, 'utf8'), 'RS256');
   return new SignJWT({ permissions: request.permissions })

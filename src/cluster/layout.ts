@@ -27,7 +27,14 @@ export interface ClusterPorts {
   frontendHttp: number;
   ui: number;
   /** The internal ports, two per process (gRPC, membership), in start order. */
-  internal: { history1: [number, number]; history2: [number, number]; matching: [number, number]; worker: [number, number]; frontendMembership: number; internalFrontend: [number, number] };
+  internal: {
+    history1: [number, number];
+    history2: [number, number];
+    matching: [number, number];
+    worker: [number, number];
+    frontendMembership: number;
+    internalFrontend: [number, number];
+  };
 }
 
 /** Temporal's usual ports: frontend 7233 (HTTP 7243), history 7234, matching 7235, worker 7239, membership +300 below. */
@@ -35,7 +42,14 @@ export const DEFAULT_PORTS: ClusterPorts = {
   frontend: 7233,
   frontendHttp: 7243,
   ui: 8233,
-  internal: { history1: [7234, 6934], history2: [7236, 6936], matching: [7235, 6935], worker: [7239, 6939], frontendMembership: 6933, internalFrontend: [7238, 6938] },
+  internal: {
+    history1: [7234, 6934],
+    history2: [7236, 6936],
+    matching: [7235, 6935],
+    worker: [7239, 6939],
+    frontendMembership: 6933,
+    internalFrontend: [7238, 6938],
+  },
 };
 
 /**
@@ -44,7 +58,9 @@ export const DEFAULT_PORTS: ClusterPorts = {
  */
 export function serverProcesses(ports: ClusterPorts, opts: { internalFrontend?: boolean } = {}): ServerProcess[] {
   const { internal } = ports;
-  const internalFrontend: ServerProcess[] = opts.internalFrontend ? [{ name: 'internal-frontend', service: 'internal-frontend', grpcPort: internal.internalFrontend[0], membershipPort: internal.internalFrontend[1] }] : [];
+  const internalFrontend: ServerProcess[] = opts.internalFrontend
+    ? [{ name: 'internal-frontend', service: 'internal-frontend', grpcPort: internal.internalFrontend[0], membershipPort: internal.internalFrontend[1] }]
+    : [];
   return [
     { name: 'history-1', service: 'history', grpcPort: internal.history1[0], membershipPort: internal.history1[1] },
     { name: 'history-2', service: 'history', grpcPort: internal.history2[0], membershipPort: internal.history2[1] },
@@ -93,10 +109,13 @@ export const DYNAMIC_CONFIG: Record<string, { value: unknown; why: string }> = {
 
 /** The dynamic config file (YAML; JSON values are YAML). */
 export function dynamicConfigYaml(): string {
-  const header = '# Temporal dynamic config for registry-taskmgr: every setting at the server\'s default.\n';
-  return header + Object.entries(DYNAMIC_CONFIG)
-    .map(([key, { value, why }]) => `# ${why}\n${key}:\n  - value: ${JSON.stringify(value)}\n`)
-    .join('');
+  const header = "# Temporal dynamic config for registry-taskmgr: every setting at the server's default.\n";
+  return (
+    header +
+    Object.entries(DYNAMIC_CONFIG)
+      .map(([key, { value, why }]) => `# ${why}\n${key}:\n  - value: ${JSON.stringify(value)}\n`)
+      .join('')
+  );
 }
 
 const PASSWORD_PLACEHOLDER = '@@password@@';
@@ -157,7 +176,9 @@ function securityConfig(security: FrontendSecurity) {
 export function serverConfig(opts: ServerConfigOptions) {
   const maxConns = opts.connectionsPerStore ?? DEFAULT_CONNECTIONS_PER_STORE;
   const bind = opts.network.bind === 'loopback' ? { bindOnLocalHost: true } : { bindOnIP: '0.0.0.0' };
-  const rpc = (p: ServerProcess) => ({ rpc: { grpcPort: p.grpcPort, membershipPort: p.membershipPort, ...bind, ...(p.httpPort ? { httpPort: p.httpPort } : {}) } });
+  const rpc = (p: ServerProcess) => ({
+    rpc: { grpcPort: p.grpcPort, membershipPort: p.membershipPort, ...bind, ...(p.httpPort ? { httpPort: p.httpPort } : {}) },
+  });
   const first = (service: ServiceName) => opts.all.find((p) => p.service === service)!;
   const present = (['frontend', 'internal-frontend', 'history', 'matching', 'worker'] as const).filter((s) => opts.all.some((p) => p.service === s));
   const services = Object.fromEntries(present.map((s) => [s, rpc(s === opts.process.service ? opts.process : first(s))]));
@@ -169,16 +190,30 @@ export function serverConfig(opts: ServerConfigOptions) {
       defaultStore: 'default',
       visibilityStore: 'visibility',
       numHistoryShards: opts.historyShards,
-      datastores: { default: datastore(opts.store, opts.store.databases.persistence, maxConns), visibility: datastore(opts.store, opts.store.databases.visibility, maxConns) },
+      datastores: {
+        default: datastore(opts.store, opts.store.databases.persistence, maxConns),
+        visibility: datastore(opts.store, opts.store.databases.visibility, maxConns),
+      },
     },
-    global: { membership: { maxJoinDuration: '30s', broadcastAddress: opts.network.broadcastAddress }, ...(opts.security ? securityConfig(opts.security) : {}) },
+    global: {
+      membership: { maxJoinDuration: '30s', broadcastAddress: opts.network.broadcastAddress },
+      ...(opts.security ? securityConfig(opts.security) : {}),
+    },
     services,
     clusterMetadata: {
       enableGlobalNamespace: false,
       failoverVersionIncrement: 10,
       masterClusterName: 'active',
       currentClusterName: 'active',
-      clusterInformation: { active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: frontendAt(frontend.grpcPort), httpAddress: frontendAt(frontend.httpPort) } },
+      clusterInformation: {
+        active: {
+          enabled: true,
+          initialFailoverVersion: 1,
+          rpcName: 'frontend',
+          rpcAddress: frontendAt(frontend.grpcPort),
+          httpAddress: frontendAt(frontend.httpPort),
+        },
+      },
     },
     dcRedirectionPolicy: { policy: 'noop' },
     // With an internal frontend the server's services find it through membership (the server refuses a publicClient then).
@@ -238,7 +273,15 @@ export function composeConfigFiles(): Record<string, string> {
   const all = serverProcesses(DEFAULT_PORTS);
   const files: Record<string, string> = { 'dynamicconfig.yaml': dynamicConfigYaml() };
   for (const p of all) {
-    files[`${p.name}.yaml`] = serverConfigFile({ process: p, all, store: COMPOSE.store, historyShards: COMPOSE.historyShards, dynamicConfigFile: `${COMPOSE.mountedAt}/dynamicconfig.yaml`, logLevel: 'info', network: COMPOSE.network });
+    files[`${p.name}.yaml`] = serverConfigFile({
+      process: p,
+      all,
+      store: COMPOSE.store,
+      historyShards: COMPOSE.historyShards,
+      dynamicConfigFile: `${COMPOSE.mountedAt}/dynamicconfig.yaml`,
+      logLevel: 'info',
+      network: COMPOSE.network,
+    });
   }
   return files;
 }

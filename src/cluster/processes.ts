@@ -49,7 +49,13 @@ export async function untilHttpOk(url: string, process: ManagedProcess, timeoutM
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (!process.running()) throw new Error(`${process.name} exited before answering on ${url} (log ${process.logFile}):\n${process.tail()}`);
-    if (await fetch(url).then((r) => r.ok, () => false)) return;
+    if (
+      await fetch(url).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return;
     if (Date.now() > deadline) throw new Error(`${process.name} did not answer on ${url} within ${timeoutMs / 1000} s (log ${process.logFile})`);
     await new Promise((r) => setTimeout(r, 300));
   }

@@ -58,7 +58,9 @@ async function migrateSchema(opts: { sqlTool: string; store: SqlStore; password:
     await tool('update-schema', '--schema-name', schemaName);
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`temporal-sql-tool could not migrate ${database} (${schemaName}): ${(e.stderr || e.message).trim().split('\n').slice(-3).join(' ')}`);
+    throw new Error(`temporal-sql-tool could not migrate ${database} (${schemaName}): ${(e.stderr || e.message).trim().split('\n').slice(-3).join(' ')}`, {
+      cause: err,
+    });
   }
   opts.logger.info({ database, schema: schemaName }, 'Temporal schema up to date');
 }

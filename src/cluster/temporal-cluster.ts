@@ -11,7 +11,17 @@ import { Connection, type ConnectionOptions } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time.js';
 import type { Logger } from '../log.ts';
 import { SEARCH_ATTRIBUTES } from '../shared.ts';
-import { DB_PASSWORD_ENV, dynamicConfigYaml, LOCAL_NETWORK, serverConfigFile, serverProcesses, uiConfig, type ClusterPorts, type FrontendSecurity, type SqlStore } from './layout.ts';
+import {
+  DB_PASSWORD_ENV,
+  dynamicConfigYaml,
+  LOCAL_NETWORK,
+  serverConfigFile,
+  serverProcesses,
+  uiConfig,
+  type ClusterPorts,
+  type FrontendSecurity,
+  type SqlStore,
+} from './layout.ts';
 import { startProcess, untilHttpOk, type ManagedProcess } from './processes.ts';
 
 export interface TemporalClusterOptions {
@@ -70,14 +80,30 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
   const { security } = opts;
   const all = serverProcesses(opts.ports, { internalFrontend: Boolean(security) });
   for (const p of all) {
-    const file = serverConfigFile({ process: p, all, store: opts.store, historyShards: opts.historyShards, dynamicConfigFile, logLevel: opts.logLevel ?? 'warn', network: LOCAL_NETWORK, connectionsPerStore: opts.connectionsPerStore, security });
+    const file = serverConfigFile({
+      process: p,
+      all,
+      store: opts.store,
+      historyShards: opts.historyShards,
+      dynamicConfigFile,
+      logLevel: opts.logLevel ?? 'warn',
+      network: LOCAL_NETWORK,
+      connectionsPerStore: opts.connectionsPerStore,
+      security,
+    });
     fs.writeFileSync(path.join(configDir, `${p.name}.yaml`), file);
   }
   const processes = new Map<string, ManagedProcess>();
   const launch = (name: string) => {
     const p = all.find((x) => x.name === name)!;
     const env = { ...process.env, [DB_PASSWORD_ENV]: opts.password };
-    processes.set(name, startProcess(name, opts.serverBinary, ['--root', opts.dir, '--config', 'config', '--env', p.name, '--allow-no-auth', 'start', '--service', p.service], { logDir, env }));
+    processes.set(
+      name,
+      startProcess(name, opts.serverBinary, ['--root', opts.dir, '--config', 'config', '--env', p.name, '--allow-no-auth', 'start', '--service', p.service], {
+        logDir,
+        env,
+      }),
+    );
   };
   const stop = async () => {
     for (const name of ['ui', ...all.map((p) => p.name).reverse()]) await processes.get(name)?.stop();
@@ -132,7 +158,8 @@ async function untilListening(port: number, process: ManagedProcess, timeoutMs: 
       socket.once('error', () => resolve(false));
     });
     if (open) return;
-    if (Date.now() > deadline) throw new Error(`the Temporal ${process.name} process did not listen on 127.0.0.1:${port} within ${timeoutMs / 1000} s (log ${process.logFile})`);
+    if (Date.now() > deadline)
+      throw new Error(`the Temporal ${process.name} process did not listen on 127.0.0.1:${port} within ${timeoutMs / 1000} s (log ${process.logFile})`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -151,11 +178,21 @@ async function untilReady(target: ConnectionOptions & { address: string }, proce
     if (dead) throw new Error(`the Temporal ${dead.name} process exited before the cluster was ready (log ${dead.logFile}):\n${dead.tail()}`);
     const connection = await Connection.connect({ ...target, connectTimeout: 1000 }).catch(() => undefined);
     try {
-      if (connection && (await connection.workflowService.getSystemInfo({}).then(() => true, () => false))) return;
+      if (
+        connection &&
+        (await connection.workflowService.getSystemInfo({}).then(
+          () => true,
+          () => false,
+        ))
+      )
+        return;
     } finally {
       await connection?.close().catch(() => undefined);
     }
-    if (Date.now() > deadline) throw new Error(`the Temporal cluster's frontend did not answer on ${address} within ${timeoutMs / 1000} s (logs in ${path.dirname([...processes.values()][0]!.logFile)})`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `the Temporal cluster's frontend did not answer on ${address} within ${timeoutMs / 1000} s (logs in ${path.dirname([...processes.values()][0]!.logFile)})`,
+      );
     await new Promise((r) => setTimeout(r, 500));
   }
 }
@@ -165,7 +202,10 @@ async function ensureNamespace(address: string, namespace: string, logger: Logge
   const connection = await Connection.connect({ address });
   try {
     const { workflowService: wf, operatorService: op } = connection;
-    const known = await wf.describeNamespace({ namespace }).then(() => true, () => false);
+    const known = await wf.describeNamespace({ namespace }).then(
+      () => true,
+      () => false,
+    );
     if (!known) {
       logger.info({ namespace }, 'registering the namespace');
       await wf.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs(RETENTION_DAYS) });
@@ -173,18 +213,27 @@ async function ensureNamespace(address: string, namespace: string, logger: Logge
     const deadline = Date.now() + 90_000;
     for (;;) {
       // A new namespace reaches every service's cache within seconds.
-      const present = await op.listSearchAttributes({ namespace }).then((r) => r.customAttributes ?? {}, () => undefined);
+      const present = await op.listSearchAttributes({ namespace }).then(
+        (r) => r.customAttributes ?? {},
+        () => undefined,
+      );
       const missing = present && SEARCH_ATTRIBUTES.filter((k) => !(k.name in present));
       if (missing && missing.length === 0) break;
       if (missing) {
-        await op.addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(missing.map((k) => [k.name, INDEXED_VALUE_TYPES[k.type]!])) }).catch((err: Error) => logger.debug({ err: err.message }, 'adding search attributes'));
+        await op
+          .addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(missing.map((k) => [k.name, INDEXED_VALUE_TYPES[k.type]!])) })
+          .catch((err: Error) => logger.debug({ err: err.message }, 'adding search attributes'));
       }
-      if (Date.now() > deadline) throw new Error(`namespace ${namespace}: search attributes ${SEARCH_ATTRIBUTES.map((k) => k.name).join(', ')} could not be registered`);
+      if (Date.now() > deadline)
+        throw new Error(`namespace ${namespace}: search attributes ${SEARCH_ATTRIBUTES.map((k) => k.name).join(', ')} could not be registered`);
       await new Promise((r) => setTimeout(r, 1000));
     }
     const query = SEARCH_ATTRIBUTES.map((k) => `${k.name} = 'x'`).join(' AND ');
     for (;;) {
-      const ok = await wf.listWorkflowExecutions({ namespace, query, pageSize: 1 }).then(() => true, () => false);
+      const ok = await wf.listWorkflowExecutions({ namespace, query, pageSize: 1 }).then(
+        () => true,
+        () => false,
+      );
       if (ok) return;
       if (Date.now() > deadline) throw new Error(`namespace ${namespace} does not answer list queries by our search attributes`);
       await new Promise((r) => setTimeout(r, 1000));

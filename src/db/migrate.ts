@@ -39,7 +39,12 @@ async function runMigrations(databaseUrl: string, logger?: Logger): Promise<stri
     migrationsTable: 'pgmigrations',
     log: (msg: string) => logger?.debug(msg),
     logger: logger
-      ? { debug: (m: string) => logger.debug(m), info: (m: string) => logger.debug(m), warn: (m: string) => logger.warn(m), error: (m: string) => logger.error(m) }
+      ? {
+          debug: (m: string) => logger.debug(m),
+          info: (m: string) => logger.debug(m),
+          warn: (m: string) => logger.warn(m),
+          error: (m: string) => logger.error(m),
+        }
       : { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
   });
   return applied.map((m) => m.name);

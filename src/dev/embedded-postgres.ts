@@ -37,7 +37,9 @@ async function loadEmbeddedPostgres() {
 function assertReachableByOthers(dir: string) {
   for (let d = path.dirname(path.resolve(dir)); ; d = path.dirname(d)) {
     if ((fs.statSync(d).mode & 0o001) === 0) {
-      throw new Error(`embedded PostgreSQL runs as the postgres user here (we are root), which cannot enter ${d} (mode ${(fs.statSync(d).mode & 0o777).toString(8)}): \`chmod o+x ${d}\`, choose another DATA_DIR, or set DATABASE_URL`);
+      throw new Error(
+        `embedded PostgreSQL runs as the postgres user here (we are root), which cannot enter ${d} (mode ${(fs.statSync(d).mode & 0o777).toString(8)}): \`chmod o+x ${d}\`, choose another DATA_DIR, or set DATABASE_URL`,
+      );
     }
     if (d === path.dirname(d)) return;
   }
@@ -69,7 +71,10 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
   try {
     await server.start();
   } catch (err) {
-    throw new Error(`embedded PostgreSQL did not start on 127.0.0.1:${opts.port} (data in ${opts.dir}); is the port taken? Set EMBEDDED_PG_PORT or DATABASE_URL. ${err ? String(err) : ''}`.trim());
+    throw new Error(
+      `embedded PostgreSQL did not start on 127.0.0.1:${opts.port} (data in ${opts.dir}); is the port taken? Set EMBEDDED_PG_PORT or DATABASE_URL. ${err ? String(err) : ''}`.trim(),
+      { cause: err },
+    );
   }
   const admin = new pg.Client({ host: '127.0.0.1', port: opts.port, user: 'registry', password, database: 'postgres' });
   await admin.connect();

@@ -41,11 +41,39 @@ export interface GoTool {
   sourceDir?: string;
 }
 
-export const TEMPORAL_SERVER: GoTool = { label: 'the Temporal server', pkg: 'go.temporal.io/server/cmd/server', version: SERVER_VERSION, binary: 'server', envVar: 'TEMPORAL_SERVER', cacheName: 'temporal-server' };
-export const SQL_TOOL: GoTool = { label: 'temporal-sql-tool', pkg: 'go.temporal.io/server/cmd/tools/sql', version: SERVER_VERSION, binary: 'sql', envVar: 'TEMPORAL_SQL_TOOL', cacheName: 'temporal-sql-tool' };
-export const UI_SERVER: GoTool = { label: 'the Temporal Web UI server', pkg: 'github.com/temporalio/ui-server/v2/cmd/server', version: UI_SERVER_VERSION, binary: 'server', envVar: 'TEMPORAL_UI_SERVER', cacheName: 'ui-server' };
+export const TEMPORAL_SERVER: GoTool = {
+  label: 'the Temporal server',
+  pkg: 'go.temporal.io/server/cmd/server',
+  version: SERVER_VERSION,
+  binary: 'server',
+  envVar: 'TEMPORAL_SERVER',
+  cacheName: 'temporal-server',
+};
+export const SQL_TOOL: GoTool = {
+  label: 'temporal-sql-tool',
+  pkg: 'go.temporal.io/server/cmd/tools/sql',
+  version: SERVER_VERSION,
+  binary: 'sql',
+  envVar: 'TEMPORAL_SQL_TOOL',
+  cacheName: 'temporal-sql-tool',
+};
+export const UI_SERVER: GoTool = {
+  label: 'the Temporal Web UI server',
+  pkg: 'github.com/temporalio/ui-server/v2/cmd/server',
+  version: UI_SERVER_VERSION,
+  binary: 'server',
+  envVar: 'TEMPORAL_UI_SERVER',
+  cacheName: 'ui-server',
+};
 /** Prometheus v3.x's promtool (its Go module's versions are v0.3xx). */
-export const PROMTOOL: GoTool = { label: 'promtool', pkg: 'github.com/prometheus/prometheus/cmd/promtool', version: 'v0.316.0', binary: 'promtool', envVar: 'PROMTOOL', cacheName: 'promtool' };
+export const PROMTOOL: GoTool = {
+  label: 'promtool',
+  pkg: 'github.com/prometheus/prometheus/cmd/promtool',
+  version: 'v0.316.0',
+  binary: 'promtool',
+  envVar: 'PROMTOOL',
+  cacheName: 'promtool',
+};
 
 /** The OpenTelemetry Collector v0.165.0 built from tools/otelcol. */
 export const OTELCOL: GoTool = {

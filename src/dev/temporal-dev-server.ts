@@ -34,11 +34,18 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
-export const TYPE_NAMES: Record<string, string> = { KEYWORD: 'Keyword', KEYWORD_LIST: 'KeywordList', TEXT: 'Text', INT: 'Int', DOUBLE: 'Double', BOOL: 'Bool', DATETIME: 'Datetime' };
+export const TYPE_NAMES: Record<string, string> = {
+  KEYWORD: 'Keyword',
+  KEYWORD_LIST: 'KeywordList',
+  TEXT: 'Text',
+  INT: 'Int',
+  DOUBLE: 'Double',
+  BOOL: 'Bool',
+  DATETIME: 'Datetime',
+};
 
 /** `--search-attribute` arguments for the project's custom search attributes. */
-export const searchAttributeArgs = (): string[] =>
-  SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${TYPE_NAMES[k.type] ?? k.type}`]);
+export const searchAttributeArgs = (): string[] => SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${TYPE_NAMES[k.type] ?? k.type}`]);
 
 /**
  * A free port on `ip`: one the OS picks, or with `range` a random free one inside it (a Temporal

@@ -52,7 +52,8 @@ export function loadCredentials(config: Config): Credentials {
     generatedPasswordFile = path.join(config.dataDir, 'admin-password');
     adminPassword = keptSecret(generatedPasswordFile);
   }
-  if (http.viewerPassword && http.viewerUser === http.adminUser) throw new AuthConfigError(`VIEWER_USER must differ from ADMIN_USER (both are ${JSON.stringify(http.adminUser)})`);
+  if (http.viewerPassword && http.viewerUser === http.adminUser)
+    throw new AuthConfigError(`VIEWER_USER must differ from ADMIN_USER (both are ${JSON.stringify(http.adminUser)})`);
   const accounts = [account(http.adminUser, adminPassword, 'admin', 'ADMIN_PASSWORD')];
   if (http.viewerPassword) accounts.push(account(http.viewerUser, http.viewerPassword, 'viewer', 'VIEWER_PASSWORD'));
   const verified = new Set<string>();
@@ -112,8 +113,19 @@ export class SessionStore {
 
   async create(p: Principal): Promise<Session> {
     await this.pool.query('DELETE FROM http_sessions WHERE expires_at < now()');
-    const s: Session = { ...p, id: crypto.randomBytes(32).toString('base64url'), csrfToken: crypto.randomBytes(32).toString('base64url'), expiresAt: Date.now() + this.ttlMs };
-    await this.pool.query('INSERT INTO http_sessions (id_digest, user_name, role, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)', [sessionDigest(s.id), s.user, s.role, s.csrfToken, new Date(s.expiresAt)]);
+    const s: Session = {
+      ...p,
+      id: crypto.randomBytes(32).toString('base64url'),
+      csrfToken: crypto.randomBytes(32).toString('base64url'),
+      expiresAt: Date.now() + this.ttlMs,
+    };
+    await this.pool.query('INSERT INTO http_sessions (id_digest, user_name, role, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)', [
+      sessionDigest(s.id),
+      s.user,
+      s.role,
+      s.csrfToken,
+      new Date(s.expiresAt),
+    ]);
     return s;
   }
 

@@ -40,7 +40,10 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody | Q
   if (err instanceof QueuedForWorkerError) return { status: 202, body: { queued: true, message: err.message } };
   // The caller's to mend (bad input, not found, wrong state, refused data, a service down): its own status.
   if (err instanceof UserError && !(err instanceof SetupError)) {
-    return { status: err.httpStatus, body: { error: err.message, ...(err.field ? { field: err.field } : {}), ...(err.allowed ? { allowed: [...err.allowed] } : {}) } };
+    return {
+      status: err.httpStatus,
+      body: { error: err.message, ...(err.field ? { field: err.field } : {}), ...(err.allowed ? { allowed: [...err.allowed] } : {}) },
+    };
   }
   // Fastify's own: malformed JSON, too large, wrong content type, rate limited.
   if (e?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 413, body: { error: `request body is larger than the limit of ${BODY_LIMIT} bytes` } };

@@ -31,7 +31,12 @@ export interface HealthDetails {
 }
 
 export async function registerHealthRoutes(app: FastifyInstance, deps: { pool: Pool; tasks: TaskClient; guard: Guard; prometheusUrl?: string }): Promise<void> {
-  await app.register(fastifyStatic, { root: UPLOT_DIR, prefix: '/vendor/uplot/', decorateReply: false, allowedPath: (p) => /^\/uPlot\.(iife\.min\.js|min\.css)$/.test(p) });
+  await app.register(fastifyStatic, {
+    root: UPLOT_DIR,
+    prefix: '/vendor/uplot/',
+    decorateReply: false,
+    allowedPath: (p) => /^\/uPlot\.(iife\.min\.js|min\.css)$/.test(p),
+  });
   const shared = new SharedAnswers<HealthDetails>(5000);
   app.get('/api/health/details', { onRequest: deps.guard('read') }, async () => shared.get('details', () => healthDetails(deps)));
 }

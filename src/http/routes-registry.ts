@@ -16,13 +16,16 @@ import { SharedAnswers } from './shared-answers.ts';
 /** A Temporal run id: a UUID. */
 const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-
 const recordQuery = z.strictObject({
   q: z.string().max(500).optional(),
   dataSource: z.string().max(255).optional(),
   class: z.enum(RECORD_CLASSES as unknown as [string, ...string[]]).optional(),
   status: z.enum(RECORD_STATUSES as unknown as [string, ...string[]]).optional(),
-  quality: z.coerce.number().int().refine((n) => [0, 1, 2, 3, 5].includes(n), 'must be one of 0, 1, 2, 3, 5').optional(),
+  quality: z.coerce
+    .number()
+    .int()
+    .refine((n) => [0, 1, 2, 3, 5].includes(n), 'must be one of 0, 1, 2, 3, 5')
+    .optional(),
   limit: z.coerce.number().int().min(1).max(200).default(25),
   offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
 });
@@ -78,7 +81,15 @@ export function registerRegistryRoutes(app: FastifyInstance, deps: { pool: Pool;
 
   app.get('/api/records', { onRequest: guard('read') }, async (req) => {
     const q = parseOr400(recordQuery, req.query);
-    return searchRecords(pool, { q: q.q?.trim() || undefined, dataSourceKey: q.dataSource, recordClass: q.class, status: q.status, qualityLevel: q.quality, limit: q.limit, offset: q.offset });
+    return searchRecords(pool, {
+      q: q.q?.trim() || undefined,
+      dataSourceKey: q.dataSource,
+      recordClass: q.class,
+      status: q.status,
+      qualityLevel: q.quality,
+      limit: q.limit,
+      offset: q.offset,
+    });
   });
 
   app.get<{ Params: { key: string } }>('/api/records/:key', { onRequest: guard('read') }, async (req) => {
@@ -99,7 +110,8 @@ export function registerRegistryRoutes(app: FastifyInstance, deps: { pool: Pool;
   app.get<{ Params: { key: string }; Querystring: { runId?: string } }>('/api/records/:key/deletion', { onRequest: guard('read') }, async (req) => {
     const key = recordKeyParam(req.params.key);
     const runId = req.query.runId;
-    if (runId !== undefined && !RUN_ID.test(runId)) throw new HttpError(400, `runId ${JSON.stringify(runId.slice(0, 80))} is not a run id (a UUID, as the DELETE answered)`, { field: 'runId' });
+    if (runId !== undefined && !RUN_ID.test(runId))
+      throw new HttpError(400, `runId ${JSON.stringify(runId.slice(0, 80))} is not a run id (a UUID, as the DELETE answered)`, { field: 'runId' });
     try {
       return await registry.deletionProgress(key, runId);
     } catch (err) {
@@ -117,7 +129,10 @@ export function registerRegistryRoutes(app: FastifyInstance, deps: { pool: Pool;
   });
 
   app.get('/api/quarantine', { onRequest: guard('read') }, async (req) => {
-    const q = parseOr400(z.strictObject({ dataSource: z.string().max(255).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }), req.query);
+    const q = parseOr400(
+      z.strictObject({ dataSource: z.string().max(255).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }),
+      req.query,
+    );
     return listQuarantined(pool, { dataSourceKey: q.dataSource, limit: q.limit });
   });
 

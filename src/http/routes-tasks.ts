@@ -9,10 +9,14 @@ import { HttpError, parseOr400 } from './errors.ts';
 import { SharedAnswers } from './shared-answers.ts';
 import type { Guard } from './guard.ts';
 
-
 const statusList = z
   .string()
-  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+  .transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  )
   .pipe(z.array(z.enum(TASK_STATUSES as unknown as [TaskStatus, ...TaskStatus[]])));
 const isoDate = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
 
@@ -46,7 +50,9 @@ const flushBody = z.union([
 export function registerTaskRoutes(app: FastifyInstance, deps: { tasks: TaskClient; guard: Guard; temporalUiUrl?: string }) {
   const { tasks, guard } = deps;
   const uiLink = (taskId: string) =>
-    deps.temporalUiUrl ? `${deps.temporalUiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(tasks.client.options.namespace)}/workflows/${encodeURIComponent(taskId)}` : undefined;
+    deps.temporalUiUrl
+      ? `${deps.temporalUiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(tasks.client.options.namespace)}/workflows/${encodeURIComponent(taskId)}`
+      : undefined;
 
   const lists = new SharedAnswers<Awaited<ReturnType<TaskClient['listTasks']>>>().clearedOnChange(app);
 
@@ -54,22 +60,25 @@ export function registerTaskRoutes(app: FastifyInstance, deps: { tasks: TaskClie
 
   app.get('/api/tasks', { onRequest: guard('read') }, async (req) => {
     const q = parseOr400(listQuery, req.query);
-    return lists.get(JSON.stringify(q), () => tasks.listTasks({
-      status: q.status,
-      method: q.method,
-      dataSourceKey: q.dataSource,
-      recordKey: q.recordKey,
-      text: q.text,
-      from: q.from,
-      to: q.to,
-      pageSize: q.pageSize ?? 25,
-      pageToken: q.pageToken,
-    }));
+    return lists.get(JSON.stringify(q), () =>
+      tasks.listTasks({
+        status: q.status,
+        method: q.method,
+        dataSourceKey: q.dataSource,
+        recordKey: q.recordKey,
+        text: q.text,
+        from: q.from,
+        to: q.to,
+        pageSize: q.pageSize ?? 25,
+        pageToken: q.pageToken,
+      }),
+    );
   });
 
   app.post('/api/tasks', { onRequest: guard('act') }, async (req, reply) => {
     const body = req.body;
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'send the task as a JSON object: { "method": ..., ... }', { field: 'body' });
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new HttpError(400, 'send the task as a JSON object: { "method": ..., ... }', { field: 'body' });
     if ('loop' in body) throw new HttpError(400, 'unknown field "loop"', { field: 'loop' });
     const admission = await tasks.addTask(body as Parameters<TaskClient['addTask']>[0]);
     if (admission.admissionPending) {
@@ -84,7 +93,10 @@ export function registerTaskRoutes(app: FastifyInstance, deps: { tasks: TaskClie
   // Sub-routes first: task ids contain ':' and '/', so clients encode them (encodeURIComponent).
   app.post('/api/tasks/flush', { onRequest: guard('act') }, async (req) => {
     const body = parseOr400(flushBody, req.body);
-    const deleted = 'failed' in body ? await tasks.flushTasks({ failed: true }) : await tasks.flushTasks({ completedBefore: new Date(Date.now() - parseDuration(body.completedOlderThan)) });
+    const deleted =
+      'failed' in body
+        ? await tasks.flushTasks({ failed: true })
+        : await tasks.flushTasks({ completedBefore: new Date(Date.now() - parseDuration(body.completedOlderThan)) });
     return { deleted };
   });
 

@@ -87,7 +87,10 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
     reply.header('X-Content-Type-Options', 'nosniff');
     reply.header('X-Frame-Options', 'DENY');
     reply.header('Referrer-Policy', 'no-referrer');
-    reply.header('Content-Security-Policy', "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'");
+    reply.header(
+      'Content-Security-Policy',
+      "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    );
     reply.header('Cache-Control', 'no-store');
     if (secure) reply.header('Strict-Transport-Security', 'max-age=31536000');
     return payload;
@@ -113,7 +116,9 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
     if (wait > 0) {
       metrics.failedSignIn(via, 'blocked');
       req.log.warn({ user: user.slice(0, 100), address, via }, 'sign-in refused: too many failures');
-      throw new HttpError(429, `too many failed sign-ins from ${address}; try again in ${Math.ceil(wait / 1000)} s`, { retryAfterSeconds: Math.ceil(wait / 1000) });
+      throw new HttpError(429, `too many failed sign-ins from ${address}; try again in ${Math.ceil(wait / 1000)} s`, {
+        retryAfterSeconds: Math.ceil(wait / 1000),
+      });
     }
     const p = credentials.check(user, password);
     if (!p) {
@@ -163,7 +168,8 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
 
   app.post('/api/login', { config: { rateLimit: { max: 20, timeWindow: '1 minute' } } }, async (req, reply) => {
     const body = (req.body ?? {}) as { user?: unknown; password?: unknown };
-    if (typeof body.user !== 'string' || typeof body.password !== 'string') throw new HttpError(400, 'user and password must be strings', { field: typeof body.user !== 'string' ? 'user' : 'password' });
+    if (typeof body.user !== 'string' || typeof body.password !== 'string')
+      throw new HttpError(400, 'user and password must be strings', { field: typeof body.user !== 'string' ? 'user' : 'password' });
     const p = signIn(req, body.user, body.password, 'login');
     await sessions.delete(req.cookies[cookieName]);
     const s = await sessions.create(p);

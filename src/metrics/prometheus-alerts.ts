@@ -14,8 +14,16 @@ export async function alertsState(prometheusUrl: string | undefined): Promise<Al
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(ALERTS_TIMEOUT_MS) });
     if (!res.ok) return { configured: true, url: prometheusUrl, error: `Prometheus answered ${res.status}` };
-    const body = (await res.json()) as { data?: { alerts?: Array<{ labels?: Record<string, string>; annotations?: Record<string, string>; state?: string; activeAt?: string }> } };
-    const alerts = (body.data?.alerts ?? []).map((a) => ({ name: a.labels?.alertname ?? '?', state: a.state ?? '?', severity: a.labels?.severity, summary: a.annotations?.summary, activeAt: a.activeAt }));
+    const body = (await res.json()) as {
+      data?: { alerts?: Array<{ labels?: Record<string, string>; annotations?: Record<string, string>; state?: string; activeAt?: string }> };
+    };
+    const alerts = (body.data?.alerts ?? []).map((a) => ({
+      name: a.labels?.alertname ?? '?',
+      state: a.state ?? '?',
+      severity: a.labels?.severity,
+      summary: a.annotations?.summary,
+      activeAt: a.activeAt,
+    }));
     return { configured: true, url: prometheusUrl, alerts };
   } catch (err) {
     return { configured: true, url: prometheusUrl, error: (err as Error).message };

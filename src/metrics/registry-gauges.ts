@@ -34,13 +34,36 @@ export function startRegistryGauges(deps: { pool: Pool; meter?: MetricMeter; log
   const sampleLag = async () => recordLagSample(pool, await followUpBacklog(pool));
   const meter = deps.meter;
   if (!meter) return every(deps.intervalMs, sampleLag, deps.logger);
-  const lag = labelledGauge(meter.createGauge('registry_followup_lag_seconds', 'float', undefined, 'Age of the oldest follow-up handed to its coalescer and not finished, per data source'), 'data_source');
-  const queued = labelledGauge(meter.createGauge('registry_followup_queued_operations', 'int', undefined, 'Operations handed to their coalescer and not finished, per data source'), 'data_source');
-  const quarantined = labelledGauge(meter.createGauge('registry_quarantined_records', 'int', undefined, 'Records whose derived state PostgreSQL refused, per data source'), 'data_source');
+  const lag = labelledGauge(
+    meter.createGauge(
+      'registry_followup_lag_seconds',
+      'float',
+      undefined,
+      'Age of the oldest follow-up handed to its coalescer and not finished, per data source',
+    ),
+    'data_source',
+  );
+  const queued = labelledGauge(
+    meter.createGauge('registry_followup_queued_operations', 'int', undefined, 'Operations handed to their coalescer and not finished, per data source'),
+    'data_source',
+  );
+  const quarantined = labelledGauge(
+    meter.createGauge('registry_quarantined_records', 'int', undefined, 'Records whose derived state PostgreSQL refused, per data source'),
+    'data_source',
+  );
   const waiting = labelledGauge(meter.createGauge('registry_tasks_waiting', 'int', undefined, 'WAITING tasks per method'), 'method');
-  const poolGauge = meter.createGauge('registry_pg_pool_connections', 'int', undefined, "The worker's PostgreSQL pool: connections in use and idle, callers waiting for one");
+  const poolGauge = meter.createGauge(
+    'registry_pg_pool_connections',
+    'int',
+    undefined,
+    "The worker's PostgreSQL pool: connections in use and idle, callers waiting for one",
+  );
   const sample = async () => {
-    const [backlog, quarantine, waits] = await Promise.all([followUpBacklog(pool), quarantinedByDataSource(pool, { everyDataSource: true }), waitingByMethod(pool)]);
+    const [backlog, quarantine, waits] = await Promise.all([
+      followUpBacklog(pool),
+      quarantinedByDataSource(pool, { everyDataSource: true }),
+      waitingByMethod(pool),
+    ]);
     await recordLagSample(pool, backlog);
     lag(new Map(backlog.map((b) => [b.dataSourceKey, b.oldestSeconds])));
     queued(new Map(backlog.map((b) => [b.dataSourceKey, b.queued])));

@@ -14,7 +14,14 @@ export interface DataSourceView {
 
 /** Every data source with its record counts and unfinished follow-ups. */
 export async function listDataSources(db: Queryable): Promise<DataSourceView[]> {
-  const { rows } = await db.query<{ key: string; title: string; records: number; by_class: Record<string, number> | null; by_quality: Record<string, number> | null; open_ops: number }>(
+  const { rows } = await db.query<{
+    key: string;
+    title: string;
+    records: number;
+    by_class: Record<string, number> | null;
+    by_quality: Record<string, number> | null;
+    open_ops: number;
+  }>(
     `SELECT ds.key, ds.title,
             coalesce((SELECT count(*) FROM registry_objects r WHERE r.data_source_id = ds.id), 0)::int AS records,
             (SELECT jsonb_object_agg(class, n) FROM (SELECT class, count(*)::int AS n FROM registry_objects r WHERE r.data_source_id = ds.id GROUP BY class) c) AS by_class,
@@ -22,7 +29,14 @@ export async function listDataSources(db: Queryable): Promise<DataSourceView[]> 
             (SELECT count(*) FROM registry_operations o WHERE o.data_source_id = ds.id AND o.completed_at IS NULL)::int AS open_ops
        FROM data_sources ds ORDER BY ds.key`,
   );
-  return rows.map((r) => ({ key: r.key, title: r.title, records: r.records, byClass: r.by_class ?? {}, byQuality: r.by_quality ?? {}, openOperations: r.open_ops }));
+  return rows.map((r) => ({
+    key: r.key,
+    title: r.title,
+    records: r.records,
+    byClass: r.by_class ?? {},
+    byQuality: r.by_quality ?? {},
+    openOperations: r.open_ops,
+  }));
 }
 
 export interface RecordSearch {

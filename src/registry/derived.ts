@@ -18,7 +18,8 @@ import { assessQuality, type QualityInput } from './quality.ts';
  */
 export async function lockRecords(tx: Queryable, ids: readonly number[], mode: 'update' | 'delete' = 'update'): Promise<void> {
   // A delete needs the stronger lock; both take the rows in the same (id) order.
-  if (ids.length) await tx.query(`SELECT 1 FROM registry_objects WHERE id = ANY($1::bigint[]) ORDER BY id ${mode === 'delete' ? 'FOR UPDATE' : 'FOR NO KEY UPDATE'}`, [ids]);
+  if (ids.length)
+    await tx.query(`SELECT 1 FROM registry_objects WHERE id = ANY($1::bigint[]) ORDER BY id ${mode === 'delete' ? 'FOR UPDATE' : 'FOR NO KEY UPDATE'}`, [ids]);
 }
 
 /** Runs `step` on the records in one transaction that holds their locks (see lockRecords). */
@@ -44,7 +45,10 @@ export const CURRENT_INPUTS = { quality: QUALITY_INPUTS, rendering: RENDERING_IN
  * meanwhile leaves it stale, for the next repair).
  */
 async function inputVersions(db: Queryable, ids: readonly number[], which: keyof typeof CURRENT_INPUTS): Promise<{ ids: number[]; versions: string[] }> {
-  const { rows } = await db.query<{ id: number; v: string }>(`SELECT ro.id, (${CURRENT_INPUTS[which]})::text AS v FROM registry_objects ro WHERE ro.id = ANY($1::bigint[])`, [ids]);
+  const { rows } = await db.query<{ id: number; v: string }>(
+    `SELECT ro.id, (${CURRENT_INPUTS[which]})::text AS v FROM registry_objects ro WHERE ro.id = ANY($1::bigint[])`,
+    [ids],
+  );
   return { ids: rows.map((r) => r.id), versions: rows.map((r) => r.v) };
 }
 

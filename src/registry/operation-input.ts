@@ -5,7 +5,19 @@ const KINDS = ['DELETE_DRAFT', 'CHANGE_STATUS', 'IMPORT_RECORDS', 'CLEAR_DATA_SO
 
 /** Limits of a harvested record's fields: well inside what PostgreSQL indexes (a tsvector holds 1 MB). */
 export const IMPORT_LIMITS = { textField: 65_536, arrayEntries: 1000, arrayEntry: 4000, relations: 10_000 };
-const TEXT_FIELDS = ['type', 'group', 'title', 'description', 'rights', 'accessPolicy', 'locationAddress', 'electronicAddress', 'spatialCoverage', 'temporalCoverage', 'citationInfo'] as const;
+const TEXT_FIELDS = [
+  'type',
+  'group',
+  'title',
+  'description',
+  'rights',
+  'accessPolicy',
+  'locationAddress',
+  'electronicAddress',
+  'spatialCoverage',
+  'temporalCoverage',
+  'citationInfo',
+] as const;
 const ARRAY_FIELDS = ['identifiers', 'subjects', 'dates'] as const;
 
 /** What PostgreSQL text refuses (a NUL) or what is past a limit, in one string value. */
@@ -21,7 +33,8 @@ function checkHarvestedRecord(i: number, r: Record<string, unknown>): string | u
   const k = checkRecordKey(r?.key);
   if (k) return `records[${i}]: ${k}`;
   if (!RECORD_CLASSES.includes(r.class as never)) return `records[${i}].class ${JSON.stringify(r.class)} is not one of ${RECORD_CLASSES.join(', ')}`;
-  if (r.status !== undefined && !RECORD_STATUSES.includes(r.status as never)) return `records[${i}].status ${JSON.stringify(r.status)} is not one of ${RECORD_STATUSES.join(', ')}`;
+  if (r.status !== undefined && !RECORD_STATUSES.includes(r.status as never))
+    return `records[${i}].status ${JSON.stringify(r.status)} is not one of ${RECORD_STATUSES.join(', ')}`;
   for (const f of TEXT_FIELDS) {
     const bad = r[f] === undefined || r[f] === null ? undefined : checkText(`records[${i}].${f}`, r[f], IMPORT_LIMITS.textField);
     if (bad) return bad;
@@ -38,7 +51,8 @@ function checkHarvestedRecord(i: number, r: Record<string, unknown>): string | u
   }
   if (r.relations !== undefined) {
     if (!Array.isArray(r.relations)) return `records[${i}].relations must be an array of { key, type }`;
-    if (r.relations.length > IMPORT_LIMITS.relations) return `records[${i}].relations has ${r.relations.length} entries; at most ${IMPORT_LIMITS.relations} are allowed`;
+    if (r.relations.length > IMPORT_LIMITS.relations)
+      return `records[${i}].relations has ${r.relations.length} entries; at most ${IMPORT_LIMITS.relations} are allowed`;
     for (const [j, rel] of (r.relations as Record<string, unknown>[]).entries()) {
       const rk = checkRecordKey(rel?.key);
       if (rk) return `records[${i}].relations[${j}]: ${rk}`;
@@ -56,12 +70,17 @@ export function checkRegistryOperation(op: unknown): string | undefined {
   const o = op as Record<string, unknown>;
   if (!KINDS.includes(o.kind as string)) return `kind ${JSON.stringify(o.kind)} is not one of ${KINDS.join(', ')}`;
   const dsCheck = () =>
-    typeof o.dataSourceKey !== 'string' || o.dataSourceKey.trim() === '' || o.dataSourceKey.length > 255 ? `dataSourceKey ${JSON.stringify(o.dataSourceKey)} must be a non-empty string of at most 255 characters` : undefined;
+    typeof o.dataSourceKey !== 'string' || o.dataSourceKey.trim() === '' || o.dataSourceKey.length > 255
+      ? `dataSourceKey ${JSON.stringify(o.dataSourceKey)} must be a non-empty string of at most 255 characters`
+      : undefined;
   switch (o.kind as RegistryOperation['kind']) {
     case 'DELETE_DRAFT':
       return checkRecordKey(o.key);
     case 'CHANGE_STATUS':
-      return checkRecordKey(o.key) ?? (RECORD_STATUSES.includes(o.to as never) ? undefined : `status ${JSON.stringify(o.to)} is not one of ${RECORD_STATUSES.join(', ')}`);
+      return (
+        checkRecordKey(o.key) ??
+        (RECORD_STATUSES.includes(o.to as never) ? undefined : `status ${JSON.stringify(o.to)} is not one of ${RECORD_STATUSES.join(', ')}`)
+      );
     case 'CLEAR_DATA_SOURCE':
       return dsCheck();
     case 'IMPORT_RECORDS': {

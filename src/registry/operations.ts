@@ -70,10 +70,7 @@ export async function deleteRecordRows(tx: PoolClient, ids: number[]): Promise<v
  * related to it (both directions) in batches of `batchSize`.
  * Idempotent: run again with the same opId it returns the first run's outcome.
  */
-export async function deleteRecordAndPlanFollowUp(
-  pool: Pool,
-  args: { key: string; opId: string; batchSize: number },
-): Promise<DeletionOutcome> {
+export async function deleteRecordAndPlanFollowUp(pool: Pool, args: { key: string; opId: string; batchSize: number }): Promise<DeletionOutcome> {
   const { key, opId, batchSize } = args;
   const earlier = await findOperation(pool, opId);
   if (earlier) return outcomeOf(earlier, key);
@@ -94,7 +91,12 @@ export async function deleteRecordAndPlanFollowUp(
        VALUES ($1, 'DELETE_RECORD', $2, $3, $4)`,
       [opId, key, record.class, record.data_source_id],
     );
-    const plan = await planFollowUp(tx, opId, (await relatedTo(tx, [record.id])).filter((id) => id !== record.id), batchSize);
+    const plan = await planFollowUp(
+      tx,
+      opId,
+      (await relatedTo(tx, [record.id])).filter((id) => id !== record.id),
+      batchSize,
+    );
     await deleteRecordRows(tx, [record.id]);
     const op = await tx.query<OperationRow>(
       `UPDATE registry_operations o SET affected_count = $2, batch_count = $3
@@ -108,10 +110,10 @@ export async function deleteRecordAndPlanFollowUp(
 
 /** The record ids of one follow-up batch. */
 export async function followUpBatch(db: Queryable, opId: string, batchNo: number): Promise<number[]> {
-  const { rows } = await db.query<{ record_id: number }>(
-    'SELECT record_id FROM followup_items WHERE op_id = $1 AND batch_no = $2 ORDER BY record_id',
-    [opId, batchNo],
-  );
+  const { rows } = await db.query<{ record_id: number }>('SELECT record_id FROM followup_items WHERE op_id = $1 AND batch_no = $2 ORDER BY record_id', [
+    opId,
+    batchNo,
+  ]);
   return rows.map((r) => r.record_id);
 }
 
@@ -129,12 +131,17 @@ export async function completeOperation(pool: Pool, opId: string): Promise<void>
  * the trace of the call that queued it (when traced), for the round to join.
  */
 export async function queueForCoalescer(db: Queryable, opId: string, traceCarrier?: Record<string, string>): Promise<void> {
-  await db.query('UPDATE registry_operations SET handed_off_at = coalesce(handed_off_at, now()), trace_context = coalesce(trace_context, $2) WHERE op_id = $1', [opId, traceCarrier ?? null]);
+  await db.query(
+    'UPDATE registry_operations SET handed_off_at = coalesce(handed_off_at, now()), trace_context = coalesce(trace_context, $2) WHERE op_id = $1',
+    [opId, traceCarrier ?? null],
+  );
 }
 
 /** The traces a round's operations came from (the oldest first); empty when none was traced. */
 export async function roundTraceCarriers(db: Queryable, roundId: string): Promise<Array<Record<string, string>>> {
-  const { rows } = await db.query<{ trace_context: Array<Record<string, string>> | null }>('SELECT trace_context FROM registry_operations WHERE op_id = $1', [roundId]);
+  const { rows } = await db.query<{ trace_context: Array<Record<string, string>> | null }>('SELECT trace_context FROM registry_operations WHERE op_id = $1', [
+    roundId,
+  ]);
   return rows[0]?.trace_context ?? [];
 }
 
@@ -161,7 +168,13 @@ export async function planRound(
         WHERE ds.key = $1 AND o.handed_off_at IS NOT NULL AND o.round_id IS NULL AND o.completed_at IS NULL LIMIT 1`,
       [args.dataSourceKey],
     );
-    return { opId: args.roundId, affected: earlier.affected_count, batches: earlier.batch_count, opIds: claimed.rows.map((r) => r.op_id), more: (waiting.rowCount ?? 0) > 0 };
+    return {
+      opId: args.roundId,
+      affected: earlier.affected_count,
+      batches: earlier.batch_count,
+      opIds: claimed.rows.map((r) => r.op_id),
+      more: (waiting.rowCount ?? 0) > 0,
+    };
   }
   return withTransaction(pool, async (tx) => {
     const ds = await tx.query<{ id: number }>('SELECT id FROM data_sources WHERE key = $1', [args.dataSourceKey]);
@@ -185,17 +198,23 @@ export async function planRound(
       await tx.query('UPDATE registry_operations SET round_id = NULL WHERE op_id = $1', [spare]);
     }
     // Only when tracing is on: with it off, every round would pay for a statement that finds nothing.
-    if (args.keepTraces) await tx.query(
-      `UPDATE registry_operations SET trace_context = t.carriers
+    if (args.keepTraces)
+      await tx.query(
+        `UPDATE registry_operations SET trace_context = t.carriers
          FROM (SELECT jsonb_agg(trace_context ORDER BY handed_off_at, op_id) AS carriers
                  FROM (SELECT trace_context, handed_off_at, op_id FROM registry_operations
                         WHERE op_id = ANY($2::text[]) AND trace_context IS NOT NULL
                         ORDER BY handed_off_at, op_id LIMIT $3) oldest) t
         WHERE op_id = $1 AND t.carriers IS NOT NULL`,
-      [args.roundId, opIds, ROUND_TRACES_KEPT],
-    );
+        [args.roundId, opIds, ROUND_TRACES_KEPT],
+      );
     const { rows } = await tx.query<{ record_id: number }>('SELECT DISTINCT record_id FROM followup_items WHERE op_id = ANY($1::text[])', [opIds]);
-    const plan = await planFollowUp(tx, args.roundId, rows.map((r) => Number(r.record_id)), args.batchSize);
+    const plan = await planFollowUp(
+      tx,
+      args.roundId,
+      rows.map((r) => Number(r.record_id)),
+      args.batchSize,
+    );
     await tx.query('UPDATE registry_operations SET affected_count = $2, batch_count = $3 WHERE op_id = $1', [args.roundId, plan.affected, plan.batches]);
     return { opId: args.roundId, ...plan, opIds, more };
   });

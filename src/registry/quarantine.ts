@@ -81,9 +81,21 @@ async function quarantine(tx: Queryable, recordId: number, err: Error & { code?:
 }
 
 /** Quarantined records, newest first, optionally of one data source. */
-export async function listQuarantined(db: Queryable, filter: { dataSourceKey?: string; limit?: number } = {}): Promise<{ records: QuarantinedRecord[]; total: number }> {
+export async function listQuarantined(
+  db: Queryable,
+  filter: { dataSourceKey?: string; limit?: number } = {},
+): Promise<{ records: QuarantinedRecord[]; total: number }> {
   const { rows } = await db.query<{
-    record_id: number; record_key: string; ds: string | null; found_by: string; error: string; sqlstate: string | null; attempts: number; quarantined_at: Date; last_tried_at: Date; total: number;
+    record_id: number;
+    record_key: string;
+    ds: string | null;
+    found_by: string;
+    error: string;
+    sqlstate: string | null;
+    attempts: number;
+    quarantined_at: Date;
+    last_tried_at: Date;
+    total: number;
   }>(
     `SELECT q.record_id, q.record_key, ds.key AS ds, q.found_by, q.error, q.sqlstate, q.attempts, q.quarantined_at, q.last_tried_at,
             count(*) OVER ()::int AS total
@@ -131,7 +143,14 @@ export async function retryQuarantined(
     const part = ids.slice(i, i + 500);
     const { quarantined } = await withTransaction(pool, async (tx) => {
       await lockRecords(tx, part);
-      return stepWithQuarantine(tx, part, async (t, p) => refresh(t, p), () => undefined, undefined, 'retry');
+      return stepWithQuarantine(
+        tx,
+        part,
+        async (t, p) => refresh(t, p),
+        () => undefined,
+        undefined,
+        'retry',
+      );
     });
     stillQuarantined += quarantined.length;
   }

@@ -36,7 +36,10 @@ async function replaceRelations(tx: PoolClient, fromId: number, relations: { key
         AND (to_key, relation_type) NOT IN (SELECT k, t FROM unnest($2::text[], $3::text[]) AS u(k, t))`,
     [fromId, keys, types],
   );
-  await tx.query('INSERT INTO relations (from_id, to_key, relation_type) SELECT $1, k, t FROM unnest($2::text[], $3::text[]) AS u(k, t) ON CONFLICT DO NOTHING', [fromId, keys, types]);
+  await tx.query(
+    'INSERT INTO relations (from_id, to_key, relation_type) SELECT $1, k, t FROM unnest($2::text[], $3::text[]) AS u(k, t) ON CONFLICT DO NOTHING',
+    [fromId, keys, types],
+  );
 }
 
 /** Applies an operation once per opId (a retry returns the first outcome) and plans its follow-up. */
@@ -59,18 +62,25 @@ export async function applyRegistryOperation(pool: Pool, op: RegistryOperation, 
     switch (op.kind) {
       case 'DELETE_DRAFT':
       case 'CHANGE_STATUS': {
-        const { rows } = await tx.query<{ id: number; status: RecordStatus; data_source_id: number }>('SELECT id, status, data_source_id FROM registry_objects WHERE key = $1 FOR UPDATE', [op.key]);
+        const { rows } = await tx.query<{ id: number; status: RecordStatus; data_source_id: number }>(
+          'SELECT id, status, data_source_id FROM registry_objects WHERE key = $1 FOR UPDATE',
+          [op.key],
+        );
         const rec = rows[0];
         if (!rec) throw new RecordMissing(`record ${JSON.stringify(op.key)} does not exist`);
         dsId = rec.data_source_id;
         recordKey = op.key;
         if (op.kind === 'DELETE_DRAFT') {
-          if (!DRAFT_STATUSES.includes(rec.status)) throw new OperationRefused(`record ${JSON.stringify(op.key)} is ${rec.status}; only drafts (${DRAFT_STATUSES.join(', ')}) can be deleted as drafts`);
+          if (!DRAFT_STATUSES.includes(rec.status))
+            throw new OperationRefused(
+              `record ${JSON.stringify(op.key)} is ${rec.status}; only drafts (${DRAFT_STATUSES.join(', ')}) can be deleted as drafts`,
+            );
           affectedIds = (await relatedTo(tx, [rec.id])).filter((id) => id !== rec.id);
           await deleteIds([rec.id]);
         } else {
           const allowed = STATUS_TRANSITIONS[rec.status];
-          if (!allowed.includes(op.to)) throw new OperationRefused(`record ${JSON.stringify(op.key)} is ${rec.status}; it can move to ${allowed.join(' or ')}, not ${op.to}`);
+          if (!allowed.includes(op.to))
+            throw new OperationRefused(`record ${JSON.stringify(op.key)} is ${rec.status}; it can move to ${allowed.join(' or ')}, not ${op.to}`);
           await tx.query('UPDATE registry_objects SET status = $2, updated_at = now() WHERE id = $1', [rec.id, op.to]);
           // Only the record's own index entry and cached rendering carry its status.
           affectedIds = [rec.id];
@@ -93,7 +103,10 @@ export async function applyRegistryOperation(pool: Pool, op: RegistryOperation, 
         const keys = op.records.map((r) => r.key);
         // Locked in id order, as writers of derived state lock records (see lockRecords): no deadlock.
         const before = await tx.query<{ id: number }>('SELECT id FROM registry_objects WHERE key = ANY($1::text[]) ORDER BY id FOR UPDATE', [keys]);
-        const relatedBefore = await relatedTo(tx, before.rows.map((r) => r.id));
+        const relatedBefore = await relatedTo(
+          tx,
+          before.rows.map((r) => r.id),
+        );
         const col = <T>(f: (r: HarvestedRecord) => T) => op.records.map(f);
         const upserted = await tx.query<{ id: number }>(
           `INSERT INTO registry_objects AS ro (key, class, type, group_name, data_source_id, status, title, description, rights,
@@ -114,10 +127,21 @@ export async function applyRegistryOperation(pool: Pool, op: RegistryOperation, 
                   citation_info = EXCLUDED.citation_info, updated_at = now()
            RETURNING ro.id`,
           [
-            dsId, keys, col((r) => r.class), col((r) => r.type ?? null), col((r) => r.group ?? null), col((r) => r.status ?? null),
-            col((r) => r.title ?? null), col((r) => r.description ?? null), col((r) => r.rights ?? null), col((r) => r.accessPolicy ?? null),
-            col((r) => r.locationAddress ?? null), col((r) => r.electronicAddress ?? null),
-            col((r) => r.spatialCoverage ?? null), col((r) => r.temporalCoverage ?? null), col((r) => r.citationInfo ?? null),
+            dsId,
+            keys,
+            col((r) => r.class),
+            col((r) => r.type ?? null),
+            col((r) => r.group ?? null),
+            col((r) => r.status ?? null),
+            col((r) => r.title ?? null),
+            col((r) => r.description ?? null),
+            col((r) => r.rights ?? null),
+            col((r) => r.accessPolicy ?? null),
+            col((r) => r.locationAddress ?? null),
+            col((r) => r.electronicAddress ?? null),
+            col((r) => r.spatialCoverage ?? null),
+            col((r) => r.temporalCoverage ?? null),
+            col((r) => r.citationInfo ?? null),
           ],
         );
         const ids = upserted.rows.map((r) => r.id);
@@ -134,10 +158,13 @@ export async function applyRegistryOperation(pool: Pool, op: RegistryOperation, 
         break;
       }
     }
-    await tx.query(
-      `INSERT INTO registry_operations (op_id, kind, record_key, data_source_id, details) VALUES ($1, $2, $3, $4, $5)`,
-      [opId, op.kind, recordKey ?? null, dsId ?? null, { changed }],
-    );
+    await tx.query(`INSERT INTO registry_operations (op_id, kind, record_key, data_source_id, details) VALUES ($1, $2, $3, $4, $5)`, [
+      opId,
+      op.kind,
+      recordKey ?? null,
+      dsId ?? null,
+      { changed },
+    ]);
     const plan = await planFollowUp(tx, opId, affectedIds, batchSize);
     await tx.query('UPDATE registry_operations SET affected_count = $2, batch_count = $3 WHERE op_id = $1', [opId, plan.affected, plan.batches]);
     const ds = dsId === undefined ? undefined : (await tx.query<{ key: string }>('SELECT key FROM data_sources WHERE id = $1', [dsId])).rows[0]?.key;

@@ -54,9 +54,39 @@ const INSTITUTIONS = [
   ['imos', 'Integrated Marine Observing System'],
   ['uq', 'The University of Queensland'],
 ] as const;
-const TOPICS = ['coral reef', 'soil carbon', 'rainfall', 'bushfire', 'groundwater', 'seagrass', 'eucalypt', 'koala habitat', 'ocean temperature', 'wetland', 'drought', 'sediment', 'bird migration', 'genomics', 'air quality', 'permafrost', 'mangrove', 'salinity'];
+const TOPICS = [
+  'coral reef',
+  'soil carbon',
+  'rainfall',
+  'bushfire',
+  'groundwater',
+  'seagrass',
+  'eucalypt',
+  'koala habitat',
+  'ocean temperature',
+  'wetland',
+  'drought',
+  'sediment',
+  'bird migration',
+  'genomics',
+  'air quality',
+  'permafrost',
+  'mangrove',
+  'salinity',
+];
 const KINDS = ['survey', 'observations', 'time series', 'samples', 'model outputs', 'measurements', 'images', 'transects'];
-const PLACES = ['Great Barrier Reef', 'Murray-Darling Basin', 'Tasmania', 'Kimberley', 'Pilbara', 'Gippsland', 'Kakadu', 'Southern Ocean', 'Cape York', 'Blue Mountains'];
+const PLACES = [
+  'Great Barrier Reef',
+  'Murray-Darling Basin',
+  'Tasmania',
+  'Kimberley',
+  'Pilbara',
+  'Gippsland',
+  'Kakadu',
+  'Southern Ocean',
+  'Cape York',
+  'Blue Mountains',
+];
 const GIVEN = ['Alice', 'Bao', 'Chloe', 'Dev', 'Emma', 'Farid', 'Grace', 'Hiro', 'Isla', 'Jack', 'Kiri', 'Liam', 'Maya', 'Noah', 'Olivia', 'Priya'];
 const FAMILY = ['Nguyen', 'Smith', 'Chen', 'Williams', 'Patel', 'Brown', 'Kelly', 'Singh', 'Taylor', 'Wilson', 'Martin', 'Lee'];
 const SUBJECTS = ['0401', '0502', '0602', '0607', '0406', '0403', '0704', '0501', '0603', '1117'];
@@ -107,14 +137,28 @@ export async function seedRegistry(pool: Pool, opts: SeedOptions, logger?: Logge
     const topic = r.pick(TOPICS);
     const place = r.pick(PLACES);
     const title =
-      cls === 'collection' ? `${topic[0]!.toUpperCase()}${topic.slice(1)} ${r.pick(KINDS)}, ${place}` :
-      cls === 'party' ? (hub ? `${dataSources[ds]!.title} Research Office` : `${r.pick(GIVEN)} ${r.pick(FAMILY)}`) :
-      cls === 'activity' ? `${hub ? 'National programme' : 'Project'}: ${topic} in the ${place}` :
-      `${topic} data service`;
+      cls === 'collection'
+        ? `${topic[0]!.toUpperCase()}${topic.slice(1)} ${r.pick(KINDS)}, ${place}`
+        : cls === 'party'
+          ? hub
+            ? `${dataSources[ds]!.title} Research Office`
+            : `${r.pick(GIVEN)} ${r.pick(FAMILY)}`
+          : cls === 'activity'
+            ? `${hub ? 'National programme' : 'Project'}: ${topic} in the ${place}`
+            : `${topic} data service`;
     const rec: GenRecord = {
       key: `${dsKey}/${cls}/${hub ? 'hub-' : ''}${String(n).padStart(6, '0')}`,
       class: cls,
-      type: cls === 'collection' ? (r.chance(0.97) ? r.pick(COLLECTION_TYPES) : null) : cls === 'party' ? r.pick(['person', 'group']) : cls === 'activity' ? r.pick(['project', 'program', 'award']) : r.pick(['report', 'search-http', 'harvest-oaipmh']),
+      type:
+        cls === 'collection'
+          ? r.chance(0.97)
+            ? r.pick(COLLECTION_TYPES)
+            : null
+          : cls === 'party'
+            ? r.pick(['person', 'group'])
+            : cls === 'activity'
+              ? r.pick(['project', 'program', 'award'])
+              : r.pick(['report', 'search-http', 'harvest-oaipmh']),
       group: r.chance(0.99) ? dataSources[ds]!.title : null,
       ds,
       status: r.chance(0.85) ? 'PUBLISHED' : r.pick(['DRAFT', 'SUBMITTED_FOR_ASSESSMENT', 'APPROVED']),
@@ -139,7 +183,12 @@ export async function seedRegistry(pool: Pool, opts: SeedOptions, logger?: Logge
 
   const hubs: GenRecord[] = [];
   for (let h = 0; h < hubCount; h++) hubs.push(make(h % 2 === 0 ? 'activity' : 'party', h % opts.dataSources, true));
-  const classes: [RecordClass, number][] = [['collection', 0.6], ['party', 0.2], ['activity', 0.12], ['service', 0.08]];
+  const classes: [RecordClass, number][] = [
+    ['collection', 0.6],
+    ['party', 0.2],
+    ['activity', 0.12],
+    ['service', 0.08],
+  ];
   while (records.length < opts.records) {
     const ds = r.int(opts.dataSources);
     let x = r.next();
@@ -167,7 +216,11 @@ export async function seedRegistry(pool: Pool, opts: SeedOptions, logger?: Logge
   const candidates = new Map<string, GenRecord[]>();
   const candidatesOf = (cls: RecordClass, ds?: number) => {
     const k = `${cls}/${ds ?? '*'}`;
-    if (!candidates.has(k)) candidates.set(k, byClass[cls].filter((x) => !hubSet.has(x) && (ds === undefined || x.ds === ds)));
+    if (!candidates.has(k))
+      candidates.set(
+        k,
+        byClass[cls].filter((x) => !hubSet.has(x) && (ds === undefined || x.ds === ds)),
+      );
     return candidates.get(k)!;
   };
   // Mostly within the record's data source; `cross` of the time anywhere in the registry.
@@ -230,10 +283,25 @@ export async function seedRegistry(pool: Pool, opts: SeedOptions, logger?: Logge
                      identifiers, subjects, dates, spatial, temporal, citation, gold)
          RETURNING id, key`,
         [
-          col('key'), col('class'), col('type'), col('group'), chunk.map((x) => dsIds[x.ds]), col('status'), col('title'),
-          col('description'), col('rights'), col('accessPolicy'), col('location'), col('electronic'),
-          chunk.map((x) => x.identifiers.join('|')), chunk.map((x) => x.subjects.join('|')), chunk.map((x) => x.dates.join('|')),
-          col('spatial'), col('temporal'), col('citation'), col('gold'),
+          col('key'),
+          col('class'),
+          col('type'),
+          col('group'),
+          chunk.map((x) => dsIds[x.ds]),
+          col('status'),
+          col('title'),
+          col('description'),
+          col('rights'),
+          col('accessPolicy'),
+          col('location'),
+          col('electronic'),
+          chunk.map((x) => x.identifiers.join('|')),
+          chunk.map((x) => x.subjects.join('|')),
+          chunk.map((x) => x.dates.join('|')),
+          col('spatial'),
+          col('temporal'),
+          col('citation'),
+          col('gold'),
         ],
       );
       for (const row of rows) idOf.set(row.key, row.id);
@@ -252,7 +320,12 @@ export async function seedRegistry(pool: Pool, opts: SeedOptions, logger?: Logge
   await rebuildDerived(pool, ids);
 
   const related = async (key: string) =>
-    (await pool.query<{ n: number }>('SELECT count(DISTINCT related_id)::int AS n FROM registry_objects ro, related_records(ro.id, ro.key) WHERE ro.key = $1', [key])).rows[0]!.n;
+    (
+      await pool.query<{ n: number }>(
+        'SELECT count(DISTINCT related_id)::int AS n FROM registry_objects ro, related_records(ro.id, ro.key) WHERE ro.key = $1',
+        [key],
+      )
+    ).rows[0]!.n;
   return {
     dataSources: dataSources.map((d) => d.key),
     records: records.length,

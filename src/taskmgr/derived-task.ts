@@ -8,7 +8,10 @@ import { withRecordsLocked } from '../registry/derived.ts';
 import { stepWithQuarantine } from '../registry/quarantine.ts';
 
 /** Counts of a derived-state step (records looked at, changed), added up over a task's batches. */
-export const addCounts = (a: { records: number; changed: number }, b: { records: number; changed: number }) => ({ records: a.records + b.records, changed: a.changed + b.changed });
+export const addCounts = (a: { records: number; changed: number }, b: { records: number; changed: number }) => ({
+  records: a.records + b.records,
+  changed: a.changed + b.changed,
+});
 export const NO_COUNTS = { records: 0, changed: 0 };
 import { listedTasks, type TaskContext } from './types.ts';
 
@@ -32,7 +35,10 @@ export async function runOverRecords(
   let ids: number[];
   if (keys?.length) {
     const found = await idsForKeys(ctx.pool, keys);
-    if (found.missing.length) ctx.log.warn(`${found.missing.length} of ${keys.length} keys are not in the registry: ${found.missing.slice(0, 10).join(', ')}${found.missing.length > 10 ? ', ...' : ''}`);
+    if (found.missing.length)
+      ctx.log.warn(
+        `${found.missing.length} of ${keys.length} keys are not in the registry: ${found.missing.slice(0, 10).join(', ')}${found.missing.length > 10 ? ', ...' : ''}`,
+      );
     ids = found.ids;
   } else {
     ids = await idsForDataSource(ctx.pool, dataSourceKey!);
@@ -43,7 +49,9 @@ export async function runOverRecords(
     if (ctx.signal.aborted) throw new Error('cancelled');
     const part = ids.slice(i, i + BATCH);
     // A record PostgreSQL refuses is quarantined (with the error); the rest of the batch goes on.
-    const { result: r, quarantined: refused } = await withRecordsLocked(ctx.pool, part, (tx, locked) => stepWithQuarantine(tx, locked, step, addCounts, NO_COUNTS, ctx.taskId));
+    const { result: r, quarantined: refused } = await withRecordsLocked(ctx.pool, part, (tx, locked) =>
+      stepWithQuarantine(tx, locked, step, addCounts, NO_COUNTS, ctx.taskId),
+    );
     changed += r.changed;
     quarantined += refused.length;
     ctx.progress(Math.min(i + BATCH, ids.length), ids.length, `${noun}`);

@@ -26,8 +26,14 @@ export interface TaskFiles {
 export function listTaskFiles(dir = TASKS_DIR): TaskFiles {
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.ts'));
   return {
-    available: files.filter((f) => MODULE_FILE.test(f)).map(moduleToMethod).sort(),
-    disabled: files.filter((f) => f.startsWith('_')).map((f) => moduleToMethod(f.slice(1))).sort(),
+    available: files
+      .filter((f) => MODULE_FILE.test(f))
+      .map(moduleToMethod)
+      .sort(),
+    disabled: files
+      .filter((f) => f.startsWith('_'))
+      .map((f) => moduleToMethod(f.slice(1)))
+      .sort(),
   };
 }
 
@@ -37,7 +43,9 @@ export class UnknownTaskMethodError extends UserError {
 
 /** The message for a method that cannot run, listing the ones that can. */
 export function unknownMethodMessage(method: string, files: TaskFiles): string {
-  const why = files.disabled.includes(method) ? `task method ${method} is disabled (its file begins with "_")` : `unknown task method ${JSON.stringify(method)}`;
+  const why = files.disabled.includes(method)
+    ? `task method ${method} is disabled (its file begins with "_")`
+    : `unknown task method ${JSON.stringify(method)}`;
   return `${why}; available methods: ${files.available.join(', ') || '(none)'}`;
 }
 
@@ -77,7 +85,9 @@ export async function loadTasks(dir = TASKS_DIR): Promise<LoadedTasks> {
       const mod = await import(pathToFileURL(file).href);
       const parsed = definitionSchema.safeParse(mod.default);
       if (!parsed.success) {
-        problems.push(`${path.basename(file)}: the default export must be defineTask({ description, run }): ${parsed.error.issues.map((i) => `${i.path.join('.') || 'export'}: ${i.message}`).join('; ')}`);
+        problems.push(
+          `${path.basename(file)}: the default export must be defineTask({ description, run }): ${parsed.error.issues.map((i) => `${i.path.join('.') || 'export'}: ${i.message}`).join('; ')}`,
+        );
         continue;
       }
       const def = mod.default as TaskDefinition;

@@ -13,7 +13,17 @@ const UNITS: Record<string, number> = {
   day: 86_400_000,
   week: 604_800_000,
 };
-const ALIASES: Record<string, string> = { ms: 'millisecond', s: 'second', sec: 'second', min: 'minute', m: 'minute', h: 'hour', hr: 'hour', d: 'day', w: 'week' };
+const ALIASES: Record<string, string> = {
+  ms: 'millisecond',
+  s: 'second',
+  sec: 'second',
+  min: 'minute',
+  m: 'minute',
+  h: 'hour',
+  hr: 'hour',
+  d: 'day',
+  w: 'week',
+};
 
 export const DURATION_FORMS = '"<number> <unit>" with unit milliseconds, seconds, minutes, hours, days or weeks (e.g. "15 seconds", "1 hour", "7 days")';
 
@@ -64,7 +74,8 @@ export function resolveScheduledFor(value: string, now: number, limits: Schedule
       at = now + parseDuration(value, 'scheduledFor');
     } catch (err) {
       // A schedule may also be a point in time: say so where the delay forms are listed.
-      if (err instanceof DurationError && err.message.includes(DURATION_FORMS)) throw new DurationError(`${err.message}, or an ISO timestamp with a time zone (e.g. "2026-12-01T09:00:00Z")`);
+      if (err instanceof DurationError && err.message.includes(DURATION_FORMS))
+        throw new DurationError(`${err.message}, or an ISO timestamp with a time zone (e.g. "2026-12-01T09:00:00Z")`);
       throw err;
     }
   }

@@ -62,4 +62,13 @@ export interface TaskResult {
 }
 
 /** TaskInfo fields copied as they are into the task's memo (what lists show without a query). */
-export const TASK_MEMO_FIELDS = ['prerequisiteTaskId', 'scheduledFor', 'waitingFor', 'startedAt', 'completedAt', 'durationMs', 'attempts', 'iteration'] as const;
+export const TASK_MEMO_FIELDS = [
+  'prerequisiteTaskId',
+  'scheduledFor',
+  'waitingFor',
+  'startedAt',
+  'completedAt',
+  'durationMs',
+  'attempts',
+  'iteration',
+] as const;

@@ -3,7 +3,7 @@
  * start --input`), and its validation. Pure and deterministic: the workflow validates again.
  */
 import { UserError } from '../user-error.ts';
-import { checkRecordKey, utf8Length } from '../shared.ts';
+import { checkRecordKey, controlCharacterAt, utf8Length } from '../shared.ts';
 import { DurationError, parseDuration, resolveScheduledFor } from './duration.ts';
 
 export interface TaskInput {
@@ -67,11 +67,22 @@ export const TASK_LIMITS = {
 };
 
 const METHOD_RE = /^[A-Z][A-Z0-9_]{0,63}$/;
-/** Control characters refused in ids and schedules, and (all but tab and line breaks) in a log message. */
-const NO_CONTROLS = /[\u0000-\u001f\u007f]/;
-const TEXT_CONTROLS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+/** Control characters: none in ids and schedules; in a log message, tab and line breaks. */
+const NO_CONTROLS = '';
+const TEXT_CONTROLS = '\t\n\r';
 
-const KNOWN_FIELDS = new Set(['method', 'logMessage', 'registryObjectKeys', 'dataSourceKey', 'prerequisiteTaskId', 'scheduledFor', 'recurEvery', 'storedKeyCount', 'loop', 'resume']);
+const KNOWN_FIELDS = new Set([
+  'method',
+  'logMessage',
+  'registryObjectKeys',
+  'dataSourceKey',
+  'prerequisiteTaskId',
+  'scheduledFor',
+  'recurEvery',
+  'storedKeyCount',
+  'loop',
+  'resume',
+]);
 /** Fields the workflow sets for itself. */
 const INTERNAL_FIELDS = new Set(['loop', 'resume']);
 
@@ -93,27 +104,36 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
   }
   const input = raw as Record<string, unknown>;
   const unknown = Object.keys(input).filter((k) => !KNOWN_FIELDS.has(k));
-  if (unknown.length) throw new TaskInputError(unknown[0]!, `unknown field ${JSON.stringify(unknown[0])}; allowed: ${[...KNOWN_FIELDS].filter((f) => !INTERNAL_FIELDS.has(f)).join(', ')}`);
+  if (unknown.length)
+    throw new TaskInputError(
+      unknown[0]!,
+      `unknown field ${JSON.stringify(unknown[0])}; allowed: ${[...KNOWN_FIELDS].filter((f) => !INTERNAL_FIELDS.has(f)).join(', ')}`,
+    );
 
   const { method } = input;
   if (typeof method !== 'string' || !METHOD_RE.test(method)) {
     throw new TaskInputError('method', `method ${JSON.stringify(method)} is not a task method name (upper case letters, digits and _, e.g. GENERATE_CACHE)`);
   }
-  const optionalString = (field: string, max: number, controls = NO_CONTROLS): string | undefined => {
+  const optionalString = (field: string, max: number, allowedControls = NO_CONTROLS): string | undefined => {
     const v = input[field];
     if (v === undefined || v === null) return undefined;
     if (typeof v !== 'string') throw new TaskInputError(field, `${field} must be a string, got ${typeof v}`);
     if (v.length > max) throw new TaskInputError(field, `${field} is ${v.length} characters long; at most ${max} are allowed`);
     // PostgreSQL refuses NUL in text, and the ids and keys name things: refused here, not by a retried activity.
-    const bad = controls.exec(v);
-    if (bad) throw new TaskInputError(field, `${field} contains the control character U+${bad[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()} at position ${bad.index}; ${controls === NO_CONTROLS ? 'none are' : 'only tab and line breaks are'} allowed`);
+    const at = controlCharacterAt(v, allowedControls);
+    if (at >= 0)
+      throw new TaskInputError(
+        field,
+        `${field} contains the control character U+${v.charCodeAt(at).toString(16).padStart(4, '0').toUpperCase()} at position ${at}; ${allowedControls ? 'only tab and line breaks are' : 'none are'} allowed`,
+      );
     return v;
   };
   const logMessage = optionalString('logMessage', TASK_LIMITS.maxLogMessage, TEXT_CONTROLS);
   const dataSourceKey = optionalString('dataSourceKey', TASK_LIMITS.maxIdLength);
   if (dataSourceKey !== undefined && dataSourceKey.trim() === '') throw new TaskInputError('dataSourceKey', 'dataSourceKey must not be empty');
   const prerequisiteTaskId = optionalString('prerequisiteTaskId', TASK_LIMITS.maxIdLength);
-  if (prerequisiteTaskId !== undefined && prerequisiteTaskId.trim() === '') throw new TaskInputError('prerequisiteTaskId', 'prerequisiteTaskId must not be empty');
+  if (prerequisiteTaskId !== undefined && prerequisiteTaskId.trim() === '')
+    throw new TaskInputError('prerequisiteTaskId', 'prerequisiteTaskId must not be empty');
   if (prerequisiteTaskId !== undefined && prerequisiteTaskId === ownId) {
     throw new TaskInputError('prerequisiteTaskId', `task ${JSON.stringify(ownId)} cannot be its own prerequisite`);
   }
@@ -129,7 +149,8 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
     if (!Number.isInteger(storedKeyCount) || (storedKeyCount as number) < 1 || (storedKeyCount as number) > TASK_LIMITS.maxKeys) {
       throw new TaskInputError('storedKeyCount', `storedKeyCount ${JSON.stringify(storedKeyCount)} must be a whole number from 1 to ${TASK_LIMITS.maxKeys}`);
     }
-    if (registryObjectKeys) throw new TaskInputError('storedKeyCount', 'give either registryObjectKeys or storedKeyCount (keys stored by TaskClient), not both');
+    if (registryObjectKeys)
+      throw new TaskInputError('storedKeyCount', 'give either registryObjectKeys or storedKeyCount (keys stored by TaskClient), not both');
   }
 
   let scheduledAt: number | undefined;
@@ -155,7 +176,10 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
   const { loop: _loop, resume: _resume, ...own } = input; // the workflow's own state, kept small by it
   const bytes = utf8Length(JSON.stringify(own) ?? '');
   if (bytes > TASK_LIMITS.maxInputBytes) {
-    throw new TaskInputError('input', `the task input is ${bytes} bytes; at most ${TASK_LIMITS.maxInputBytes} travel in a workflow input (TaskClient, taskmgr and the HTTP API store up to ${TASK_LIMITS.maxKeys} keys in PostgreSQL instead; or use a dataSourceKey instead of keys)`);
+    throw new TaskInputError(
+      'input',
+      `the task input is ${bytes} bytes; at most ${TASK_LIMITS.maxInputBytes} travel in a workflow input (TaskClient, taskmgr and the HTTP API store up to ${TASK_LIMITS.maxKeys} keys in PostgreSQL instead; or use a dataSourceKey instead of keys)`,
+    );
   }
   return {
     method,
@@ -175,7 +199,11 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
 
 /** Checks a task's record keys (count and each key); returns them without repeats. */
 export function validateTaskKeys(keys: unknown[]): string[] {
-  if (keys.length > TASK_LIMITS.maxKeys) throw new TaskInputError('registryObjectKeys', `registryObjectKeys has ${keys.length} keys; at most ${TASK_LIMITS.maxKeys} are allowed (split the keys over several tasks, or use dataSourceKey for a whole data source)`);
+  if (keys.length > TASK_LIMITS.maxKeys)
+    throw new TaskInputError(
+      'registryObjectKeys',
+      `registryObjectKeys has ${keys.length} keys; at most ${TASK_LIMITS.maxKeys} are allowed (split the keys over several tasks, or use dataSourceKey for a whole data source)`,
+    );
   keys.forEach((k, i) => {
     const bad = checkRecordKey(k);
     if (bad) throw new TaskInputError('registryObjectKeys', `registryObjectKeys[${i}]: ${bad}`);

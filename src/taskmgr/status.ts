@@ -37,7 +37,12 @@ export async function systemStatus(tasks: TaskClient, pool: Pool | undefined, pr
   const [lastDay, alerts] = await Promise.all([pool ? runsOfLastDay(pool) : undefined, alertsState(prometheusUrl)]);
   return {
     taskQueue: queue,
-    workers: { workflowPollers: workflow.length, activityPollers: activity.length, taskRunPollers: runs.length, identities: [...new Set([...workflow, ...activity, ...runs])].sort() },
+    workers: {
+      workflowPollers: workflow.length,
+      activityPollers: activity.length,
+      taskRunPollers: runs.length,
+      identities: [...new Set([...workflow, ...activity, ...runs])].sort(),
+    },
     tasks: Object.fromEntries(TASK_STATUSES.map((s, i) => [s, counts[i]!])) as Record<TaskStatus, number>,
     followUps: followUps.map((f) => ({ ...f, oldestSeconds: Math.round(f.oldestSeconds) })),
     quarantine: { total: [...quarantined.values()].reduce((n, v) => n + v, 0), byDataSource: Object.fromEntries(quarantined) },
@@ -61,7 +66,9 @@ function alertsText(a: AlertsState): string {
   const firing = a.alerts.filter((x) => x.state === 'firing').map((x) => x.name);
   const pending = a.alerts.filter((x) => x.state === 'pending').map((x) => x.name);
   if (!firing.length && !pending.length) return 'none pending or firing';
-  return [firing.length ? `${firing.length} firing (${firing.join(', ')})` : '', pending.length ? `${pending.length} pending (${pending.join(', ')})` : ''].filter(Boolean).join('; ');
+  return [firing.length ? `${firing.length} firing (${firing.join(', ')})` : '', pending.length ? `${pending.length} pending (${pending.join(', ')})` : '']
+    .filter(Boolean)
+    .join('; ');
 }
 
 const counted = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`;
@@ -69,20 +76,39 @@ const counted = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`
 /** One screen of text. */
 export function formatStatus(s: SystemStatus, withDatabase: boolean): string {
   const w = s.workers;
-  const workers = w.workflowPollers === 0
-    ? 'none polling: nothing runs; start one with `taskmgr worker`'
-    : `${counted(w.identities.length, 'worker')} polling (${w.identities.join(', ')})`;
-  const tasks = TASK_STATUSES.filter((st) => s.tasks[st] > 0).map((st) => `${st} ${s.tasks[st]}`).join(', ') || 'none kept';
+  const workers =
+    w.workflowPollers === 0
+      ? 'none polling: nothing runs; start one with `taskmgr worker`'
+      : `${counted(w.identities.length, 'worker')} polling (${w.identities.join(', ')})`;
+  const tasks =
+    TASK_STATUSES.filter((st) => s.tasks[st] > 0)
+      .map((st) => `${st} ${s.tasks[st]}`)
+      .join(', ') || 'none kept';
   const followUps = !withDatabase
     ? 'unknown (no database: set DATABASE_URL)'
     : s.followUps.length === 0
       ? 'none queued'
-      : s.followUps.slice(0, 10).map((f) => `${f.dataSourceKey}: ${counted(f.queued, 'operation')}, the oldest ${f.oldestSeconds} s`).join('; ') + (s.followUps.length > 10 ? `; and ${s.followUps.length - 10} more data sources` : '');
-  const quarantine = !withDatabase ? 'unknown' : s.quarantine.total === 0 ? 'none' : `${counted(s.quarantine.total, 'record')} (${Object.entries(s.quarantine.byDataSource).map(([k, n]) => `${k || 'no data source'} ${n}`).join(', ')}): taskmgr quarantine`;
+      : s.followUps
+          .slice(0, 10)
+          .map((f) => `${f.dataSourceKey}: ${counted(f.queued, 'operation')}, the oldest ${f.oldestSeconds} s`)
+          .join('; ') + (s.followUps.length > 10 ? `; and ${s.followUps.length - 10} more data sources` : '');
+  const quarantine = !withDatabase
+    ? 'unknown'
+    : s.quarantine.total === 0
+      ? 'none'
+      : `${counted(s.quarantine.total, 'record')} (${Object.entries(s.quarantine.byDataSource)
+          .map(([k, n]) => `${k || 'no data source'} ${n}`)
+          .join(', ')}): taskmgr quarantine`;
   const day = s.lastDay;
   const lastDay = !day
     ? 'unknown (no database: set DATABASE_URL)'
-    : `${counted(day.completed, 'run')} completed, ${day.failed} failed${day.failed ? ` (${Object.entries(day.failedByMethod).map(([m, n]) => `${m} ${n}`).join(', ')})` : ''}`;
+    : `${counted(day.completed, 'run')} completed, ${day.failed} failed${
+        day.failed
+          ? ` (${Object.entries(day.failedByMethod)
+              .map(([m, n]) => `${m} ${n}`)
+              .join(', ')})`
+          : ''
+      }`;
   return [
     `registry-taskmgr on task queue ${s.taskQueue}`,
     `  Workers:     ${workers}`,

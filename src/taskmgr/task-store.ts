@@ -34,7 +34,10 @@ export async function keysCoveredBy(db: Queryable, taskId: string, coveringTaskI
 
 /** The task holding the WAITING slot of (method, data source), if any. */
 export async function waitingSlotHolder(db: Queryable, method: string, dataSourceKey: string | undefined): Promise<string | undefined> {
-  const { rows } = await db.query<{ task_id: string }>('SELECT task_id FROM task_claims WHERE method = $1 AND data_source_key = $2', [method, dataSourceKey ?? '']);
+  const { rows } = await db.query<{ task_id: string }>('SELECT task_id FROM task_claims WHERE method = $1 AND data_source_key = $2', [
+    method,
+    dataSourceKey ?? '',
+  ]);
   return rows[0]?.task_id;
 }
 
@@ -51,7 +54,10 @@ export async function keysCover(db: Queryable, taskId: string, keys: readonly st
 
 /** The newest tasks (at most `limit`) that name a record key. */
 export async function tasksNamingKey(db: Queryable, recordKey: string, limit: number): Promise<string[]> {
-  const { rows } = await db.query<{ task_id: string }>('SELECT task_id FROM task_keys WHERE record_key = $1 ORDER BY added_at DESC LIMIT $2', [recordKey, limit]);
+  const { rows } = await db.query<{ task_id: string }>('SELECT task_id FROM task_keys WHERE record_key = $1 ORDER BY added_at DESC LIMIT $2', [
+    recordKey,
+    limit,
+  ]);
   return rows.map((r) => r.task_id);
 }
 
@@ -105,7 +111,11 @@ export async function recordOutcome(pool: Pool, taskId: string, outcome: TaskOut
     await lockTask(tx, taskId);
     if (run) await recordRunEnd(tx, taskId, outcome.status, run);
     if (final) {
-      await tx.query('INSERT INTO task_outcomes (task_id, status, error) VALUES ($1, $2, $3) ON CONFLICT (task_id) DO UPDATE SET status = $2, error = $3', [taskId, outcome.status, storableText(outcome.error) ?? null]);
+      await tx.query('INSERT INTO task_outcomes (task_id, status, error) VALUES ($1, $2, $3) ON CONFLICT (task_id) DO UPDATE SET status = $2, error = $3', [
+        taskId,
+        outcome.status,
+        storableText(outcome.error) ?? null,
+      ]);
       // Ended for good: it waits for nothing any more (a loop kept its registration through its runs).
       await unregisterDependant(tx, taskId);
     }
@@ -140,7 +150,9 @@ async function recordRunEnd(db: Queryable, taskId: string, status: string, run: 
 
 /** The tasks waiting for `prerequisiteId`. */
 export async function dependantsOf(db: Queryable, prerequisiteId: string): Promise<string[]> {
-  const { rows } = await db.query<{ dependant_id: string }>('SELECT dependant_id FROM task_dependants WHERE prerequisite_id = $1 ORDER BY registered_at', [prerequisiteId]);
+  const { rows } = await db.query<{ dependant_id: string }>('SELECT dependant_id FROM task_dependants WHERE prerequisite_id = $1 ORDER BY registered_at', [
+    prerequisiteId,
+  ]);
   return rows.map((r) => r.dependant_id);
 }
 
@@ -152,7 +164,9 @@ export async function unregisterDependant(db: Queryable, dependantId: string): P
 /** Of these tasks, the ones a WAITING task still names as its prerequisite (retention keeps them). */
 export async function heldAsPrerequisites(db: Queryable, taskIds: readonly string[]): Promise<Set<string>> {
   if (taskIds.length === 0) return new Set();
-  const { rows } = await db.query<{ prerequisite_id: string }>('SELECT DISTINCT prerequisite_id FROM task_dependants WHERE prerequisite_id = ANY($1::text[])', [taskIds]);
+  const { rows } = await db.query<{ prerequisite_id: string }>('SELECT DISTINCT prerequisite_id FROM task_dependants WHERE prerequisite_id = ANY($1::text[])', [
+    taskIds,
+  ]);
   return new Set(rows.map((r) => r.prerequisite_id));
 }
 

@@ -79,7 +79,11 @@ export default defineTask({
     for (let i = 0; i < missing.rows.length; i += 1000) {
       // A record whose rendering PostgreSQL refuses goes to quarantine; the rest of the chunk is filled.
       const fill = (tx: PoolClient, ids: readonly number[]) => stepWithQuarantine(tx, ids, regenerateCache, addCounts, NO_COUNTS, ctx.taskId);
-      const { result, quarantined } = await withRecordsLocked(ctx.pool, missing.rows.slice(i, i + 1000).map((r) => r.id), fill);
+      const { result, quarantined } = await withRecordsLocked(
+        ctx.pool,
+        missing.rows.slice(i, i + 1000).map((r) => r.id),
+        fill,
+      );
       if (quarantined.length) ctx.log.warn(`${quarantined.length} records put in quarantine: PostgreSQL refused their cache entry`);
       filled += result.changed;
       ctx.progress(Math.min(i + 1000, missing.rows.length), missing.rows.length, 'filling missing cache entries');

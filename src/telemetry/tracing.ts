@@ -85,7 +85,10 @@ export function outsideTrace<T>(fn: () => T): T {
 export async function inTraceOf<T>(carriers: Array<Record<string, string>>, name: string, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
   if (!active || carriers.length === 0) return fn();
   const [first, ...others] = carriers.map((c) => propagation.extract(context.active(), c));
-  const links: Link[] = others.map((ctx) => trace.getSpanContext(ctx)).filter((s): s is SpanContext => s !== undefined).map((s) => ({ context: s }));
+  const links: Link[] = others
+    .map((ctx) => trace.getSpanContext(ctx))
+    .filter((s): s is SpanContext => s !== undefined)
+    .map((s) => ({ context: s }));
   const tracer = trace.getTracer(TRACER_NAME);
   return tracer.startActiveSpan(name, { attributes, links }, first!, async (span) => {
     try {

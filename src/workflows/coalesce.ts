@@ -1,6 +1,13 @@
 import { allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
-import { coalescerStateQuery, followUpRequestSignal, followUpStatusQuery, type CoalescerState, type FollowUpRequest, type FollowUpStatus } from './definitions.ts';
+import {
+  coalescerStateQuery,
+  followUpRequestSignal,
+  followUpStatusQuery,
+  type CoalescerState,
+  type FollowUpRequest,
+  type FollowUpStatus,
+} from './definitions.ts';
 import { DEFAULT_COALESCER_SETTINGS, type CoalescerSettings } from './coalesce-settings.ts';
 import { refreshBatches, type FollowUpTotals } from './followup.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
@@ -41,7 +48,13 @@ export async function coalesceFollowUps(input: CoalescerInput): Promise<void> {
   const queued = new Set<string>((input.queued ?? []).map((r) => r.opId));
   let pending = input.pending === true || queued.size > 0;
   let arrivals = 0;
-  const state: CoalescerState = { dataSourceKey: input.dataSourceKey, queued: [], rounds: input.totals?.rounds ?? 0, operations: input.totals?.operations ?? 0, recordsProcessed: input.totals?.recordsProcessed ?? 0 };
+  const state: CoalescerState = {
+    dataSourceKey: input.dataSourceKey,
+    queued: [],
+    rounds: input.totals?.rounds ?? 0,
+    operations: input.totals?.operations ?? 0,
+    recordsProcessed: input.totals?.recordsProcessed ?? 0,
+  };
   const recent = new Map<string, FollowUpStatus>();
 
   setHandler(followUpRequestSignal, (req) => {

@@ -27,7 +27,6 @@ import { COALESCE_PATCH } from './coalesce-settings.ts';
 import { followUp } from './followup.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 
-
 const { deleteRecord: deleteRecordActivity, completeOperation } = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
   retry: RETRY_FOREVER_CAPPED,
@@ -75,7 +74,12 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
     // in one local activity, on the worker that holds this workflow task (one round trip less).
     const outcome = patched(COALESCE_PATCH)
       ? // Only what the caller set: the rest comes from the workers' configuration.
-        await local.deleteRecordAndHandOff({ key, opId, batchSize: input.batchSize, settings: { batchSize: input.batchSize, concurrency: input.concurrency, ...input.coalesce } })
+        await local.deleteRecordAndHandOff({
+          key,
+          opId,
+          batchSize: input.batchSize,
+          settings: { batchSize: input.batchSize, concurrency: input.concurrency, ...input.coalesce },
+        })
       : await deleteRecordActivity({ key, opId, batchSize });
     if (outcome.deleted) {
       pending.push(outcome);

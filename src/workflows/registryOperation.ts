@@ -1,7 +1,25 @@
-import { ApplicationFailure, allHandlersFinished, condition, patched, proxyActivities, proxyLocalActivities, setHandler, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import { checkRegistryOperation } from '../registry/operation-input.ts';
-import { DataSourceKeyKey, ERROR_TYPES, RegistryObjectKeysKey, TaskMethodKey, TaskStatusKey, type OperationOutcome, type RegistryOperation } from '../shared.ts';
+import {
+  DataSourceKeyKey,
+  ERROR_TYPES,
+  RegistryObjectKeysKey,
+  TaskMethodKey,
+  TaskStatusKey,
+  type OperationOutcome,
+  type RegistryOperation,
+} from '../shared.ts';
 import { COALESCE_PATCH } from './coalesce-settings.ts';
 import { deleteProgressQuery, registryOperationUpdate } from './definitions.ts';
 import { followUp, type FollowUpTotals } from './followup.ts';
@@ -31,7 +49,13 @@ export async function registryOperation(input: RegistryOperationInput): Promise<
   if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
   const { op } = input;
   const { workflowId, runId } = workflowInfo();
-  const progress = { key: 'key' in op ? op.key : op.dataSourceKey, phase: 'deleting' as 'deleting' | 'following-up' | 'done', affected: 0, batchesTotal: 0, batchesDone: 0 };
+  const progress = {
+    key: 'key' in op ? op.key : op.dataSourceKey,
+    phase: 'deleting' as 'deleting' | 'following-up' | 'done',
+    affected: 0,
+    batchesTotal: 0,
+    batchesDone: 0,
+  };
   upsertSearchAttributes([
     { key: TaskMethodKey, value: op.kind },
     { key: TaskStatusKey, value: 'STARTED' },
@@ -44,7 +68,12 @@ export async function registryOperation(input: RegistryOperationInput): Promise<
   // From the coalescing version on: the change and the hand-off to the coalescer in one local activity.
   const applied = coalesce
     ? // Only what the caller set: the rest comes from the workers' configuration.
-      local.applyOperationAndHandOff({ op, opId, batchSize: input.batchSize, settings: { batchSize: input.batchSize, concurrency: input.concurrency, ...input.coalesce } })
+      local.applyOperationAndHandOff({
+        op,
+        opId,
+        batchSize: input.batchSize,
+        settings: { batchSize: input.batchSize, concurrency: input.concurrency, ...input.coalesce },
+      })
     : applyOperation({ op, opId, batchSize });
   setHandler(registryOperationUpdate, () => applied);
   setHandler(deleteProgressQuery, () => progress);

@@ -22,14 +22,7 @@ import { resolveScheduledFor } from '../taskmgr/duration.ts';
 import { MERGED, type TaskAdmission, type TaskInfo, type TaskResult } from '../taskmgr/info.ts';
 import { TaskInputError, validateTaskInput, type RunSummary, type TaskInput } from '../taskmgr/input.ts';
 import { appendLogs, failureDetails, messageOf, summarisedOutput, taskMemo, timeoutMessage } from './task-helpers.ts';
-import {
-  dependantSignal,
-  mergeUpdateV2 as mergeUpdate,
-  prerequisiteDoneSignal,
-  rescheduleUpdate,
-  taskAdmissionUpdate,
-  taskInfoQuery,
-} from './definitions.ts';
+import { dependantSignal, mergeUpdateV2 as mergeUpdate, prerequisiteDoneSignal, rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery } from './definitions.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 
 // Short: these are quick calls, and an attempt lost with a stopped worker is retried after this long.
@@ -201,7 +194,11 @@ export async function registryTaskV2(raw: TaskInput): Promise<TaskResult> {
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
       retry: { ...RETRY_FOREVER_CAPPED, maximumAttempts: taskOptions.maxAttempts },
     });
-    const result = await runTask({ taskId, method: input.method, input: { registryObjectKeys: info.input.registryObjectKeys, dataSourceKey: input.dataSourceKey, logMessage: input.logMessage } });
+    const result = await runTask({
+      taskId,
+      method: input.method,
+      input: { registryObjectKeys: info.input.registryObjectKeys, dataSourceKey: input.dataSourceKey, logMessage: input.logMessage },
+    });
     appendLogs(info, result.logs);
     info.attempts = result.attempt;
     info.output = result.output;
@@ -217,7 +214,13 @@ export async function registryTaskV2(raw: TaskInput): Promise<TaskResult> {
     if (details?.attempt) info.attempts = details.attempt;
     info.error = cancelled ? 'cancelled' : (timeoutMessage(err, taskOptions) ?? messageOf(err));
     finish(info, cancelled ? 'CANCELLED' : 'FAILED', setStatus);
-    summary = { iteration: info.iteration ?? 0, status: info.status as RunSummary['status'], startedAt: info.startedAt, completedAt: info.completedAt!, error: info.error };
+    summary = {
+      iteration: info.iteration ?? 0,
+      status: info.status as RunSummary['status'],
+      startedAt: info.startedAt,
+      completedAt: info.completedAt!,
+      error: info.error,
+    };
     if (cancelled || !input?.recurMs) {
       await CancellationScope.nonCancellable(() => notifyDependants(info, notified));
       await condition(allHandlersFinished);
@@ -226,7 +229,13 @@ export async function registryTaskV2(raw: TaskInput): Promise<TaskResult> {
   }
   phase = 'done';
   await notifyDependants(info, notified);
-  summary ??= { iteration: info.iteration ?? 0, status: 'COMPLETED', startedAt: info.startedAt, completedAt: info.completedAt!, output: summarisedOutput(info.output) };
+  summary ??= {
+    iteration: info.iteration ?? 0,
+    status: 'COMPLETED',
+    startedAt: info.startedAt,
+    completedAt: info.completedAt!,
+    output: summarisedOutput(info.output),
+  };
 
   if (input.recurMs) {
     // A failed run is recorded and the loop goes on; each run is a new execution, so history stays small.
@@ -256,7 +265,11 @@ export async function registryTaskV2(raw: TaskInput): Promise<TaskResult> {
 }
 
 /** Waits for the prerequisite to end; returns a failure reason unless it COMPLETED. */
-async function awaitPrerequisite(taskId: string, prerequisiteId: string, signalled: () => { status: string; error?: string } | undefined): Promise<string | undefined> {
+async function awaitPrerequisite(
+  taskId: string,
+  prerequisiteId: string,
+  signalled: () => { status: string; error?: string } | undefined,
+): Promise<string | undefined> {
   for (;;) {
     const state = signalled() ?? (await remoteAdmin.registerWithPrerequisite({ prerequisiteTaskId: prerequisiteId, dependantTaskId: taskId }));
     if (state.status === 'COMPLETED') return undefined;

@@ -23,7 +23,16 @@ import { resolveScheduledFor } from '../taskmgr/duration.ts';
 import { MERGED, type TaskAdmission, type TaskInfo, type TaskResult } from '../taskmgr/info.ts';
 import { TaskInputError, validateTaskInput, type RunSummary, type TaskInput } from '../taskmgr/input.ts';
 import { appendLogs, failureDetails, messageOf, summarisedOutput, taskMemo, timeoutMessage } from './task-helpers.ts';
-import { dependantSignal, MERGE_REFUSALS, mergeCoveredUpdate, prerequisiteDoneSignal, rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery, type CoveredAdd } from './definitions.ts';
+import {
+  dependantSignal,
+  MERGE_REFUSALS,
+  mergeCoveredUpdate,
+  prerequisiteDoneSignal,
+  rescheduleUpdate,
+  taskAdmissionUpdate,
+  taskInfoQuery,
+  type CoveredAdd,
+} from './definitions.ts';
 import { registryTaskV2 } from './registryTask-v2.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 import { recordTaskFinished } from './metrics.ts';
@@ -106,7 +115,13 @@ export async function registryTask(raw: TaskInput): Promise<TaskResult> {
     await leaveWaiting(run);
     if (run.fail !== undefined) throw ApplicationFailure.create({ message: run.fail, type: 'TaskRejected', nonRetryable: true });
     await execute(run);
-    summary = { iteration: run.info.iteration ?? 0, status: 'COMPLETED', startedAt: run.info.startedAt, completedAt: run.info.completedAt!, output: summarisedOutput(run.info.output) };
+    summary = {
+      iteration: run.info.iteration ?? 0,
+      status: 'COMPLETED',
+      startedAt: run.info.startedAt,
+      completedAt: run.info.completedAt!,
+      output: summarisedOutput(run.info.output),
+    };
   } catch (err) {
     if (err instanceof ContinueAsNew) throw err; // a long wait going on in a new run
     summary = await endUnsuccessfully(run, err);
@@ -146,7 +161,18 @@ function newRun(raw: TaskInput): TaskRun {
     recentRuns: loop?.recentRuns,
   };
   const firstLookAt = patched(FIRST_LOOK_PATCH) ? Date.now() : undefined;
-  return { taskId, raw, info, phase: 'admitting', root: CancellationScope.current(), firstLookAt, rescheduled: false, scheduleChanged: false, claimed: raw?.resume?.claimed ?? false, notified: new Set() };
+  return {
+    taskId,
+    raw,
+    info,
+    phase: 'admitting',
+    root: CancellationScope.current(),
+    firstLookAt,
+    rescheduled: false,
+    scheduleChanged: false,
+    claimed: raw?.resume?.claimed ?? false,
+    notified: new Set(),
+  };
 }
 
 function installHandlers(run: TaskRun) {
@@ -189,12 +215,15 @@ function installHandlers(run: TaskRun) {
 /** Refuses a merge this task cannot honour: it must be WAITING, stay so, and start when the add asked. */
 function assertCovers(run: TaskRun, add: CoveredAdd) {
   // Typed refusals: the merging side tells "left WAITING, claim again" from "does not cover, be your own task".
-  const refuse = (type: typeof MERGE_REFUSALS[keyof typeof MERGE_REFUSALS], message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
+  const refuse = (type: (typeof MERGE_REFUSALS)[keyof typeof MERGE_REFUSALS], message: string) =>
+    ApplicationFailure.create({ type, message, nonRetryable: true });
   if (run.phase !== 'waiting' || run.root.consideredCancelled) throw refuse(MERGE_REFUSALS.notWaiting, `task ${run.taskId} is no longer WAITING`);
   if (run.input?.recurMs !== undefined) throw refuse(MERGE_REFUSALS.notCovered, `task ${run.taskId} recurs; an add never merges into a loop`);
-  if ((add.prerequisiteTaskId ?? null) !== (run.input?.prerequisiteTaskId ?? null)) throw refuse(MERGE_REFUSALS.notCovered, `task ${run.taskId} waits for another prerequisite`);
+  if ((add.prerequisiteTaskId ?? null) !== (run.input?.prerequisiteTaskId ?? null))
+    throw refuse(MERGE_REFUSALS.notCovered, `task ${run.taskId} waits for another prerequisite`);
   const start = Math.max(run.scheduledAt ?? 0, Date.now());
-  if (start < add.notBefore || start > add.notAfter) throw refuse(MERGE_REFUSALS.notCovered, `task ${run.taskId} starts at ${new Date(start).toISOString()}, not when the add asked`);
+  if (start < add.notBefore || start > add.notAfter)
+    throw refuse(MERGE_REFUSALS.notCovered, `task ${run.taskId} starts at ${new Date(start).toISOString()}, not when the add asked`);
 }
 
 /** Validates, records the keys, checks the method, and takes the WAITING slot of (method, data source) or merges. */
@@ -252,7 +281,8 @@ async function recordKeys(run: TaskRun, input: ValidInput): Promise<number> {
   if (!input.storedKeyCount) return 0;
   if (input.resume || input.loop) return input.storedKeyCount;
   const stored = await local.countTaskKeys(run.taskId);
-  if (stored !== input.storedKeyCount) throw new Error(`storedKeyCount is ${input.storedKeyCount} but ${stored} keys are stored for task ${run.taskId}; add large key sets through TaskClient`);
+  if (stored !== input.storedKeyCount)
+    throw new Error(`storedKeyCount is ${input.storedKeyCount} but ${stored} keys are stored for task ${run.taskId}; add large key sets through TaskClient`);
   return stored;
 }
 
@@ -265,7 +295,12 @@ async function claimOrMerge(run: TaskRun, input: ValidInput): Promise<TaskAdmiss
       return { taskId };
     }
     const start = Math.max(run.scheduledAt ?? 0, Date.now());
-    const add: CoveredAdd = { fromTaskId: taskId, prerequisiteTaskId: input.prerequisiteTaskId, notBefore: start - MERGE_WINDOW_MS, notAfter: start + MERGE_WINDOW_MS };
+    const add: CoveredAdd = {
+      fromTaskId: taskId,
+      prerequisiteTaskId: input.prerequisiteTaskId,
+      notBefore: start - MERGE_WINDOW_MS,
+      notAfter: start + MERGE_WINDOW_MS,
+    };
     const outcome = await remote.mergeIfCovered({ into: claim.holder, add, addNamesKeys: (run.info.keyCount ?? 0) > 0 });
     if (outcome === 'merged') return { taskId, deduplicatedInto: claim.holder };
     // The waiting task does not cover this add: it becomes a task of its own (the slot stays with the holder).
@@ -379,7 +414,9 @@ async function endUnsuccessfully(run: TaskRun, err: unknown): Promise<RunSummary
   if (run.phase === 'admitting' || run.phase === 'waiting' || run.phase === 'starting') {
     // Cancelled while WAITING: free the slot (later adds must not merge into us) and the registration.
     // From the checked input only: raw input that failed its checks (a NUL, say) claimed nothing and must not reach PostgreSQL.
-    await CancellationScope.nonCancellable(() => local.leaveWaiting({ taskId: run.taskId, method: run.input?.method ?? '', dataSourceKey: run.input?.dataSourceKey, ...keptRegistration(run) }));
+    await CancellationScope.nonCancellable(() =>
+      local.leaveWaiting({ taskId: run.taskId, method: run.input?.method ?? '', dataSourceKey: run.input?.dataSourceKey, ...keptRegistration(run) }),
+    );
   }
   const details = failureDetails(err);
   appendLogs(run.info, details?.logs ?? []);
@@ -392,7 +429,13 @@ async function endUnsuccessfully(run: TaskRun, err: unknown): Promise<RunSummary
     await condition(allHandlersFinished);
     throw err instanceof ApplicationFailure || cancelled ? err : ApplicationFailure.create({ message: run.info.error, type: 'TaskFailed', nonRetryable: true });
   }
-  return { iteration: run.info.iteration ?? 0, status: run.info.status as RunSummary['status'], startedAt: run.info.startedAt, completedAt: run.info.completedAt!, error: run.info.error };
+  return {
+    iteration: run.info.iteration ?? 0,
+    status: run.info.status as RunSummary['status'],
+    startedAt: run.info.startedAt,
+    completedAt: run.info.completedAt!,
+    error: run.info.error,
+  };
 }
 
 async function endMerged(run: TaskRun, into: string): Promise<TaskResult> {
@@ -439,7 +482,9 @@ async function notifyDependants(run: TaskRun) {
   // A loop's run that is not its last: later dependants wait for a later run.
   const final = !run.input?.recurMs || run.info.status === 'CANCELLED';
   // The run's end also goes to the Health view's charts (the history's marker keeps it from repeating).
-  const end = run.info.completedAt ? { iteration: run.info.iteration ?? 0, method: run.info.method, finishedAt: run.info.completedAt, durationMs: run.info.durationMs } : undefined;
+  const end = run.info.completedAt
+    ? { iteration: run.info.iteration ?? 0, method: run.info.method, finishedAt: run.info.completedAt, durationMs: run.info.durationMs }
+    : undefined;
   await local.notifyDependants({ ...outcome, final, run: end });
   for (;;) {
     const next = run.info.dependants.filter((d) => !run.notified.has(d));

@@ -76,7 +76,11 @@ describe('a cluster whose frontend asks for TLS and a JWT', () => {
       const added = await taskmgr(['add', 'INDEX_RECORDS', '--json'], { TEMPORAL_API_KEY: writer });
       assert.equal(added.code, 0, added.out);
       const { taskId } = JSON.parse(added.out) as { taskId: string };
-      await eventually(async () => JSON.parse((await taskmgr(['show', taskId, '--json'], { TEMPORAL_API_KEY: writer })).out).status === 'COMPLETED', 60_000, 500);
+      await eventually(
+        async () => JSON.parse((await taskmgr(['show', taskId, '--json'], { TEMPORAL_API_KEY: writer })).out).status === 'COMPLETED',
+        60_000,
+        500,
+      );
 
       const key = (await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE key LIKE '%/hub-%' LIMIT 1")).rows[0]!.key;
       const deleted = await taskmgr(['delete-record', key, '--wait'], { TEMPORAL_API_KEY: writer });
@@ -85,7 +89,10 @@ describe('a cluster whose frontend asks for TLS and a JWT', () => {
 
       const listed = await temporal(['workflow', 'list', '--query', "TaskStatus='COMPLETED' AND TaskMethod='INDEX_RECORDS'", '--output', 'json'], writer);
       assert.equal(listed.code, 0, listed.out);
-      assert.ok((JSON.parse(listed.out) as { execution: { workflowId: string } }[]).some((e) => e.execution.workflowId === taskId), listed.out);
+      assert.ok(
+        (JSON.parse(listed.out) as { execution: { workflowId: string } }[]).some((e) => e.execution.workflowId === taskId),
+        listed.out,
+      );
     } finally {
       w.child.kill('SIGTERM');
       await w.exited;
@@ -103,7 +110,21 @@ describe('a cluster whose frontend asks for TLS and a JWT', () => {
     assert.doesNotMatch(added.out, /\n\s+at /, 'no stack trace');
     const after = JSON.parse((await taskmgr(['list', '--json'], { TEMPORAL_API_KEY: reader })).out) as unknown[];
     assert.equal(after.length, before, 'nothing was added');
-    const cli = await temporal(['workflow', 'start', '--type', 'registryTask', '--task-queue', env.TEMPORAL_TASK_QUEUE!, '--workflow-id', 'refused-start', '--input', '{"method":"INDEX_RECORDS"}'], reader);
+    const cli = await temporal(
+      [
+        'workflow',
+        'start',
+        '--type',
+        'registryTask',
+        '--task-queue',
+        env.TEMPORAL_TASK_QUEUE!,
+        '--workflow-id',
+        'refused-start',
+        '--input',
+        '{"method":"INDEX_RECORDS"}',
+      ],
+      reader,
+    );
     assert.notEqual(cli.code, 0);
     assert.match(cli.out, /PermissionDenied|unauthorized/i);
   });
@@ -114,7 +135,10 @@ describe('a cluster whose frontend asks for TLS and a JWT', () => {
       .setSubject('intruder')
       .setExpirationTime('1h')
       .sign(crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey);
-    for (const [what, key] of [['no token', undefined], ['a forged token', forged]] as const) {
+    for (const [what, key] of [
+      ['no token', undefined],
+      ['a forged token', forged],
+    ] as const) {
       const listed = await taskmgr(['list'], { TEMPORAL_API_KEY: key });
       assert.equal(listed.code, 1, `${what}: ${listed.out}`);
       assert.match(listed.out, /^taskmgr: Temporal at 127\.0\.0\.1:\d+ refused .*TEMPORAL_API_KEY/m, what);
@@ -125,13 +149,20 @@ describe('a cluster whose frontend asks for TLS and a JWT', () => {
 
   it('a worker with no token or a read-only one stops by itself within a minute, naming TEMPORAL_API_KEY, instead of retrying', async () => {
     const reader = (await taskmgr(['cluster-token', '--permission', 'default:read'])).out.trim();
-    for (const [what, key] of [['no token', undefined], ['a read-only token', reader]] as const) {
+    for (const [what, key] of [
+      ['no token', undefined],
+      ['a read-only token', reader],
+    ] as const) {
       const w = worker(key);
       const tooLong = setTimeout(() => w.child.kill('SIGKILL'), 60_000);
       const { code, output } = await w.exited;
       clearTimeout(tooLong);
       assert.equal(code, 1, `${what}: stopped by itself: ${output}`);
-      assert.match(output, /^taskmgr: Temporal at 127\.0\.0\.1:\d+ refused the call \(PermissionDenied: Request unauthorized\.\): check that TEMPORAL_API_KEY/m, what);
+      assert.match(
+        output,
+        /^taskmgr: Temporal at 127\.0\.0\.1:\d+ refused the call \(PermissionDenied: Request unauthorized\.\): check that TEMPORAL_API_KEY/m,
+        what,
+      );
     }
   });
 

@@ -41,7 +41,9 @@ describe('a history process dies', () => {
   });
 
   it('during a burst of deletions: every deletion and its follow-up completes, the derived state is current', { timeout: 6 * 60_000 }, async () => {
-    const keys = (await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE key NOT LIKE '%/hub-%' ORDER BY id LIMIT 40")).rows.map((r) => r.key);
+    const keys = (await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE key NOT LIKE '%/hub-%' ORDER BY id LIMIT 40")).rows.map(
+      (r) => r.key,
+    );
     const hubs = seeded.hubs.map((h) => h.key);
     const burst = [...hubs, ...keys];
     const started = burst.slice(0, 10).map((k) => registry.deleteRecord(k));
@@ -64,11 +66,18 @@ describe('a history process dies', () => {
     await eventually(async () => ((await tasks.getTask(id)).iteration ?? 0) >= 2, 60_000, 500);
     const before = (await tasks.getTask(id)).iteration!;
     cluster.processes.get('history-2')!.child.kill('SIGKILL');
-    const goneOn = await eventually(async () => {
-      const t = await tasks.getTask(id).catch(() => undefined);
-      return t && (t.iteration ?? 0) >= before + 3 ? t : undefined;
-    }, 180_000, 1000);
-    assert.ok(goneOn.recentRuns!.every((r) => r.status === 'COMPLETED'), 'no run failed while the shards moved');
+    const goneOn = await eventually(
+      async () => {
+        const t = await tasks.getTask(id).catch(() => undefined);
+        return t && (t.iteration ?? 0) >= before + 3 ? t : undefined;
+      },
+      180_000,
+      1000,
+    );
+    assert.ok(
+      goneOn.recentRuns!.every((r) => r.status === 'COMPLETED'),
+      'no run failed while the shards moved',
+    );
     await tasks.cancelTask(id);
     await eventually(async () => (await tasks.getTask(id)).status === 'CANCELLED', 60_000, 500);
   });

@@ -65,10 +65,14 @@ describe('PostgreSQL stopped for 30 seconds and started again', () => {
       assert.ok(answered.affected > 2000);
       assert.equal(result.affected, answered.affected);
       const settled = async (id: string) =>
-        eventually(async () => {
-          const t = await tasks.getTask(id);
-          return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
-        }, 120_000, 500);
+        eventually(
+          async () => {
+            const t = await tasks.getTask(id);
+            return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
+          },
+          120_000,
+          500,
+        );
       const [r, s] = await Promise.all([settled(running), settled(scheduled)]);
       assert.equal(r.status, 'COMPLETED', r.error);
       assert.equal(s.status, 'COMPLETED', s.error);

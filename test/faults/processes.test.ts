@@ -19,7 +19,16 @@ import { freePort, startDevServer, type DevServer } from '../../src/dev/temporal
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { createRegistryWorker } from '../../src/worker.ts';
 import { spawnWorker } from './spawn-worker.ts';
-import { assertDerivedStateIsCurrent, createTestDatabase, eventually, temporalAddress, testConfig, uniqueName, workflowBundle, type TestDatabase } from '../helpers.ts';
+import {
+  assertDerivedStateIsCurrent,
+  createTestDatabase,
+  eventually,
+  temporalAddress,
+  testConfig,
+  uniqueName,
+  workflowBundle,
+  type TestDatabase,
+} from '../helpers.ts';
 
 describe('a task that kills its worker process', () => {
   let db: TestDatabase;
@@ -29,10 +38,14 @@ describe('a task that kills its worker process', () => {
   const workers: ChildProcess[] = [];
   const env = () => ({ TEST_TEMPORAL_ADDRESS: temporalAddress(), DATABASE_URL: db.url, TEMPORAL_TASK_QUEUE: taskQueue });
   const settled = (id: string, timeoutMs = 60_000) =>
-    eventually(async () => {
-      const t = await tasks.getTask(id);
-      return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
-    }, timeoutMs, 500);
+    eventually(
+      async () => {
+        const t = await tasks.getTask(id);
+        return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
+      },
+      timeoutMs,
+      500,
+    );
   // As `temporal workflow start` would: the client refuses methods it has no module for.
   const startRaw = (id: string, method: string) => client.workflow.start('registryTask', { taskQueue, workflowId: id, args: [{ method }] });
 
@@ -60,7 +73,11 @@ describe('a task that kills its worker process', () => {
     assert.equal(t.status, 'COMPLETED', t.error);
     assert.deepEqual(t.output, { attempt: 2 });
     assert.equal(t.attempts, 2);
-    assert.deepEqual(t.logs.map((l) => l.message), ['attempt 2: done'], 'the log shows the run once');
+    assert.deepEqual(
+      t.logs.map((l) => l.message),
+      ['attempt 2: done'],
+      'the log shows the run once',
+    );
     second.child.kill('SIGTERM');
     await second.exited;
   });
@@ -105,24 +122,33 @@ describe('task modules that throw or hang', () => {
     await db?.drop();
   });
 
-  it('a task that hangs is failed by its timeout, after its attempts, with a message saying so; one that throws fails at once', { timeout: 120_000 }, async () => {
-    const hang = uniqueName('task:HANG');
-    const thrower = uniqueName('task:THROW_ERROR');
-    await client.workflow.start('registryTask', { taskQueue, workflowId: hang, args: [{ method: 'HANG' }] });
-    await client.workflow.start('registryTask', { taskQueue, workflowId: thrower, args: [{ method: 'THROW_ERROR' }] });
-    const settled = (id: string) => eventually(async () => {
-      const t = await tasks.getTask(id);
-      return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
-    }, 60_000, 500);
-    const thrown = await settled(thrower);
-    assert.equal(thrown.status, 'FAILED');
-    assert.equal(thrown.error, 'the harvest endpoint answered 503');
-    assert.equal(thrown.attempts, 1);
-    const hung = await settled(hang);
-    assert.equal(hung.status, 'FAILED');
-    assert.equal(hung.error, 'the task ran longer than its timeout of 3 s on each of 2 attempts');
-    assert.equal(worker!.exitCode, null, 'the worker is still running');
-  });
+  it(
+    'a task that hangs is failed by its timeout, after its attempts, with a message saying so; one that throws fails at once',
+    { timeout: 120_000 },
+    async () => {
+      const hang = uniqueName('task:HANG');
+      const thrower = uniqueName('task:THROW_ERROR');
+      await client.workflow.start('registryTask', { taskQueue, workflowId: hang, args: [{ method: 'HANG' }] });
+      await client.workflow.start('registryTask', { taskQueue, workflowId: thrower, args: [{ method: 'THROW_ERROR' }] });
+      const settled = (id: string) =>
+        eventually(
+          async () => {
+            const t = await tasks.getTask(id);
+            return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
+          },
+          60_000,
+          500,
+        );
+      const thrown = await settled(thrower);
+      assert.equal(thrown.status, 'FAILED');
+      assert.equal(thrown.error, 'the harvest endpoint answered 503');
+      assert.equal(thrown.attempts, 1);
+      const hung = await settled(hang);
+      assert.equal(hung.status, 'FAILED');
+      assert.equal(hung.error, 'the task ran longer than its timeout of 3 s on each of 2 attempts');
+      assert.equal(worker!.exitCode, null, 'the worker is still running');
+    },
+  );
 });
 
 describe('the Temporal server killed and restarted on its data file', () => {
@@ -145,13 +171,26 @@ describe('the Temporal server killed and restarted on its data file', () => {
   it('a recurring loop, a scheduled task and a burst of deletions carry on after the restart', { timeout: 240_000 }, async () => {
     const port = await freePort();
     const start = () =>
-      startDevServer({ cliPath: process.env.TEMPORAL_CLI!, port, dbFile: path.join(dir, 'temporal.db'), dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' } });
+      startDevServer({
+        cliPath: process.env.TEMPORAL_CLI!,
+        port,
+        dbFile: path.join(dir, 'temporal.db'),
+        dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' },
+      });
     server = await start();
     const taskQueue = uniqueName('registry-tasks-restart');
     const config = testConfig({ TEMPORAL_ADDRESS: server.address, TEMPORAL_TASK_QUEUE: taskQueue });
     const connection = await NativeConnection.connect({ address: server.address });
     const client = new Client({ connection: await Connection.connect({ address: server.address }) });
-    const worker = await createRegistryWorker({ config, pool: db.pool, connection, client, namespace: 'default', taskQueue, workflowBundle: await workflowBundle() });
+    const worker = await createRegistryWorker({
+      config,
+      pool: db.pool,
+      connection,
+      client,
+      namespace: 'default',
+      taskQueue,
+      workflowBundle: await workflowBundle(),
+    });
     const running = worker.run();
     const tasks = new TaskClient(client, taskQueue);
     // A long quiet period, so that the deletions' follow-up is still waiting in the coalescer when the server dies.
@@ -159,7 +198,9 @@ describe('the Temporal server killed and restarted on its data file', () => {
     try {
       const loop = await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [seeded.hubs[0]!.key], recurEvery: '500 milliseconds' });
       const scheduled = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: seeded.dataSources[0], scheduledFor: '8 seconds' });
-      const doomed = (await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE key NOT LIKE '%/hub-%' ORDER BY key LIMIT 6")).rows.map((r) => r.key);
+      const doomed = (await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE key NOT LIKE '%/hub-%' ORDER BY key LIMIT 6")).rows.map(
+        (r) => r.key,
+      );
       await Promise.all(doomed.map((k) => registry.deleteRecord(k)));
       await eventually(async () => ((await tasks.getTask(loop)).iteration ?? 0) >= 2, 30_000);
 
@@ -169,17 +210,33 @@ describe('the Temporal server killed and restarted on its data file', () => {
       server = await start();
 
       // The worker and client reconnect by themselves.
-      const before = await eventually(() => tasks.getTask(loop).then((t) => t.iteration ?? 0, () => undefined), 60_000, 500);
+      const before = await eventually(
+        () =>
+          tasks.getTask(loop).then(
+            (t) => t.iteration ?? 0,
+            () => undefined,
+          ),
+        60_000,
+        500,
+      );
       await eventually(async () => ((await tasks.getTask(loop)).iteration ?? 0) >= before + 3, 90_000, 500);
-      const done = await eventually(async () => {
-        const t = await tasks.getTask(scheduled);
-        return t.status === 'COMPLETED' ? t : undefined;
-      }, 90_000, 500);
+      const done = await eventually(
+        async () => {
+          const t = await tasks.getTask(scheduled);
+          return t.status === 'COMPLETED' ? t : undefined;
+        },
+        90_000,
+        500,
+      );
       assert.ok(Date.parse(done.startedAt!) >= Date.parse(done.scheduledFor!), 'it still waited for its time');
       assert.ok((await tasks.getTask(loop)).recentRuns!.every((r) => r.status === 'COMPLETED'));
       const deleted = await Promise.all(doomed.map((k) => registry.awaitDeletion(k)));
       assert.equal(deleted.length, 6);
-      assert.equal((await db.pool.query('SELECT count(*)::int AS n FROM registry_operations WHERE completed_at IS NULL')).rows[0].n, 0, 'every follow-up completed');
+      assert.equal(
+        (await db.pool.query('SELECT count(*)::int AS n FROM registry_operations WHERE completed_at IS NULL')).rows[0].n,
+        0,
+        'every follow-up completed',
+      );
       await assertDerivedStateIsCurrent(db.pool);
       await tasks.cancelTask(loop);
       await eventually(async () => (await tasks.getTask(loop)).status === 'CANCELLED', 30_000);

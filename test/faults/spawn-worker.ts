@@ -23,4 +23,3 @@ export function spawnWorker(env: Record<string, string>): Promise<{ child: Child
     void exited.then((how) => reject(new Error(`worker exited (${how}) before it was ready:\n${output}`)));
   });
 }
-

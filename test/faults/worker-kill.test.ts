@@ -13,7 +13,16 @@ import { TaskClient } from '../../src/client/tasks.ts';
 import type { Pool } from '../../src/db/pool.ts';
 import { seedRegistry } from '../../src/registry/seed.ts';
 import { coalescerWorkflowId } from '../../src/shared.ts';
-import { assertDerivedStateIsCurrent, createTestDatabase, eventually, startTestWorker, temporalAddress, testClient, uniqueName, type TestDatabase } from '../helpers.ts';
+import {
+  assertDerivedStateIsCurrent,
+  createTestDatabase,
+  eventually,
+  startTestWorker,
+  temporalAddress,
+  testClient,
+  uniqueName,
+  type TestDatabase,
+} from '../helpers.ts';
 import { spawnWorker } from './spawn-worker.ts';
 
 const SEED = { records: 11_000, dataSources: 2, hubs: 1, hubSize: 6000, seed: 41 };
@@ -25,9 +34,11 @@ async function content(pool: Pool) {
     records: await q('SELECT key, quality_level, quality_report FROM registry_objects ORDER BY key'),
     index: await q('SELECT record_key, quality_level, status, document::text FROM record_index ORDER BY record_key'),
     cache: await q('SELECT record_key, rendering FROM record_cache ORDER BY record_key'),
-    counts: (await q(`SELECT (SELECT count(*) FROM registry_objects)::int AS records, (SELECT count(*) FROM record_index)::int AS index,
+    counts: (
+      await q(`SELECT (SELECT count(*) FROM registry_objects)::int AS records, (SELECT count(*) FROM record_index)::int AS index,
                              (SELECT count(*) FROM record_cache)::int AS cache, (SELECT count(*) FROM followup_items)::int AS followups,
-                             (SELECT count(*) FROM registry_operations WHERE completed_at IS NULL)::int AS open_operations`))[0],
+                             (SELECT count(*) FROM registry_operations WHERE completed_at IS NULL)::int AS open_operations`)
+    )[0],
   };
 }
 
@@ -69,7 +80,8 @@ describe('workers killed during a follow-up over 5,000 related records', () => {
     assert.equal(outcome.affected, calmResult.affected);
     let current = start;
     const kills: { completed: boolean }[] = [];
-    const opDone = async () => Boolean((await victim.pool.query('SELECT completed_at FROM registry_operations WHERE op_id = $1', [outcome.opId])).rows[0]?.completed_at);
+    const opDone = async () =>
+      Boolean((await victim.pool.query('SELECT completed_at FROM registry_operations WHERE op_id = $1', [outcome.opId])).rows[0]?.completed_at);
     for (let k = 0; k < 3; k++) {
       // Somewhere in the middle: after a random share of the batches has been done.
       await new Promise((r) => setTimeout(r, 400 + Math.floor(Math.random() * 1200)));
@@ -113,10 +125,12 @@ describe('two and three workers on one task queue', () => {
     const tasks = new TaskClient(client.client, taskQueue);
     try {
       const ds = seeded.dataSources[0]!;
-      const keys = (await db.pool.query<{ key: string }>(
-        "SELECT ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key = $1 AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = ro.id) ORDER BY ro.key LIMIT 60",
-        [ds],
-      )).rows.map((r) => r.key);
+      const keys = (
+        await db.pool.query<{ key: string }>(
+          'SELECT ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key = $1 AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = ro.id) ORDER BY ro.key LIMIT 60',
+          [ds],
+        )
+      ).rows.map((r) => r.key);
       // Bursts from several clients at once, plus the hub: all handed to the one coalescer of the data source.
       await Promise.all(keys.map((k) => client.deleteRecord(k)));
       await Promise.all(keys.map((k) => client.awaitDeletion(k)));
@@ -133,16 +147,24 @@ describe('two and three workers on one task queue', () => {
       const tasksDone = await Promise.all(Array.from({ length: 12 }, (_, i) => tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: `spread-${i}` })));
       const taskIdentities = new Set<string>();
       for (const id of tasksDone) {
-        await client.client.workflow.getHandle(id).result().catch(() => undefined);
+        await client.client.workflow
+          .getHandle(id)
+          .result()
+          .catch(() => undefined);
         for (const e of (await client.client.workflow.getHandle(id).fetchHistory()).events ?? []) {
           const who = e.activityTaskStartedEventAttributes?.identity;
           if (who) taskIdentities.add(who);
         }
       }
-      assert.ok(identities.size + taskIdentities.size > 2 && new Set([...identities, ...taskIdentities]).size >= 2, `activities ran on ${[...identities, ...taskIdentities].join(', ')}`);
+      assert.ok(
+        identities.size + taskIdentities.size > 2 && new Set([...identities, ...taskIdentities]).size >= 2,
+        `activities ran on ${[...identities, ...taskIdentities].join(', ')}`,
+      );
 
       // Concurrent adds of the same method and data source while one WAITS: one task, whichever of the three workers admits them.
-      const ids = await Promise.all(Array.from({ length: 12 }, () => tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: seeded.dataSources[1], scheduledFor: '1 hour' })));
+      const ids = await Promise.all(
+        Array.from({ length: 12 }, () => tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: seeded.dataSources[1], scheduledFor: '1 hour' })),
+      );
       assert.equal(new Set(ids).size, 1, `${new Set(ids).size} tasks`);
       await tasks.cancelTask(ids[0]!);
       await eventually(async () => (await tasks.getTask(ids[0]!)).status === 'CANCELLED');

@@ -12,7 +12,19 @@ import type { RegistryClient } from '../../src/client/registry.ts';
 import { TaskClient } from '../../src/client/tasks.ts';
 import { startAdminServer, type AdminServer } from '../../src/http/server.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
-import { createTestDatabase, eventually, logger, snapshot, startTestWorker, temporalAddress, testClient, testConfig, uniqueName, type TestDatabase, type TestWorker } from '../helpers.ts';
+import {
+  createTestDatabase,
+  eventually,
+  logger,
+  snapshot,
+  startTestWorker,
+  temporalAddress,
+  testClient,
+  testConfig,
+  uniqueName,
+  type TestDatabase,
+  type TestWorker,
+} from '../helpers.ts';
 
 const exec = promisify(execFile);
 const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'taskmgr.js');
@@ -38,7 +50,13 @@ describe('bad input through every door', () => {
     worker = await startTestWorker(db.pool);
     registry = await testClient(worker.taskQueue);
     tasks = new TaskClient(registry.client, worker.taskQueue);
-    server = await startAdminServer({ config: testConfig({ HTTP_PORT: '0', ADMIN_PASSWORD: ADMIN.password, TEMPORAL_TASK_QUEUE: worker.taskQueue }), pool: db.pool, tasks, registry, logger });
+    server = await startAdminServer({
+      config: testConfig({ HTTP_PORT: '0', ADMIN_PASSWORD: ADMIN.password, TEMPORAL_TASK_QUEUE: worker.taskQueue }),
+      pool: db.pool,
+      tasks,
+      registry,
+      logger,
+    });
     before0 = await snapshot(db.pool);
     taskCount0 = await tasks.countTasks();
   });
@@ -57,35 +75,95 @@ describe('bad input through every door', () => {
       ['disabled method', () => tasks.addNewTask('NOTIFY_SUBSCRIBERS'), /NOTIFY_SUBSCRIBERS is disabled .*available methods/],
       ['lower-case method', () => tasks.addTask({ method: 'generate_cache' }), /unknown task method "generate_cache"; available methods: GENERATE_CACHE/],
       ['malformed duration', () => tasks.addNewTask('GENERATE_CACHE', { scheduledFor: 'soonish' }), /scheduledFor "soonish" is not a duration/],
-      ['time in the past', () => tasks.addNewTask('GENERATE_CACHE', { scheduledFor: '2001-01-01T00:00:00Z' }), /scheduledFor "2001-01-01T00:00:00Z" is in the past/],
-      ['time in the far future', () => tasks.addNewTask('GENERATE_CACHE', { scheduledFor: '2999-01-01T00:00:00Z' }), /scheduledFor "2999-01-01T00:00:00Z" is more than/],
-      ['recurrence too short', () => tasks.addNewTask('GENERATE_CACHE', { recurEvery: '10 milliseconds' }), /recurEvery "10 milliseconds" must be from 50 milliseconds to 366 days/],
-      ['keys of the wrong type', () => tasks.addTask({ method: 'INDEX_RECORDS', registryObjectKeys: 'k/1' as never }), /registryObjectKeys must be an array of record keys, got string/],
-      ['a key of the wrong type', () => tasks.addTask({ method: 'INDEX_RECORDS', registryObjectKeys: [42 as never] }), /registryObjectKeys\[0\]: record key must be a string, got number/],
-      ['10,001 keys', () => tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: manyKeys(10_001) }), /registryObjectKeys has 10001 keys; at most 10000 are allowed/],
-      ['5 MB log message', () => tasks.addNewTask('INDEX_RECORDS', { logMessage: 'x'.repeat(5 * 1024 * 1024) }), /logMessage is 5242880 characters long; at most 10000 are allowed/],
-      ['10,000 long keys through a client without the database', () => tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: manyKeys(10_000, 500) }), /registryObjectKeys take more than 131072 bytes; a TaskClient with the task manager's database \(options.pool\) stores up to 10000 keys/],
+      [
+        'time in the past',
+        () => tasks.addNewTask('GENERATE_CACHE', { scheduledFor: '2001-01-01T00:00:00Z' }),
+        /scheduledFor "2001-01-01T00:00:00Z" is in the past/,
+      ],
+      [
+        'time in the far future',
+        () => tasks.addNewTask('GENERATE_CACHE', { scheduledFor: '2999-01-01T00:00:00Z' }),
+        /scheduledFor "2999-01-01T00:00:00Z" is more than/,
+      ],
+      [
+        'recurrence too short',
+        () => tasks.addNewTask('GENERATE_CACHE', { recurEvery: '10 milliseconds' }),
+        /recurEvery "10 milliseconds" must be from 50 milliseconds to 366 days/,
+      ],
+      [
+        'keys of the wrong type',
+        () => tasks.addTask({ method: 'INDEX_RECORDS', registryObjectKeys: 'k/1' as never }),
+        /registryObjectKeys must be an array of record keys, got string/,
+      ],
+      [
+        'a key of the wrong type',
+        () => tasks.addTask({ method: 'INDEX_RECORDS', registryObjectKeys: [42 as never] }),
+        /registryObjectKeys\[0\]: record key must be a string, got number/,
+      ],
+      [
+        '10,001 keys',
+        () => tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: manyKeys(10_001) }),
+        /registryObjectKeys has 10001 keys; at most 10000 are allowed/,
+      ],
+      [
+        '5 MB log message',
+        () => tasks.addNewTask('INDEX_RECORDS', { logMessage: 'x'.repeat(5 * 1024 * 1024) }),
+        /logMessage is 5242880 characters long; at most 10000 are allowed/,
+      ],
+      [
+        '10,000 long keys through a client without the database',
+        () => tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: manyKeys(10_000, 500) }),
+        /registryObjectKeys take more than 131072 bytes; a TaskClient with the task manager's database \(options.pool\) stores up to 10000 keys/,
+      ],
       ['a control character in a key', () => tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: ['a\u0000b'] }), /contains control characters/],
-      ['a missing prerequisite', () => tasks.addNewTask('INDEX_RECORDS', { prerequisiteTaskId: 'task:GONE:x:00000000' }), /prerequisite task "task:GONE:x:00000000" does not exist/],
-      ['a task as its own prerequisite', () => tasks.addTask({ method: 'INDEX_RECORDS', prerequisiteTaskId: 'task:self' }, 'task:self'), /cannot be its own prerequisite/],
+      [
+        'a missing prerequisite',
+        () => tasks.addNewTask('INDEX_RECORDS', { prerequisiteTaskId: 'task:GONE:x:00000000' }),
+        /prerequisite task "task:GONE:x:00000000" does not exist/,
+      ],
+      [
+        'a task as its own prerequisite',
+        () => tasks.addTask({ method: 'INDEX_RECORDS', prerequisiteTaskId: 'task:self' }, 'task:self'),
+        /cannot be its own prerequisite/,
+      ],
       ['an unknown field', () => tasks.addTask({ method: 'INDEX_RECORDS', priority: 1 } as never), /unknown field "priority"/],
       ['an empty data source', () => tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ' ' }), /dataSourceKey must not be empty/],
-      ['a NUL in a data source key', () => tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: 'ds\u0000x' }), /dataSourceKey contains the control character U\+0000 at position 2; none are allowed/],
-      ['a NUL in a prerequisite id', () => tasks.addNewTask('INDEX_RECORDS', { prerequisiteTaskId: 'task:\u0000' }), /prerequisiteTaskId contains the control character U\+0000/],
-      ['a NUL in a log message', () => tasks.addNewTask('INDEX_RECORDS', { logMessage: 'line one\nline\u0000two' }), /logMessage contains the control character U\+0000 at position 13; only tab and line breaks are allowed/],
+      [
+        'a NUL in a data source key',
+        () => tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: 'ds\u0000x' }),
+        /dataSourceKey contains the control character U\+0000 at position 2; none are allowed/,
+      ],
+      [
+        'a NUL in a prerequisite id',
+        () => tasks.addNewTask('INDEX_RECORDS', { prerequisiteTaskId: 'task:\u0000' }),
+        /prerequisiteTaskId contains the control character U\+0000/,
+      ],
+      [
+        'a NUL in a log message',
+        () => tasks.addNewTask('INDEX_RECORDS', { logMessage: 'line one\nline\u0000two' }),
+        /logMessage contains the control character U\+0000 at position 13; only tab and line breaks are allowed/,
+      ],
       ['delete: SQL metacharacters in a key', () => registry.deleteRecord(SQLISH), /record "x'\); DROP TABLE registry_objects; --" does not exist/],
       ['delete: unicode key that does not exist', () => registry.deleteRecord(UNICODE), /record "données\/記録\/😀" does not exist/],
       ['delete: empty key', () => registry.deleteRecord(''), /record key must not be empty/],
       ['delete: 600-character key', () => registry.deleteRecord('k'.repeat(600)), /record key is 600 characters long; at most 512/],
       ['status change to an unknown status', () => registry.changeStatus(seeded.hubs[0]!.key, 'GONE' as never), /GONE/],
-      ['list: unknown status', () => tasks.listTasks({ status: 'DONE' as never }), /status "DONE" is not one of WAITING, STARTED, COMPLETED, FAILED, CANCELLED/],
+      [
+        'list: unknown status',
+        () => tasks.listTasks({ status: 'DONE' as never }),
+        /status "DONE" is not one of WAITING, STARTED, COMPLETED, FAILED, CANCELLED/,
+      ],
       ['list: quote in a filter', () => tasks.listTasks({ method: "X' OR '1'='1" }), /may only contain letters, digits/],
     ];
     for (const [label, run, message] of cases) {
-      await assert.rejects(run(), (err: Error) => {
-        assert.match(err.message, message, label);
-        return true;
-      }, label);
+      await assert.rejects(
+        run(),
+        (err: Error) => {
+          assert.match(err.message, message, label);
+          return true;
+        },
+        label,
+      );
       tally += 1;
     }
   });
@@ -119,7 +197,12 @@ describe('bad input through every door', () => {
 
   it('the HTTP API answers each with a 4xx JSON error naming the field', async () => {
     const auth = `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString('base64')}`;
-    const post = (url: string, body: unknown) => fetch(`${server.url}${url}`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json', 'x-requested-with': 'test' }, body: JSON.stringify(body) });
+    const post = (url: string, body: unknown) =>
+      fetch(`${server.url}${url}`, {
+        method: 'POST',
+        headers: { authorization: auth, 'content-type': 'application/json', 'x-requested-with': 'test' },
+        body: JSON.stringify(body),
+      });
     const cases: [string, unknown, number, string, RegExp][] = [
       ['/api/tasks', { method: 'NO_SUCH_TASK' }, 400, 'method', /available methods/],
       ['/api/tasks', { method: 'INDEX_RECORDS', scheduledFor: 'in a bit' }, 400, 'scheduledFor', /not a duration/],
@@ -151,24 +234,62 @@ describe('bad input through every door', () => {
       [{ method: 'INDEX_RECORDS', prerequisiteTaskId: 'x\u0000' }, /prerequisiteTaskId contains the control character U\+0000/],
       [{ method: 'INDEX\u0000RECORDS' }, /method "INDEX\\u0000RECORDS" is not a task method name/],
       // One key over the limit, through the temporal binary (about 90 KB: within one argument).
-      [{ method: 'INDEX_RECORDS', registryObjectKeys: Array.from({ length: 10_001 }, (_, i) => `k/${i}`) }, /registryObjectKeys has 10001 keys; at most 10000 are allowed/],
+      [
+        { method: 'INDEX_RECORDS', registryObjectKeys: Array.from({ length: 10_001 }, (_, i) => `k/${i}`) },
+        /registryObjectKeys has 10001 keys; at most 10000 are allowed/,
+      ],
     ];
     const ids: string[] = [];
     for (const [input] of inputs) {
       const id = uniqueName('raw-bad');
       ids.push(id);
-      await exec(process.env.TEMPORAL_CLI!, ['workflow', 'start', '--address', temporalAddress(), '--task-queue', worker.taskQueue, '--type', 'registryTask', '--workflow-id', id, '--input', JSON.stringify(input)]);
+      await exec(process.env.TEMPORAL_CLI!, [
+        'workflow',
+        'start',
+        '--address',
+        temporalAddress(),
+        '--task-queue',
+        worker.taskQueue,
+        '--type',
+        'registryTask',
+        '--workflow-id',
+        id,
+        '--input',
+        JSON.stringify(input),
+      ]);
     }
     // A task as its own prerequisite, and a cycle of two, started the same way.
     const self = uniqueName('raw-self');
     const [a, b] = [uniqueName('raw-cycle-a'), uniqueName('raw-cycle-b')];
     // A registers with B when it is added: B does not exist yet, so A fails at once (a cycle cannot form);
     // B then finds A FAILED.
-    for (const [id, prereq, when] of [[self, self], [a, b, '2 seconds'], [b, a]] as const) {
+    for (const [id, prereq, when] of [
+      [self, self],
+      [a, b, '2 seconds'],
+      [b, a],
+    ] as const) {
       const input = { method: 'INDEX_RECORDS', dataSourceKey: id, prerequisiteTaskId: prereq, ...(when ? { scheduledFor: when } : {}) };
-      await exec(process.env.TEMPORAL_CLI!, ['workflow', 'start', '--address', temporalAddress(), '--task-queue', worker.taskQueue, '--type', 'registryTask', '--workflow-id', id, '--input', JSON.stringify(input)]);
+      await exec(process.env.TEMPORAL_CLI!, [
+        'workflow',
+        'start',
+        '--address',
+        temporalAddress(),
+        '--task-queue',
+        worker.taskQueue,
+        '--type',
+        'registryTask',
+        '--workflow-id',
+        id,
+        '--input',
+        JSON.stringify(input),
+      ]);
     }
-    const expect: [string, RegExp][] = [...ids.map((id, i) => [id, inputs[i]![1]] as [string, RegExp]), [self, /cannot be its own prerequisite/], [a, /prerequisite task raw-cycle-b-\w+ does not exist|leads back to this task/], [b, /leads back to this task|prerequisite task .* is FAILED/]];
+    const expect: [string, RegExp][] = [
+      ...ids.map((id, i) => [id, inputs[i]![1]] as [string, RegExp]),
+      [self, /cannot be its own prerequisite/],
+      [a, /prerequisite task raw-cycle-b-\w+ does not exist|leads back to this task/],
+      [b, /leads back to this task|prerequisite task .* is FAILED/],
+    ];
     for (const [id, message] of expect) {
       const t = await eventually(async () => {
         const info = await tasks.getTask(id);

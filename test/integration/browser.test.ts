@@ -39,10 +39,25 @@ describe('the Background Task Manager page in a browser', () => {
     worker = await startTestWorker(db.pool, undefined, { METRICS_SAMPLE_EVERY: '100 milliseconds', FOLLOWUP_QUIET: '1 second' });
     registry = await testClient(worker.taskQueue);
     const config = testConfig({ HTTP_PORT: '0', ADMIN_PASSWORD: PASSWORD, TEMPORAL_TASK_QUEUE: worker.taskQueue });
-    server = await startAdminServer({ config, pool: db.pool, tasks: new TaskClient(registry.client, worker.taskQueue), registry, logger, temporalUiUrl: 'http://127.0.0.1:8233' });
+    server = await startAdminServer({
+      config,
+      pool: db.pool,
+      tasks: new TaskClient(registry.client, worker.taskQueue),
+      registry,
+      logger,
+      temporalUiUrl: 'http://127.0.0.1:8233',
+    });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+        '--disable-sync',
+      ],
     });
     page = await browser.newPage({ viewport: { width: 1500, height: 950 } });
     page.on('dialog', (d) => void d.accept()); // the delete confirmation
@@ -100,7 +115,10 @@ describe('the Background Task Manager page in a browser', () => {
       await row(taskId).locator('a.task-link').first().click();
       await page.locator('#task-dialog[data-status=STARTED]').waitFor();
       assert.match((await page.locator('#task-details').textContent())!, /added in the browser/);
-      assert.equal(await page.locator('#task-details a[target=_blank]').getAttribute('href'), `http://127.0.0.1:8233/namespaces/default/workflows/${encodeURIComponent(taskId)}`);
+      assert.equal(
+        await page.locator('#task-details a[target=_blank]').getAttribute('href'),
+        `http://127.0.0.1:8233/namespaces/default/workflows/${encodeURIComponent(taskId)}`,
+      );
       await release();
       await page.locator('#task-dialog[data-status=COMPLETED]').waitFor({ timeout: 20_000 });
       assert.match((await page.locator('#task-log').textContent())!, /cache entries regenerated/);
@@ -161,7 +179,9 @@ describe('the Background Task Manager page in a browser', () => {
   });
 
   it('lists a quarantined record on the data sources page and releases it with Retry', async () => {
-    const { rows } = await db.pool.query<{ id: number; key: string; data_source_id: number }>("SELECT id, key, data_source_id FROM registry_objects WHERE class = 'party' ORDER BY id LIMIT 1");
+    const { rows } = await db.pool.query<{ id: number; key: string; data_source_id: number }>(
+      "SELECT id, key, data_source_id FROM registry_objects WHERE class = 'party' ORDER BY id LIMIT 1",
+    );
     const record = rows[0]!;
     await db.pool.query(
       "INSERT INTO quarantined_records (record_id, record_key, data_source_id, found_by, error, sqlstate) VALUES ($1, $2, $3, 'browser-test', 'string is too long for tsvector', '54000')",
@@ -190,9 +210,14 @@ describe('the Background Task Manager page in a browser', () => {
     // The deletion of the test before queued a follow-up in the hub's data source: sampled, charted.
     const hubSource = seeded.hubs.find((h) => h.class === 'activity')!.key.split('/')[0]!;
     await legend('chart-lag').filter({ hasText: hubSource }).waitFor();
-    for (const chart of ['chart-completed', 'chart-failed', 'chart-lag', 'chart-durations']) assert.equal(await page.locator(`#${chart} canvas`).count(), 1, chart);
+    for (const chart of ['chart-completed', 'chart-failed', 'chart-lag', 'chart-durations'])
+      assert.equal(await page.locator(`#${chart} canvas`).count(), 1, chart);
     // The cancelled run is neither completed nor failed; the failed one counts once.
-    const failedCount = await page.evaluate(() => fetch('/api/health/details').then((r) => r.json()).then((h) => h.tasks.failed.GENERATE_CACHE.reduce((a: number, b: number) => a + b, 0)));
+    const failedCount = await page.evaluate(() =>
+      fetch('/api/health/details')
+        .then((r) => r.json())
+        .then((h) => h.tasks.failed.GENERATE_CACHE.reduce((a: number, b: number) => a + b, 0)),
+    );
     assert.equal(failedCount, 1);
 
     const workers = (await page.locator('#health-workers').textContent())!;
@@ -207,4 +232,3 @@ describe('the Background Task Manager page in a browser', () => {
     }
   });
 });
-

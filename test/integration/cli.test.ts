@@ -31,10 +31,11 @@ describe('the taskmgr command', () => {
       return { code: e.code, stdout: e.stdout, stderr: e.stderr };
     }
   };
-  const settled = (id: string) => eventually(async () => {
-    const t = await tasks.getTask(id);
-    return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
-  }, 30_000);
+  const settled = (id: string) =>
+    eventually(async () => {
+      const t = await tasks.getTask(id);
+      return ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) ? t : undefined;
+    }, 30_000);
 
   before(async () => {
     db = await createTestDatabase();
@@ -49,7 +50,9 @@ describe('the taskmgr command', () => {
   });
 
   it('status: workers polling, tasks by status, follow-ups and quarantine, on one screen and as JSON', async () => {
-    await db.pool.query("INSERT INTO registry_operations (op_id, kind, data_source_id, handed_off_at) SELECT 'cli-status-stuck', 'DELETE_RECORD', id, now() - interval '42 seconds' FROM data_sources ORDER BY id LIMIT 1");
+    await db.pool.query(
+      "INSERT INTO registry_operations (op_id, kind, data_source_id, handed_off_at) SELECT 'cli-status-stuck', 'DELETE_RECORD', id, now() - interval '42 seconds' FROM data_sources ORDER BY id LIMIT 1",
+    );
     try {
       const json = await taskmgr('status', '--json');
       assert.equal(json.code, 0, json.stderr);
@@ -85,7 +88,7 @@ describe('the taskmgr command', () => {
     const text = await taskmgr('show', taskId);
     assert.match(text.stdout, /^task {10}task:GENERATE_CACHE:/m);
     assert.match(text.stdout, /^status {8}COMPLETED$/m);
-    assert.match(text.stdout, /^log:\n.* INFO  cache entries regenerated/m);
+    assert.match(text.stdout, /^log:\n.* INFO {2}cache entries regenerated/m);
     const list = await eventually(async () => {
       const r = await taskmgr('list', '--status', 'completed', '--method', 'GENERATE_CACHE', '--json');
       return JSON.parse(r.stdout).tasks.find((t: { taskId: string }) => t.taskId === taskId);
@@ -116,33 +119,40 @@ describe('the taskmgr command', () => {
     assert.equal(late.stderr.trim(), `taskmgr: task ${again} is COMPLETED; only WAITING tasks can be rescheduled`);
   });
 
-  it('add --keys-file takes the largest task (10,000 keys of 255 characters, past what one argument holds) and refuses one key more', { timeout: 120_000 }, async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'taskmgr-keys-'));
-    try {
-      const keys = (n: number) => Array.from({ length: n }, (_, i) => `${seeded.dataSources[0]}/collection/${String(i).padStart(6, '0')}-${'k'.repeat(255)}`.slice(0, 255)).join('\n');
-      const largest = path.join(dir, 'largest.txt');
-      await writeFile(largest, keys(10_000));
-      const add = await taskmgr('add', 'INDEX_RECORDS', '--keys-file', largest, '-s', '1 hour', '--json');
-      assert.equal(add.code, 0, add.stderr);
-      const { taskId } = JSON.parse(add.stdout);
-      assert.equal((await tasks.getTask(taskId)).keyCount, 10_000);
-      assert.equal((await taskmgr('cancel', taskId)).code, 0);
+  it(
+    'add --keys-file takes the largest task (10,000 keys of 255 characters, past what one argument holds) and refuses one key more',
+    { timeout: 120_000 },
+    async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'taskmgr-keys-'));
+      try {
+        const keys = (n: number) =>
+          Array.from({ length: n }, (_, i) => `${seeded.dataSources[0]}/collection/${String(i).padStart(6, '0')}-${'k'.repeat(255)}`.slice(0, 255)).join('\n');
+        const largest = path.join(dir, 'largest.txt');
+        await writeFile(largest, keys(10_000));
+        const add = await taskmgr('add', 'INDEX_RECORDS', '--keys-file', largest, '-s', '1 hour', '--json');
+        assert.equal(add.code, 0, add.stderr);
+        const { taskId } = JSON.parse(add.stdout);
+        assert.equal((await tasks.getTask(taskId)).keyCount, 10_000);
+        assert.equal((await taskmgr('cancel', taskId)).code, 0);
 
-      const over = path.join(dir, 'over.txt');
-      await writeFile(over, keys(10_001));
-      const refused = await taskmgr('add', 'INDEX_RECORDS', '--keys-file', over);
-      assert.equal(refused.code, 1);
-      assert.match(refused.stderr, /^taskmgr: registryObjectKeys has 10001 keys; at most 10000 are allowed/);
-      const missing = await taskmgr('add', 'INDEX_RECORDS', '--keys-file', path.join(dir, 'none.txt'));
-      assert.equal(missing.code, 1);
-      assert.match(missing.stderr, /^taskmgr: --keys-file ".*none\.txt" cannot be read \(ENOENT\)/);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+        const over = path.join(dir, 'over.txt');
+        await writeFile(over, keys(10_001));
+        const refused = await taskmgr('add', 'INDEX_RECORDS', '--keys-file', over);
+        assert.equal(refused.code, 1);
+        assert.match(refused.stderr, /^taskmgr: registryObjectKeys has 10001 keys; at most 10000 are allowed/);
+        const missing = await taskmgr('add', 'INDEX_RECORDS', '--keys-file', path.join(dir, 'none.txt'));
+        assert.equal(missing.code, 1);
+        assert.match(missing.stderr, /^taskmgr: --keys-file ".*none\.txt" cannot be read \(ENOENT\)/);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('quarantine lists a record PostgreSQL refused, and retry releases it once it goes through', async () => {
-    const { rows } = await db.pool.query<{ id: number; key: string; data_source_id: number }>('SELECT id, key, data_source_id FROM registry_objects ORDER BY id LIMIT 1');
+    const { rows } = await db.pool.query<{ id: number; key: string; data_source_id: number }>(
+      'SELECT id, key, data_source_id FROM registry_objects ORDER BY id LIMIT 1',
+    );
     const record = rows[0]!;
     await db.pool.query(
       "INSERT INTO quarantined_records (record_id, record_key, data_source_id, found_by, error, sqlstate) VALUES ($1, $2, $3, 'cli-test', 'string is too long for tsvector (1048580 bytes, max 1048575 bytes)', '54000')",
@@ -165,7 +175,10 @@ describe('the taskmgr command', () => {
 
   it('methods lists available and disabled methods', async () => {
     const r = await taskmgr('methods', '--json');
-    assert.deepEqual(JSON.parse(r.stdout), { available: ['GENERATE_CACHE', 'HOURLY_REGISTRY_MAINTENANCE', 'INDEX_RECORDS', 'RUN_QUALITY_CHECK', 'SYNC_DATASOURCE'], disabled: ['NOTIFY_SUBSCRIBERS'] });
+    assert.deepEqual(JSON.parse(r.stdout), {
+      available: ['GENERATE_CACHE', 'HOURLY_REGISTRY_MAINTENANCE', 'INDEX_RECORDS', 'RUN_QUALITY_CHECK', 'SYNC_DATASOURCE'],
+      disabled: ['NOTIFY_SUBSCRIBERS'],
+    });
   });
 
   it('bad input gets one clear line naming the value and the allowed ones, exit 1, no stack trace', async () => {

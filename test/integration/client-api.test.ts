@@ -32,11 +32,13 @@ describe('the registry client API', () => {
   });
 
   const leafIn = async (ds: string, offset = 0) =>
-    (await db.pool.query<{ key: string; related: number }>(
-      `SELECT ro.key, (SELECT count(*)::int FROM related_records(ro.id, ro.key)) AS related FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
+    (
+      await db.pool.query<{ key: string; related: number }>(
+        `SELECT ro.key, (SELECT count(*)::int FROM related_records(ro.id, ro.key)) AS related FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
         WHERE d.key = $1 AND ro.key NOT LIKE '%hub%' AND (SELECT count(*) FROM related_records(ro.id, ro.key)) > 0 ORDER BY ro.id OFFSET $2 LIMIT 1`,
-      [ds, offset],
-    )).rows[0]!;
+        [ds, offset],
+      )
+    ).rows[0]!;
 
   it('two concurrent deletes of one key: one deletes, the other is told RecordNotFound', async () => {
     const { key } = await leafIn(seeded.dataSources[0]!);
@@ -63,11 +65,13 @@ describe('the registry client API', () => {
 
   it('a deletion with no related records is done at once, with no coalescer; a draft deleted twice is RecordNotFound like a record', async () => {
     const ds = seeded.dataSources[2]!;
-    const lone = (await db.pool.query<{ key: string }>(
-      `SELECT ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
+    const lone = (
+      await db.pool.query<{ key: string }>(
+        `SELECT ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
         WHERE d.key = $1 AND NOT EXISTS (SELECT 1 FROM related_records(ro.id, ro.key)) ORDER BY ro.id LIMIT 1`,
-      [ds],
-    )).rows[0];
+        [ds],
+      )
+    ).rows[0];
     if (lone) {
       const outcome = await client.deleteRecord(lone.key);
       assert.equal(outcome.affected, 0);
@@ -77,7 +81,10 @@ describe('the registry client API', () => {
       }, 10_000);
       assert.equal(progress.phase, 'done');
     }
-    await assert.rejects(client.deleteDraft('no/such/draft'), (err: Error) => err instanceof RecordNotFoundError && /record "no\/such\/draft" does not exist/.test(err.message));
+    await assert.rejects(
+      client.deleteDraft('no/such/draft'),
+      (err: Error) => err instanceof RecordNotFoundError && /record "no\/such\/draft" does not exist/.test(err.message),
+    );
     await assert.rejects(client.changeStatus('no/such/draft', 'DRAFT'), RecordNotFoundError);
   });
 
@@ -87,7 +94,12 @@ describe('the registry client API', () => {
     // As `temporal workflow start --type deleteRecord --input '{"key": ...}'` would: no settings at all.
     await client.client.workflow.start('deleteRecord', { taskQueue, workflowId, args: [{ key: hub.key }] });
     await client.awaitDeletion(hub.key);
-    const rounds = async () => (await db.pool.query<{ affected_count: number; batch_count: number }>("SELECT affected_count, batch_count FROM registry_operations WHERE kind = 'FOLLOW_UP_ROUND' ORDER BY created_at DESC LIMIT 1")).rows[0]!;
+    const rounds = async () =>
+      (
+        await db.pool.query<{ affected_count: number; batch_count: number }>(
+          "SELECT affected_count, batch_count FROM registry_operations WHERE kind = 'FOLLOW_UP_ROUND' ORDER BY created_at DESC LIMIT 1",
+        )
+      ).rows[0]!;
     const first = await rounds();
     assert.equal(first.batch_count, Math.ceil(first.affected_count / 7));
     // The same data source's coalescer is running; a worker with another configuration takes over.

@@ -39,11 +39,13 @@ describe('coalesced follow-up of bursts', () => {
       const ds = seeded.dataSources[0]!;
       const keys = await victims(ds, 40);
       // The distinct records the 40 deletions affect together (each counted once), before they go.
-      const distinct = (await db.pool.query(
-        `SELECT count(DISTINCT rr.related_id)::int AS n FROM registry_objects ro, related_records(ro.id, ro.key) rr
+      const distinct = (
+        await db.pool.query(
+          `SELECT count(DISTINCT rr.related_id)::int AS n FROM registry_objects ro, related_records(ro.id, ro.key) rr
           WHERE ro.key = ANY($1) AND rr.related_key <> ALL($1)`,
-        [keys],
-      )).rows[0].n as number;
+          [keys],
+        )
+      ).rows[0].n as number;
       const outcomes = await Promise.all(keys.map((k) => client.deleteRecord(k)));
       const sumAffected = outcomes.reduce((n, o) => n + o.affected, 0);
       const results = await Promise.all(keys.map((k) => client.awaitDeletion(k)));
@@ -52,10 +54,19 @@ describe('coalesced follow-up of bursts', () => {
       assert.ok(state.rounds <= 5, `${state.rounds} rounds for 40 deletions issued at once`);
       // Each round processes its operations' union once: at least every distinct record, at most once per round,
       // and fewer than one pass per deletion (they overlap).
-      assert.ok(state.recordsProcessed >= distinct && state.recordsProcessed <= distinct * state.rounds, `processed ${state.recordsProcessed} records; ${distinct} distinct, ${state.rounds} rounds`);
-      assert.ok(sumAffected > distinct && state.recordsProcessed < sumAffected, `processed ${state.recordsProcessed} records for ${sumAffected} affected by the deletions one by one`);
-      assert.ok(results.some((r) => (r.coalescedWith ?? 1) > 1), 'deletions shared rounds');
-      const open = await db.pool.query("SELECT count(*)::int AS n FROM registry_operations WHERE completed_at IS NULL");
+      assert.ok(
+        state.recordsProcessed >= distinct && state.recordsProcessed <= distinct * state.rounds,
+        `processed ${state.recordsProcessed} records; ${distinct} distinct, ${state.rounds} rounds`,
+      );
+      assert.ok(
+        sumAffected > distinct && state.recordsProcessed < sumAffected,
+        `processed ${state.recordsProcessed} records for ${sumAffected} affected by the deletions one by one`,
+      );
+      assert.ok(
+        results.some((r) => (r.coalescedWith ?? 1) > 1),
+        'deletions shared rounds',
+      );
+      const open = await db.pool.query('SELECT count(*)::int AS n FROM registry_operations WHERE completed_at IS NULL');
       assert.equal(open.rows[0].n, 0, 'every operation and round is complete');
       assert.equal((await db.pool.query('SELECT count(*)::int AS n FROM followup_items')).rows[0].n, 0, 'no work list is left');
       await assertDerivedStateIsCurrent(db.pool);
@@ -73,7 +84,11 @@ describe('coalesced follow-up of bursts', () => {
       const ds = seeded.dataSources[1]!;
       const keys = await victims(ds, 30, 5);
       const answered = Promise.all(keys.map((k) => client.deleteRecord(k)));
-      await eventually(async () => (await db.pool.query('SELECT count(*)::int AS n FROM registry_operations WHERE completed_at IS NULL')).rows[0].n >= 10, 30_000, 50);
+      await eventually(
+        async () => (await db.pool.query('SELECT count(*)::int AS n FROM registry_operations WHERE completed_at IS NULL')).rows[0].n >= 10,
+        30_000,
+        50,
+      );
       await first.stop();
       const second = await startTestWorker(db.pool, taskQueue);
       try {
@@ -82,7 +97,10 @@ describe('coalesced follow-up of bursts', () => {
         // Each caller gets its own deletion's figures, and real totals survived the lost worker (its
         // related records' renderings list the deleted record, so they changed).
         results.forEach((r, i) => assert.equal(r.affected, outcomes[i]!.affected, keys[i]));
-        assert.ok(results.filter((r) => r.affected > 0).every((r) => r.recached > 0), 'every follow-up reports the renderings it rewrote');
+        assert.ok(
+          results.filter((r) => r.affected > 0).every((r) => r.recached > 0),
+          'every follow-up reports the renderings it rewrote',
+        );
         const state = await client.client.workflow.getHandle(coalescerWorkflowId(ds, taskQueue)).query(coalescerStateQuery);
         assert.equal(state.operations, 30);
         assert.equal((await db.pool.query('SELECT count(*)::int AS n FROM registry_operations WHERE completed_at IS NULL')).rows[0].n, 0);
@@ -113,7 +131,10 @@ describe('coalesced follow-up of bursts', () => {
         seen.add((await coalescer.query(followUpStatusQuery, outcome.opId)).state);
         await new Promise((r) => setTimeout(r, 25));
       }
-      assert.ok([...seen].every((s) => s === 'queued' || s === 'processing'), `states seen: ${[...seen].join(', ')}`);
+      assert.ok(
+        [...seen].every((s) => s === 'queued' || s === 'processing'),
+        `states seen: ${[...seen].join(', ')}`,
+      );
       assert.ok(seen.has('processing'), `the round took the operation while its plan waited (seen: ${[...seen].join(', ')})`);
       await locker.query('COMMIT');
       const result = await client.awaitDeletion(key!);

@@ -21,7 +21,11 @@ describe('the coalescer queue in PostgreSQL', () => {
 
   it('a round left incomplete gives its operations to the next round; each is completed once', async () => {
     const ds = seeded.dataSources[0]!;
-    const keys = (await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE key NOT LIKE '%hub%' AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = registry_objects.id) ORDER BY id LIMIT 3")).rows.map((r) => r.key);
+    const keys = (
+      await db.pool.query<{ key: string }>(
+        "SELECT key FROM registry_objects WHERE key NOT LIKE '%hub%' AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = registry_objects.id) ORDER BY id LIMIT 3",
+      )
+    ).rows.map((r) => r.key);
     const ops: string[] = [];
     for (const key of keys) {
       const outcome = await deleteRecordAndPlanFollowUp(db.pool, { key, opId: `op/${key}`, batchSize: 50 });

@@ -6,7 +6,17 @@ import { after, before, describe, it } from 'node:test';
 import { InvalidInputError, RecordNotFoundError, type RegistryClient } from '../../src/client/registry.ts';
 import { rebuildDerived, seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { coalescerWorkflowId, deleteRecordWorkflowId } from '../../src/shared.ts';
-import { assertDerivedStateIsCurrent, createTestDatabase, eventually, snapshot, startTestWorker, temporalAddress, testClient, type TestDatabase, type TestWorker } from '../helpers.ts';
+import {
+  assertDerivedStateIsCurrent,
+  createTestDatabase,
+  eventually,
+  snapshot,
+  startTestWorker,
+  temporalAddress,
+  testClient,
+  type TestDatabase,
+  type TestWorker,
+} from '../helpers.ts';
 
 const run = promisify(execFile);
 
@@ -30,9 +40,12 @@ describe('record deletion', () => {
   });
 
   const relatedIds = async (key: string): Promise<number[]> =>
-    (await db.pool.query<{ id: number }>('SELECT DISTINCT rr.related_id AS id FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.key = $1 ORDER BY 1', [key])).rows.map((r) => r.id);
-
-
+    (
+      await db.pool.query<{ id: number }>(
+        'SELECT DISTINCT rr.related_id AS id FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.key = $1 ORDER BY 1',
+        [key],
+      )
+    ).rows.map((r) => r.id);
 
   it('deleting a hub record lowers related quality levels, drops it from the index, refreshes related cache entries, and changes nothing else', async () => {
     const hub = seeded.hubs.find((h) => h.class === 'activity')!;
@@ -59,11 +72,17 @@ describe('record deletion', () => {
     assert.ok(lowered.length > 0, 'some related records lost a quality level');
     assert.deepEqual(raised, []);
     assert.equal(result.qualityChanges['3->2'], lowered.filter((r) => levelBefore.get(r.id) === 3 && r.quality_level === 2).length);
-    assert.equal(Object.values(result.qualityChanges).reduce((a, b) => a + b, 0), lowered.length);
+    assert.equal(
+      Object.values(result.qualityChanges).reduce((a, b) => a + b, 0),
+      lowered.length,
+    );
 
     // Index: the hub is gone from search; related records no longer match its title through it.
     const word = hubRow.title.split(/\W+/).find((w) => w.length > 6)!;
-    const hits = await db.pool.query(`SELECT record_id FROM record_index WHERE document @@ plainto_tsquery('english', $1) AND record_id = ANY($2)`, [word, [hubRow.id]]);
+    const hits = await db.pool.query(`SELECT record_id FROM record_index WHERE document @@ plainto_tsquery('english', $1) AND record_id = ANY($2)`, [
+      word,
+      [hubRow.id],
+    ]);
     assert.equal(hits.rowCount, 0);
 
     // Cache: every related record's rendering was regenerated and no longer lists the hub.
@@ -98,10 +117,29 @@ describe('record deletion', () => {
     const related = await relatedIds(hub.key);
     const workflowId = `cli-${deleteRecordWorkflowId(hub.key, worker.taskQueue)}`;
     await run(process.env.TEMPORAL_CLI!, [
-      'workflow', 'start', '--address', temporalAddress(), '--task-queue', worker.taskQueue,
-      '--type', 'deleteRecord', '--workflow-id', workflowId, '--input', JSON.stringify({ key: hub.key }),
+      'workflow',
+      'start',
+      '--address',
+      temporalAddress(),
+      '--task-queue',
+      worker.taskQueue,
+      '--type',
+      'deleteRecord',
+      '--workflow-id',
+      workflowId,
+      '--input',
+      JSON.stringify({ key: hub.key }),
     ]);
-    const { stdout } = await run(process.env.TEMPORAL_CLI!, ['workflow', 'result', '--address', temporalAddress(), '--workflow-id', workflowId, '--output', 'json']);
+    const { stdout } = await run(process.env.TEMPORAL_CLI!, [
+      'workflow',
+      'result',
+      '--address',
+      temporalAddress(),
+      '--workflow-id',
+      workflowId,
+      '--output',
+      'json',
+    ]);
     const result = JSON.parse(stdout).result;
     assert.equal(result.deleted, true);
     assert.equal(result.affected, related.length);
@@ -109,7 +147,20 @@ describe('record deletion', () => {
     // The result says where the follow-up went: the data source's coalescer, which reports on it.
     assert.equal(result.coalesced.dataSourceKey, hub.key.split('/')[0]);
     const status = await eventually(async () => {
-      const { stdout: q } = await run(process.env.TEMPORAL_CLI!, ['workflow', 'query', '--address', temporalAddress(), '--workflow-id', coalescerWorkflowId(result.coalesced.dataSourceKey, worker.taskQueue), '--type', 'followUpStatus', '--input', JSON.stringify(result.coalesced.opIds[0]), '--output', 'json']);
+      const { stdout: q } = await run(process.env.TEMPORAL_CLI!, [
+        'workflow',
+        'query',
+        '--address',
+        temporalAddress(),
+        '--workflow-id',
+        coalescerWorkflowId(result.coalesced.dataSourceKey, worker.taskQueue),
+        '--type',
+        'followUpStatus',
+        '--input',
+        JSON.stringify(result.coalesced.opIds[0]),
+        '--output',
+        'json',
+      ]);
       const s = JSON.parse(q).queryResult[0];
       return s.state === 'done' ? s : undefined;
     }, 30_000);

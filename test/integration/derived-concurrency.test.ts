@@ -30,7 +30,13 @@ describe('concurrent writers of derived state', () => {
       await regenerateCache(change, [id]);
       const writing = writer();
       // The writer is now blocked behind the open change.
-      await eventually(async () => (await db.pool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0].n > 0, 10_000, 20);
+      await eventually(
+        async () =>
+          (await db.pool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0].n >
+          0,
+        10_000,
+        20,
+      );
       await change.query('COMMIT');
       await writing;
     } finally {
@@ -40,7 +46,10 @@ describe('concurrent writers of derived state', () => {
 
   it('a regeneration that started during a change stores the changed rendering, not the one from before it', async () => {
     const { id } = (await db.pool.query<{ id: number }>("SELECT id FROM registry_objects WHERE status <> 'APPROVED' ORDER BY id LIMIT 1")).rows[0]!;
-    for (const [what, step, status] of [['cache', regenerateCache, 'APPROVED'], ['index', reindexRecords, 'PUBLISHED']] as const) {
+    for (const [what, step, status] of [
+      ['cache', regenerateCache, 'APPROVED'],
+      ['index', reindexRecords, 'PUBLISHED'],
+    ] as const) {
       await raceAgainstChange(id, status, () => withRecordsLocked(db.pool, [id], step));
       const cache = (await db.pool.query('SELECT rendering FROM record_cache WHERE record_id = $1', [id])).rows[0].rendering;
       const index = (await db.pool.query('SELECT status FROM record_index WHERE record_id = $1', [id])).rows[0].status;

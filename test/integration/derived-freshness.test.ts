@@ -10,7 +10,16 @@ import type { RegistryClient } from '../../src/client/registry.ts';
 import { TaskClient } from '../../src/client/tasks.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import type { HarvestedRecord } from '../../src/shared.ts';
-import { assertDerivedStateIsCurrent, createTestDatabase, eventually, startTestWorker, temporalAddress, testClient, type TestDatabase, type TestWorker, settledTask } from '../helpers.ts';
+import {
+  assertDerivedStateIsCurrent,
+  createTestDatabase,
+  startTestWorker,
+  temporalAddress,
+  testClient,
+  type TestDatabase,
+  type TestWorker,
+  settledTask,
+} from '../helpers.ts';
 
 describe('freshness of derived state', () => {
   let db: TestDatabase;
@@ -60,12 +69,27 @@ describe('freshness of derived state', () => {
       [seeded.dataSources[0]],
     );
     const records: HarvestedRecord[] = rows.map((r) => ({
-      key: r.key, class: r.class, type: r.type, group: r.group_name, status: r.status, title: r.title, description: r.description,
-      rights: r.rights, accessPolicy: r.access_policy, locationAddress: r.location_address, electronicAddress: r.electronic_address,
-      identifiers: r.identifiers, subjects: r.subjects, dates: r.dates, spatialCoverage: r.spatial_coverage,
-      temporalCoverage: r.temporal_coverage, citationInfo: r.citation_info, relations: r.relations,
+      key: r.key,
+      class: r.class,
+      type: r.type,
+      group: r.group_name,
+      status: r.status,
+      title: r.title,
+      description: r.description,
+      rights: r.rights,
+      accessPolicy: r.access_policy,
+      locationAddress: r.location_address,
+      electronicAddress: r.electronic_address,
+      identifiers: r.identifiers,
+      subjects: r.subjects,
+      dates: r.dates,
+      spatialCoverage: r.spatial_coverage,
+      temporalCoverage: r.temporal_coverage,
+      citationInfo: r.citation_info,
+      relations: r.relations,
     }));
-    const versions = async () => (await db.pool.query('SELECT sum(inputs_version)::text AS v, (SELECT count(*) FROM derived_invalidations)::int AS n FROM registry_objects')).rows[0];
+    const versions = async () =>
+      (await db.pool.query('SELECT sum(inputs_version)::text AS v, (SELECT count(*) FROM derived_invalidations)::int AS n FROM registry_objects')).rows[0];
     const before = await versions();
     const op = await registry.importRecords(seeded.dataSources[0]!, records);
     assert.equal(op.changed, records.length);
@@ -84,11 +108,17 @@ describe('freshness of derived state', () => {
   });
 
   it('a relation edited in place makes its ends before and after the edit stale; one removed makes both ends stale', async () => {
-    const [a, b, c] = (await db.pool.query<{ id: number; key: string }>("SELECT id, key FROM registry_objects WHERE key NOT LIKE '%hub%' ORDER BY id DESC OFFSET 2 LIMIT 3")).rows;
+    const [a, b, c] = (
+      await db.pool.query<{ id: number; key: string }>("SELECT id, key FROM registry_objects WHERE key NOT LIKE '%hub%' ORDER BY id DESC OFFSET 2 LIMIT 3")
+    ).rows;
     await db.pool.query("INSERT INTO relations (from_id, to_key, relation_type) VALUES ($1, $2, 'hasAssociationWith')", [a!.id, b!.key]);
     assert.equal(await maintain(), 2);
     // Retargeted from b to c: a, b (loses it) and c (gains it).
-    await db.pool.query("UPDATE relations SET to_key = $3 WHERE from_id = $1 AND to_key = $2 AND relation_type = 'hasAssociationWith'", [a!.id, b!.key, c!.key]);
+    await db.pool.query("UPDATE relations SET to_key = $3 WHERE from_id = $1 AND to_key = $2 AND relation_type = 'hasAssociationWith'", [
+      a!.id,
+      b!.key,
+      c!.key,
+    ]);
     assert.equal(await maintain(), 3);
     await db.pool.query("UPDATE relations SET relation_type = 'isOutputOf' WHERE from_id = $1 AND to_key = $2", [a!.id, c!.key]);
     assert.equal(await maintain(), 2);

@@ -30,7 +30,9 @@ describe('follow-up completion notices', () => {
     const woken: string[] = [];
     const waits = ['op-1', 'op-2', 'op-3'].map((op) => notices.waitUntil(isDone(op)).then((v) => woken.push(v)));
     await new Promise((r) => setTimeout(r, 200));
-    const { rows } = await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'`);
+    const { rows } = await db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'`,
+    );
     assert.equal(rows[0]!.n, 1, 'one listening connection for three waiters');
 
     // Not before the commit: a notice is held back with its transaction.
@@ -43,7 +45,9 @@ describe('follow-up completion notices', () => {
     await Promise.all(waits);
     assert.deepEqual(woken.sort(), ['op-1', 'op-2', 'op-3']);
     // Nobody waits: the connection is back in the pool, no longer listening.
-    const listening = await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND state <> 'idle'`);
+    const listening = await db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND state <> 'idle'`,
+    );
     assert.equal(listening.rows[0]!.n, 0);
   });
 

@@ -24,10 +24,18 @@ describe("other applications' workflows in the namespace", () => {
     tasks = new TaskClient(client, worker.taskQueue, { pool: db.pool });
     // Nobody polls these queues: the executions just sit there, as another app's would.
     await client.workflow.start('payrollRun', { taskQueue: uniqueName('payroll'), workflowId: foreignId, args: [{ secret: 'salary table' }] });
-    await client.workflow.start('registryTask', { taskQueue: uniqueName('other-registry'), workflowId: otherRegistryTask, args: [{ method: 'INDEX_RECORDS', dataSourceKey: 'theirs' }] });
+    await client.workflow.start('registryTask', {
+      taskQueue: uniqueName('other-registry'),
+      workflowId: otherRegistryTask,
+      args: [{ method: 'INDEX_RECORDS', dataSourceKey: 'theirs' }],
+    });
   });
   after(async () => {
-    for (const id of [foreignId, otherRegistryTask]) await client.workflow.getHandle(id).terminate('test over').catch(() => undefined);
+    for (const id of [foreignId, otherRegistryTask])
+      await client.workflow
+        .getHandle(id)
+        .terminate('test over')
+        .catch(() => undefined);
     await worker?.stop();
     await tasks?.close();
     await db?.drop();
@@ -40,9 +48,16 @@ describe("other applications' workflows in the namespace", () => {
   });
 
   it('a task may not wait for one: refused at add time, and a raw start FAILS naming it; the foreign workflow gets no signal', async () => {
-    await assert.rejects(tasks.addNewTask('GENERATE_CACHE', { prerequisiteTaskId: foreignId }), (err: Error) => err instanceof TaskInputError && /prerequisite task .* does not exist/.test(err.message));
+    await assert.rejects(
+      tasks.addNewTask('GENERATE_CACHE', { prerequisiteTaskId: foreignId }),
+      (err: Error) => err instanceof TaskInputError && /prerequisite task .* does not exist/.test(err.message),
+    );
     const raw = uniqueName('task:raw');
-    await client.workflow.start('registryTask', { taskQueue: worker.taskQueue, workflowId: raw, args: [{ method: 'GENERATE_CACHE', prerequisiteTaskId: otherRegistryTask }] });
+    await client.workflow.start('registryTask', {
+      taskQueue: worker.taskQueue,
+      workflowId: raw,
+      args: [{ method: 'GENERATE_CACHE', prerequisiteTaskId: otherRegistryTask }],
+    });
     const ended = await settledTask(tasks, raw);
     assert.equal(ended.status, 'FAILED');
     assert.match(ended.error!, new RegExp(`prerequisite task ${otherRegistryTask} does not exist`));

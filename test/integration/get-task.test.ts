@@ -9,7 +9,17 @@ import { InterceptingCall, type Interceptor } from '@grpc/grpc-js';
 import { Client, Connection } from '@temporalio/client';
 import { TaskClient, TaskNotFoundError } from '../../src/client/tasks.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
-import { createTestDatabase, eventually, settledTask, startTestWorker, tasksWithFixtures, temporalAddress, uniqueName, type TestDatabase, type TestWorker } from '../helpers.ts';
+import {
+  createTestDatabase,
+  eventually,
+  settledTask,
+  startTestWorker,
+  tasksWithFixtures,
+  temporalAddress,
+  uniqueName,
+  type TestDatabase,
+  type TestWorker,
+} from '../helpers.ts';
 
 describe('reading a task', () => {
   let db: TestDatabase;
@@ -80,7 +90,11 @@ describe('reading a task', () => {
     const other = await startTestWorker(db.pool, otherQueue);
     try {
       const theirs = `task:INDEX_RECORDS:${uniqueName('theirs')}`;
-      await tasks.client.workflow.start('registryTask', { taskQueue: otherQueue, workflowId: theirs, args: [{ method: 'INDEX_RECORDS', scheduledFor: '1 hour' }] });
+      await tasks.client.workflow.start('registryTask', {
+        taskQueue: otherQueue,
+        workflowId: theirs,
+        args: [{ method: 'INDEX_RECORDS', scheduledFor: '1 hour' }],
+      });
       await assert.rejects(tasks.getTask(theirs), TaskNotFoundError);
       // A workflow of another type, on a queue no worker polls: the query cannot be answered.
       const foreign = `task:INDEX_RECORDS:${uniqueName('foreign')}`;

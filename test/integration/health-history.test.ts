@@ -20,7 +20,8 @@ describe('health history', () => {
   after(async () => db?.drop());
 
   it('counts run ends per method and hour, once each, and keeps two days', async () => {
-    const end = (id: string, iteration: number, status: string, h: number, durationMs: number) => recordOutcome(db.pool, id, { status }, false, { iteration, method: 'INDEX_RECORDS', finishedAt: hoursAgo(h), durationMs });
+    const end = (id: string, iteration: number, status: string, h: number, durationMs: number) =>
+      recordOutcome(db.pool, id, { status }, false, { iteration, method: 'INDEX_RECORDS', finishedAt: hoursAgo(h), durationMs });
     await end('task:a', 0, 'COMPLETED', 0, 1000);
     await end('task:a', 0, 'COMPLETED', 0, 1000); // a retried activity repeats the same end
     await end('task:a', 1, 'COMPLETED', 0, 3000); // the next run of a recurring task
@@ -32,7 +33,10 @@ describe('health history', () => {
     const completed = figures.completed.INDEX_RECORDS!;
     assert.equal(completed[23], 2);
     assert.equal(completed[18], 1);
-    assert.equal(completed.reduce((a, b) => a + b, 0), 3);
+    assert.equal(
+      completed.reduce((a, b) => a + b, 0),
+      3,
+    );
     assert.equal(figures.failed.INDEX_RECORDS![23], 1);
     // p95 of 1 s, 3 s and 0.5 s (all the hour's runs)
     assert.ok(Math.abs(figures.durationP95.INDEX_RECORDS![23]! - 2.8) < 0.01);
@@ -53,7 +57,10 @@ describe('health history', () => {
     await end('task:d', 0, 'COMPLETED', 0, 1);
     await pruneHealthHistory(db.pool);
     const { rows } = await db.pool.query<{ task_id: string }>('SELECT task_id FROM task_run_outcomes ORDER BY task_id');
-    assert.deepEqual(rows.map((r) => r.task_id), ['task:a', 'task:a', 'task:b', 'task:c', 'task:d', 'task:old']);
+    assert.deepEqual(
+      rows.map((r) => r.task_id),
+      ['task:a', 'task:a', 'task:b', 'task:c', 'task:d', 'task:old'],
+    );
   });
 
   it('charts the eight data sources most behind by name and shows the rest as one line, their highest', async () => {

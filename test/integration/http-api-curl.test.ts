@@ -46,7 +46,10 @@ describe("the README's HTTP API examples (registry code without a Temporal SDK)"
     const key = 'csiro/collection/000042';
     assert.equal((await db.pool.query('SELECT 1 FROM registry_objects WHERE key = $1', [key])).rowCount, 1, `the seeded registry has ${key}`);
     const script = readmeExample().replaceAll('"registry-tasks"', JSON.stringify(worker.taskQueue));
-    const { stdout } = await exec('bash', ['-euo', 'pipefail', '-c', script], { env: { ...process.env, TEMPORAL_HTTP: process.env.TEST_TEMPORAL_HTTP_URL! }, timeout: 60_000 });
+    const { stdout } = await exec('bash', ['-euo', 'pipefail', '-c', script], {
+      env: { ...process.env, TEMPORAL_HTTP: process.env.TEST_TEMPORAL_HTTP_URL! },
+      timeout: 60_000,
+    });
     const task = await settledTask(tasks, 'task:reindex-csiro');
     assert.equal(task.status, 'COMPLETED');
     assert.equal(task.input.logMessage, 'reindex after the harvest');

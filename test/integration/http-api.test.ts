@@ -28,7 +28,19 @@ describe('the admin HTTP API', () => {
   let seeded: SeedSummary;
   const logLines: string[] = [];
 
-  const call = async (method: string, url: string, opts: { body?: unknown; auth?: { user: string; password: string }; cookie?: string; csrf?: string; raw?: string; contentType?: string; noChangeHeader?: boolean } = {}) => {
+  const call = async (
+    method: string,
+    url: string,
+    opts: {
+      body?: unknown;
+      auth?: { user: string; password: string };
+      cookie?: string;
+      csrf?: string;
+      raw?: string;
+      contentType?: string;
+      noChangeHeader?: boolean;
+    } = {},
+  ) => {
     const headers: Record<string, string> = {};
     if (opts.auth) headers.authorization = `Basic ${Buffer.from(`${opts.auth.user}:${opts.auth.password}`).toString('base64')}`;
     // Scripts with Basic credentials send X-Requested-With on changes (a cross-site form cannot).
@@ -65,7 +77,13 @@ describe('the admin HTTP API', () => {
     worker = await startTestWorker(db.pool);
     registry = await testClient(worker.taskQueue);
     tasks = new TaskClient(registry.client, worker.taskQueue, { pool: db.pool });
-    const config = testConfig({ HTTP_PORT: '0', ADMIN_PASSWORD: ADMIN.password, VIEWER_PASSWORD: VIEWER.password, TEMPORAL_TASK_QUEUE: worker.taskQueue, LOG_LEVEL: 'debug' });
+    const config = testConfig({
+      HTTP_PORT: '0',
+      ADMIN_PASSWORD: ADMIN.password,
+      VIEWER_PASSWORD: VIEWER.password,
+      TEMPORAL_TASK_QUEUE: worker.taskQueue,
+      LOG_LEVEL: 'debug',
+    });
     const sink = new Writable({
       write(chunk, _enc, done) {
         logLines.push(String(chunk));
@@ -84,15 +102,30 @@ describe('the admin HTTP API', () => {
   it('listens on loopback by default and refuses a public address without configured credentials', () => {
     assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.equal(testConfig({}).http.host, '127.0.0.1');
-    assert.throws(() => loadCredentials(testConfig({ HTTP_HOST: '0.0.0.0' })), (e: Error) => e instanceof AuthConfigError && /HTTP_HOST=0\.0\.0\.0 is not a loopback address: set ADMIN_PASSWORD/.test(e.message));
+    assert.throws(
+      () => loadCredentials(testConfig({ HTTP_HOST: '0.0.0.0' })),
+      (e: Error) => e instanceof AuthConfigError && /HTTP_HOST=0\.0\.0\.0 is not a loopback address: set ADMIN_PASSWORD/.test(e.message),
+    );
     assert.doesNotThrow(() => loadCredentials(testConfig({ HTTP_HOST: '0.0.0.0', ADMIN_PASSWORD: ADMIN.password })));
   });
 
   it('every route answers 401 without credentials, and the page itself loads', async () => {
     const routes: [string, string][] = [
-      ['GET', '/api/session'], ['GET', '/api/methods'], ['GET', '/api/tasks'], ['POST', '/api/tasks'], ['POST', '/api/tasks/flush'],
-      ['GET', '/api/tasks/x'], ['POST', '/api/tasks/x/cancel'], ['POST', '/api/tasks/x/reschedule'], ['POST', '/api/tasks/x/retry'],
-      ['GET', '/api/data-sources'], ['GET', '/api/records'], ['GET', '/api/records/x'], ['DELETE', '/api/records/x'], ['GET', '/api/records/x/deletion'], ['POST', '/api/records/x/status'],
+      ['GET', '/api/session'],
+      ['GET', '/api/methods'],
+      ['GET', '/api/tasks'],
+      ['POST', '/api/tasks'],
+      ['POST', '/api/tasks/flush'],
+      ['GET', '/api/tasks/x'],
+      ['POST', '/api/tasks/x/cancel'],
+      ['POST', '/api/tasks/x/reschedule'],
+      ['POST', '/api/tasks/x/retry'],
+      ['GET', '/api/data-sources'],
+      ['GET', '/api/records'],
+      ['GET', '/api/records/x'],
+      ['DELETE', '/api/records/x'],
+      ['GET', '/api/records/x/deletion'],
+      ['POST', '/api/records/x/status'],
     ];
     for (const [method, url] of routes) {
       const r = await call(method, url, method === 'GET' || method === 'DELETE' ? {} : { body: {} });
@@ -111,13 +144,24 @@ describe('the admin HTTP API', () => {
 
   it('a session cookie needs the CSRF token for every change; Basic credentials need the X-Requested-With header', async () => {
     const s = await login(ADMIN);
-    const without = await call('POST', '/api/tasks', { cookie: s.cookie, body: { method: 'INDEX_RECORDS', scheduledFor: '1 hour', dataSourceKey: 'csrf-test' } });
+    const without = await call('POST', '/api/tasks', {
+      cookie: s.cookie,
+      body: { method: 'INDEX_RECORDS', scheduledFor: '1 hour', dataSourceKey: 'csrf-test' },
+    });
     assert.equal(without.status, 403);
     assert.match(without.json.error, /X-CSRF-Token/);
-    const wrongToken = await call('POST', '/api/tasks', { cookie: s.cookie, csrf: 'x'.repeat(43), body: { method: 'INDEX_RECORDS', scheduledFor: '1 hour', dataSourceKey: 'csrf-test' } });
+    const wrongToken = await call('POST', '/api/tasks', {
+      cookie: s.cookie,
+      csrf: 'x'.repeat(43),
+      body: { method: 'INDEX_RECORDS', scheduledFor: '1 hour', dataSourceKey: 'csrf-test' },
+    });
     assert.equal(wrongToken.status, 403);
     assert.equal(await tasks.countTasks({ dataSourceKey: 'csrf-test' }), 0, 'nothing was added');
-    const ok = await call('POST', '/api/tasks', { cookie: s.cookie, csrf: s.csrf, body: { method: 'INDEX_RECORDS', scheduledFor: '1 hour', dataSourceKey: 'csrf-test' } });
+    const ok = await call('POST', '/api/tasks', {
+      cookie: s.cookie,
+      csrf: s.csrf,
+      body: { method: 'INDEX_RECORDS', scheduledFor: '1 hour', dataSourceKey: 'csrf-test' },
+    });
     assert.equal(ok.status, 201, ok.text);
     const bare = await call('POST', `/api/tasks/${enc(ok.json.taskId)}/cancel`, { auth: ADMIN, noChangeHeader: true });
     assert.equal(bare.status, 403);
@@ -171,17 +215,27 @@ describe('the admin HTTP API', () => {
     assert.ok(methods.json.available.includes('GENERATE_CACHE'));
     assert.ok(methods.json.disabled.includes('NOTIFY_SUBSCRIBERS'));
 
-    const add = await call('POST', '/api/tasks', { ...a, body: { method: 'RUN_QUALITY_CHECK', dataSourceKey: seeded.dataSources[0], scheduledFor: '1 hour', logMessage: 'from the API' } });
+    const add = await call('POST', '/api/tasks', {
+      ...a,
+      body: { method: 'RUN_QUALITY_CHECK', dataSourceKey: seeded.dataSources[0], scheduledFor: '1 hour', logMessage: 'from the API' },
+    });
     assert.equal(add.status, 201, add.text);
     const id = add.json.taskId as string;
     // Dedup: another add that the waiting task covers (same data source, same start) returns it.
-    const again = await call('POST', '/api/tasks', { ...a, body: { method: 'RUN_QUALITY_CHECK', dataSourceKey: seeded.dataSources[0], scheduledFor: '1 hour' } });
+    const again = await call('POST', '/api/tasks', {
+      ...a,
+      body: { method: 'RUN_QUALITY_CHECK', dataSourceKey: seeded.dataSources[0], scheduledFor: '1 hour' },
+    });
     assert.deepEqual([again.status, again.json], [200, { taskId: id, deduplicated: true }]);
 
-    const listed = await eventually(async () => (await call('GET', `/api/tasks?status=WAITING&dataSource=${seeded.dataSources[0]}`, a)).json.tasks.find((t: { taskId: string }) => t.taskId === id));
+    const listed = await eventually(async () =>
+      (await call('GET', `/api/tasks?status=WAITING&dataSource=${seeded.dataSources[0]}`, a)).json.tasks.find((t: { taskId: string }) => t.taskId === id),
+    );
     assert.equal(listed.logMessage, 'from the API');
     assert.deepEqual(listed.waitingFor, ['schedule']);
-    const byText = await eventually(async () => (await call('GET', `/api/tasks?text=${enc(id.slice(0, 25))}`, a)).json.tasks.find((t: { taskId: string }) => t.taskId === id));
+    const byText = await eventually(async () =>
+      (await call('GET', `/api/tasks?text=${enc(id.slice(0, 25))}`, a)).json.tasks.find((t: { taskId: string }) => t.taskId === id),
+    );
     assert.ok(byText);
 
     const detail = await call('GET', `/api/tasks/${enc(id)}`, a);
@@ -220,14 +274,21 @@ describe('the admin HTTP API', () => {
     const a = { auth: ADMIN };
     const sources = await call('GET', '/api/data-sources', a);
     assert.deepEqual(sources.json.map((s: { key: string }) => s.key).sort(), [...seeded.dataSources].sort());
-    assert.equal(sources.json.reduce((n: number, s: { records: number }) => n + s.records, 0), 300);
+    assert.equal(
+      sources.json.reduce((n: number, s: { records: number }) => n + s.records, 0),
+      300,
+    );
     // A task scheduled hours ahead is scheduled, not in progress; the page words it so.
     const later = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: seeded.dataSources[0]!, scheduledFor: '3 hours' });
-    const withLater = await eventually(async () => {
-      const r = await call('GET', '/api/data-sources', a);
-      const d = r.json.find((s: { key: string }) => s.key === seeded.dataSources[0]);
-      return d.scheduledTasks === 1 && d;
-    }, 15_000, 300);
+    const withLater = await eventually(
+      async () => {
+        const r = await call('GET', '/api/data-sources', a);
+        const d = r.json.find((s: { key: string }) => s.key === seeded.dataSources[0]);
+        return d.scheduledTasks === 1 && d;
+      },
+      15_000,
+      300,
+    );
     assert.equal(withLater.backgroundWorkInProgress, false);
     assert.deepEqual([withLater.runningTasks, withLater.queuedTasks], [0, 0]);
     assert.ok(Math.abs(Date.parse(withLater.nextScheduledFor) - Date.now() - 3 * 3600_000) < 60_000, withLater.nextScheduledFor);
@@ -235,7 +296,10 @@ describe('the admin HTTP API', () => {
 
     const hub = seeded.hubs[0]!;
     const found = await call('GET', `/api/records?q=${enc(hub.key)}`, a);
-    assert.ok(found.json.records.some((r: { key: string }) => r.key === hub.key), found.text);
+    assert.ok(
+      found.json.records.some((r: { key: string }) => r.key === hub.key),
+      found.text,
+    );
     const page = await call('GET', '/api/records?limit=10&offset=10&class=collection', a);
     assert.equal(page.json.records.length, 10);
     assert.ok(page.json.records.every((r: { class: string }) => r.class === 'collection'));
@@ -276,7 +340,9 @@ describe('the admin HTTP API', () => {
   });
 
   it('quarantine: a viewer sees a refused record, an admin retries it and it leaves once it goes through', async () => {
-    const { rows } = await db.pool.query<{ id: number; key: string; data_source_id: number }>('SELECT id, key, data_source_id FROM registry_objects ORDER BY id DESC LIMIT 1');
+    const { rows } = await db.pool.query<{ id: number; key: string; data_source_id: number }>(
+      'SELECT id, key, data_source_id FROM registry_objects ORDER BY id DESC LIMIT 1',
+    );
     const record = rows[0]!;
     await db.pool.query(
       "INSERT INTO quarantined_records (record_id, record_key, data_source_id, found_by, error, sqlstate) VALUES ($1, $2, $3, 'http-test', 'value too long', '22001')",
@@ -310,16 +376,35 @@ describe('the admin HTTP API', () => {
       { raw: '{"method": ', status: 400, error: /JSON/ },
       { raw: 'method=INDEX_RECORDS', contentType: 'application/x-www-form-urlencoded', status: 415, error: /send JSON/ },
       { body: { method: 'INDEX_RECORDS', logMessage: 'x'.repeat(25 * 1024 * 1024) }, status: 413, error: /larger than the limit/ },
-      { method: 'GET', url: '/api/tasks?status=BOGUS', status: 400, field: 'status', error: /status "BOGUS" is not one of WAITING, STARTED, COMPLETED, FAILED, CANCELLED/ },
+      {
+        method: 'GET',
+        url: '/api/tasks?status=BOGUS',
+        status: 400,
+        field: 'status',
+        error: /status "BOGUS" is not one of WAITING, STARTED, COMPLETED, FAILED, CANCELLED/,
+      },
       { method: 'GET', url: '/api/tasks?pageSize=0', status: 400, field: 'pageSize', error: /pageSize/ },
       { method: 'GET', url: `/api/tasks?method=${enc("X' OR 1=1")}`, status: 400, field: 'method', error: /may only contain/ },
       { method: 'GET', url: '/api/tasks?from=yesterday', status: 400, field: 'from', error: /from "yesterday"/ },
       { method: 'GET', url: '/api/records?quality=4', status: 400, field: 'quality', error: /quality/ },
-      { method: 'GET', url: '/api/records?class=dataset', status: 400, field: 'class', error: /class "dataset" is not one of collection, party, activity, service/ },
+      {
+        method: 'GET',
+        url: '/api/records?class=dataset',
+        status: 400,
+        field: 'class',
+        error: /class "dataset" is not one of collection, party, activity, service/,
+      },
       { method: 'POST', url: '/api/tasks/flush', body: { completedOlderThan: 'a while' }, status: 400, field: 'completedOlderThan', error: /duration/ },
       { method: 'POST', url: '/api/tasks/flush', body: {}, status: 400, error: /.+/ },
       { method: 'POST', url: '/api/tasks/task%3Anope/reschedule', body: { scheduledFor: '1 hour' }, status: 404, error: /task:nope/ },
-      { method: 'POST', url: `/api/records/${enc(seeded.hubs[0]!.key)}/status`, body: { status: 'GONE' }, status: 400, field: 'status', error: /status "GONE" is not one of DRAFT/ },
+      {
+        method: 'POST',
+        url: `/api/records/${enc(seeded.hubs[0]!.key)}/status`,
+        body: { status: 'GONE' },
+        status: 400,
+        field: 'status',
+        error: /status "GONE" is not one of DRAFT/,
+      },
       { method: 'GET', url: '/api/nothing-here', status: 404, error: /no route GET \/api\/nothing-here/ },
     ];
     for (const c of cases) {
@@ -336,7 +421,10 @@ describe('the admin HTTP API', () => {
   it('the largest task (10,000 keys of 512 three-byte characters, 15 MB) is accepted over HTTP, and one key more is refused naming the limit', async () => {
     const a = { auth: ADMIN };
     const keys = (n: number) => Array.from({ length: n }, (_, i) => `http/large/${i}/`.padEnd(512, '記'));
-    const add = await call('POST', '/api/tasks', { ...a, body: { method: 'INDEX_RECORDS', dataSourceKey: seeded.dataSources[1], registryObjectKeys: keys(10_000), scheduledFor: '1 hour' } });
+    const add = await call('POST', '/api/tasks', {
+      ...a,
+      body: { method: 'INDEX_RECORDS', dataSourceKey: seeded.dataSources[1], registryObjectKeys: keys(10_000), scheduledFor: '1 hour' },
+    });
     assert.equal(add.status, 201, add.text.slice(0, 300));
     const shown = await call('GET', `/api/tasks/${enc(add.json.taskId)}`, a);
     assert.equal(shown.json.keyCount, 10_000);
@@ -354,7 +442,20 @@ describe('the admin HTTP API', () => {
     const cli = await exec(process.execPath, [BIN, 'add', input.method, '-d', input.dataSourceKey, '-m', input.logMessage, '--json'], { env });
     const viaCli = await settled(JSON.parse(cli.stdout).taskId);
     const temporalId = `four-ways-${Date.now()}`;
-    await exec(process.env.TEMPORAL_CLI!, ['workflow', 'start', '--address', temporalAddress(), '--task-queue', worker.taskQueue, '--type', 'registryTask', '--workflow-id', temporalId, '--input', JSON.stringify(input)]);
+    await exec(process.env.TEMPORAL_CLI!, [
+      'workflow',
+      'start',
+      '--address',
+      temporalAddress(),
+      '--task-queue',
+      worker.taskQueue,
+      '--type',
+      'registryTask',
+      '--workflow-id',
+      temporalId,
+      '--input',
+      JSON.stringify(input),
+    ]);
     const viaTemporal = await settled(temporalId);
     const api = await call('POST', '/api/tasks', { auth: ADMIN, body: input });
     const viaApi = await settled(api.json.taskId);
@@ -371,7 +472,14 @@ describe('the admin HTTP API', () => {
     await call('GET', '/api/tasks', { auth: VIEWER });
     const log = logLines.join('');
     assert.ok(log.includes('failed sign-in'), 'failed sign-ins are logged');
-    for (const secret of [ADMIN.password, VIEWER.password, 'a wrong password guess', s.cookie.split('=')[1]!, s.csrf, Buffer.from(`${VIEWER.user}:${VIEWER.password}`).toString('base64')]) {
+    for (const secret of [
+      ADMIN.password,
+      VIEWER.password,
+      'a wrong password guess',
+      s.cookie.split('=')[1]!,
+      s.csrf,
+      Buffer.from(`${VIEWER.user}:${VIEWER.password}`).toString('base64'),
+    ]) {
       assert.ok(!log.includes(secret), `the log holds a secret (${secret.slice(0, 6)}…)`);
     }
   });

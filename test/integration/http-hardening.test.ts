@@ -28,7 +28,13 @@ describe('the admin HTTP API against credential guessing', () => {
     registry = await testClient(taskQueue);
     const tasks = new TaskClient(registry.client, taskQueue, { pool: db.pool });
     // The test is the proxy: it connects from 127.0.0.1 and names the client in X-Forwarded-For.
-    const config = testConfig({ HTTP_PORT: '0', ADMIN_PASSWORD: ADMIN.password, TEMPORAL_TASK_QUEUE: taskQueue, HTTP_TRUST_PROXY: '127.0.0.1', HTTP_SECURE_COOKIES: 'true' });
+    const config = testConfig({
+      HTTP_PORT: '0',
+      ADMIN_PASSWORD: ADMIN.password,
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      HTTP_TRUST_PROXY: '127.0.0.1',
+      HTTP_SECURE_COOKIES: 'true',
+    });
     const sink = new Writable({
       write(chunk, _enc, done) {
         logLines.push(String(chunk));
@@ -47,9 +53,15 @@ describe('the admin HTTP API against credential guessing', () => {
   });
 
   const basic = (password: string, from: string) =>
-    fetch(`${server.url}/api/data-sources`, { headers: { authorization: `Basic ${Buffer.from(`${ADMIN.user}:${password}`).toString('base64')}`, 'x-forwarded-for': from } });
+    fetch(`${server.url}/api/data-sources`, {
+      headers: { authorization: `Basic ${Buffer.from(`${ADMIN.user}:${password}`).toString('base64')}`, 'x-forwarded-for': from },
+    });
   const login = (password: string, from: string) =>
-    fetch(`${server.url}/api/login`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': from }, body: JSON.stringify({ user: ADMIN.user, password }) });
+    fetch(`${server.url}/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': from },
+      body: JSON.stringify({ user: ADMIN.user, password }),
+    });
 
   it('5 wrong passwords from one address block that user there (429, Retry-After), on every path, not elsewhere; each is logged', async () => {
     const attacker = '203.0.113.5';
@@ -85,13 +97,17 @@ describe('the admin HTTP API against credential guessing', () => {
     const res = await login(ADMIN.password, '198.51.100.9');
     const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
     const { csrfToken } = (await res.json()) as { csrfToken: string };
-    const on = (srv: AdminServer, p: string, init: RequestInit = {}) => fetch(`${srv.url}${p}`, { ...init, headers: { cookie, 'x-forwarded-for': '198.51.100.9', ...(init.headers as Record<string, string>) } });
+    const on = (srv: AdminServer, p: string, init: RequestInit = {}) =>
+      fetch(`${srv.url}${p}`, { ...init, headers: { cookie, 'x-forwarded-for': '198.51.100.9', ...(init.headers as Record<string, string>) } });
     assert.equal((await on(replica, '/api/session')).status, 200);
     // A change past the guard (signed in, admin, CSRF token right) reaches the route: 404, no such task.
     const change = await on(replica, '/api/tasks/task%3Anone/cancel', { method: 'POST', headers: { 'x-csrf-token': csrfToken } });
     assert.equal(change.status, 404, await change.text());
     const stored = await db.pool.query<{ id_digest: string }>('SELECT id_digest FROM http_sessions');
-    assert.ok(stored.rows.every((r) => !cookie.includes(r.id_digest)), 'the table holds digests, not cookie values');
+    assert.ok(
+      stored.rows.every((r) => !cookie.includes(r.id_digest)),
+      'the table holds digests, not cookie values',
+    );
     assert.equal((await on(replica, '/api/logout', { method: 'POST' })).status, 200);
     assert.equal((await on(server, '/api/session')).status, 401);
   });

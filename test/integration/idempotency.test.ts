@@ -34,7 +34,7 @@ describe('activities are idempotent', () => {
     const first: DeletionOutcome = await env.run(acts.deleteRecord, args);
     const afterOnce = await snapshot(db.pool);
     const second = await env.run(acts.deleteRecord, args);
-    assert.deepEqual(second, first, 'a retried delete returns the first run\'s outcome');
+    assert.deepEqual(second, first, "a retried delete returns the first run's outcome");
     assert.deepEqual(await snapshot(db.pool), afterOnce);
     assert.ok(first.deleted && first.affected >= 200 && first.batches === Math.ceil(first.affected / 60));
 
@@ -59,9 +59,11 @@ describe('activities are idempotent', () => {
     const acts = { ...createRecordActivities({ pool: db.pool }), ...createDerivedActivities({ pool: db.pool }) };
     const round = { ...createFollowUpActivities({ pool: db.pool, temporal: undefined as never, taskQueue: 'unused' }) };
     // An operation's work list, as a deletion writes it before its hand-off.
-    const victim = (await db.pool.query<{ key: string }>(
-      `SELECT ro.key FROM registry_objects ro WHERE ro.key NOT LIKE '%/hub-%' AND (SELECT count(*) FROM relations r WHERE r.from_id = ro.id) >= 2 ORDER BY ro.key LIMIT 1`,
-    )).rows[0]!.key;
+    const victim = (
+      await db.pool.query<{ key: string }>(
+        `SELECT ro.key FROM registry_objects ro WHERE ro.key NOT LIKE '%/hub-%' AND (SELECT count(*) FROM relations r WHERE r.from_id = ro.id) >= 2 ORDER BY ro.key LIMIT 1`,
+      )
+    ).rows[0]!.key;
     const op: DeletionOutcome = await env.run(acts.deleteRecord, { key: victim, opId: 'test-op-round', batchSize: 1 });
     assert.ok(op.batches >= 2, `${op.batches} batches`);
     const args = { roundId: 'test-round-1', opIds: [op.opId], dataSourceKey: op.dataSourceKey!, batchSize: 1 };
@@ -93,11 +95,14 @@ describe('activities are idempotent', () => {
   it('bad input fails without retries and writes nothing', async () => {
     const acts = { ...createRecordActivities({ pool: db.pool }), ...createDerivedActivities({ pool: db.pool }) };
     const before = await snapshot(db.pool);
-    await assert.rejects(env.run(acts.deleteRecord, { key: ' ', opId: 'test-op-3', batchSize: 100 }), (err: Error & { nonRetryable?: boolean; type?: string }) => {
-      assert.equal(err.type, 'InvalidInput');
-      assert.equal(err.nonRetryable, true);
-      return true;
-    });
+    await assert.rejects(
+      env.run(acts.deleteRecord, { key: ' ', opId: 'test-op-3', batchSize: 100 }),
+      (err: Error & { nonRetryable?: boolean; type?: string }) => {
+        assert.equal(err.type, 'InvalidInput');
+        assert.equal(err.nonRetryable, true);
+        return true;
+      },
+    );
     assert.deepEqual(await snapshot(db.pool), before);
   });
 });

@@ -9,7 +9,17 @@ import { Client, Connection } from '@temporalio/client';
 import type { RegistryClient } from '../../src/client/registry.ts';
 import { TaskClient } from '../../src/client/tasks.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
-import { createTestDatabase, eventually, startTestWorker, tasksWithFixtures, temporalAddress, testClient, uniqueName, type TestDatabase, type TestWorker } from '../helpers.ts';
+import {
+  createTestDatabase,
+  eventually,
+  startTestWorker,
+  tasksWithFixtures,
+  temporalAddress,
+  testClient,
+  uniqueName,
+  type TestDatabase,
+  type TestWorker,
+} from '../helpers.ts';
 
 const TASK_SLOTS = 4;
 /** More long tasks than the worker has activity slots of any kind (8 for follow-ups, 4 for tasks). */
@@ -39,10 +49,18 @@ describe('isolation of follow-ups from tasks', () => {
   it(`with ${LONG_TASKS} long tasks holding every task slot, a deletion's follow-up still completes at once`, { timeout: 120_000 }, async () => {
     // Started as the temporal CLI would: HOLD is a test fixture, unknown to the client's task list.
     const held = Array.from({ length: LONG_TASKS }, (_, i) => `task:HOLD:hold-${i}:${uniqueName('t')}`);
-    await Promise.all(held.map((workflowId, i) => tasks.client.workflow.start('registryTask', { taskQueue: worker.taskQueue, workflowId, args: [{ method: 'HOLD', dataSourceKey: `hold-${i}` }] })));
+    await Promise.all(
+      held.map((workflowId, i) =>
+        tasks.client.workflow.start('registryTask', { taskQueue: worker.taskQueue, workflowId, args: [{ method: 'HOLD', dataSourceKey: `hold-${i}` }] }),
+      ),
+    );
     // The task slots are full: exactly TASK_SLOTS of them are running their module.
     await eventually(async () => {
-      const running = await Promise.all(held.map(async (id) => ((await tasks.client.workflow.getHandle(id).describe()).raw.pendingActivities ?? []).some((a) => Number(a.state) === 2 /* STARTED */)));
+      const running = await Promise.all(
+        held.map(async (id) =>
+          ((await tasks.client.workflow.getHandle(id).describe()).raw.pendingActivities ?? []).some((a) => Number(a.state) === 2 /* STARTED */),
+        ),
+      );
       return running.filter(Boolean).length === TASK_SLOTS;
     }, 30_000);
     const hub = seeded.hubs[0]!.key;

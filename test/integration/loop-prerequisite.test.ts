@@ -8,7 +8,17 @@ import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { TaskClient, TaskStateError } from '../../src/client/tasks.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
-import { createTestDatabase, eventually, settledTask, startTestWorker, tasksWithFixtures, temporalAddress, uniqueName, type TestDatabase, type TestWorker } from '../helpers.ts';
+import {
+  createTestDatabase,
+  eventually,
+  settledTask,
+  startTestWorker,
+  tasksWithFixtures,
+  temporalAddress,
+  uniqueName,
+  type TestDatabase,
+  type TestWorker,
+} from '../helpers.ts';
 
 describe("a loop's prerequisite and retention", () => {
   let db: TestDatabase;
@@ -40,7 +50,11 @@ describe("a loop's prerequisite and retention", () => {
     await eventually(async () => (await tasks.listTasks({ status: 'COMPLETED' })).tasks.some((x) => x.taskId === prerequisite.taskId));
     // HOLD (a test fixture) runs for a minute: the flush comes while the loop's run is STARTED.
     const loop = `task:HOLD:${uniqueName('loop')}`;
-    await tasks.client.workflow.start('registryTask', { taskQueue: worker.taskQueue, workflowId: loop, args: [{ method: 'HOLD', prerequisiteTaskId: prerequisite.taskId, recurEvery: '1 second' }] });
+    await tasks.client.workflow.start('registryTask', {
+      taskQueue: worker.taskQueue,
+      workflowId: loop,
+      args: [{ method: 'HOLD', prerequisiteTaskId: prerequisite.taskId, recurEvery: '1 second' }],
+    });
     await eventually(async () => (await tasks.getTask(loop)).status === 'STARTED', 30_000);
     assert.ok(!(await flushed()).includes(prerequisite.taskId), 'kept while the loop runs: its next run names it again');
 
@@ -51,7 +65,10 @@ describe("a loop's prerequisite and retention", () => {
 
   it('a client without the database refuses to flush: it cannot tell which tasks are prerequisites', async () => {
     const blind = new TaskClient(tasks.client, worker.taskQueue);
-    await assert.rejects(blind.flushTasks({ completedBefore: new Date() }), (err: Error) => err instanceof TaskStateError && /needs the task manager's database/.test(err.message));
+    await assert.rejects(
+      blind.flushTasks({ completedBefore: new Date() }),
+      (err: Error) => err instanceof TaskStateError && /needs the task manager's database/.test(err.message),
+    );
     await assert.rejects(blind.flushTasks({ failed: true }), TaskStateError);
   });
 });

@@ -54,7 +54,15 @@ describe('metrics', () => {
       METRICS_ADDRESS: `127.0.0.1:${port}`,
       METRICS_SAMPLE_EVERY: '200 milliseconds',
     });
-    await eventually(() => fetch(metricsUrl).then((r) => r.ok, () => false), 60_000, 250);
+    await eventually(
+      () =>
+        fetch(metricsUrl).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      60_000,
+      250,
+    );
     registry = await testClient(taskQueue, undefined, db.pool);
     tasks = new TaskClient(registry.client, taskQueue, { pool: db.pool });
   });
@@ -77,12 +85,23 @@ describe('metrics', () => {
     const failed = await settledTask(tasks, await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: 'no-such-source' }));
     assert.equal(failed.status, 'FAILED');
 
-    const page = await eventually(async () => {
-      const p = await scrape();
-      return (series(p, 'registry_tasks_finished_total', { method: 'GENERATE_CACHE', status: 'FAILED' }) ?? 0) >= 1 && p;
-    }, 30_000, 500);
+    const page = await eventually(
+      async () => {
+        const p = await scrape();
+        return (series(p, 'registry_tasks_finished_total', { method: 'GENERATE_CACHE', status: 'FAILED' }) ?? 0) >= 1 && p;
+      },
+      30_000,
+      500,
+    );
     // The SDK's, as Temporal's alert examples name them.
-    for (const name of ['temporal_num_pollers', 'temporal_worker_task_slots_available', 'temporal_workflow_task_schedule_to_start_latency_seconds_bucket', 'temporal_activity_execution_latency_seconds_bucket', 'temporal_workflow_completed_total', 'temporal_sticky_cache_size']) {
+    for (const name of [
+      'temporal_num_pollers',
+      'temporal_worker_task_slots_available',
+      'temporal_workflow_task_schedule_to_start_latency_seconds_bucket',
+      'temporal_activity_execution_latency_seconds_bucket',
+      'temporal_workflow_completed_total',
+      'temporal_sticky_cache_size',
+    ]) {
       assert.notEqual(series(page, name), undefined, `${name} is exported`);
     }
     assert.ok(series(page, 'temporal_num_pollers', { poller_type: 'workflow_task' })! > 0, 'the worker polls');
@@ -90,7 +109,7 @@ describe('metrics', () => {
     assert.ok(series(page, 'registry_tasks_finished_total', { method: 'INDEX_RECORDS', status: 'COMPLETED' })! >= 1);
     assert.ok(series(page, 'registry_task_duration_seconds_count', { method: 'INDEX_RECORDS' })! >= 1);
     assert.ok(series(page, 'registry_followup_rounds_total', { data_source: dataSource })! >= 1);
-    assert.ok(series(page, 'registry_followup_records_processed_total', { data_source: dataSource })! >= hub.related - 1, 'the hub\'s related records');
+    assert.ok(series(page, 'registry_followup_records_processed_total', { data_source: dataSource })! >= hub.related - 1, "the hub's related records");
     assert.notEqual(series(page, 'registry_pg_pool_connections', { state: 'in_use' }), undefined);
     assert.equal(series(page, 'registry_tasks_waiting', { method: 'SYNC_DATASOURCE' }), 0, 'every method, 0 included');
   });
@@ -99,14 +118,27 @@ describe('metrics', () => {
     // Work that moves the rest: a maintenance run, and a workflow task that fails (an unknown
     // workflow type: the worker fails its task, as after a bad deploy).
     // (With a data source of its own: a plain add would merge into the worker's WAITING hourly loop.)
-    assert.equal((await settledTask(tasks, await tasks.addNewTask('HOURLY_REGISTRY_MAINTENANCE', { dataSourceKey: 'metrics-test' }), 60_000)).status, 'COMPLETED');
+    assert.equal(
+      (await settledTask(tasks, await tasks.addNewTask('HOURLY_REGISTRY_MAINTENANCE', { dataSourceKey: 'metrics-test' }), 60_000)).status,
+      'COMPLETED',
+    );
     const broken = await registry.client.workflow.start('noSuchWorkflowType', { taskQueue, workflowId: uniqueName('broken') });
-    const workerPage = await eventually(async () => {
-      const p = await scrape();
-      return series(p, 'temporal_workflow_task_execution_failed_total') !== undefined && p;
-    }, 30_000, 500);
+    const workerPage = await eventually(
+      async () => {
+        const p = await scrape();
+        return series(p, 'temporal_workflow_task_execution_failed_total') !== undefined && p;
+      },
+      30_000,
+      500,
+    );
     await broken.terminate();
-    const server = await startAdminServer({ config: testConfig({ HTTP_PORT: '0', VIEWER_PASSWORD: 'metrics viewer password', TEMPORAL_TASK_QUEUE: taskQueue }), pool: db.pool, tasks, registry, logger: pino({ level: 'silent' }) });
+    const server = await startAdminServer({
+      config: testConfig({ HTTP_PORT: '0', VIEWER_PASSWORD: 'metrics viewer password', TEMPORAL_TASK_QUEUE: taskQueue }),
+      pool: db.pool,
+      tasks,
+      registry,
+      logger: pino({ level: 'silent' }),
+    });
     const auth = { authorization: `Basic ${Buffer.from('viewer:metrics viewer password').toString('base64')}` };
     await fetch(`${server.url}/api/data-sources`, { headers: { authorization: `Basic ${Buffer.from('viewer:wrong').toString('base64')}` } });
     const pagePage = await (await fetch(`${server.url}/api/metrics`, { headers: auth })).text();
@@ -125,7 +157,10 @@ describe('metrics', () => {
   it('follow-up lag and queued operations show a stuck queue, per data source, and go back to 0', { timeout: 60_000 }, async () => {
     // An operation handed to its coalescer a minute ago and not finished: what a stuck follow-up looks like.
     const ds = (await db.pool.query<{ id: number; key: string }>('SELECT id, key FROM data_sources ORDER BY id DESC LIMIT 1')).rows[0]!;
-    await db.pool.query("INSERT INTO registry_operations (op_id, kind, data_source_id, handed_off_at) VALUES ('metrics-stuck', 'DELETE_RECORD', $1, now() - interval '60 seconds')", [ds.id]);
+    await db.pool.query(
+      "INSERT INTO registry_operations (op_id, kind, data_source_id, handed_off_at) VALUES ('metrics-stuck', 'DELETE_RECORD', $1, now() - interval '60 seconds')",
+      [ds.id],
+    );
     await eventually(async () => (series(await scrape(), 'registry_followup_lag_seconds', { data_source: ds.key }) ?? 0) >= 60, 10_000, 200);
     assert.equal(series(await scrape(), 'registry_followup_queued_operations', { data_source: ds.key }), 1);
     await db.pool.query("UPDATE registry_operations SET completed_at = now() WHERE op_id = 'metrics-stuck'");
@@ -133,14 +168,26 @@ describe('metrics', () => {
   });
 
   it('a second worker on a taken metrics address stops at once, naming METRICS_ADDRESS', async () => {
-    const second = startTaskmgrWorker({ PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: db.url, TEMPORAL_ADDRESS: temporalAddress(), TEMPORAL_TASK_QUEUE: taskQueue, METRICS_ADDRESS: new URL(metricsUrl).host });
+    const second = startTaskmgrWorker({
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      DATABASE_URL: db.url,
+      TEMPORAL_ADDRESS: temporalAddress(),
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      METRICS_ADDRESS: new URL(metricsUrl).host,
+    });
     const { code, output } = await second.exited;
     assert.equal(code, 1);
     assert.match(output, /^taskmgr: METRICS_ADDRESS 127\.0\.0\.1:\d+: .*Address already in use.*METRICS_ADDRESS=off/m);
   });
 
   it('the page server counts requests per route and failed sign-ins, for viewers and admins only', async () => {
-    const config = testConfig({ HTTP_PORT: '0', ADMIN_PASSWORD: 'metrics admin password', VIEWER_PASSWORD: 'metrics viewer password', TEMPORAL_TASK_QUEUE: taskQueue });
+    const config = testConfig({
+      HTTP_PORT: '0',
+      ADMIN_PASSWORD: 'metrics admin password',
+      VIEWER_PASSWORD: 'metrics viewer password',
+      TEMPORAL_TASK_QUEUE: taskQueue,
+    });
     const server: AdminServer = await startAdminServer({ config, pool: db.pool, tasks, registry, logger: pino({ level: 'silent' }) });
     try {
       const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });

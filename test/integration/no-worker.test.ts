@@ -11,7 +11,17 @@ import { TaskClient } from '../../src/client/tasks.ts';
 import { startAdminServer } from '../../src/http/server.ts';
 import { seedRegistry } from '../../src/registry/seed.ts';
 import { RegistryClient } from '../../src/client/registry.ts';
-import { createTestDatabase, eventually, settledTask, startTestWorker, temporalAddress, testClient, testConfig, uniqueName, type TestDatabase } from '../helpers.ts';
+import {
+  createTestDatabase,
+  eventually,
+  settledTask,
+  startTestWorker,
+  temporalAddress,
+  testClient,
+  testConfig,
+  uniqueName,
+  type TestDatabase,
+} from '../helpers.ts';
 import { runTaskmgr } from '../taskmgr-process.ts';
 
 describe('adding a task with no worker running', () => {
@@ -37,12 +47,22 @@ describe('adding a task with no worker running', () => {
     assert.equal(fromClient.admissionPending, true);
     assert.ok(Date.now() - t0 < 10_000, `answered in ${Date.now() - t0} ms`);
 
-    const server = await startAdminServer({ config: testConfig({ HTTP_PORT: '0', ADMIN_PASSWORD: 'no worker admin password', TEMPORAL_TASK_QUEUE: taskQueue }), pool: db.pool, tasks, registry, logger: pino({ level: 'silent' }) });
+    const server = await startAdminServer({
+      config: testConfig({ HTTP_PORT: '0', ADMIN_PASSWORD: 'no worker admin password', TEMPORAL_TASK_QUEUE: taskQueue }),
+      pool: db.pool,
+      tasks,
+      registry,
+      logger: pino({ level: 'silent' }),
+    });
     let fromHttp: { taskId: string; admissionPending: boolean; message: string };
     try {
       const res = await fetch(`${server.url}/api/tasks`, {
         method: 'POST',
-        headers: { authorization: `Basic ${Buffer.from('admin:no worker admin password').toString('base64')}`, 'content-type': 'application/json', 'x-requested-with': 'test' },
+        headers: {
+          authorization: `Basic ${Buffer.from('admin:no worker admin password').toString('base64')}`,
+          'content-type': 'application/json',
+          'x-requested-with': 'test',
+        },
         body: JSON.stringify({ method: 'GENERATE_CACHE', dataSourceKey: 'no-worker-b' }),
       });
       assert.equal(res.status, 202);
@@ -55,28 +75,53 @@ describe('adding a task with no worker running', () => {
     assert.match(fromHttp.message, new RegExp(`no worker has taken it up yet: is a worker \\(taskmgr worker\\) running on task queue ${taskQueue}\\?`));
 
     const cli = await runTaskmgr(['add', 'INDEX_RECORDS', '--data-source', 'no-worker-c', '--json'], {
-      PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: db.url, TEMPORAL_ADDRESS: temporalAddress(), TEMPORAL_TASK_QUEUE: taskQueue, WORKER_WAIT: '1 second', LOG_LEVEL: 'warn',
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      DATABASE_URL: db.url,
+      TEMPORAL_ADDRESS: temporalAddress(),
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      WORKER_WAIT: '1 second',
+      LOG_LEVEL: 'warn',
     });
     assert.equal(cli.code, 0, cli.out);
     assert.match(cli.out, /^taskmgr: added, but no worker has taken it up yet/m);
-    const stdout = cli.out.split('\n').filter((l) => !l.startsWith('taskmgr:')).join('\n');
+    const stdout = cli.out
+      .split('\n')
+      .filter((l) => !l.startsWith('taskmgr:'))
+      .join('\n');
     const fromCli = JSON.parse(stdout) as { taskId: string; admissionPending: boolean };
     assert.equal(fromCli.admissionPending, true);
 
     const ids = [fromClient.taskId, fromHttp.taskId, fromCli.taskId];
-    const waiting = await eventually(async () => {
-      const { tasks: listed } = await tasks.listTasks({ status: 'WAITING' });
-      return ids.every((id) => listed.some((t) => t.taskId === id)) && listed;
-    }, 15_000, 300);
+    const waiting = await eventually(
+      async () => {
+        const { tasks: listed } = await tasks.listTasks({ status: 'WAITING' });
+        return ids.every((id) => listed.some((t) => t.taskId === id)) && listed;
+      },
+      15_000,
+      300,
+    );
     assert.ok(waiting);
 
     // A deletion: refused to wait forever from the client, the HTTP API and taskmgr alike.
     const keys = (await db.pool.query<{ key: string }>('SELECT key FROM registry_objects ORDER BY id LIMIT 3')).rows.map((r) => r.key);
     const quick = new RegistryClient(registry.client, { taskQueue, pool: db.pool, workerWaitMs: 1500 });
-    await assert.rejects(quick.deleteRecord(keys[0]!), (err: Error) => err.name === 'QueuedForWorker' && err.message.startsWith(`the deletion of ${keys[0]} is queued, but no worker has taken it up yet`));
-    const server2 = await startAdminServer({ config: testConfig({ HTTP_PORT: '0', ADMIN_PASSWORD: 'no worker admin password', TEMPORAL_TASK_QUEUE: taskQueue }), pool: db.pool, tasks, registry: quick, logger: pino({ level: 'silent' }) });
+    await assert.rejects(
+      quick.deleteRecord(keys[0]!),
+      (err: Error) => err.name === 'QueuedForWorker' && err.message.startsWith(`the deletion of ${keys[0]} is queued, but no worker has taken it up yet`),
+    );
+    const server2 = await startAdminServer({
+      config: testConfig({ HTTP_PORT: '0', ADMIN_PASSWORD: 'no worker admin password', TEMPORAL_TASK_QUEUE: taskQueue }),
+      pool: db.pool,
+      tasks,
+      registry: quick,
+      logger: pino({ level: 'silent' }),
+    });
     try {
-      const res = await fetch(`${server2.url}/api/records/${encodeURIComponent(keys[1]!)}`, { method: 'DELETE', headers: { authorization: `Basic ${Buffer.from('admin:no worker admin password').toString('base64')}`, 'x-requested-with': 'test' } });
+      const res = await fetch(`${server2.url}/api/records/${encodeURIComponent(keys[1]!)}`, {
+        method: 'DELETE',
+        headers: { authorization: `Basic ${Buffer.from('admin:no worker admin password').toString('base64')}`, 'x-requested-with': 'test' },
+      });
       assert.equal(res.status, 202);
       const body = (await res.json()) as { queued: boolean; message: string };
       assert.equal(body.queued, true);
@@ -84,7 +129,15 @@ describe('adding a task with no worker running', () => {
     } finally {
       await server2.close();
     }
-    const del = await runTaskmgr(['delete-record', keys[2]!], { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: db.url, TEMPORAL_ADDRESS: temporalAddress(), TEMPORAL_TASK_QUEUE: taskQueue, WORKER_WAIT: '1 second', LOG_LEVEL: 'warn' });
+    const del = await runTaskmgr(['delete-record', keys[2]!], {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      DATABASE_URL: db.url,
+      TEMPORAL_ADDRESS: temporalAddress(),
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      WORKER_WAIT: '1 second',
+      LOG_LEVEL: 'warn',
+    });
     assert.equal(del.code, 1);
     assert.match(del.out, /^taskmgr: the deletion of .* is queued, but no worker has taken it up yet/m);
 

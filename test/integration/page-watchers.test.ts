@@ -49,7 +49,10 @@ describe('five people watching the task grids', () => {
   it('five signed-in browsers watch the grids for 12 s: every list request answers 200, each grid shows the queued tasks', { timeout: 120_000 }, async () => {
     const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
     assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (.ci/run does)`);
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run', '--disable-sync'] });
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run', '--disable-sync'],
+    });
     try {
       const refused: string[] = [];
       let listRequests = 0;
@@ -117,12 +120,21 @@ describe('five people watching the task grids', () => {
     assert.ok(upstream <= 3 * 5, `${upstream} list requests reached Temporal for ${polls} polls`);
 
     // A change through the server is seen by the next poll, not 2 s later.
-    const first = (await (await fetch(`${server.url}/api/tasks?status=WAITING,STARTED&pageSize=20`, { headers: { cookie: sessions[0]!.cookie } })).json()) as { tasks: { taskId: string }[] };
-    const cancel = await fetch(`${server.url}/api/tasks/${encodeURIComponent(first.tasks[0]!.taskId)}/cancel`, { method: 'POST', headers: { cookie: sessions[0]!.cookie, 'x-csrf-token': sessions[0]!.csrf } });
+    const first = (await (await fetch(`${server.url}/api/tasks?status=WAITING,STARTED&pageSize=20`, { headers: { cookie: sessions[0]!.cookie } })).json()) as {
+      tasks: { taskId: string }[];
+    };
+    const cancel = await fetch(`${server.url}/api/tasks/${encodeURIComponent(first.tasks[0]!.taskId)}/cancel`, {
+      method: 'POST',
+      headers: { cookie: sessions[0]!.cookie, 'x-csrf-token': sessions[0]!.csrf },
+    });
     assert.equal(cancel.status, 200, await cancel.text());
-    await eventually(async () => {
-      const res = await fetch(`${server.url}/api/tasks?status=WAITING,STARTED&pageSize=20`, { headers: { cookie: sessions[1]!.cookie } });
-      return ((await res.json()) as { tasks: unknown[] }).tasks.length === 2;
-    }, 10_000, 100);
+    await eventually(
+      async () => {
+        const res = await fetch(`${server.url}/api/tasks?status=WAITING,STARTED&pageSize=20`, { headers: { cookie: sessions[1]!.cookie } });
+        return ((await res.json()) as { tasks: unknown[] }).tasks.length === 2;
+      },
+      10_000,
+      100,
+    );
   });
 });

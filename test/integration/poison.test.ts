@@ -13,7 +13,18 @@ import { refreshDerived } from '../../src/registry/derived.ts';
 import { listQuarantined, retryQuarantined } from '../../src/registry/quarantine.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { MAX_IMPORT_BATCH, MAX_IMPORT_BYTES } from '../../src/shared.ts';
-import { assertDerivedStateIsCurrent, createTestDatabase, eventually, settledTask, snapshot, startTestWorker, temporalAddress, testClient, type TestDatabase, type TestWorker } from '../helpers.ts';
+import {
+  assertDerivedStateIsCurrent,
+  createTestDatabase,
+  eventually,
+  settledTask,
+  snapshot,
+  startTestWorker,
+  temporalAddress,
+  testClient,
+  type TestDatabase,
+  type TestWorker,
+} from '../helpers.ts';
 
 /** A description whose full-text document is over PostgreSQL's 1 MB tsvector limit (SQLSTATE 54000). */
 const POISON = "(SELECT string_agg('w' || g, ' ') FROM generate_series(1, 200000) g)";
@@ -39,7 +50,12 @@ describe('poison input', () => {
     await db?.drop();
   });
 
-  const record = (key: string, extra: Record<string, unknown> = {}): { key: string; class: 'collection'; title: string; description?: string } => ({ key, class: 'collection' as const, title: 'A title', ...extra });
+  const record = (key: string, extra: Record<string, unknown> = {}): { key: string; class: 'collection'; title: string; description?: string } => ({
+    key,
+    class: 'collection' as const,
+    title: 'A title',
+    ...extra,
+  });
 
   it('an import with a key twice, a NUL byte or an oversize field is refused up front with the record and field named; nothing changes', async () => {
     const ds = seeded.dataSources[0]!;
@@ -53,38 +69,56 @@ describe('poison input', () => {
       [Array.from({ length: 900 }, (_, i) => record(`p/${i}`, { description: 'd'.repeat(2000) })), /records take \d+ bytes; at most 1048576 per import batch/],
     ];
     for (const [records, message] of cases) {
-      await assert.rejects(client.importRecords(ds, records as never), (err: Error) => err instanceof InvalidInputError && message.test(err.message), String(message));
+      await assert.rejects(
+        client.importRecords(ds, records as never),
+        (err: Error) => err instanceof InvalidInputError && message.test(err.message),
+        String(message),
+      );
     }
     assert.deepEqual(await snapshot(db.pool), before);
   });
 
-  it('the largest import batch (1,000 records, 1 MB of JSON) imports and is followed up; one record or one byte more is refused', { timeout: 120_000 }, async () => {
-    const ds = seeded.dataSources[0]!;
-    const batch = (description: (i: number) => string) => Array.from({ length: MAX_IMPORT_BATCH }, (_, i) => record(`${ds}/collection/big-${i}`, { description: description(i) }));
-    const bytes = (records: unknown[]) => Buffer.byteLength(JSON.stringify(records));
-    // Every record's description as long as the byte budget allows, the last one taking the rest.
-    const spare = MAX_IMPORT_BYTES - bytes(batch(() => ''));
-    const each = Math.floor(spare / MAX_IMPORT_BATCH);
-    const largest = batch((i) => 'd'.repeat(i === MAX_IMPORT_BATCH - 1 ? spare - each * (MAX_IMPORT_BATCH - 1) : each));
-    assert.equal(bytes(largest), MAX_IMPORT_BYTES);
+  it(
+    'the largest import batch (1,000 records, 1 MB of JSON) imports and is followed up; one record or one byte more is refused',
+    { timeout: 120_000 },
+    async () => {
+      const ds = seeded.dataSources[0]!;
+      const batch = (description: (i: number) => string) =>
+        Array.from({ length: MAX_IMPORT_BATCH }, (_, i) => record(`${ds}/collection/big-${i}`, { description: description(i) }));
+      const bytes = (records: unknown[]) => Buffer.byteLength(JSON.stringify(records));
+      // Every record's description as long as the byte budget allows, the last one taking the rest.
+      const spare = MAX_IMPORT_BYTES - bytes(batch(() => ''));
+      const each = Math.floor(spare / MAX_IMPORT_BATCH);
+      const largest = batch((i) => 'd'.repeat(i === MAX_IMPORT_BATCH - 1 ? spare - each * (MAX_IMPORT_BATCH - 1) : each));
+      assert.equal(bytes(largest), MAX_IMPORT_BYTES);
 
-    const overByOneByte = largest.map((r, i) => (i === 0 ? { ...r, description: `${r.description}d` } : r));
-    await assert.rejects(client.importRecords(ds, overByOneByte), new RegExp(`records take ${MAX_IMPORT_BYTES + 1} bytes; at most ${MAX_IMPORT_BYTES} per import batch`));
-    const overByOneRecord = [...batch(() => ''), record(`${ds}/collection/big-extra`)];
-    await assert.rejects(client.importRecords(ds, overByOneRecord), new RegExp(`records has ${MAX_IMPORT_BATCH + 1} entries; at most ${MAX_IMPORT_BATCH} per import batch`));
+      const overByOneByte = largest.map((r, i) => (i === 0 ? { ...r, description: `${r.description}d` } : r));
+      await assert.rejects(
+        client.importRecords(ds, overByOneByte),
+        new RegExp(`records take ${MAX_IMPORT_BYTES + 1} bytes; at most ${MAX_IMPORT_BYTES} per import batch`),
+      );
+      const overByOneRecord = [...batch(() => ''), record(`${ds}/collection/big-extra`)];
+      await assert.rejects(
+        client.importRecords(ds, overByOneRecord),
+        new RegExp(`records has ${MAX_IMPORT_BATCH + 1} entries; at most ${MAX_IMPORT_BATCH} per import batch`),
+      );
 
-    const op = await client.importRecords(ds, largest);
-    assert.equal(op.changed, MAX_IMPORT_BATCH);
-    await client.awaitOperation(op.workflowId);
-    await assertDerivedStateIsCurrent(db.pool);
-  });
+      const op = await client.importRecords(ds, largest);
+      assert.equal(op.changed, MAX_IMPORT_BATCH);
+      await client.awaitOperation(op.workflowId);
+      await assertDerivedStateIsCurrent(db.pool);
+    },
+  );
 
   it('data PostgreSQL refuses fails the import at once, naming the SQLSTATE, instead of retrying forever', { timeout: 60_000 }, async () => {
     // A constraint of the operator's own: the registry cannot check it up front.
     await db.pool.query("ALTER TABLE registry_objects ADD CONSTRAINT operators_rule CHECK (title IS DISTINCT FROM 'forbidden')");
     try {
       const started = Date.now();
-      await assert.rejects(client.importRecords(seeded.dataSources[0]!, [record('p/forbidden', { title: 'forbidden' })]), (err: Error) => err instanceof DataRejectedError && /SQLSTATE 23514/.test(err.message) && /operators_rule/.test(err.message));
+      await assert.rejects(
+        client.importRecords(seeded.dataSources[0]!, [record('p/forbidden', { title: 'forbidden' })]),
+        (err: Error) => err instanceof DataRejectedError && /SQLSTATE 23514/.test(err.message) && /operators_rule/.test(err.message),
+      );
       assert.ok(Date.now() - started < 30_000, 'refused without retrying');
       assert.equal((await db.pool.query("SELECT count(*)::int AS n FROM registry_objects WHERE key = 'p/forbidden'")).rows[0].n, 0);
     } finally {
@@ -94,7 +128,12 @@ describe('poison input', () => {
 
   it('a follow-up batch with a record PostgreSQL refuses quarantines it, finishes the rest, and blocks no later follow-up', { timeout: 120_000 }, async () => {
     const hub = seeded.hubs[0]!.key;
-    const related = (await db.pool.query<{ id: number; key: string }>('SELECT rr.related_id AS id, rr.related_key AS key FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.key = $1 ORDER BY rr.related_id', [hub])).rows;
+    const related = (
+      await db.pool.query<{ id: number; key: string }>(
+        'SELECT rr.related_id AS id, rr.related_key AS key FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.key = $1 ORDER BY rr.related_id',
+        [hub],
+      )
+    ).rows;
     const poisoned = related[3]!;
     await db.pool.query(`UPDATE registry_objects SET description = ${POISON} WHERE id = $1`, [poisoned.id]);
     await client.deleteRecord(hub);
@@ -106,10 +145,18 @@ describe('poison input', () => {
     assert.equal(records[0]!.sqlstate, '54000');
     assert.match(records[0]!.error, /string is too long for tsvector/);
     // The others in its batch were brought up to date.
-    const fresh = await db.pool.query('SELECT count(*)::int AS n FROM record_index ri JOIN registry_objects ro ON ro.id = ri.record_id WHERE ro.id = ANY($1) AND ri.indexed_at >= ro.updated_at', [related.map((r) => r.id).filter((id) => id !== poisoned.id)]);
+    const fresh = await db.pool.query(
+      'SELECT count(*)::int AS n FROM record_index ri JOIN registry_objects ro ON ro.id = ri.record_id WHERE ro.id = ANY($1) AND ri.indexed_at >= ro.updated_at',
+      [related.map((r) => r.id).filter((id) => id !== poisoned.id)],
+    );
     assert.equal(fresh.rows[0].n, related.length - 1);
     // A later deletion in the same data source is not held up.
-    const other = (await db.pool.query<{ key: string }>("SELECT ro.key FROM registry_objects ro WHERE ro.data_source_id = (SELECT data_source_id FROM registry_objects WHERE id = $1) AND ro.id <> $1 AND ro.key NOT LIKE '%hub%' ORDER BY ro.id DESC LIMIT 1", [poisoned.id])).rows[0]!.key;
+    const other = (
+      await db.pool.query<{ key: string }>(
+        "SELECT ro.key FROM registry_objects ro WHERE ro.data_source_id = (SELECT data_source_id FROM registry_objects WHERE id = $1) AND ro.id <> $1 AND ro.key NOT LIKE '%hub%' ORDER BY ro.id DESC LIMIT 1",
+        [poisoned.id],
+      )
+    ).rows[0]!.key;
     await client.deleteRecord(other);
     await client.awaitDeletion(other);
     // A task over the data source quarantines it too, and completes.
@@ -140,7 +187,10 @@ describe('poison input', () => {
       assert.equal(t.status, 'COMPLETED', t.error);
       assert.equal((t.output as { filledCacheEntries: number }).filledCacheEntries, others.length);
       const quarantined = await listQuarantined(db.pool);
-      assert.deepEqual(quarantined.records.map((r) => r.recordKey), [refused!.key]);
+      assert.deepEqual(
+        quarantined.records.map((r) => r.recordKey),
+        [refused!.key],
+      );
       assert.match(quarantined.records[0]!.error, /operators_cache_rule/);
       // Quarantined records are not tried again every hour; the next run is quiet.
       const again = await settledTask(tasks, await tasks.addNewTask('HOURLY_REGISTRY_MAINTENANCE'), 60_000);

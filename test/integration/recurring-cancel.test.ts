@@ -43,14 +43,21 @@ describe('cancelling a watched recurring task at any moment', () => {
       const ended = await eventually(async () => ((await tasks.getTask(id)).status === 'CANCELLED' ? true : undefined), 20_000, 20).catch(() => false);
       if (!ended) {
         notCancelled.push(`${id}: ${(await tasks.client.workflow.getHandle(id).describe()).status.name}`);
-        await tasks.client.workflow.getHandle(id).terminate('not cancelled').catch(() => undefined);
+        await tasks.client.workflow
+          .getHandle(id)
+          .terminate('not cancelled')
+          .catch(() => undefined);
       }
     }
     assert.deepEqual(notCancelled, []);
   });
 
   it('a cancel that reaches a run after it continued as new is lost; cancelTask asks the next run', async () => {
-    const id = await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [seeded.hubs[0]!.key], recurEvery: '300 milliseconds', logMessage: 'late cancel' });
+    const id = await tasks.addNewTask('INDEX_RECORDS', {
+      registryObjectKeys: [seeded.hubs[0]!.key],
+      recurEvery: '300 milliseconds',
+      logMessage: 'late cancel',
+    });
     const firstRun = (await tasks.client.workflow.getHandle(id).describe()).runId;
     const first = tasks.client.workflow.getHandle(id, firstRun);
     await eventually(async () => (await first.describe()).status.name === 'CONTINUED_AS_NEW', 60_000, 50);

@@ -23,8 +23,8 @@ describe('registry operations', () => {
     await db?.drop();
   });
 
-
-  const pick = async (where: string) => (await db.pool.query<{ key: string; id: number }>(`SELECT key, id FROM registry_objects WHERE ${where} ORDER BY id LIMIT 1`)).rows[0]!;
+  const pick = async (where: string) =>
+    (await db.pool.query<{ key: string; id: number }>(`SELECT key, id FROM registry_objects WHERE ${where} ORDER BY id LIMIT 1`)).rows[0]!;
 
   it('a status change re-processes that one record, not its data source', async () => {
     const rec = await pick("status = 'DRAFT'");
@@ -45,8 +45,14 @@ describe('registry operations', () => {
   it('a status the record cannot move to is refused with the allowed ones, and nothing changes', async () => {
     const rec = await pick("status = 'PUBLISHED'");
     const before = await snapshot(db.pool);
-    await assert.rejects(client.changeStatus(rec.key, 'APPROVED'), (err: Error) => err instanceof OperationRefusedError && err.message === `record "${rec.key}" is PUBLISHED; it can move to DRAFT, not APPROVED`);
-    await assert.rejects(client.changeStatus(rec.key, 'GONE' as never), (err: Error) => err instanceof InvalidInputError && /status "GONE" is not one of DRAFT, /.test(err.message));
+    await assert.rejects(
+      client.changeStatus(rec.key, 'APPROVED'),
+      (err: Error) => err instanceof OperationRefusedError && err.message === `record "${rec.key}" is PUBLISHED; it can move to DRAFT, not APPROVED`,
+    );
+    await assert.rejects(
+      client.changeStatus(rec.key, 'GONE' as never),
+      (err: Error) => err instanceof InvalidInputError && /status "GONE" is not one of DRAFT, /.test(err.message),
+    );
     assert.deepEqual(await snapshot(db.pool), before);
   });
 
@@ -66,30 +72,58 @@ describe('registry operations', () => {
     const party = await pick("class = 'party'");
     const existing = await pick(`class = 'collection' AND data_source_id = (SELECT id FROM data_sources WHERE key = '${ds}')`);
     const records = [
-      { key: `${ds}/collection/harvest-1`, class: 'collection' as const, type: 'dataset', group: 'Harvest', title: 'Harvested soil samples', description: 'New', rights: 'CC-BY', locationAddress: 'Hobart', identifiers: ['10.1/h1'], subjects: ['0401'], dates: ['2020'], spatialCoverage: 'Tasmania', citationInfo: 'H (2020)', relations: [{ key: party.key, type: 'hasCollector' }] },
+      {
+        key: `${ds}/collection/harvest-1`,
+        class: 'collection' as const,
+        type: 'dataset',
+        group: 'Harvest',
+        title: 'Harvested soil samples',
+        description: 'New',
+        rights: 'CC-BY',
+        locationAddress: 'Hobart',
+        identifiers: ['10.1/h1'],
+        subjects: ['0401'],
+        dates: ['2020'],
+        spatialCoverage: 'Tasmania',
+        citationInfo: 'H (2020)',
+        relations: [{ key: party.key, type: 'hasCollector' }],
+      },
       { key: existing.key, class: 'collection' as const, type: 'dataset', group: 'Harvest', title: 'Replaced title', relations: [] },
     ];
     const outcome = await client.importRecords(ds, records);
     assert.equal(outcome.changed, 2);
     await client.awaitOperation(outcome.workflowId);
-    const rows = (await db.pool.query("SELECT key, title, quality_level FROM registry_objects WHERE key = ANY($1) ORDER BY key", [records.map((r) => r.key)])).rows;
+    const rows = (await db.pool.query('SELECT key, title, quality_level FROM registry_objects WHERE key = ANY($1) ORDER BY key', [records.map((r) => r.key)]))
+      .rows;
     assert.deepEqual(rows.map((r) => r.title).sort(), ['Harvested soil samples', 'Replaced title']);
     const partyCache = (await db.pool.query('SELECT rendering FROM record_cache WHERE record_id = $1', [party.id])).rows[0].rendering;
-    assert.ok(partyCache.related.some((r: { key: string }) => r.key === records[0]!.key), "the party's rendering lists its new collection");
+    assert.ok(
+      partyCache.related.some((r: { key: string }) => r.key === records[0]!.key),
+      "the party's rendering lists its new collection",
+    );
     await assertDerivedStateIsCurrent(db.pool);
-    await assert.rejects(client.importRecords(ds, [{ key: 'x', class: 'dataset' as never }]), /records\[0\]\.class "dataset" is not one of collection, party, activity, service/);
+    await assert.rejects(
+      client.importRecords(ds, [{ key: 'x', class: 'dataset' as never }]),
+      /records\[0\]\.class "dataset" is not one of collection, party, activity, service/,
+    );
     await assert.rejects(client.importRecords('no-such-source', [{ key: 'x', class: 'party' }]), /data source "no-such-source" does not exist/);
   });
 
   it('clearing a data source deletes its records and rechecks only the records of other data sources related to them', async () => {
     const ds = seeded.dataSources[2]!;
-    const count = (await db.pool.query("SELECT count(*)::int AS n FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key = $1", [ds])).rows[0].n;
+    const count = (
+      await db.pool.query('SELECT count(*)::int AS n FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key = $1', [ds])
+    ).rows[0].n;
     const outcome = await client.clearDataSource(ds);
     assert.equal(outcome.changed, count);
     const total = (await db.pool.query('SELECT count(*)::int AS n FROM registry_objects')).rows[0].n;
     assert.ok(outcome.affected < total, `${outcome.affected} of ${total} remaining records re-processed`);
     await client.awaitOperation(outcome.workflowId);
-    assert.equal((await db.pool.query("SELECT count(*)::int AS n FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key = $1", [ds])).rows[0].n, 0);
+    assert.equal(
+      (await db.pool.query('SELECT count(*)::int AS n FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key = $1', [ds])).rows[0]
+        .n,
+      0,
+    );
     await assertDerivedStateIsCurrent(db.pool);
   });
 });

@@ -22,7 +22,18 @@ function listeners(): Set<string> {
       const cols = line.trim().split(/\s+/);
       if (cols[3] !== '0A') continue; // LISTEN
       const [hex, port] = cols[1]!.split(':');
-      const addr = hex!.length === 8 ? hex!.match(/../g)!.reverse().map((b) => parseInt(b, 16)).join('.') : hex === '00000000000000000000000001000000' ? '::1' : hex === '00000000000000000000000000000000' ? '::' : `ipv6:${hex}`;
+      const addr =
+        hex!.length === 8
+          ? hex!
+              .match(/../g)!
+              .reverse()
+              .map((b) => parseInt(b, 16))
+              .join('.')
+          : hex === '00000000000000000000000001000000'
+            ? '::1'
+            : hex === '00000000000000000000000000000000'
+              ? '::'
+              : `ipv6:${hex}`;
       out.add(`${addr}:${parseInt(port!, 16)}`);
     }
   }
@@ -35,10 +46,23 @@ describe('npm start on a fresh machine', () => {
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('comes up on loopback only, serves the page, and stops on Ctrl-C', { timeout: 240_000 }, async () => {
-    const ports = { EMBEDDED_PG_PORT: await freePort(), TEMPORAL_DEV_PORT: await freePort(), TEMPORAL_UI_PORT: await freePort(), HTTP_PORT: await freePort(), METRICS: await freePort() };
+    const ports = {
+      EMBEDDED_PG_PORT: await freePort(),
+      TEMPORAL_DEV_PORT: await freePort(),
+      TEMPORAL_UI_PORT: await freePort(),
+      HTTP_PORT: await freePort(),
+      METRICS: await freePort(),
+    };
     const before = listeners();
     const { METRICS: metricsPort, ...numbered } = ports;
-    const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: path.join(dir, 'data'), SEED_RECORDS: '300', LOG_LEVEL: 'warn', METRICS_ADDRESS: `127.0.0.1:${metricsPort}`, ...Object.fromEntries(Object.entries(numbered).map(([k, v]) => [k, String(v)])) };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      DATA_DIR: path.join(dir, 'data'),
+      SEED_RECORDS: '300',
+      LOG_LEVEL: 'warn',
+      METRICS_ADDRESS: `127.0.0.1:${metricsPort}`,
+      ...Object.fromEntries(Object.entries(numbered).map(([k, v]) => [k, String(v)])),
+    };
     delete env.DATABASE_URL;
     delete env.TEMPORAL_ADDRESS;
     const child = spawn(process.execPath, [BIN, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -61,7 +61,10 @@ describe('task sizes at the limits', () => {
   it('one key more is refused with the limit named, and nothing starts', async () => {
     const keys = Array.from({ length: TASK_LIMITS.maxKeys + 1 }, (_, i) => longKey(i, 40));
     const before = (await tasks.listTasks({ method: 'GENERATE_CACHE' })).tasks.length;
-    await assert.rejects(tasks.addNewTask('GENERATE_CACHE', { registryObjectKeys: keys }), (err: Error) => err instanceof TaskInputError && /10001 keys; at most 10000 are allowed/.test(err.message));
+    await assert.rejects(
+      tasks.addNewTask('GENERATE_CACHE', { registryObjectKeys: keys }),
+      (err: Error) => err instanceof TaskInputError && /10001 keys; at most 10000 are allowed/.test(err.message),
+    );
     const tooLong = [longKey(0, MAX_KEY_LENGTH + 1)];
     await assert.rejects(tasks.addNewTask('GENERATE_CACHE', { registryObjectKeys: tooLong }), /513 characters long; at most 512/);
     assert.equal((await tasks.listTasks({ method: 'GENERATE_CACHE' })).tasks.length, before);
@@ -70,13 +73,20 @@ describe('task sizes at the limits', () => {
 
   it('a client without the database refuses a key set larger than a workflow input carries, naming the limit', async () => {
     const keys = Array.from({ length: 2000 }, (_, i) => longKey(i, 200));
-    await assert.rejects(withoutDatabase.addNewTask('GENERATE_CACHE', { registryObjectKeys: keys }), (err: Error) => err instanceof TaskInputError && /more than 131072 bytes/.test(err.message) && /options\.pool/.test(err.message));
+    await assert.rejects(
+      withoutDatabase.addNewTask('GENERATE_CACHE', { registryObjectKeys: keys }),
+      (err: Error) => err instanceof TaskInputError && /more than 131072 bytes/.test(err.message) && /options\.pool/.test(err.message),
+    );
   });
 
   it('started from the temporal CLI with an input over the payload budget, a task FAILS naming the limit', async () => {
     const keys = Array.from({ length: 3000 }, (_, i) => longKey(i, 400));
     const id = `raw-oversize-${Date.now()}`;
-    await tasks.client.workflow.start('registryTask', { taskQueue: worker.taskQueue, workflowId: id, args: [{ method: 'GENERATE_CACHE', registryObjectKeys: keys }] });
+    await tasks.client.workflow.start('registryTask', {
+      taskQueue: worker.taskQueue,
+      workflowId: id,
+      args: [{ method: 'GENERATE_CACHE', registryObjectKeys: keys }],
+    });
     const t = await settled(id);
     assert.equal(t.status, 'FAILED');
     assert.match(t.error!, /the task input is \d+ bytes; at most 1048576 travel in a workflow input/);

@@ -39,30 +39,43 @@ describe('the task manager', () => {
     assert.match(id, new RegExp(`^task:GENERATE_CACHE:${ds(0)}:`));
     const t = await settled(id);
     assert.equal(t.status, 'COMPLETED');
-    const count = (await db.pool.query('SELECT count(*)::int AS n FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key = $1', [ds(0)])).rows[0].n;
+    const count = (
+      await db.pool.query('SELECT count(*)::int AS n FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key = $1', [ds(0)])
+    ).rows[0].n;
     assert.deepEqual(t.output, { records: count, changed: count });
     assert.ok(t.logs.some((l) => l.message.includes(`cache entries regenerated: ${count} records`)));
     assert.equal(t.input.logMessage, 'test run');
     assert.ok(t.addedAt <= t.startedAt! && t.startedAt! <= t.completedAt!);
     assert.equal(t.durationMs, Date.parse(t.completedAt!) - Date.parse(t.startedAt!));
     assert.equal(t.attempts, 1);
-    const listed = await eventually(async () => (await tasks.listTasks({ status: 'COMPLETED', method: 'GENERATE_CACHE', dataSourceKey: ds(0) })).tasks.find((x) => x.taskId === id));
+    const listed = await eventually(async () =>
+      (await tasks.listTasks({ status: 'COMPLETED', method: 'GENERATE_CACHE', dataSourceKey: ds(0) })).tasks.find((x) => x.taskId === id),
+    );
     assert.equal(listed.status, 'COMPLETED');
   });
 
   it('an unknown or disabled method is refused by addNewTask with the available methods listed, and nothing starts', async () => {
     await assert.rejects(tasks.addNewTask('NO_SUCH_TASK'), (err: Error) => {
       assert.ok(err instanceof UnknownTaskMethodError);
-      assert.match(err.message, /unknown task method "NO_SUCH_TASK"; available methods: GENERATE_CACHE, HOURLY_REGISTRY_MAINTENANCE, INDEX_RECORDS, RUN_QUALITY_CHECK, SYNC_DATASOURCE/);
+      assert.match(
+        err.message,
+        /unknown task method "NO_SUCH_TASK"; available methods: GENERATE_CACHE, HOURLY_REGISTRY_MAINTENANCE, INDEX_RECORDS, RUN_QUALITY_CHECK, SYNC_DATASOURCE/,
+      );
       return true;
     });
-    await assert.rejects(tasks.addNewTask('NOTIFY_SUBSCRIBERS'), /task method NOTIFY_SUBSCRIBERS is disabled \(its file begins with "_"\); available methods: GENERATE_CACHE/);
+    await assert.rejects(
+      tasks.addNewTask('NOTIFY_SUBSCRIBERS'),
+      /task method NOTIFY_SUBSCRIBERS is disabled \(its file begins with "_"\); available methods: GENERATE_CACHE/,
+    );
     assert.deepEqual(tasks.availableTasks().disabled, ['NOTIFY_SUBSCRIBERS']);
   });
 
   it('bad input is refused with the field named, and nothing is written (the delay never reaches SQL)', async () => {
     const before = await snapshot(db.pool);
-    await assert.rejects(tasks.addNewTask('GENERATE_CACHE', { scheduledFor: "1 hour'; DROP TABLE registry_objects; --" }), (err: Error) => err instanceof TaskInputError && /scheduledFor "1 hour'; DROP TABLE/.test(err.message));
+    await assert.rejects(
+      tasks.addNewTask('GENERATE_CACHE', { scheduledFor: "1 hour'; DROP TABLE registry_objects; --" }),
+      (err: Error) => err instanceof TaskInputError && /scheduledFor "1 hour'; DROP TABLE/.test(err.message),
+    );
     await assert.rejects(tasks.addNewTask('GENERATE_CACHE', { scheduledFor: '3 fortnights' }), /unknown unit "fortnights"/);
     await assert.rejects(tasks.addNewTask('GENERATE_CACHE', { scheduledFor: '2001-01-01T00:00:00Z' }), /is in the past/);
     await assert.rejects(tasks.addNewTask('GENERATE_CACHE', { registryObjectKeys: 'a,b' as never }), /registryObjectKeys must be an array/);
@@ -73,7 +86,20 @@ describe('the task manager', () => {
 
   it('started through the temporal CLI, an unknown method FAILS at once with that message and the worker stays healthy', async () => {
     const id = `cli-unknown-${Date.now()}`;
-    await run(process.env.TEMPORAL_CLI!, ['workflow', 'start', '--address', temporalAddress(), '--task-queue', worker.taskQueue, '--type', 'registryTask', '--workflow-id', id, '--input', '{"method": "NO_SUCH_TASK"}']);
+    await run(process.env.TEMPORAL_CLI!, [
+      'workflow',
+      'start',
+      '--address',
+      temporalAddress(),
+      '--task-queue',
+      worker.taskQueue,
+      '--type',
+      'registryTask',
+      '--workflow-id',
+      id,
+      '--input',
+      '{"method": "NO_SUCH_TASK"}',
+    ]);
     const t = await settled(id);
     assert.equal(t.status, 'FAILED');
     assert.match(t.error!, /unknown task method "NO_SUCH_TASK"; available methods: GENERATE_CACHE/);
@@ -86,7 +112,20 @@ describe('the task manager', () => {
   it('a task started from the temporal CLI with plain JSON input runs like one added by the client', async () => {
     const id = `cli-task-${Date.now()}`;
     const input = { method: 'RUN_QUALITY_CHECK', dataSourceKey: ds(1), logMessage: 'from the CLI' };
-    await run(process.env.TEMPORAL_CLI!, ['workflow', 'start', '--address', temporalAddress(), '--task-queue', worker.taskQueue, '--type', 'registryTask', '--workflow-id', id, '--input', JSON.stringify(input)]);
+    await run(process.env.TEMPORAL_CLI!, [
+      'workflow',
+      'start',
+      '--address',
+      temporalAddress(),
+      '--task-queue',
+      worker.taskQueue,
+      '--type',
+      'registryTask',
+      '--workflow-id',
+      id,
+      '--input',
+      JSON.stringify(input),
+    ]);
     const viaCli = await settled(id);
     const viaClient = await settled(await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(1), logMessage: 'from the CLI' }));
     const shape = (t: TaskInfo) => ({ status: t.status, method: t.method, input: t.input, output: t.output, logs: t.logs.map((l) => l.message) });
@@ -110,10 +149,17 @@ describe('the task manager', () => {
   });
 
   it('a prerequisite that does not exist is refused at add time (and fails a task started anyway); a cancelled one fails its dependant', async () => {
-    await assert.rejects(tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds(3), prerequisiteTaskId: 'task:NOPE:x:0' }), /prerequisite task "task:NOPE:x:0" does not exist/);
+    await assert.rejects(
+      tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds(3), prerequisiteTaskId: 'task:NOPE:x:0' }),
+      /prerequisite task "task:NOPE:x:0" does not exist/,
+    );
     // As the temporal CLI would start it, with nothing checking first:
     const rawId = `raw-missing-prereq-${Date.now()}`;
-    await tasks.client.workflow.start('registryTask', { taskQueue: worker.taskQueue, workflowId: rawId, args: [{ method: 'INDEX_RECORDS', dataSourceKey: ds(3), prerequisiteTaskId: 'task:NOPE:x:0' }] });
+    await tasks.client.workflow.start('registryTask', {
+      taskQueue: worker.taskQueue,
+      workflowId: rawId,
+      args: [{ method: 'INDEX_RECORDS', dataSourceKey: ds(3), prerequisiteTaskId: 'task:NOPE:x:0' }],
+    });
     const missing = await settled(rawId);
     assert.equal(missing.error, 'prerequisite task task:NOPE:x:0 does not exist');
     const waiting = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(3), scheduledFor: '1 hour' });
@@ -134,7 +180,11 @@ describe('the task manager', () => {
     const done = await Promise.all(ids.map((id) => settled(id, 60_000)));
     for (let i = 0; i < 10; i++) {
       assert.equal(done[i]!.status, 'COMPLETED', `task ${i}: ${done[i]!.error}`);
-      if (i) assert.ok(done[i]!.startedAt! >= done[i - 1]!.completedAt!, `task ${i} started after task ${i - 1} completed: ${JSON.stringify(done.map((d) => [d.taskId, d.addedAt, d.startedAt, d.completedAt, d.mergedAdds, d.prerequisiteTaskId]))}`);
+      if (i)
+        assert.ok(
+          done[i]!.startedAt! >= done[i - 1]!.completedAt!,
+          `task ${i} started after task ${i - 1} completed: ${JSON.stringify(done.map((d) => [d.taskId, d.addedAt, d.startedAt, d.completedAt, d.mergedAdds, d.prerequisiteTaskId]))}`,
+        );
     }
   });
 
@@ -158,7 +208,14 @@ describe('the task manager', () => {
     const later: string[] = [];
     await tasks.flushTasks({ completedBefore: new Date(Date.now() + 60_000) }, { onDeleted: (id) => later.push(id) });
     assert.ok(later.includes(prerequisite.taskId), 'flushed once nothing waits for it');
-    await eventually(() => tasks.getTask(prerequisite.taskId).then(() => false, (err: Error) => /does not exist/.test(err.message)), 60_000);
+    await eventually(
+      () =>
+        tasks.getTask(prerequisite.taskId).then(
+          () => false,
+          (err: Error) => /does not exist/.test(err.message),
+        ),
+      60_000,
+    );
   });
 
   it('a reschedule while the task waits for its prerequisite is honoured: it runs after both', async () => {
@@ -187,7 +244,10 @@ describe('the task manager', () => {
     const t = await settled(id);
     assert.equal(t.status, 'COMPLETED');
     assert.ok(Date.parse(t.startedAt!) >= Date.parse(moved.scheduledFor!));
-    await assert.rejects(tasks.rescheduleTask(id, '1 hour'), (err: Error) => err instanceof TaskStateError && /only WAITING tasks can be rescheduled/.test(err.message));
+    await assert.rejects(
+      tasks.rescheduleTask(id, '1 hour'),
+      (err: Error) => err instanceof TaskStateError && /only WAITING tasks can be rescheduled/.test(err.message),
+    );
   });
 
   it('a waiting task can be cancelled, and retried with the same inputs', async () => {
@@ -207,14 +267,21 @@ describe('the task manager', () => {
   it('an add merges into the WAITING task of its method and data source only when that task covers it, also under concurrent adds', async () => {
     const first = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(0), scheduledFor: '1 hour', registryObjectKeys: ['k/1', 'k/2', 'k/3'] });
     // Covered: a subset of its keys, asking for the same start.
-    const covered = await Promise.all(Array.from({ length: 6 }, (_, i) => tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(0), scheduledFor: '1 hour', registryObjectKeys: [`k/${(i % 3) + 1}`] })));
+    const covered = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(0), scheduledFor: '1 hour', registryObjectKeys: [`k/${(i % 3) + 1}`] }),
+      ),
+    );
     assert.deepEqual(new Set(covered), new Set([first]));
     const holder = await tasks.getTask(first);
     assert.deepEqual([...holder.input.registryObjectKeys!].sort(), ['k/1', 'k/2', 'k/3'], 'a merge never changes the waiting task');
     assert.equal(holder.mergedAdds, 6);
     // Merged by the client: no execution was started only to end MERGED (the Web UI stays clean).
     await new Promise((r) => setTimeout(r, 1000));
-    const merged = await tasks.client.workflowService.countWorkflowExecutions({ namespace: 'default', query: `TaskQueue = '${worker.taskQueue}' AND TaskStatus = 'MERGED'` });
+    const merged = await tasks.client.workflowService.countWorkflowExecutions({
+      namespace: 'default',
+      query: `TaskQueue = '${worker.taskQueue}' AND TaskStatus = 'MERGED'`,
+    });
     assert.equal(Number(merged.count), 0);
     // Not covered: another key, an earlier start, a prerequisite, a recurrence: each its own task, nothing lost.
     const ownTasks = [
@@ -257,7 +324,10 @@ describe('the task manager', () => {
       return (info.iteration ?? 0) >= 8 ? info : undefined;
     }, 60_000);
     assert.ok(t.recentRuns!.length >= 8);
-    assert.ok(t.recentRuns!.every((r) => r.status === 'FAILED' && /gone-source/.test(r.error!)), 'failed runs are recorded and the loop goes on');
+    assert.ok(
+      t.recentRuns!.every((r) => r.status === 'FAILED' && /gone-source/.test(r.error!)),
+      'failed runs are recorded and the loop goes on',
+    );
     const history = await tasks.client.workflow.getHandle(id).fetchHistory();
     assert.ok(history.events!.length < 60, `the current run's history has ${history.events!.length} events`);
     await tasks.cancelTask(id);
@@ -272,9 +342,15 @@ describe('the task manager', () => {
     const t = await settled(await tasks.addNewTask('SYNC_DATASOURCE', { dataSourceKey: ds(3) }));
     assert.equal(t.status, 'COMPLETED', t.error);
     const chain = (t.output as { tasks: string[] }).tasks;
-    assert.deepEqual(chain.map((id) => id.split('-').pop()), ['RUN_QUALITY_CHECK', 'GENERATE_CACHE', 'INDEX_RECORDS'].map((m) => m));
+    assert.deepEqual(
+      chain.map((id) => id.split('-').pop()),
+      ['RUN_QUALITY_CHECK', 'GENERATE_CACHE', 'INDEX_RECORDS'].map((m) => m),
+    );
     const done = await Promise.all(chain.map((id) => settled(id)));
-    assert.deepEqual(done.map((d) => d.status), ['COMPLETED', 'COMPLETED', 'COMPLETED']);
+    assert.deepEqual(
+      done.map((d) => d.status),
+      ['COMPLETED', 'COMPLETED', 'COMPLETED'],
+    );
     assert.equal(done[1]!.prerequisiteTaskId, chain[0]);
     assert.equal(done[2]!.prerequisiteTaskId, chain[1]);
     assert.ok(done[1]!.startedAt! >= done[0]!.completedAt! && done[2]!.startedAt! >= done[1]!.completedAt!);
@@ -289,12 +365,23 @@ describe('the task manager', () => {
   });
 
   it('HOURLY_REGISTRY_MAINTENANCE queues repair of stale records and fills missing cache entries', async () => {
-    const stale = (await db.pool.query<{ key: string }>("UPDATE registry_objects SET title = title || ' (edited)', updated_at = now() WHERE id IN (SELECT id FROM registry_objects ORDER BY id LIMIT 3) RETURNING key")).rows.map((r) => r.key);
+    const stale = (
+      await db.pool.query<{ key: string }>(
+        "UPDATE registry_objects SET title = title || ' (edited)', updated_at = now() WHERE id IN (SELECT id FROM registry_objects ORDER BY id LIMIT 3) RETURNING key",
+      )
+    ).rows.map((r) => r.key);
     // A new title is an input of the record's own derived state and of its related records' (their index and cache show it).
-    const expectedStale = (await db.pool.query('SELECT count(*)::int AS n FROM (SELECT ro.id FROM registry_objects ro WHERE ro.key = ANY($1) UNION SELECT rr.related_id FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.key = ANY($1)) x', [stale])).rows[0].n;
+    const expectedStale = (
+      await db.pool.query(
+        'SELECT count(*)::int AS n FROM (SELECT ro.id FROM registry_objects ro WHERE ro.key = ANY($1) UNION SELECT rr.related_id FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.key = ANY($1)) x',
+        [stale],
+      )
+    ).rows[0].n;
     await db.pool.query('DELETE FROM record_cache WHERE record_id IN (SELECT id FROM registry_objects ORDER BY id DESC LIMIT 2)');
     // The Health view's history past its two days goes with the rest of retention; a recent row stays.
-    await db.pool.query(`INSERT INTO task_run_outcomes (task_id, iteration, method, status, finished_at) VALUES ('task:old-run', 0, 'INDEX_RECORDS', 'COMPLETED', now() - interval '3 days'), ('task:recent-run', 0, 'INDEX_RECORDS', 'COMPLETED', now())`);
+    await db.pool.query(
+      `INSERT INTO task_run_outcomes (task_id, iteration, method, status, finished_at) VALUES ('task:old-run', 0, 'INDEX_RECORDS', 'COMPLETED', now() - interval '3 days'), ('task:recent-run', 0, 'INDEX_RECORDS', 'COMPLETED', now())`,
+    );
     await db.pool.query(`INSERT INTO followup_lag_samples VALUES (date_trunc('minute', now()) - interval '3 days', 'old-source', 1, 1)`);
     const t = await settled(await tasks.addNewTask('HOURLY_REGISTRY_MAINTENANCE'), 60_000);
     assert.equal(t.status, 'COMPLETED', t.error);
@@ -304,7 +391,11 @@ describe('the task manager', () => {
     assert.ok(out.filledCacheEntries >= 1 && out.filledCacheEntries <= 2, `filled ${out.filledCacheEntries}`);
     const repairs = await Promise.all(out.repairTasks.map((id) => settled(id)));
     assert.ok(repairs.every((r) => r.status === 'COMPLETED'));
-    assert.equal((await db.pool.query('SELECT count(*)::int AS n FROM registry_objects ro LEFT JOIN record_cache rc ON rc.record_id = ro.id WHERE rc.record_id IS NULL')).rows[0].n, 0);
+    assert.equal(
+      (await db.pool.query('SELECT count(*)::int AS n FROM registry_objects ro LEFT JOIN record_cache rc ON rc.record_id = ro.id WHERE rc.record_id IS NULL'))
+        .rows[0].n,
+      0,
+    );
     const fresh = await db.pool.query(
       `SELECT ro.key FROM registry_objects ro JOIN record_index ri ON ri.record_id = ro.id JOIN record_cache rc ON rc.record_id = ro.id
         WHERE ro.key = ANY($1) AND ri.indexed_at >= ro.updated_at AND rc.generated_at >= ro.updated_at AND rc.rendering->>'title' = ro.title`,
@@ -312,7 +403,10 @@ describe('the task manager', () => {
     );
     assert.equal(fresh.rowCount, 3);
     const kept = await db.pool.query<{ task_id: string }>(`SELECT task_id FROM task_run_outcomes WHERE task_id IN ('task:old-run', 'task:recent-run')`);
-    assert.deepEqual(kept.rows.map((r) => r.task_id), ['task:recent-run']);
+    assert.deepEqual(
+      kept.rows.map((r) => r.task_id),
+      ['task:recent-run'],
+    );
     assert.equal((await db.pool.query(`SELECT 1 FROM followup_lag_samples WHERE data_source_key = 'old-source'`)).rowCount, 0);
   });
 
@@ -322,12 +416,26 @@ describe('the task manager', () => {
     await eventually(async () => (await tasks.listTasks({ status: 'FAILED' })).tasks.some((x) => x.taskId === failed.taskId));
     assert.ok((await tasks.flushTasks({ failed: true })) >= 1);
     // Deletion is carried out by the server in the background.
-    await eventually(() => tasks.getTask(failed.taskId).then(() => false, (err: Error) => /does not exist/.test(err.message)), 60_000);
+    await eventually(
+      () =>
+        tasks.getTask(failed.taskId).then(
+          () => false,
+          (err: Error) => /does not exist/.test(err.message),
+        ),
+      60_000,
+    );
     const completed = await settled(await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [seeded.hubs[0]!.key] }));
     await eventually(async () => (await tasks.listTasks({ status: 'COMPLETED' })).tasks.some((x) => x.taskId === completed.taskId));
     await tasks.flushTasks({ completedBefore: new Date(Date.parse(completed.completedAt!) - 60_000) });
     assert.equal((await tasks.getTask(completed.taskId)).status, 'COMPLETED', 'newer than the cutoff: kept');
     assert.ok((await tasks.flushTasks({ completedBefore: new Date(Date.now() + 1000) })) >= 1);
-    await eventually(() => tasks.getTask(completed.taskId).then(() => false, (err: Error) => /does not exist/.test(err.message)), 60_000);
+    await eventually(
+      () =>
+        tasks.getTask(completed.taskId).then(
+          () => false,
+          (err: Error) => /does not exist/.test(err.message),
+        ),
+      60_000,
+    );
   });
 });

@@ -65,7 +65,6 @@ describe('a Temporal server that serves mTLS itself', () => {
 
   const taskmgr = (args: string[], extra: Record<string, string | undefined> = {}) => runTaskmgr(args, { ...env, ...extra });
 
-
   /** `taskmgr worker` until it exits or the test ends. */
   const worker = (extra: Record<string, string | undefined> = {}) => {
     const w = startTaskmgrWorker({ ...env, ...extra });
@@ -87,8 +86,15 @@ describe('a Temporal server that serves mTLS itself', () => {
       assert.match(deleted.out, /follow-up done in \d+ ms/);
 
       // The search attributes work on this server as on the dev server.
-      const { stdout } = await exec(required('TEMPORAL_CLI'), ['workflow', 'list', '--query', "TaskStatus='COMPLETED' AND TaskMethod='INDEX_RECORDS'", '--output', 'json', ...server.cliTlsArgs], { timeout: 30_000 });
-      assert.ok((JSON.parse(stdout) as { execution: { workflowId: string } }[]).some((e) => e.execution.workflowId === taskId), stdout);
+      const { stdout } = await exec(
+        required('TEMPORAL_CLI'),
+        ['workflow', 'list', '--query', "TaskStatus='COMPLETED' AND TaskMethod='INDEX_RECORDS'", '--output', 'json', ...server.cliTlsArgs],
+        { timeout: 30_000 },
+      );
+      assert.ok(
+        (JSON.parse(stdout) as { execution: { workflowId: string } }[]).some((e) => e.execution.workflowId === taskId),
+        stdout,
+      );
     } finally {
       w.child.kill('SIGTERM');
       await w.exited;
@@ -98,9 +104,24 @@ describe('a Temporal server that serves mTLS itself', () => {
   it('a worker with a CA it does not trust, a wrong server name or no client certificate stops within seconds, naming the setting', async () => {
     // [what, settings, message, whether a few retries may come first]
     const cases: [string, Record<string, string | undefined>, RegExp, boolean][] = [
-      ['an untrusted server certificate', { TEMPORAL_TLS_SERVER_CA_CERT_PATH: other.ca }, /TLS with Temporal at 127\.0\.0\.1:\d+ failed: the server's certificate is not signed by a CA we trust \(TEMPORAL_TLS_SERVER_CA_CERT_PATH\)/, false],
-      ['a wrong server name', { TEMPORAL_TLS_SERVER_NAME: 'registry.example.org' }, /the server's certificate is not valid for the name we expect \(TEMPORAL_TLS_SERVER_NAME\)/, false],
-      ['no client certificate', { TEMPORAL_TLS_CLIENT_CERT_PATH: undefined, TEMPORAL_TLS_CLIENT_KEY_PATH: undefined }, /the server requires a client certificate \(TEMPORAL_TLS_CLIENT_CERT_PATH/, true],
+      [
+        'an untrusted server certificate',
+        { TEMPORAL_TLS_SERVER_CA_CERT_PATH: other.ca },
+        /TLS with Temporal at 127\.0\.0\.1:\d+ failed: the server's certificate is not signed by a CA we trust \(TEMPORAL_TLS_SERVER_CA_CERT_PATH\)/,
+        false,
+      ],
+      [
+        'a wrong server name',
+        { TEMPORAL_TLS_SERVER_NAME: 'registry.example.org' },
+        /the server's certificate is not valid for the name we expect \(TEMPORAL_TLS_SERVER_NAME\)/,
+        false,
+      ],
+      [
+        'no client certificate',
+        { TEMPORAL_TLS_CLIENT_CERT_PATH: undefined, TEMPORAL_TLS_CLIENT_KEY_PATH: undefined },
+        /the server requires a client certificate \(TEMPORAL_TLS_CLIENT_CERT_PATH/,
+        true,
+      ],
     ];
     for (const [what, extra, message, mayRetryFirst] of cases) {
       const w = worker(extra);

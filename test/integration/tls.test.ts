@@ -64,7 +64,10 @@ describe('TLS, mTLS and API keys for the Temporal connection', () => {
 
   const list = async (env: Record<string, string>) => {
     try {
-      const { stdout } = await exec(process.execPath, [BIN, 'list', '--json'], { env: { PATH: process.env.PATH!, HOME: os.homedir(), LOG_LEVEL: 'error', ...env }, timeout: 60_000 });
+      const { stdout } = await exec(process.execPath, [BIN, 'list', '--json'], {
+        env: { PATH: process.env.PATH!, HOME: os.homedir(), LOG_LEVEL: 'error', ...env },
+        timeout: 60_000,
+      });
       return { code: 0, out: stdout };
     } catch (err) {
       const e = err as { code: number; stderr: string };
@@ -75,7 +78,12 @@ describe('TLS, mTLS and API keys for the Temporal connection', () => {
   it('connects over TLS with the server CA from TEMPORAL_TLS_SERVER_CA_CERT_PATH, and refuses an unknown server', async () => {
     const proxy = await startProxy(certs, { mtls: false });
     try {
-      const ok = await list({ TEMPORAL_ADDRESS: proxy.address, TEMPORAL_TLS: 'true', TEMPORAL_TLS_SERVER_CA_CERT_PATH: certs.ca, TEMPORAL_TLS_SERVER_NAME: 'localhost' });
+      const ok = await list({
+        TEMPORAL_ADDRESS: proxy.address,
+        TEMPORAL_TLS: 'true',
+        TEMPORAL_TLS_SERVER_CA_CERT_PATH: certs.ca,
+        TEMPORAL_TLS_SERVER_NAME: 'localhost',
+      });
       assert.equal(ok.code, 0, ok.out);
       assert.ok(Array.isArray(JSON.parse(ok.out).tasks));
       const untrusted = await list({ TEMPORAL_ADDRESS: proxy.address, TEMPORAL_TLS: 'true', TEMPORAL_TLS_SERVER_NAME: 'localhost' });

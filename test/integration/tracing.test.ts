@@ -50,7 +50,15 @@ async function startOtlpReceiver(): Promise<{ url: string; spans: ReceivedSpan[]
         const service = String(attributesOf(rs.resource?.attributes)['service.name']);
         for (const ss of rs.scopeSpans ?? []) {
           for (const s of ss.spans ?? []) {
-            spans.push({ service, traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId || undefined, name: s.name, kind: s.kind, attributes: attributesOf(s.attributes) });
+            spans.push({
+              service,
+              traceId: s.traceId,
+              spanId: s.spanId,
+              parentSpanId: s.parentSpanId || undefined,
+              name: s.name,
+              kind: s.kind,
+              attributes: attributesOf(s.attributes),
+            });
           }
         }
       }
@@ -95,11 +103,24 @@ async function startCollector(port: number, forwardTo: string): Promise<{ child:
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
   // Up when its receiver answers (an empty export is accepted).
-  const probe = () => fetch(`http://127.0.0.1:${port}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}', signal: AbortSignal.timeout(2000) });
-  await eventually(async () => {
-    if (child.exitCode !== null) throw new Error(`exited (${child.exitCode})`);
-    return probe().then((r) => r.ok, () => false);
-  }, 30_000, 200).catch((err: Error) => {
+  const probe = () =>
+    fetch(`http://127.0.0.1:${port}/v1/traces`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+      signal: AbortSignal.timeout(2000),
+    });
+  await eventually(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`exited (${child.exitCode})`);
+      return probe().then(
+        (r) => r.ok,
+        () => false,
+      );
+    },
+    30_000,
+    200,
+  ).catch((err: Error) => {
     child.kill('SIGKILL');
     throw new Error(`the collector did not start: ${err.message}\n${output}`);
   });
@@ -142,10 +163,14 @@ describe('tracing', () => {
     worker = startTaskmgr('worker', { ...env, METRICS_ADDRESS: 'off', LOG_LEVEL: 'warn' });
     // Port 0: the server takes a free port itself and logs its address (no race with other tests for one).
     page = startTaskmgr('serve', { ...env, HTTP_PORT: '0', ADMIN_PASSWORD: password, LOG_LEVEL: 'debug' });
-    pageUrl = await eventually(async () => {
-      if (page.child.exitCode !== null) throw new Error(`taskmgr serve exited: ${page.output()}`);
-      return /"url":"(http:\/\/[^"]+)","msg":"Background Task Manager listening"/.exec(page.output())?.[1];
-    }, 60_000, 100);
+    pageUrl = await eventually(
+      async () => {
+        if (page.child.exitCode !== null) throw new Error(`taskmgr serve exited: ${page.output()}`);
+        return /"url":"(http:\/\/[^"]+)","msg":"Background Task Manager listening"/.exec(page.output())?.[1];
+      },
+      60_000,
+      100,
+    );
   });
   after(async () => {
     for (const p of [worker, page]) p?.child.kill('SIGTERM');
@@ -158,10 +183,20 @@ describe('tracing', () => {
   it('one deletion through the HTTP API is one connected trace, from the request to the follow-up SQL', { timeout: 120_000 }, async () => {
     const hub = seeded.hubs[0]!;
     const auth = `Basic ${Buffer.from(`admin:${password}`).toString('base64')}`;
-    const res = await fetch(`${pageUrl}/api/records/${encodeURIComponent(hub.key)}`, { method: 'DELETE', headers: { authorization: auth, 'x-requested-with': 'fetch' } });
+    const res = await fetch(`${pageUrl}/api/records/${encodeURIComponent(hub.key)}`, {
+      method: 'DELETE',
+      headers: { authorization: auth, 'x-requested-with': 'fetch' },
+    });
     assert.ok(res.status < 300, `deletion answered ${res.status}: ${await res.text()}`);
 
-    const request = await eventually(async () => receiver.spans.find((s) => s.service === 'registry-taskmgr-serve' && s.kind === 2 && /DELETE/.test(String(s.attributes['http.method'] ?? s.attributes['http.request.method']))), 30_000);
+    const request = await eventually(
+      async () =>
+        receiver.spans.find(
+          (s) =>
+            s.service === 'registry-taskmgr-serve' && s.kind === 2 && /DELETE/.test(String(s.attributes['http.method'] ?? s.attributes['http.request.method'])),
+        ),
+      30_000,
+    );
     const inTrace = () => receiver.spans.filter((s) => s.traceId === request.traceId);
     // The trace is complete once the round's batch and its SQL have arrived.
     const batch = await eventually(async () => inTrace().find((s) => s.name === 'follow-up batch' && s.service === 'registry-taskmgr-worker'), 60_000);
@@ -171,15 +206,23 @@ describe('tracing', () => {
     }, 30_000);
 
     const names = trace.map((s) => s.name);
-    for (const expected of ['UpdateWithStartWorkflow:deleteRecord', 'RunWorkflow:deleteRecord', 'RunActivity:deleteRecordAndHandOff', 'follow-up batch']) assert.ok(names.includes(expected), `${expected} missing from ${names.join(', ')}`);
+    for (const expected of ['UpdateWithStartWorkflow:deleteRecord', 'RunWorkflow:deleteRecord', 'RunActivity:deleteRecordAndHandOff', 'follow-up batch'])
+      assert.ok(names.includes(expected), `${expected} missing from ${names.join(', ')}`);
     assert.deepEqual(new Set(trace.map((s) => s.service)), new Set(['registry-taskmgr-serve', 'registry-taskmgr-worker']));
     // Connected: one root (the request), every other span's parent is in the trace.
     const ids = new Set(trace.map((s) => s.spanId));
     const roots = trace.filter((s) => !s.parentSpanId || !ids.has(s.parentSpanId));
-    assert.deepEqual(roots.map((s) => s.spanId), [request.spanId], `roots: ${roots.map((s) => s.name).join(', ')}`);
+    assert.deepEqual(
+      roots.map((s) => s.spanId),
+      [request.spanId],
+      `roots: ${roots.map((s) => s.name).join(', ')}`,
+    );
     // The batch's SQL: the statements that refreshed the records' derived state.
     const sql = trace.filter((s) => s.name.startsWith('pg.query') && descendsFrom(trace, s, batch.spanId)).map((s) => String(s.attributes['db.statement']));
-    assert.ok(sql.some((q) => /record_index/.test(q)), `the batch's SQL: ${sql.join(' | ')}`);
+    assert.ok(
+      sql.some((q) => /record_index/.test(q)),
+      `the batch's SQL: ${sql.join(' | ')}`,
+    );
 
     // Log lines inside the request carry its trace id.
     assert.match(page.output(), new RegExp(`"trace_id":"${request.traceId}"`));

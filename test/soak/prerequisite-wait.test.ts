@@ -9,5 +9,6 @@ const RECHECKS = Number(process.env.SOAK_RECHECKS ?? 30 * 24);
 
 describe('30 days of waiting for a prerequisite', () => {
   it(`${RECHECKS} rechecks keep every run's history under 1,000 events`, { timeout: 20 * 60_000 }, () =>
-    runLongWait({ rechecks: RECHECKS, historyLimit: 1000, recheck: '10 milliseconds', timeoutMs: 15 * 60_000 }));
+    runLongWait({ rechecks: RECHECKS, historyLimit: 1000, recheck: '10 milliseconds', timeoutMs: 15 * 60_000 }),
+  );
 });

@@ -42,10 +42,14 @@ describe('a recurring task over thousands of iterations', () => {
     const early = await historySize(await closedRun());
 
     const started = Date.now();
-    const info = await eventually(async () => {
-      const t = await tasks.getTask(id);
-      return (t.iteration ?? 0) >= ITERATIONS ? t : undefined;
-    }, 18 * 60_000, 2000);
+    const info = await eventually(
+      async () => {
+        const t = await tasks.getTask(id);
+        return (t.iteration ?? 0) >= ITERATIONS ? t : undefined;
+      },
+      18 * 60_000,
+      2000,
+    );
     console.log(`# ${ITERATIONS} iterations: ${Math.round((Date.now() - started) / Math.max(1, info.iteration! - 5))} ms each`);
     const late = await historySize(await closedRun());
 

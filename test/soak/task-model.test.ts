@@ -19,7 +19,18 @@ const RUNS = Number(process.env.MODEL_RUNS ?? 50);
 const SEED = Number(process.env.MODEL_SEED ?? 20261129);
 
 const step: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant('add' as const), method: fc.integer({ min: 0, max: 1 }), ds: fc.integer({ min: 0, max: 1 }), keys: fc.integer({ min: 0, max: 7 }), far: fc.boolean(), prereq: fc.option(fc.nat(20), { nil: null }), recur: fc.boolean() }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('add' as const),
+      method: fc.integer({ min: 0, max: 1 }),
+      ds: fc.integer({ min: 0, max: 1 }),
+      keys: fc.integer({ min: 0, max: 7 }),
+      far: fc.boolean(),
+      prereq: fc.option(fc.nat(20), { nil: null }),
+      recur: fc.boolean(),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('cancel' as const), task: fc.nat(20) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('release' as const), task: fc.nat(20) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('retry' as const), task: fc.nat(20) }) },
@@ -73,13 +84,19 @@ describe('the task manager against its reference model', () => {
               ...(prereq !== null ? { prerequisiteTaskId: ids[prereq] } : {}),
               ...(spec.recur ? { recurEvery: '1 hour' } : {}),
             })
-            .then((id) => ({ id }), (err: Error) => ({ err }));
+            .then(
+              (id) => ({ id }),
+              (err: Error) => ({ err }),
+            );
           checkAdd(expected, actual, ids, where);
         } else if (s.kind === 'cancel' || s.kind === 'release') {
           const i = pick(s.task);
           if (i === undefined) continue;
           const refused = s.kind === 'cancel' ? model.cancel(i) : model.release(i);
-          const actual = await (s.kind === 'cancel' ? tasks.cancelTask(ids[i]!) : tasks.rescheduleTask(ids[i]!, '1 second')).then(() => undefined, (err: Error) => err);
+          const actual = await (s.kind === 'cancel' ? tasks.cancelTask(ids[i]!) : tasks.rescheduleTask(ids[i]!, '1 second')).then(
+            () => undefined,
+            (err: Error) => err,
+          );
           assert.equal(actual === undefined, refused === undefined, `${where}: model ${refused ?? 'accepts'}, real ${actual?.message ?? 'accepts'}`);
         } else if (s.kind === 'retry') {
           const i = pick(s.task);
@@ -87,7 +104,10 @@ describe('the task manager against its reference model', () => {
           const prereq = i === undefined ? null : model.tasks[i]!.prereq;
           if (i === undefined || (prereq !== null && model.tasks[prereq]!.gone)) continue;
           const expected = model.retry(i);
-          const actual = await tasks.retryTask(ids[i]!).then((id) => ({ id }), (err: Error) => ({ err }));
+          const actual = await tasks.retryTask(ids[i]!).then(
+            (id) => ({ id }),
+            (err: Error) => ({ err }),
+          );
           checkAdd(expected, actual, ids, where);
         } else if (s.kind === 'flush') {
           await converge(model, ids, tasks, where); // retention sees what visibility lists
@@ -103,8 +123,15 @@ describe('the task manager against its reference model', () => {
     } finally {
       // Leave no WAITING task holding a slot for the next sequence: cancelled, and the cancel carried out.
       await Promise.all(ids.map((id) => tasks.cancelTask(id).catch(() => undefined)));
-      for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
-        const statuses = await Promise.all(ids.map((id) => tasks.getTask(id).then((t) => t.status, () => 'GONE')));
+      for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
+        const statuses = await Promise.all(
+          ids.map((id) =>
+            tasks.getTask(id).then(
+              (t) => t.status,
+              () => 'GONE',
+            ),
+          ),
+        );
         if (!statuses.includes('WAITING') && !statuses.includes('STARTED')) break;
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -138,18 +165,26 @@ function checkAdd(expected: AddOutcome, actual: { id: string } | { err: Error },
 async function converge(model: TaskModel, ids: string[], tasks: TaskClient, where: string) {
   // A recurring task WAITING is also told by its finished runs: before its first run and between
   // two runs it is WAITING alike, and the next step may come before that first run starts.
-  const status = (t: TaskInfo, i: number) => (model.tasks[i]?.recur && t.status === 'WAITING' ? `WAITING after ${(t.iteration ?? 0) + (t.lastRunStatus ? 1 : 0)} runs` : t.status);
+  const status = (t: TaskInfo, i: number) =>
+    model.tasks[i]?.recur && t.status === 'WAITING' ? `WAITING after ${(t.iteration ?? 0) + (t.lastRunStatus ? 1 : 0)} runs` : t.status;
   // Besides the status, what the task was asked to do: a merge or a retry must not change it.
   const shown = (t: TaskInfo, i: number) => `${status(t, i)} ${t.method} keys:${t.keyCount ?? 0} after:${t.prerequisiteTaskId ?? '-'}`;
   const modelled = (t: ModelTask, status: string) => `${status} ${t.method} keys:${t.keys?.length ?? 0} after:${t.prereq === null ? '-' : ids[t.prereq]}`;
   const observe = () =>
-    Promise.all(ids.map((id, i) => tasks.getTask(id).then((t) => shown(t, i), (err: Error) => (err instanceof TaskNotFoundError ? 'GONE' : Promise.reject(err)))));
+    Promise.all(
+      ids.map((id, i) =>
+        tasks.getTask(id).then(
+          (t) => shown(t, i),
+          (err: Error) => (err instanceof TaskNotFoundError ? 'GONE' : Promise.reject(err)),
+        ),
+      ),
+    );
   // The server deletes flushed executions in the background (tens of seconds on the dev server):
   // a flushed task may still show its last status, but never another one.
   const expected = model.tasks.map((t) => (t.gone ? 'GONE' : modelled(t, t.recur && t.status === 'WAITING' ? `WAITING after ${t.runs} runs` : t.status)));
   const allowed = (s: string, i: number) => s === expected[i] || (model.tasks[i]!.gone && s === modelled(model.tasks[i]!, model.tasks[i]!.status));
   let actual: string[] = [];
-  for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
     actual = await observe();
     if (actual.every(allowed)) return;
     await new Promise((r) => setTimeout(r, 150));
@@ -160,7 +195,7 @@ async function converge(model: TaskModel, ids: string[], tasks: TaskClient, wher
 /** Waits until visibility lists every closed task the model will flush. */
 async function listed(model: TaskModel, ids: string[], tasks: TaskClient) {
   const closed = ids.filter((_, i) => !model.tasks[i]!.gone && (model.tasks[i]!.status === 'COMPLETED' || model.tasks[i]!.status === 'CANCELLED'));
-  for (const deadline = Date.now() + 15_000; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 15_000; Date.now() < deadline;) {
     const seen = new Set<string>();
     for (let token: string | undefined, first = true; first || token; first = false) {
       const page = await tasks.listTasks({ status: ['COMPLETED', 'CANCELLED'], pageSize: 1000, pageToken: token });

@@ -39,8 +39,14 @@ describe('cluster tokens', () => {
     assert.throws(() => parsePermission('default:owner'), /role one of read, write, admin/);
     assert.equal(parsePermission('temporal-system:admin'), 'temporal-system:admin');
     await assert.rejects(mintToken(files, { subject: 'x', permissions: ['default:write'], days: 401 }), /days 401 is not a whole number from 1 to 400/);
-    await assert.rejects(mintToken(files, { subject: 'two words', permissions: ['default:write'], days: 1 }), /subject "two words" must be 1 to 255 printable characters/);
+    await assert.rejects(
+      mintToken(files, { subject: 'two words', permissions: ['default:write'], days: 1 }),
+      /subject "two words" must be 1 to 255 printable characters/,
+    );
     await assert.rejects(mintToken(files, { subject: 'x', permissions: [], days: 1 }), /at least one permission/);
-    await assert.rejects(mintToken(authFiles(path.join(dir, 'none')), { subject: 'x', permissions: ['default:write'], days: 1 }), /no cluster signing key at .*run `taskmgr cluster` once first/);
+    await assert.rejects(
+      mintToken(authFiles(path.join(dir, 'none')), { subject: 'x', permissions: ['default:write'], days: 1 }),
+      /no cluster signing key at .*run `taskmgr cluster` once first/,
+    );
   });
 });

@@ -1,15 +1,37 @@
 /** The cluster's shape and configuration (src/cluster/layout.ts), as `taskmgr cluster` writes it. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_PORTS, LOCAL_NETWORK, DYNAMIC_CONFIG, dynamicConfigYaml, serverConfig, serverProcesses, SQL_PLUGIN, uiConfig, type SqlStore } from '../../src/cluster/layout.ts';
+import {
+  DEFAULT_PORTS,
+  LOCAL_NETWORK,
+  DYNAMIC_CONFIG,
+  dynamicConfigYaml,
+  serverConfig,
+  serverProcesses,
+  SQL_PLUGIN,
+  uiConfig,
+  type SqlStore,
+} from '../../src/cluster/layout.ts';
 
 const store: SqlStore = { host: '127.0.0.1', port: 5433, user: 'temporal', databases: { persistence: 'temporal', visibility: 'temporal_visibility' } };
 const all = serverProcesses(DEFAULT_PORTS);
-const render = (name: string) => serverConfig({ process: all.find((p) => p.name === name)!, all, store, historyShards: 4, dynamicConfigFile: '/x/dynamicconfig.yaml', logLevel: 'warn', network: LOCAL_NETWORK });
+const render = (name: string) =>
+  serverConfig({
+    process: all.find((p) => p.name === name)!,
+    all,
+    store,
+    historyShards: 4,
+    dynamicConfigFile: '/x/dynamicconfig.yaml',
+    logLevel: 'warn',
+    network: LOCAL_NETWORK,
+  });
 
 describe('the cluster layout', () => {
   it('runs frontend, matching, worker and two history processes, history first, each on its own loopback ports', () => {
-    assert.deepEqual(all.map((p) => p.name), ['history-1', 'history-2', 'matching', 'frontend', 'worker']);
+    assert.deepEqual(
+      all.map((p) => p.name),
+      ['history-1', 'history-2', 'matching', 'frontend', 'worker'],
+    );
     const ports = all.flatMap((p) => [p.grpcPort, p.membershipPort, ...(p.httpPort ? [p.httpPort] : [])]);
     assert.equal(new Set(ports).size, ports.length, 'no port is used twice');
     // The server keeps membership ports in a smallint column.
@@ -30,10 +52,22 @@ describe('the cluster layout', () => {
 
   it('secured: TLS and the default JWT authorizer on the public frontend only; the others reach an internal frontend through membership', () => {
     const secured = serverProcesses(DEFAULT_PORTS, { internalFrontend: true });
-    assert.deepEqual(secured.map((p) => p.name), ['history-1', 'history-2', 'matching', 'internal-frontend', 'frontend', 'worker']);
+    assert.deepEqual(
+      secured.map((p) => p.name),
+      ['history-1', 'history-2', 'matching', 'internal-frontend', 'frontend', 'worker'],
+    );
     const security = { certFile: '/a/frontend.pem', keyFile: '/a/frontend.key', jwksUrl: 'http://127.0.0.1:1/jwks.json' };
     for (const p of secured) {
-      const config = serverConfig({ process: p, all: secured, store, historyShards: 4, dynamicConfigFile: '/x', logLevel: 'warn', network: LOCAL_NETWORK, security });
+      const config = serverConfig({
+        process: p,
+        all: secured,
+        store,
+        historyShards: 4,
+        dynamicConfigFile: '/x',
+        logLevel: 'warn',
+        network: LOCAL_NETWORK,
+        security,
+      });
       assert.equal(config.publicClient, undefined, `${p.name}: the server refuses publicClient beside an internal frontend`);
       assert.ok('internal-frontend' in config.services);
       const { authorization, tls } = config.global;

@@ -24,7 +24,10 @@ function readmeServices(): string[] {
 describe('docker-compose.yml', () => {
   it('parses and has PostgreSQL, the schema job, the five Temporal server processes of the cluster layout, the setup job, the Web UI, the worker, the page, Prometheus and Grafana', () => {
     const servers = serverProcesses(DEFAULT_PORTS).map(COMPOSE.serviceOf);
-    assert.deepEqual(Object.keys(services).sort(), ['grafana', 'postgresql', 'prometheus', 'task-manager', 'temporal-schema', 'temporal-setup', 'temporal-ui', 'worker', ...servers].sort());
+    assert.deepEqual(
+      Object.keys(services).sort(),
+      ['grafana', 'postgresql', 'prometheus', 'task-manager', 'temporal-schema', 'temporal-setup', 'temporal-ui', 'worker', ...servers].sort(),
+    );
   });
 
   it('Prometheus scrapes every worker replica and the page with the rules tested by promtool; Grafana is provisioned with its dashboard', () => {
@@ -45,7 +48,8 @@ describe('docker-compose.yml', () => {
   });
 
   it('gives every long-running service a health check, and waits on them', () => {
-    for (const name of ['postgresql', 'temporal-frontend', 'temporal-ui', 'worker', 'task-manager', 'prometheus', 'grafana']) assert.ok(services[name]!.healthcheck, `${name} has a healthcheck`);
+    for (const name of ['postgresql', 'temporal-frontend', 'temporal-ui', 'worker', 'task-manager', 'prometheus', 'grafana'])
+      assert.ok(services[name]!.healthcheck, `${name} has a healthcheck`);
     assert.deepEqual(services['temporal-schema']!.depends_on, { postgresql: { condition: 'service_healthy' } });
     assert.deepEqual(services['temporal-history-1']!.depends_on, { 'temporal-schema': { condition: 'service_completed_successfully' } });
     assert.equal((services.worker!.depends_on as Record<string, { condition: string }>)['temporal-setup']!.condition, 'service_completed_successfully');
@@ -108,7 +112,8 @@ describe('docker-compose.yml', () => {
     const init = fs.readFileSync(path.join(root, 'docker', 'postgres-init', '01-roles.sh'), 'utf8');
     assert.match(init, /CREATE DATABASE registry OWNER registry/);
     assert.match(init, /CREATE DATABASE temporal_visibility OWNER temporal/);
-    for (const name of ['worker', 'task-manager']) assert.match((services[name]!.environment as Record<string, string>).DATABASE_URL!, /^postgres:\/\/registry:/);
+    for (const name of ['worker', 'task-manager'])
+      assert.match((services[name]!.environment as Record<string, string>).DATABASE_URL!, /^postgres:\/\/registry:/);
     assert.equal((services['temporal-schema']!.environment as Record<string, string>).SQL_USER, 'temporal');
   });
 

@@ -24,16 +24,28 @@ describe('configuration', () => {
     assert.equal(loadConfig({}).metricsAddress, '127.0.0.1:9464');
     assert.equal(loadConfig({ METRICS_ADDRESS: 'off' }).metricsAddress, undefined);
     assert.equal(loadConfig({ METRICS_ADDRESS: '[::1]:9500' }).metricsAddress, '[::1]:9500');
-    assert.throws(() => loadConfig({ METRICS_ADDRESS: 'http://x:1/metrics' }), /METRICS_ADDRESS="http:\/\/x:1\/metrics".*expected host:port \(e\.g\. 127\.0\.0\.1:9464\) or off/);
+    assert.throws(
+      () => loadConfig({ METRICS_ADDRESS: 'http://x:1/metrics' }),
+      /METRICS_ADDRESS="http:\/\/x:1\/metrics".*expected host:port \(e\.g\. 127\.0\.0\.1:9464\) or off/,
+    );
     assert.equal(loadConfig({ METRICS_SAMPLE_EVERY: '2 seconds' }).metricsSampleMs, 2000);
   });
 
   it('traces only when OTEL_EXPORTER_OTLP_ENDPOINT names an http(s) collector; a bad one is refused by name and turns tracing off at start', () => {
     assert.deepEqual(loadConfig({}).tracing, { otlpEndpoint: undefined, serviceName: undefined });
-    assert.deepEqual(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_SERVICE_NAME: 'registry-worker-2' }).tracing, { otlpEndpoint: 'http://127.0.0.1:4318', serviceName: 'registry-worker-2' });
-    assert.throws(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://collector:4317' }), /OTEL_EXPORTER_OTLP_ENDPOINT="grpc:\/\/collector:4317".*expected an http:\/\/ or https:\/\/ URL/);
+    assert.deepEqual(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_SERVICE_NAME: 'registry-worker-2' }).tracing, {
+      otlpEndpoint: 'http://127.0.0.1:4318',
+      serviceName: 'registry-worker-2',
+    });
+    assert.throws(
+      () => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://collector:4317' }),
+      /OTEL_EXPORTER_OTLP_ENDPOINT="grpc:\/\/collector:4317".*expected an http:\/\/ or https:\/\/ URL/,
+    );
     assert.deepEqual(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://collector:4317' }), {});
-    assert.deepEqual(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otel.example.org/' }), { otlpEndpoint: 'https://otel.example.org/', serviceName: undefined });
+    assert.deepEqual(tracingSettings({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otel.example.org/' }), {
+      otlpEndpoint: 'https://otel.example.org/',
+      serviceName: undefined,
+    });
     assert.throws(() => loadConfig({ PROMETHEUS_URL: 'prometheus:9090' }), /PROMETHEUS_URL="prometheus:9090"/);
   });
 
@@ -42,12 +54,15 @@ describe('configuration', () => {
   });
 
   it('names the variable, the bad value and what is allowed', () => {
-    assert.throws(() => loadConfig({ LOG_LEVEL: 'loud' }), (err: Error) => {
-      assert.ok(err instanceof ConfigError);
-      assert.match(err.message, /LOG_LEVEL="loud"/);
-      assert.match(err.message, /allowed: fatal, error, warn, info, debug, trace, silent/);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig({ LOG_LEVEL: 'loud' }),
+      (err: Error) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, /LOG_LEVEL="loud"/);
+        assert.match(err.message, /allowed: fatal, error, warn, info, debug, trace, silent/);
+        return true;
+      },
+    );
     assert.throws(() => loadConfig({ TEMPORAL_DEV_PORT: '70000' }), /TEMPORAL_DEV_PORT="70000": must be at most 65535/);
     assert.throws(() => loadConfig({ FOLLOWUP_BATCH_SIZE: 'many' }), /FOLLOWUP_BATCH_SIZE="many"/);
     assert.throws(() => loadConfig({ DATABASE_URL: 'not a url' }), /DATABASE_URL="not a url"/);

@@ -8,10 +8,28 @@ const transport = (source: string) => Object.assign(new Error(`tonic::transport:
 
 describe('TLS problems that retrying will not mend', () => {
   it('names the setting for each kind of certificate error', () => {
-    assert.match(tlsProblem(transport('ConnectError(Custom { kind: InvalidData, error: InvalidCertificate(UnknownIssuer) })'))!, /^the server's certificate is not signed by a CA we trust \(TEMPORAL_TLS_SERVER_CA_CERT_PATH\) \(UnknownIssuer\); check /);
-    assert.match(tlsProblem(transport('ConnectError(Custom { kind: InvalidData, error: InvalidCertificate(NotValidForNameContext { expected: DnsName("example.org") }) })'))!, /not valid for the name we expect \(TEMPORAL_TLS_SERVER_NAME\)/);
-    assert.match(tlsProblem(new Error('Failed to call GetSystemInfo', { cause: transport('hyper::Error(Io, Custom { kind: InvalidData, error: "received fatal alert: CertificateRequired" })') }))!, /requires a client certificate/);
-    assert.match(tlsProblem(transport('hyper::Error(Io, Custom { kind: InvalidData, error: "received fatal alert: BadCertificate" })'))!, /refused our client certificate/);
+    assert.match(
+      tlsProblem(transport('ConnectError(Custom { kind: InvalidData, error: InvalidCertificate(UnknownIssuer) })'))!,
+      /^the server's certificate is not signed by a CA we trust \(TEMPORAL_TLS_SERVER_CA_CERT_PATH\) \(UnknownIssuer\); check /,
+    );
+    assert.match(
+      tlsProblem(
+        transport('ConnectError(Custom { kind: InvalidData, error: InvalidCertificate(NotValidForNameContext { expected: DnsName("example.org") }) })'),
+      )!,
+      /not valid for the name we expect \(TEMPORAL_TLS_SERVER_NAME\)/,
+    );
+    assert.match(
+      tlsProblem(
+        new Error('Failed to call GetSystemInfo', {
+          cause: transport('hyper::Error(Io, Custom { kind: InvalidData, error: "received fatal alert: CertificateRequired" })'),
+        }),
+      )!,
+      /requires a client certificate/,
+    );
+    assert.match(
+      tlsProblem(transport('hyper::Error(Io, Custom { kind: InvalidData, error: "received fatal alert: BadCertificate" })'))!,
+      /refused our client certificate/,
+    );
     assert.match(tlsProblem(transport('InvalidCertificate(Other(OtherError(UnsupportedCertVersion)))'))!, /X\.509 version 1/);
     assert.match(tlsProblem(transport('InvalidCertificate(Expired)'))!, /expired/);
   });
@@ -24,10 +42,15 @@ describe('TLS problems that retrying will not mend', () => {
 });
 
 describe('credentials the server refused', () => {
-  it('reads a coded gRPC refusal and the worker core\'s text alike, naming TEMPORAL_API_KEY', () => {
+  it("reads a coded gRPC refusal and the worker core's text alike, naming TEMPORAL_API_KEY", () => {
     const coded = Object.assign(new Error('7 PERMISSION_DENIED: Request unauthorized.'), { code: 7, details: 'Request unauthorized.' });
-    assert.match(credentialsRefused(new Error('start failed', { cause: coded }), '127.0.0.1:7233')!.message, /^Temporal at 127\.0\.0\.1:7233 refused the call \(PermissionDenied: Request unauthorized\.\): check that TEMPORAL_API_KEY/);
-    const core = new Error('Namespace default was not found or otherwise could not be described: Status { code: Unauthenticated, message: "Jwt is expired", details: b"" }');
+    assert.match(
+      credentialsRefused(new Error('start failed', { cause: coded }), '127.0.0.1:7233')!.message,
+      /^Temporal at 127\.0\.0\.1:7233 refused the call \(PermissionDenied: Request unauthorized\.\): check that TEMPORAL_API_KEY/,
+    );
+    const core = new Error(
+      'Namespace default was not found or otherwise could not be described: Status { code: Unauthenticated, message: "Jwt is expired", details: b"" }',
+    );
     assert.match(credentialsRefused(core, 'h:1')!.message, /refused the call \(Unauthenticated: Jwt is expired\)/);
   });
 

@@ -18,7 +18,10 @@ describe('durations', () => {
   });
 
   it('names the bad value and the allowed forms', () => {
-    assert.throws(() => parseDuration('soon'), /duration "soon" is not a duration; expected "<number> <unit>" with unit milliseconds, seconds, minutes, hours, days or weeks/);
+    assert.throws(
+      () => parseDuration('soon'),
+      /duration "soon" is not a duration; expected "<number> <unit>" with unit milliseconds, seconds, minutes, hours, days or weeks/,
+    );
     assert.throws(() => parseDuration('3 fortnights'), /unknown unit "fortnights"/);
     assert.throws(() => parseDuration("1 hour'; DROP TABLE x; --"), /is not a duration/);
     assert.throws(() => parseDuration('-1 hour'), /is not a duration/);
@@ -30,7 +33,10 @@ describe('durations', () => {
     assert.equal(resolveScheduledFor('2026-11-30T10:00:00Z', NOW), Date.parse('2026-11-30T10:00:00Z'));
     assert.equal(resolveScheduledFor('2026-11-29T10:00:00+10:00', NOW), NOW, 'now, written in another zone');
     assert.throws(() => resolveScheduledFor('2026-11-28T00:00:00Z', NOW), /is in the past/);
-    assert.throws(() => resolveScheduledFor('tomorrowish', NOW), /^DurationError: scheduledFor "tomorrowish" is not a duration; expected "<number> <unit>" .*, or an ISO timestamp with a time zone \(e\.g\. "2026-12-01T09:00:00Z"\)$/);
+    assert.throws(
+      () => resolveScheduledFor('tomorrowish', NOW),
+      /^DurationError: scheduledFor "tomorrowish" is not a duration; expected "<number> <unit>" .*, or an ISO timestamp with a time zone \(e\.g\. "2026-12-01T09:00:00Z"\)$/,
+    );
     assert.throws(() => resolveScheduledFor('2030-01-01T00:00:00Z', NOW), /more than 366 days ahead/);
     assert.throws(() => resolveScheduledFor('400 days', NOW), /more than 366 days ahead/);
     assert.throws(() => resolveScheduledFor('2026-12-01', NOW), /not an ISO timestamp with a time zone/);
@@ -46,7 +52,10 @@ describe('durations', () => {
 
 describe('task input', () => {
   it('accepts the original addNewTask fields and normalises keys', () => {
-    const v = validateTaskInput({ method: 'GENERATE_CACHE', registryObjectKeys: ['a', 'b', 'a'], dataSourceKey: 'csiro', scheduledFor: '15 seconds', recurEvery: '1 hour' }, NOW);
+    const v = validateTaskInput(
+      { method: 'GENERATE_CACHE', registryObjectKeys: ['a', 'b', 'a'], dataSourceKey: 'csiro', scheduledFor: '15 seconds', recurEvery: '1 hour' },
+      NOW,
+    );
     assert.deepEqual(v.registryObjectKeys, ['a', 'b']);
     assert.equal(v.scheduledAt, NOW + 15_000);
     assert.equal(v.recurMs, 3_600_000);

@@ -11,17 +11,26 @@ import { describe, it } from 'node:test';
 import { startEmbeddedPostgres } from '../../src/dev/embedded-postgres.ts';
 
 describe('embedded PostgreSQL data folder access', () => {
-  it('as root, a private parent folder is refused with its name and the chmod to run', { skip: os.userInfo().uid !== 0 && 'only root hands the data to the postgres user' }, async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'registry-taskmgr-private-'));
-    try {
-      fs.chmodSync(dir, 0o700);
-      await assert.rejects(startEmbeddedPostgres({ dir: path.join(dir, 'data', 'pg'), port: 1 }), (err: Error) => {
-        assert.match(err.message, new RegExp(`cannot enter ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(mode 700\\): \`chmod o\\+x ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\`, choose another DATA_DIR, or set DATABASE_URL`));
-        return true;
-      });
-      assert.equal(fs.existsSync(path.join(dir, 'data', 'pg', 'PG_VERSION')), false, 'nothing was initialised');
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  it(
+    'as root, a private parent folder is refused with its name and the chmod to run',
+    { skip: os.userInfo().uid !== 0 && 'only root hands the data to the postgres user' },
+    async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'registry-taskmgr-private-'));
+      try {
+        fs.chmodSync(dir, 0o700);
+        await assert.rejects(startEmbeddedPostgres({ dir: path.join(dir, 'data', 'pg'), port: 1 }), (err: Error) => {
+          assert.match(
+            err.message,
+            new RegExp(
+              `cannot enter ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(mode 700\\): \`chmod o\\+x ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\`, choose another DATA_DIR, or set DATABASE_URL`,
+            ),
+          );
+          return true;
+        });
+        assert.equal(fs.existsSync(path.join(dir, 'data', 'pg', 'PG_VERSION')), false, 'nothing was initialised');
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -26,10 +26,16 @@ describe('password hashes', () => {
   });
 
   it('refuses a malformed hash at start, naming the variable and the form', () => {
-    assert.throws(() => loadCredentials(loadConfig({ ADMIN_PASSWORD: 'scrypt$1000$8$1$c2FsdA==$aGFzaA==' })), (err: Error) => err instanceof AuthConfigError && /ADMIN_PASSWORD .*expected scrypt\$<N, a power of 2/.test(err.message));
+    assert.throws(
+      () => loadCredentials(loadConfig({ ADMIN_PASSWORD: 'scrypt$1000$8$1$c2FsdA==$aGFzaA==' })),
+      (err: Error) => err instanceof AuthConfigError && /ADMIN_PASSWORD .*expected scrypt\$<N, a power of 2/.test(err.message),
+    );
   });
 
   it('refuses a short password to hash', () => {
-    assert.throws(() => execFileSync(process.execPath, [BIN, 'hash-password'], { input: 'short\n', stdio: ['pipe', 'pipe', 'pipe'] }), (err: { stderr: Buffer }) => /at least 12 characters/.test(err.stderr.toString()));
+    assert.throws(
+      () => execFileSync(process.execPath, [BIN, 'hash-password'], { input: 'short\n', stdio: ['pipe', 'pipe', 'pipe'] }),
+      (err: { stderr: Buffer }) => /at least 12 characters/.test(err.stderr.toString()),
+    );
   });
 });

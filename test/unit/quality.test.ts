@@ -97,7 +97,10 @@ describe('quality levels', () => {
     const ids = r.checks.map((c) => c.id);
     assert.ok(!ids.includes('type'), 'collection-only checks are not applied to a service');
     const failing = r.checks.filter((c) => !c.passed);
-    assert.deepEqual(failing.map((c) => [c.id, c.level, c.severity]), [['electronic-address', 3, 'warning']]);
+    assert.deepEqual(
+      failing.map((c) => [c.id, c.level, c.severity]),
+      [['electronic-address', 3, 'warning']],
+    );
     assert.ok(r.checks.filter((c) => c.level < 3).every((c) => c.severity === 'error'));
   });
 

@@ -35,11 +35,18 @@ describe('workflow histories replay on the current code', () => {
 // the workflows command, so the same histories replay with them installed.
 describe('workflow histories replay with the OpenTelemetry interceptors installed', () => {
   it('replays every committed history', { timeout: 120_000 }, async () => {
-    const plugin = new OpenTelemetryPlugin({ resource: new Resource({ 'service.name': 'replay-test' }), spanProcessor: new SimpleSpanProcessor(new InMemorySpanExporter()) });
+    const plugin = new OpenTelemetryPlugin({
+      resource: new Resource({ 'service.name': 'replay-test' }),
+      spanProcessor: new SimpleSpanProcessor(new InMemorySpanExporter()),
+    });
     const histories = files.map((file) => ({ workflowId: file, history: JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8')) }));
     const silent = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} };
     const results = [];
-    for await (const r of Worker.runReplayHistories({ workflowsPath: WORKFLOWS_PATH, plugins: [plugin], bundlerOptions: { logger: silent as never } } as never, histories)) results.push(r);
+    for await (const r of Worker.runReplayHistories(
+      { workflowsPath: WORKFLOWS_PATH, plugins: [plugin], bundlerOptions: { logger: silent as never } } as never,
+      histories,
+    ))
+      results.push(r);
     const failed = results.filter((r) => r.error).map((r) => `${r.workflowId}: ${r.error?.message}`);
     assert.deepEqual(failed, []);
     assert.equal(results.length, files.length);

@@ -126,10 +126,22 @@ async function afterSignIn() {
   document.body.classList.toggle('read-only', !isAdmin());
   [methods, dataSources] = await Promise.all([api('GET', '/api/methods'), api('GET', '/api/data-sources')]);
   fillSelect($('#task-filters [name=method]'), methods.available, 'any');
-  fillSelect($('#task-filters [name=dataSource]'), dataSources.map((d) => d.key), 'any');
-  fillSelect($('#record-filters [name=dataSource]'), dataSources.map((d) => d.key), 'any');
+  fillSelect(
+    $('#task-filters [name=dataSource]'),
+    dataSources.map((d) => d.key),
+    'any',
+  );
+  fillSelect(
+    $('#record-filters [name=dataSource]'),
+    dataSources.map((d) => d.key),
+    'any',
+  );
   fillSelect($('#add-form [name=method]'), methods.available);
-  fillSelect($('#add-form [name=dataSourceKey]'), dataSources.map((d) => d.key), '(none)');
+  fillSelect(
+    $('#add-form [name=dataSourceKey]'),
+    dataSources.map((d) => d.key),
+    '(none)',
+  );
   route();
 }
 
@@ -186,7 +198,9 @@ async function refreshGrid(name) {
   const stack = pages[name];
   try {
     const res = await api('GET', `/api/tasks?${qs({ ...filters, status: statuses.join(','), pageSize: 20, pageToken: stack[stack.length - 1] })}`);
-    $('tbody', grid).replaceChildren(...(res.tasks.length ? res.tasks.map(GRIDS[name].row) : [el('tr', {}, el('td', { colspan: 11, class: 'empty' }, 'none'))]));
+    $('tbody', grid).replaceChildren(
+      ...(res.tasks.length ? res.tasks.map(GRIDS[name].row) : [el('tr', {}, el('td', { colspan: 11, class: 'empty' }, 'none'))]),
+    );
     grid.dataset.next = res.nextPageToken ?? '';
     $('.next', grid).disabled = !res.nextPageToken;
     $('.first', grid).disabled = stack.length === 1;
@@ -218,7 +232,11 @@ $('#task-filters [name=text]').addEventListener('input', () => {
 });
 
 function rowFor(t, cells) {
-  return el('tr', { dataset: { taskId: t.taskId, status: t.status ?? '' } }, cells.map((c) => el('td', {}, c)));
+  return el(
+    'tr',
+    { dataset: { taskId: t.taskId, status: t.status ?? '' } },
+    cells.map((c) => el('td', {}, c)),
+  );
 }
 
 function queuedRow(t) {
@@ -229,14 +247,46 @@ function queuedRow(t) {
         t.status === 'WAITING' ? el('button', { type: 'button', class: 'small', onclick: () => openReschedule(t.taskId) }, 'Reschedule') : '',
       ]
     : [];
-  return rowFor(t, [taskLink(t.taskId), taskLink(t.prerequisiteTaskId), t.method, ago(t.addedAt), waiting, time(t.scheduledFor), statusBadge(t.status), t.dataSourceKey ?? '', keysText(t), t.logMessage ?? '', actions]);
+  return rowFor(t, [
+    taskLink(t.taskId),
+    taskLink(t.prerequisiteTaskId),
+    t.method,
+    ago(t.addedAt),
+    waiting,
+    time(t.scheduledFor),
+    statusBadge(t.status),
+    t.dataSourceKey ?? '',
+    keysText(t),
+    t.logMessage ?? '',
+    actions,
+  ]);
 }
 function completedRow(t) {
-  return rowFor(t, [taskLink(t.taskId), taskLink(t.prerequisiteTaskId), t.method, ago(t.completedAt ?? t.closedAt), dur(t.durationMs), statusBadge(t.status), t.dataSourceKey ?? '', keysText(t), t.logMessage ?? '']);
+  return rowFor(t, [
+    taskLink(t.taskId),
+    taskLink(t.prerequisiteTaskId),
+    t.method,
+    ago(t.completedAt ?? t.closedAt),
+    dur(t.durationMs),
+    statusBadge(t.status),
+    t.dataSourceKey ?? '',
+    keysText(t),
+    t.logMessage ?? '',
+  ]);
 }
 function failedRow(t) {
   const actions = isAdmin() ? el('button', { type: 'button', class: 'small', onclick: () => retryTask(t.taskId) }, 'Retry') : '';
-  return rowFor(t, [taskLink(t.taskId), t.method, time(t.addedAt), time(t.startedAt), time(t.completedAt ?? t.closedAt), el('span', { class: 'error' }, t.error ?? ''), t.dataSourceKey ?? '', keysText(t), actions]);
+  return rowFor(t, [
+    taskLink(t.taskId),
+    t.method,
+    time(t.addedAt),
+    time(t.startedAt),
+    time(t.completedAt ?? t.closedAt),
+    el('span', { class: 'error' }, t.error ?? ''),
+    t.dataSourceKey ?? '',
+    keysText(t),
+    actions,
+  ]);
 }
 
 async function cancelTask(id) {
@@ -327,7 +377,9 @@ async function renderTask() {
     ['Error', t.error && el('span', { class: 'error' }, t.error)],
     ['Temporal', t.temporalUiUrl && el('a', { href: t.temporalUiUrl, target: '_blank', rel: 'noopener' }, 'open the workflow in the Temporal Web UI')],
   ];
-  $('#task-details').replaceChildren(...rows.filter(([, v]) => v !== undefined && v !== '' && v !== null).flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+  $('#task-details').replaceChildren(
+    ...rows.filter(([, v]) => v !== undefined && v !== '' && v !== null).flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]),
+  );
   $('#task-log').textContent = (t.logs ?? []).map((l) => `${l.at.slice(11, 19)} ${l.level.padEnd(5)} ${l.message}`).join('\n') || '(nothing logged yet)';
   const p = $('#task-progress');
   p.hidden = t.status !== 'STARTED';
@@ -395,7 +447,10 @@ $('#add-form').addEventListener('submit', async (ev) => {
   const delay = f.get('delay');
   const scheduledFor = delay === 'custom' ? f.get('customDelay') : delay === 'date' ? (f.get('at') ? new Date(f.get('at')).toISOString() : '') : delay;
   const recur = f.get('recur') === 'custom' ? f.get('customRecur') : f.get('recur');
-  const keys = String(f.get('registryObjectKeys') ?? '').split(/\n/).map((k) => k.trim()).filter(Boolean);
+  const keys = String(f.get('registryObjectKeys') ?? '')
+    .split(/\n/)
+    .map((k) => k.trim())
+    .filter(Boolean);
   const body = {
     method: f.get('method'),
     ...(f.get('dataSourceKey') ? { dataSourceKey: f.get('dataSourceKey') } : {}),
@@ -438,7 +493,12 @@ function showHealth() {
     const hours = h.tasks.hours.map((t) => Date.parse(t) / 1000);
     drawChart('chart-completed', hours, h.tasks.completed, { bars: true, counts: true });
     drawChart('chart-failed', hours, h.tasks.failed, { bars: true, counts: true });
-    drawChart('chart-lag', h.lag.minutes.map((t) => Date.parse(t) / 1000), h.lag.lagSeconds, {});
+    drawChart(
+      'chart-lag',
+      h.lag.minutes.map((t) => Date.parse(t) / 1000),
+      h.lag.lagSeconds,
+      {},
+    );
     drawChart('chart-durations', hours, h.tasks.durationP95, { points: true });
   });
 }
@@ -448,24 +508,46 @@ function cardList(id, items) {
 }
 
 function renderHealthNow(h) {
-  cardList('health-workers', h.workers.map((w) => {
-    const what = `${w.taskQueue} (${w.kind === 'workflow' ? 'workflows' : 'activities'})`;
-    if (w.error) return [`${what}: cannot ask Temporal: ${w.error}`, 'bad'];
-    return [`${what}: ${counted(w.identities.length, 'worker')}`, w.identities.length ? 'good' : 'bad'];
-  }));
-  cardList('health-backlog', h.backlog.length ? h.backlog.map((b) => [`${b.dataSourceKey}: ${counted(b.queued, 'change')} queued, the oldest ${dur(Math.round(b.oldestSeconds * 1000))} ago`]) : [['none: every follow-up is done', 'good']]);
-  cardList('health-quarantine', h.quarantined.length ? h.quarantined.map((q) => [`${q.dataSourceKey || '(no data source)'}: ${counted(q.records, 'record')}`, 'bad']) : [['none', 'good']]);
+  cardList(
+    'health-workers',
+    h.workers.map((w) => {
+      const what = `${w.taskQueue} (${w.kind === 'workflow' ? 'workflows' : 'activities'})`;
+      if (w.error) return [`${what}: cannot ask Temporal: ${w.error}`, 'bad'];
+      return [`${what}: ${counted(w.identities.length, 'worker')}`, w.identities.length ? 'good' : 'bad'];
+    }),
+  );
+  cardList(
+    'health-backlog',
+    h.backlog.length
+      ? h.backlog.map((b) => [`${b.dataSourceKey}: ${counted(b.queued, 'change')} queued, the oldest ${dur(Math.round(b.oldestSeconds * 1000))} ago`])
+      : [['none: every follow-up is done', 'good']],
+  );
+  cardList(
+    'health-quarantine',
+    h.quarantined.length ? h.quarantined.map((q) => [`${q.dataSourceKey || '(no data source)'}: ${counted(q.records, 'record')}`, 'bad']) : [['none', 'good']],
+  );
   const a = h.alerts;
   if (!a.configured) cardList('health-alerts', [['Prometheus is not configured (set PROMETHEUS_URL to show its alerts here)']]);
   else if (a.error) cardList('health-alerts', [[`Prometheus at ${a.url} could not be read: ${a.error}`, 'bad']]);
-  else cardList('health-alerts', a.alerts.length ? a.alerts.map((x) => [`${x.name}: ${x.state}${x.severity ? ` (${x.severity})` : ''}${x.summary ? ` - ${x.summary}` : ''}`, x.state === 'firing' ? 'bad' : '']) : [['none pending or firing', 'good']]);
+  else
+    cardList(
+      'health-alerts',
+      a.alerts.length
+        ? a.alerts.map((x) => [
+            `${x.name}: ${x.state}${x.severity ? ` (${x.severity})` : ''}${x.summary ? ` - ${x.summary}` : ''}`,
+            x.state === 'firing' ? 'bad' : '',
+          ])
+        : [['none pending or firing', 'good']],
+    );
 }
 
 /** One uPlot chart per figure, redrawn with new data; a series per key of `byName`. */
 function drawChart(id, xs, byName, opts) {
   const fig = $(`#${id}`);
   // A method with nothing to show here (only cancelled runs, say) gets no line.
-  const names = Object.keys(byName).filter((n) => byName[n].some((v) => v)).sort();
+  const names = Object.keys(byName)
+    .filter((n) => byName[n].some((v) => v))
+    .sort();
   const key = names.join('\n');
   if (charts[id] && charts[id].key !== key) {
     charts[id].plot.destroy();
@@ -478,19 +560,25 @@ function drawChart(id, xs, byName, opts) {
   }
   const data = [xs, ...names.map((n) => byName[n])];
   if (charts[id]) return charts[id].plot.setData(data);
-  const series = [{}, ...names.map((n, i) => ({
-    label: n,
-    stroke: PALETTE[i % PALETTE.length],
-    fill: opts.bars ? `${PALETTE[i % PALETTE.length]}55` : undefined,
-    width: opts.bars ? 1 : 2,
-    points: { show: !!opts.points },
-    paths: opts.bars ? uPlot.paths.bars({ size: [0.6, 40] }) : undefined,
-    spanGaps: false,
-  }))];
+  const series = [
+    {},
+    ...names.map((n, i) => ({
+      label: n,
+      stroke: PALETTE[i % PALETTE.length],
+      fill: opts.bars ? `${PALETTE[i % PALETTE.length]}55` : undefined,
+      width: opts.bars ? 1 : 2,
+      points: { show: !!opts.points },
+      paths: opts.bars ? uPlot.paths.bars({ size: [0.6, 40] }) : undefined,
+      spanGaps: false,
+    })),
+  ];
   const width = Math.max(fig.clientWidth - 16, 300);
   // Half a step of room at both ends, so the first and the current hour's bars show whole.
   const half = (xs[1] - xs[0]) / 2;
-  const scales = { x: { time: true, range: () => [xs[0] - half, xs[xs.length - 1] + half] }, ...(opts.counts ? { y: { range: (_u, _min, max) => [0, Math.max(1, max)] } } : {}) };
+  const scales = {
+    x: { time: true, range: () => [xs[0] - half, xs[xs.length - 1] + half] },
+    ...(opts.counts ? { y: { range: (_u, _min, max) => [0, Math.max(1, max)] } } : {}),
+  };
   const yAxis = { size: 50, ...(opts.counts ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] } : {}) };
   const plot = new uPlot({ width, height: 220, series, scales, axes: [{}, yAxis], legend: { live: false } }, data, fig);
   charts[id] = { plot, key };
@@ -507,11 +595,34 @@ function showDataSources() {
     }
     $('#data-sources tbody').replaceChildren(
       ...dataSources.map((d) =>
-        el('tr', { dataset: { key: d.key } },
-          el('td', {}, el('a', { href: '#/records', onclick: (ev) => { ev.preventDefault(); $('#record-filters [name=dataSource]').value = d.key; location.hash = '#/records'; } }, d.key)),
+        el(
+          'tr',
+          { dataset: { key: d.key } },
+          el(
+            'td',
+            {},
+            el(
+              'a',
+              {
+                href: '#/records',
+                onclick: (ev) => {
+                  ev.preventDefault();
+                  $('#record-filters [name=dataSource]').value = d.key;
+                  location.hash = '#/records';
+                },
+              },
+              d.key,
+            ),
+          ),
           el('td', {}, d.title),
           el('td', { class: 'num' }, d.records),
-          el('td', {}, Object.entries(d.byQuality).map(([q, n]) => `${q === 'unchecked' ? 'unchecked' : `level ${q}`}: ${n}`).join(', ')),
+          el(
+            'td',
+            {},
+            Object.entries(d.byQuality)
+              .map(([q, n]) => `${q === 'unchecked' ? 'unchecked' : `level ${q}`}: ${n}`)
+              .join(', '),
+          ),
           el('td', { class: d.backgroundWorkInProgress ? 'busy' : '' }, backgroundWorkText(d)),
         ),
       ),
@@ -548,9 +659,15 @@ async function showQuarantine() {
   $('#quarantine-retry').hidden = !isAdmin() || q.total === 0;
   $('#quarantine tbody').replaceChildren(
     ...q.records.map((r) =>
-      el('tr', { dataset: { key: r.recordKey } },
+      el(
+        'tr',
+        { dataset: { key: r.recordKey } },
         el('td', {}, el('a', { href: `#/records/${enc(r.recordKey)}` }, r.recordKey)),
-        el('td', {}, r.dataSourceKey ?? ''), el('td', {}, r.error), el('td', { class: 'num' }, r.attempts), el('td', {}, new Date(r.lastTriedAt).toLocaleString())),
+        el('td', {}, r.dataSourceKey ?? ''),
+        el('td', {}, r.error),
+        el('td', { class: 'num' }, r.attempts),
+        el('td', {}, new Date(r.lastTriedAt).toLocaleString()),
+      ),
     ),
   );
 }
@@ -575,13 +692,23 @@ function showRecords() {
 async function loadRecords() {
   const f = new FormData($('#record-filters'));
   try {
-    const res = await api('GET', `/api/records?${qs({ q: f.get('q'), dataSource: f.get('dataSource'), class: f.get('class'), quality: f.get('quality'), limit: RECORD_PAGE, offset: recordOffset })}`);
+    const res = await api(
+      'GET',
+      `/api/records?${qs({ q: f.get('q'), dataSource: f.get('dataSource'), class: f.get('class'), quality: f.get('quality'), limit: RECORD_PAGE, offset: recordOffset })}`,
+    );
     $('#record-count').textContent = `${res.total} records${res.total ? `; showing ${recordOffset + 1}–${recordOffset + res.records.length}` : ''}`;
     $('#records tbody').replaceChildren(
       ...res.records.map((r) =>
-        el('tr', { dataset: { key: r.key } },
+        el(
+          'tr',
+          { dataset: { key: r.key } },
           el('td', {}, el('a', { href: `#/records/${enc(r.key)}` }, r.key)),
-          el('td', {}, r.title ?? ''), el('td', {}, r.class), el('td', {}, r.status), el('td', {}, r.dataSourceKey), el('td', { class: 'num' }, r.qualityLevel ?? '')),
+          el('td', {}, r.title ?? ''),
+          el('td', {}, r.class),
+          el('td', {}, r.status),
+          el('td', {}, r.dataSourceKey),
+          el('td', { class: 'num' }, r.qualityLevel ?? ''),
+        ),
       ),
     );
     $('#records-prev').disabled = recordOffset === 0;
@@ -623,14 +750,49 @@ async function showRecord(key) {
   }
   $('#record-title').textContent = r.title ?? r.key;
   const fields = [
-    ['Key', r.key], ['Class', r.class], ['Type', r.type], ['Status', r.status], ['Data source', r.dataSourceKey], ['Group', r.group],
-    ['Quality level', r.qualityLevel ?? 'not checked yet'], ['Quality checked', time(r.qualityUpdatedAt)], ['Indexed', time(r.indexedAt)], ['Cached', time(r.cachedAt)], ['Description', r.description],
+    ['Key', r.key],
+    ['Class', r.class],
+    ['Type', r.type],
+    ['Status', r.status],
+    ['Data source', r.dataSourceKey],
+    ['Group', r.group],
+    ['Quality level', r.qualityLevel ?? 'not checked yet'],
+    ['Quality checked', time(r.qualityUpdatedAt)],
+    ['Indexed', time(r.indexedAt)],
+    ['Cached', time(r.cachedAt)],
+    ['Description', r.description],
   ];
-  $('#record-fields').replaceChildren(...fields.filter(([, v]) => v !== null && v !== undefined && v !== '').flatMap(([k, v]) => [el('dt', {}, k), el('dd', { dataset: { field: k } }, v)]));
-  $('#record-quality').replaceChildren(...(r.qualityReport?.checks ?? []).map((c) => el('li', { class: c.passed ? 'passed' : c.severity }, `${c.passed ? '✓' : c.severity === 'error' ? '✗' : '!'} level ${c.level}: ${c.message}`)));
+  $('#record-fields').replaceChildren(
+    ...fields.filter(([, v]) => v !== null && v !== undefined && v !== '').flatMap(([k, v]) => [el('dt', {}, k), el('dd', { dataset: { field: k } }, v)]),
+  );
+  $('#record-quality').replaceChildren(
+    ...(r.qualityReport?.checks ?? []).map((c) =>
+      el('li', { class: c.passed ? 'passed' : c.severity }, `${c.passed ? '✓' : c.severity === 'error' ? '✗' : '!'} level ${c.level}: ${c.message}`),
+    ),
+  );
   $('#record-relations tbody').replaceChildren(
-    ...r.relations.map((x) => el('tr', {}, el('td', {}, x.direction), el('td', {}, x.type), el('td', {}, el('a', { href: `#/records/${enc(x.key)}` }, x.key)), el('td', {}, x.class), el('td', {}, x.title ?? ''))),
-    ...r.dangling.map((x) => el('tr', { class: 'dangling' }, el('td', {}, 'outbound'), el('td', {}, x.type), el('td', {}, x.key), el('td', {}, ''), el('td', {}, '(not in the registry)'))),
+    ...r.relations.map((x) =>
+      el(
+        'tr',
+        {},
+        el('td', {}, x.direction),
+        el('td', {}, x.type),
+        el('td', {}, el('a', { href: `#/records/${enc(x.key)}` }, x.key)),
+        el('td', {}, x.class),
+        el('td', {}, x.title ?? ''),
+      ),
+    ),
+    ...r.dangling.map((x) =>
+      el(
+        'tr',
+        { class: 'dangling' },
+        el('td', {}, 'outbound'),
+        el('td', {}, x.type),
+        el('td', {}, x.key),
+        el('td', {}, ''),
+        el('td', {}, '(not in the registry)'),
+      ),
+    ),
   );
 }
 
