@@ -114,8 +114,28 @@ interface GenRecord {
   gold: boolean;
 }
 
+type Rng = ReturnType<typeof rng>;
+type DataSourceSeed = { key: string; title: string };
+/** [from, toKey, type]: a relation to a key, which may not be in the registry. */
+type GenRelation = [GenRecord, string, string];
+interface GeneratedRegistry {
+  dataSources: DataSourceSeed[];
+  records: GenRecord[];
+  hubs: GenRecord[];
+  relations: GenRelation[];
+}
+
 /** Creates data sources, records and relations, then computes every record's derived state. */
 export async function seedRegistry(pool: Pool, opts: SeedOptions, logger?: Logger): Promise<SeedSummary> {
+  const registry = generateRegistry(opts);
+  const ids = await writeRegistry(pool, registry);
+  logger?.info({ records: registry.records.length, relations: registry.relations.length }, 'records written; computing quality, index and cache');
+  await rebuildDerived(pool, ids);
+  return summarise(pool, registry);
+}
+
+/** The registry the seed makes, without I/O: the same seed always makes the same registry. */
+function generateRegistry(opts: SeedOptions): GeneratedRegistry {
   const r = rng(opts.seed ?? 42);
   const prefix = opts.prefix ?? '';
   const hubCount = opts.hubs ?? Math.max(1, Math.min(5, Math.round(opts.records / 5000)));
@@ -127,6 +147,28 @@ export async function seedRegistry(pool: Pool, opts: SeedOptions, logger?: Logge
     return { key: `${prefix}${key}${round ? `-${round + 1}` : ''}`, title: round ? `${title} (${round + 1})` : title };
   });
 
+  const { records, byClass, make } = recordMaker(r, dataSources);
+
+  const hubs: GenRecord[] = [];
+  for (let h = 0; h < hubCount; h++) hubs.push(make(h % 2 === 0 ? 'activity' : 'party', h % opts.dataSources, true));
+  const classes: [RecordClass, number][] = [
+    ['collection', 0.6],
+    ['party', 0.2],
+    ['activity', 0.12],
+    ['service', 0.08],
+  ];
+  while (records.length < opts.records) {
+    const ds = r.int(opts.dataSources);
+    let x = r.next();
+    const cls = classes.find(([, p]) => (x -= p) < 0)?.[0] ?? 'collection';
+    make(cls, ds);
+  }
+
+  return { dataSources, records, hubs, relations: generateRelations(r, records, byClass, hubs, hubSize) };
+}
+
+/** Makes records of a class in a data source, with the fields a harvest would bring (some missing). */
+function recordMaker(r: Rng, dataSources: DataSourceSeed[]) {
   const byClass: Record<RecordClass, GenRecord[]> = { collection: [], party: [], activity: [], service: [] };
   const records: GenRecord[] = [];
   const counters = new Map<string, number>();
@@ -180,24 +222,13 @@ export async function seedRegistry(pool: Pool, opts: SeedOptions, logger?: Logge
     byClass[cls].push(rec);
     return rec;
   };
+  return { records, byClass, make };
+}
 
-  const hubs: GenRecord[] = [];
-  for (let h = 0; h < hubCount; h++) hubs.push(make(h % 2 === 0 ? 'activity' : 'party', h % opts.dataSources, true));
-  const classes: [RecordClass, number][] = [
-    ['collection', 0.6],
-    ['party', 0.2],
-    ['activity', 0.12],
-    ['service', 0.08],
-  ];
-  while (records.length < opts.records) {
-    const ds = r.int(opts.dataSources);
-    let x = r.next();
-    const cls = classes.find(([, p]) => (x -= p) < 0)?.[0] ?? 'collection';
-    make(cls, ds);
-  }
-
+/** Hubs related to many collections, then each record's usual relations, then some to keys not in the registry. */
+function generateRelations(r: Rng, records: GenRecord[], byClass: Record<RecordClass, GenRecord[]>, hubs: GenRecord[], hubSize: number): GenRelation[] {
   // Relations: [from, toKey, type]. Hubs first, so hub collections get no other activity or party.
-  const relations: [GenRecord, string, string][] = [];
+  const relations: GenRelation[] = [];
   const taken = new Set<GenRecord>();
   const collections = byClass.collection;
   for (const hub of hubs) {
@@ -255,7 +286,12 @@ export async function seedRegistry(pool: Pool, opts: SeedOptions, logger?: Logge
   // A relation may point at a key not (yet) in the registry, as harvested RIF-CS does.
   for (let i = 0; i < Math.ceil(records.length / 200); i++) relations.push([r.pick(records), `external/unknown/${i}`, 'hasAssociationWith']);
 
-  const ids = await withTransaction(pool, async (tx) => {
+  return relations;
+}
+
+/** Writes data sources, records (2,000 a statement) and relations (5,000 a statement) in one transaction; the records' ids. */
+async function writeRegistry(pool: Pool, { dataSources, records, relations }: GeneratedRegistry): Promise<number[]> {
+  return withTransaction(pool, async (tx) => {
     const dsIds: number[] = [];
     for (const ds of dataSources) {
       const { rows } = await tx.query<{ id: number }>(
@@ -316,9 +352,10 @@ export async function seedRegistry(pool: Pool, opts: SeedOptions, logger?: Logge
     }
     return [...idOf.values()];
   });
-  logger?.info({ records: records.length, relations: relations.length }, 'records written; computing quality, index and cache');
-  await rebuildDerived(pool, ids);
+}
 
+/** What the seed made, with each hub's related-record count as the registry counts it. */
+async function summarise(pool: Pool, { dataSources, records, relations, hubs }: GeneratedRegistry): Promise<SeedSummary> {
   const related = async (key: string) =>
     (
       await pool.query<{ n: number }>(
