@@ -3,13 +3,12 @@ import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { RegistryClient } from '../client/registry.ts';
-import { maintenanceTaskId, TaskClient } from '../client/tasks.ts';
+import { TaskClient } from '../client/tasks.ts';
 import { createPool, type Pool } from '../db/pool.ts';
 import { migrate } from '../db/migrate.ts';
 import { startEmbeddedPostgres } from '../dev/embedded-postgres.ts';
 import { createLogger, type Logger } from '../log.ts';
-import { isRegistryEmpty, seedRegistry, type SeedOptions } from '../registry/seed.ts';
-import { startStack } from '../stack.ts';
+import { seedRegistry, type SeedOptions } from '../registry/seed.ts';
 import { refreshDerived } from '../registry/derived.ts';
 import { listQuarantined, retryQuarantined } from '../registry/quarantine.ts';
 import { UserError } from '../user-error.ts';
@@ -17,11 +16,12 @@ import { startAdminServer } from '../http/server.ts';
 import { hashPassword } from '../http/password-hash.ts';
 import { addTaskCommands } from './tasks.ts';
 import { runningDatabaseUrl } from './database.ts';
-import { intOption, printable, shellQuote, stopSignal } from './common.ts';
+import { intOption, printable, stopSignal } from './common.ts';
 import { addClusterCommand } from './cluster.ts';
 import { addReplayCheckCommand } from './replay-check.ts';
 import { connectWorker, createRegistryWorker, installRuntime } from '../worker.ts';
 import { credentialsRefused, temporalTarget } from '../client/connection.ts';
+import { ensureMaintenanceTask, runStart } from './start.ts';
 
 /** The database for a one-off command: DATABASE_URL, else the embedded one (started if not running). */
 async function openDatabase(config: Config, logger: Logger): Promise<{ pool: Pool; url: string; close(): Promise<void> }> {
@@ -43,98 +43,35 @@ async function openDatabase(config: Config, logger: Logger): Promise<{ pool: Poo
   };
 }
 
-/** The HOURLY_REGISTRY_MAINTENANCE loop runs once per registry (task queue): start it unless it runs. */
-async function ensureMaintenanceTask(tasks: TaskClient, config: Config, logger: Logger) {
-  const { taskId } = await tasks.addTask({ method: 'HOURLY_REGISTRY_MAINTENANCE', recurEvery: config.maintenanceEvery }, maintenanceTaskId(tasks.taskQueue), {
-    restartIfClosed: true,
-  });
-  logger.info({ taskId, every: config.maintenanceEvery }, 'maintenance task scheduled');
-}
-
-/** Shows the demo's hub records: the deletions worth watching. */
-async function demoHints(pool: Pool): Promise<{ key: string; title: string; related: number }[]> {
-  const { rows } = await pool.query<{ key: string; title: string; related: number }>(
-    `SELECT ro.key, ro.title, count(DISTINCT rr.related_id)::int AS related
-       FROM registry_objects ro, related_records(ro.id, ro.key) rr
-      WHERE ro.key LIKE '%/hub-%'
-      GROUP BY ro.key, ro.title ORDER BY related DESC LIMIT 3`,
-  );
-  return rows;
-}
-
 export function buildProgram(): Command {
   const program = new Command('taskmgr')
     .description('Background task manager for research-data registries (Temporal + PostgreSQL)')
     .showHelpAfterError()
     .exitOverride();
 
+  addStartCommand(program);
+  addWorkerCommand(program);
+  addServeCommand(program);
+  addHealthCommand(program);
+  addMigrateCommand(program);
+  addSeedCommand(program);
+  addDeleteRecordCommand(program);
+  addQuarantineCommands(program);
+  addHashPasswordCommand(program);
+  addTaskCommands(program);
+  addClusterCommand(program);
+  addReplayCheckCommand(program);
+  return program;
+}
+
+function addStartCommand(program: Command) {
   program
     .command('start')
     .description('run everything on this machine: PostgreSQL, the Temporal dev server and Web UI, a worker and the task manager page')
-    .action(async () => {
-      const config = loadConfig();
-      const logger = createLogger(config.logLevel);
-      installRuntime(logger, config.logLevel, config.metricsAddress);
-      const stack = await startStack(config, logger);
-      let pool: Pool | undefined;
-      try {
-        await migrate(stack.databaseUrl, logger);
-        pool = createPool(stack.databaseUrl, { logger });
-        if (await isRegistryEmpty(pool)) {
-          logger.info(config.seed, 'empty registry: generating demo records');
-          await seedRegistry(pool, { records: config.seed.records, dataSources: config.seed.dataSources }, logger);
-        }
-        const temporal = await connectWorker(config, logger, stack.temporalAddress);
-        const { connection, client, namespace, address } = temporal;
-        const worker = await createRegistryWorker({ config, pool, connection, client, namespace, logger });
-        const running = worker.run();
-        // After run(): adding a task waits for its admission, which a polling worker carries out.
-        const tasks = new TaskClient(client, config.temporal.taskQueue, { pool, workerWaitMs: config.workerWaitMs });
-        await ensureMaintenanceTask(tasks, config, logger);
-        const web = await startAdminServer({
-          config,
-          pool,
-          tasks,
-          registry: new RegistryClient(client, { taskQueue: config.temporal.taskQueue, pool }),
-          logger,
-          temporalUiUrl: stack.uiUrl ?? config.temporal.uiUrl,
-        });
-        const hubs = await demoHints(pool);
-        const addressEnv = stack.temporalAddress && stack.temporalAddress !== '127.0.0.1:7233' ? `TEMPORAL_ADDRESS=${stack.temporalAddress} ` : '';
-        console.log(
-          [
-            '',
-            'registry-taskmgr is running.',
-            `  Temporal:     ${address} (namespace ${namespace}, task queue ${config.temporal.taskQueue})`,
-            `  Task manager: ${web.url}/  (user ${config.http.adminUser}${web.credentials.generatedPasswordFile ? `, password in ${web.credentials.generatedPasswordFile}` : ', password from ADMIN_PASSWORD'})`,
-            stack.uiUrl ? `  Temporal UI:  ${stack.uiUrl}/namespaces/${namespace}/workflows` : '',
-            stack.temporalHttpUrl ? `  Temporal HTTP API: ${stack.temporalHttpUrl}/api/v1/namespaces/${namespace}/workflows (plain JSON, see the README)` : '',
-            `  PostgreSQL:   ${stack.embeddedPostgres ? `embedded, data in ${path.join(config.dataDir, 'pg')}` : 'DATABASE_URL'}`,
-            config.metricsAddress ? `  Metrics:      http://${config.metricsAddress}/metrics (Prometheus; the worker's)` : '',
-            '',
-            'Delete a record and watch its related records being rechecked, reindexed and re-cached:',
-            ...hubs.map(
-              (h) => `  ${addressEnv}npx taskmgr delete-record ${shellQuote(h.key)} --wait     # ${printable(h.title)}: ${h.related} related records`,
-            ),
-            `  ${addressEnv}npm run temporal -- workflow list --query "TaskMethod='DELETE_RECORD'"`,
-            '',
-            'Ctrl-C stops everything; the next start reuses the data.',
-          ]
-            .filter((l) => l !== '')
-            .join('\n'),
-        );
-        await Promise.race([running, stopSignal(logger)]);
-        await web.close();
-        if (worker.getState() === 'RUNNING') worker.shutdown();
-        await running;
-        await temporal.close();
-      } finally {
-        await pool?.end();
-        await stack.stop();
-        logger.info('stopped');
-      }
-    });
+    .action(runStart);
+}
 
+function addWorkerCommand(program: Command) {
   program
     .command('worker')
     .description('run a worker against DATABASE_URL and TEMPORAL_ADDRESS (production; scale by running more)')
@@ -166,7 +103,9 @@ export function buildProgram(): Command {
         await pool.end();
       }
     });
+}
 
+function addServeCommand(program: Command) {
   program
     .command('serve')
     .description('run the Background Task Manager page and HTTP API against DATABASE_URL and TEMPORAL_ADDRESS')
@@ -184,7 +123,9 @@ export function buildProgram(): Command {
       await registry.close();
       await pool.end();
     });
+}
 
+function addHealthCommand(program: Command) {
   program
     .command('health')
     .description('exit 0 when PostgreSQL (DATABASE_URL) and Temporal answer; for container health checks')
@@ -207,7 +148,9 @@ export function buildProgram(): Command {
       }
       console.log('ok');
     });
+}
 
+function addMigrateCommand(program: Command) {
   program
     .command('migrate')
     .description('apply pending database migrations')
@@ -222,7 +165,9 @@ export function buildProgram(): Command {
         await db.close();
       }
     });
+}
 
+function addSeedCommand(program: Command) {
   program
     .command('seed')
     .description('generate a demo registry (deterministic for a given --seed)')
@@ -244,7 +189,9 @@ export function buildProgram(): Command {
         await db.close();
       }
     });
+}
 
+function addDeleteRecordCommand(program: Command) {
   program
     .command('delete-record')
     .description('delete a record; its related records are rechecked, reindexed and re-cached in the background')
@@ -287,8 +234,9 @@ export function buildProgram(): Command {
         await pool?.end();
       }
     });
+}
 
-  addQuarantineCommands(program);
+function addHashPasswordCommand(program: Command) {
   program
     .command('hash-password')
     .description('read a password on standard input and print its scrypt hash, for ADMIN_PASSWORD / VIEWER_PASSWORD')
@@ -301,11 +249,6 @@ export function buildProgram(): Command {
       if (password.length < 12) throw new ConfigError(`the password must be at least 12 characters (got ${password.length})`);
       console.log(hashPassword(password));
     });
-
-  addTaskCommands(program);
-  addClusterCommand(program);
-  addReplayCheckCommand(program);
-  return program;
 }
 
 /** `taskmgr quarantine`: records whose derived state PostgreSQL refused, and retrying them after a fix. */
