@@ -130,6 +130,18 @@ const dateOption = (value: string): Date => {
 };
 
 export function addTaskCommands(program: Command): void {
+  addMethodsCommand(program);
+  addAddCommand(program);
+  addStatusCommand(program);
+  addListCommand(program);
+  addShowCommand(program);
+  addCancelCommand(program);
+  addRescheduleCommand(program);
+  addRetryCommand(program);
+  addFlushCommand(program);
+}
+
+function addMethodsCommand(program: Command) {
   program
     .command('methods')
     .description('list the task methods that can be added (and the disabled ones)')
@@ -138,7 +150,9 @@ export function addTaskCommands(program: Command): void {
       const files = listTaskFiles();
       print(opts.json, files, () => [`available: ${files.available.join(', ')}`, `disabled:  ${files.disabled.join(', ') || '(none)'}`].join('\n'));
     });
+}
 
+function addAddCommand(program: Command) {
   program
     .command('add')
     .description('add a task (as addNewTask): prints its id, or the id of the WAITING task it was merged into')
@@ -191,7 +205,9 @@ export function addTaskCommands(program: Command): void {
         });
       },
     );
+}
 
+function addStatusCommand(program: Command) {
   program
     .command('status')
     .description(
@@ -204,7 +220,9 @@ export function addTaskCommands(program: Command): void {
         print(opts.json, status, () => formatStatus(status, Boolean(pool)));
       });
     });
+}
 
+function addListCommand(program: Command) {
   program
     .command('list')
     .description('list tasks, newest first')
@@ -243,7 +261,9 @@ export function addTaskCommands(program: Command): void {
         });
       },
     );
+}
 
+function addShowCommand(program: Command) {
   program
     .command('show')
     .description("a task's inputs, status, times, output, error and log")
@@ -266,7 +286,9 @@ export function addTaskCommands(program: Command): void {
         if (t.status === 'FAILED') process.exitCode = 1;
       });
     });
+}
 
+function addCancelCommand(program: Command) {
   program
     .command('cancel')
     .description('cancel a WAITING or STARTED task (stops a recurring one)')
@@ -277,7 +299,9 @@ export function addTaskCommands(program: Command): void {
         console.log(`cancel requested for ${taskId}`);
       }),
     );
+}
 
+function addRescheduleCommand(program: Command) {
   program
     .command('reschedule')
     .description('move a WAITING task: a delay ("15 minutes") or an ISO time')
@@ -289,13 +313,17 @@ export function addTaskCommands(program: Command): void {
         console.log(`${taskId} now scheduled for ${t.scheduledFor}`);
       }),
     );
+}
 
+function addRetryCommand(program: Command) {
   program
     .command('retry')
     .description('add a FAILED or CANCELLED task again with the same inputs; prints the new id')
     .argument('<taskId>')
     .action(async (taskId: string) => withTasks(async (tasks) => console.log(await tasks.retryTask(taskId))));
+}
 
+function addFlushCommand(program: Command) {
   program
     .command('flush')
     .description('delete closed tasks: completed ones older than --older-than (default 24 hours), or --failed ones')
