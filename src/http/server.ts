@@ -64,10 +64,7 @@ export interface AdminServer {
 /** Builds the server (routes, auth, errors) without listening: tests call app.inject on it. */
 export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: FastifyInstance; credentials: Credentials }> {
   const credentials = loadCredentials(deps.config);
-  const sessions = new SessionStore(deps.pool);
-  const attempts = new FailedAttempts();
   const secure = deps.config.http.secureCookies;
-  const cookieName = secure ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
     // Our logger, one level quieter at info: fastify's request lines (method, URL, status; never
@@ -82,7 +79,32 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
   await app.register(fastifyCookie);
   await app.register(fastifyRateLimit, { global: false });
   const metrics = createHttpMetrics(app);
+  addSecurityHeaders(app, secure);
+  addErrorAnswers(app);
+  const guard = addSignIn(app, {
+    credentials,
+    sessions: new SessionStore(deps.pool),
+    metrics,
+    secure,
+    temporalUiUrl: deps.temporalUiUrl,
+    namespace: deps.tasks.client.options.namespace,
+  });
 
+  app.get('/api/health', async () => ({ ok: true }));
+  app.get('/api/metrics', { onRequest: guard('read') }, async (_req, reply) => {
+    void reply.type(metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  registerTaskRoutes(app, { tasks: deps.tasks, guard, temporalUiUrl: deps.temporalUiUrl });
+  registerRegistryRoutes(app, { pool: deps.pool, registry: deps.registry, tasks: deps.tasks, guard });
+  await registerHealthRoutes(app, { pool: deps.pool, tasks: deps.tasks, guard, prometheusUrl: deps.config.prometheusUrl });
+
+  await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/', index: 'index.html' });
+  return { app, credentials };
+}
+
+/** Every answer: no sniffing, no framing, no referrer, a strict CSP, no caching; HSTS over TLS. */
+function addSecurityHeaders(app: FastifyInstance, secure: boolean) {
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('X-Content-Type-Options', 'nosniff');
     reply.header('X-Frame-Options', 'DENY');
@@ -95,7 +117,10 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
     if (secure) reply.header('Strict-Transport-Security', 'max-age=31536000');
     return payload;
   });
+}
 
+/** Errors as JSON `{ error, field?, allowed? }` with the status of whose fault they are; unknown routes 404. */
+function addErrorAnswers(app: FastifyInstance) {
   app.setErrorHandler((err, req, reply) => {
     const e = toHttpError(err);
     if (e.status >= 500) req.log.error({ err: (err as Error).message, url: req.url.split('?')[0] }, 'request failed');
@@ -105,7 +130,24 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` });
   });
+}
 
+interface SignInDeps {
+  credentials: Credentials;
+  sessions: SessionStore;
+  metrics: ReturnType<typeof createHttpMetrics>;
+  secure: boolean;
+  temporalUiUrl?: string;
+  namespace: string;
+}
+
+/**
+ * Who is calling (Basic credentials for scripts, a session cookie for the page), sign-in and
+ * sign-out with failures limited per client address and user; returns the routes' guard.
+ */
+function addSignIn(app: FastifyInstance, { credentials, sessions, metrics, secure, temporalUiUrl, namespace }: SignInDeps): Guard {
+  const attempts = new FailedAttempts();
+  const cookieName = secure ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
   const setSessionCookie = (reply: FastifyReply, value: string, maxAge?: number) =>
     reply.setCookie(cookieName, value, { path: '/', httpOnly: true, sameSite: 'strict', secure, ...(maxAge !== undefined ? { maxAge } : {}) });
 
@@ -160,12 +202,6 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
     }
   };
 
-  app.get('/api/health', async () => ({ ok: true }));
-  app.get('/api/metrics', { onRequest: guard('read') }, async (_req, reply) => {
-    void reply.type(metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
-
   app.post('/api/login', { config: { rateLimit: { max: 20, timeWindow: '1 minute' } } }, async (req, reply) => {
     const body = (req.body ?? {}) as { user?: unknown; password?: unknown };
     if (typeof body.user !== 'string' || typeof body.password !== 'string')
@@ -187,16 +223,11 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<{ app: Fa
     user: req.principal!.user,
     role: req.principal!.role,
     csrfToken: req.session?.csrfToken,
-    temporalUiUrl: deps.temporalUiUrl,
-    namespace: deps.tasks.client.options.namespace,
+    temporalUiUrl,
+    namespace,
   }));
 
-  registerTaskRoutes(app, { tasks: deps.tasks, guard, temporalUiUrl: deps.temporalUiUrl });
-  registerRegistryRoutes(app, { pool: deps.pool, registry: deps.registry, tasks: deps.tasks, guard });
-  await registerHealthRoutes(app, { pool: deps.pool, tasks: deps.tasks, guard, prometheusUrl: deps.config.prometheusUrl });
-
-  await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/', index: 'index.html' });
-  return { app, credentials };
+  return guard;
 }
 
 /** Builds and starts the server on config.http.host:port. */

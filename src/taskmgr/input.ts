@@ -99,6 +99,25 @@ export class TaskInputError extends UserError {
  * `now` resolves relative schedules; `ownId` catches a task named as its own prerequisite.
  */
 export function validateTaskInput(raw: unknown, now: number, ownId?: string): TaskInput & { scheduledAt?: number; recurMs?: number } {
+  const input = inputObject(raw);
+  const method = methodOf(input);
+  const logMessage = optionalString(input, 'logMessage', TASK_LIMITS.maxLogMessage, TEXT_CONTROLS);
+  const ids = idFields(input, ownId);
+  const keys = keyFields(input);
+  const times = timeFields(input, now);
+  checkInputSize(input);
+  return {
+    method,
+    logMessage,
+    ...ids,
+    ...keys,
+    ...times,
+    loop: input.loop as LoopState | undefined,
+    resume: input.resume as WaitResume | undefined,
+  };
+}
+
+function inputObject(raw: unknown): Record<string, unknown> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new TaskInputError('input', `task input must be a JSON object, got ${raw === null ? 'null' : Array.isArray(raw) ? 'an array' : typeof raw}`);
   }
@@ -109,35 +128,47 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
       unknown[0]!,
       `unknown field ${JSON.stringify(unknown[0])}; allowed: ${[...KNOWN_FIELDS].filter((f) => !INTERNAL_FIELDS.has(f)).join(', ')}`,
     );
+  return input;
+}
 
+function methodOf(input: Record<string, unknown>): string {
   const { method } = input;
   if (typeof method !== 'string' || !METHOD_RE.test(method)) {
     throw new TaskInputError('method', `method ${JSON.stringify(method)} is not a task method name (upper case letters, digits and _, e.g. GENERATE_CACHE)`);
   }
-  const optionalString = (field: string, max: number, allowedControls = NO_CONTROLS): string | undefined => {
-    const v = input[field];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'string') throw new TaskInputError(field, `${field} must be a string, got ${typeof v}`);
-    if (v.length > max) throw new TaskInputError(field, `${field} is ${v.length} characters long; at most ${max} are allowed`);
-    // PostgreSQL refuses NUL in text, and the ids and keys name things: refused here, not by a retried activity.
-    const at = controlCharacterAt(v, allowedControls);
-    if (at >= 0)
-      throw new TaskInputError(
-        field,
-        `${field} contains the control character U+${v.charCodeAt(at).toString(16).padStart(4, '0').toUpperCase()} at position ${at}; ${allowedControls ? 'only tab and line breaks are' : 'none are'} allowed`,
-      );
-    return v;
-  };
-  const logMessage = optionalString('logMessage', TASK_LIMITS.maxLogMessage, TEXT_CONTROLS);
-  const dataSourceKey = optionalString('dataSourceKey', TASK_LIMITS.maxIdLength);
+  return method;
+}
+
+/** A string field within its length; control characters refused but those allowed. */
+function optionalString(input: Record<string, unknown>, field: string, max: number, allowedControls = NO_CONTROLS): string | undefined {
+  const v = input[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new TaskInputError(field, `${field} must be a string, got ${typeof v}`);
+  if (v.length > max) throw new TaskInputError(field, `${field} is ${v.length} characters long; at most ${max} are allowed`);
+  // PostgreSQL refuses NUL in text, and the ids and keys name things: refused here, not by a retried activity.
+  const at = controlCharacterAt(v, allowedControls);
+  if (at >= 0)
+    throw new TaskInputError(
+      field,
+      `${field} contains the control character U+${v.charCodeAt(at).toString(16).padStart(4, '0').toUpperCase()} at position ${at}; ${allowedControls ? 'only tab and line breaks are' : 'none are'} allowed`,
+    );
+  return v;
+}
+
+function idFields(input: Record<string, unknown>, ownId: string | undefined): { dataSourceKey?: string; prerequisiteTaskId?: string } {
+  const dataSourceKey = optionalString(input, 'dataSourceKey', TASK_LIMITS.maxIdLength);
   if (dataSourceKey !== undefined && dataSourceKey.trim() === '') throw new TaskInputError('dataSourceKey', 'dataSourceKey must not be empty');
-  const prerequisiteTaskId = optionalString('prerequisiteTaskId', TASK_LIMITS.maxIdLength);
+  const prerequisiteTaskId = optionalString(input, 'prerequisiteTaskId', TASK_LIMITS.maxIdLength);
   if (prerequisiteTaskId !== undefined && prerequisiteTaskId.trim() === '')
     throw new TaskInputError('prerequisiteTaskId', 'prerequisiteTaskId must not be empty');
   if (prerequisiteTaskId !== undefined && prerequisiteTaskId === ownId) {
     throw new TaskInputError('prerequisiteTaskId', `task ${JSON.stringify(ownId)} cannot be its own prerequisite`);
   }
+  return { dataSourceKey, prerequisiteTaskId };
+}
 
+/** The keys in the input, or how many TaskClient stored in PostgreSQL: not both. */
+function keyFields(input: Record<string, unknown>): { registryObjectKeys?: string[]; storedKeyCount?: number } {
   let registryObjectKeys: string[] | undefined;
   const keys = input.registryObjectKeys;
   if (keys !== undefined && keys !== null) {
@@ -152,11 +183,15 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
     if (registryObjectKeys)
       throw new TaskInputError('storedKeyCount', 'give either registryObjectKeys or storedKeyCount (keys stored by TaskClient), not both');
   }
+  return { registryObjectKeys, storedKeyCount: storedKeyCount as number | undefined };
+}
 
+/** The schedule (a delay or a time, resolved against `now`) and the recurrence, within their limits. */
+function timeFields(input: Record<string, unknown>, now: number): { scheduledFor?: string; scheduledAt?: number; recurEvery?: string; recurMs?: number } {
   let scheduledAt: number | undefined;
-  const scheduledFor = optionalString('scheduledFor', 100);
+  const scheduledFor = optionalString(input, 'scheduledFor', 100);
   let recurMs: number | undefined;
-  const recurEvery = optionalString('recurEvery', 100);
+  const recurEvery = optionalString(input, 'recurEvery', 100);
   const asInputError = <T>(field: string, fn: () => T): T => {
     try {
       return fn();
@@ -172,7 +207,11 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
       throw new TaskInputError('recurEvery', `recurEvery ${JSON.stringify(recurEvery)} must be from ${TASK_LIMITS.minRecurMs} milliseconds to 366 days`);
     }
   }
-  // Each field is within its limit; together they must still fit a Temporal payload.
+  return { scheduledFor, scheduledAt, recurEvery, recurMs };
+}
+
+/** Each field is within its limit; together they must still fit a Temporal payload. */
+function checkInputSize(input: Record<string, unknown>) {
   const { loop: _loop, resume: _resume, ...own } = input; // the workflow's own state, kept small by it
   const bytes = utf8Length(JSON.stringify(own) ?? '');
   if (bytes > TASK_LIMITS.maxInputBytes) {
@@ -181,20 +220,6 @@ export function validateTaskInput(raw: unknown, now: number, ownId?: string): Ta
       `the task input is ${bytes} bytes; at most ${TASK_LIMITS.maxInputBytes} travel in a workflow input (TaskClient, taskmgr and the HTTP API store up to ${TASK_LIMITS.maxKeys} keys in PostgreSQL instead; or use a dataSourceKey instead of keys)`,
     );
   }
-  return {
-    method,
-    logMessage,
-    registryObjectKeys,
-    dataSourceKey,
-    prerequisiteTaskId,
-    scheduledFor,
-    recurEvery,
-    storedKeyCount: storedKeyCount as number | undefined,
-    loop: input.loop as LoopState | undefined,
-    resume: input.resume as WaitResume | undefined,
-    scheduledAt,
-    recurMs,
-  };
 }
 
 /** Checks a task's record keys (count and each key); returns them without repeats. */
