@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import PgBoss from 'pg-boss';
 import { RegistryClient } from '../src/client/registry.ts';
-import { TaskClient } from '../src/client/tasks.ts';
+import { TaskClient } from '../src/client/task-client.ts';
 import { createPool, withTransaction, type Pool } from '../src/db/pool.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { findTemporalCli } from '../src/dev/temporal-cli.ts';

@@ -16,7 +16,7 @@ process.env.TEST_TEMPORAL_ADDRESS = servers.temporalAddress;
 process.env.TEST_DATABASE_URL = servers.databaseUrl;
 const { createTestDatabase, startTestWorker, testClient } = await import('../test/helpers.ts');
 const { seedRegistry } = await import('../src/registry/seed.ts');
-const { TaskClient } = await import('../src/client/tasks.ts');
+const { TaskClient } = await import('../src/client/task-client.ts');
 const { coalescerWorkflowId } = await import('../src/shared.ts');
 
 const db = await createTestDatabase();

@@ -13,7 +13,7 @@ import { createLogger } from '../src/log.ts';
 import { recheckQuality, regenerateCache, reindexRecords } from '../src/registry/derived.ts';
 import { createRegistryWorker, installRuntime, WORKFLOWS_PATH, type RegistryWorker } from '../src/worker.ts';
 import { loadTasks, TASKS_DIR, type LoadedTasks } from '../src/taskmgr/discovery.ts';
-import type { TaskClient } from '../src/client/tasks.ts';
+import type { TaskClient } from '../src/client/task-client.ts';
 import type { TaskInfo } from '../src/taskmgr/info.ts';
 
 export const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error');

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { Client, Connection } from '@temporalio/client';
-import { TaskClient } from '../src/client/tasks.ts';
+import { TaskClient } from '../src/client/task-client.ts';
 import { createTestDatabase, eventually, startTestWorker, temporalAddress, type TestDatabase, type TestWorker } from './helpers.ts';
 
 export interface LongWaitCase {

@@ -6,7 +6,7 @@ import type { CoalescerSettings } from '../workflows/coalesce-settings.ts';
 import { createDerivedActivities } from './derived.ts';
 import { createFollowUpActivities } from './followup.ts';
 import { createRecordActivities } from './records.ts';
-import { createTaskActivities, type TaskWaitSettings } from './tasks.ts';
+import { createTaskActivities, type TaskWaitSettings } from './task-activities.ts';
 
 export interface ActivityDeps {
   pool: Pool;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Config } from '../config.ts';
 import { loadConfig } from '../config.ts';
 import { RegistryClient } from '../client/registry.ts';
-import { maintenanceTaskId, TaskClient } from '../client/tasks.ts';
+import { maintenanceTaskId, TaskClient } from '../client/task-client.ts';
 import { createPool, type Pool } from '../db/pool.ts';
 import { migrate } from '../db/migrate.ts';
 import { createLogger, type Logger } from '../log.ts';

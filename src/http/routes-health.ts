@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import fastifyStatic from '@fastify/static';
 import type { Pool } from '../db/pool.ts';
-import type { TaskClient } from '../client/tasks.ts';
+import type { TaskClient } from '../client/task-client.ts';
 import { registryQueuePollers, type QueuePollers } from '../client/worker-wait.ts';
 import { followUpBacklog, quarantinedByDataSource, type FollowUpBacklog } from '../registry/backlog.ts';
 import { hourlyTaskFigures, lagHistory, type HourlyTaskFigures, type LagHistory } from '../registry/health-history.ts';

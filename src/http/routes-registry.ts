@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Pool } from '../db/pool.ts';
 import type { RegistryClient } from '../client/registry.ts';
-import type { TaskClient } from '../client/tasks.ts';
+import type { TaskClient } from '../client/task-client.ts';
 import { getRecord, listDataSources, searchRecords } from '../registry/browse.ts';
 import { refreshDerived } from '../registry/derived.ts';
 import { listQuarantined, retryQuarantined } from '../registry/quarantine.ts';

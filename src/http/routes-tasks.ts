@@ -1,7 +1,7 @@
 /** /api/tasks: the task manager's client functions over HTTP. */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { TaskClient } from '../client/tasks.ts';
+import type { TaskClient } from '../client/task-client.ts';
 import { noWorkerMessage } from '../client/worker-wait.ts';
 import { TASK_STATUSES, type TaskStatus } from '../shared.ts';
 import { parseDuration } from '../taskmgr/duration.ts';

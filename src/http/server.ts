@@ -16,7 +16,7 @@ import type { Config } from '../config.ts';
 import type { Pool } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
 import type { RegistryClient } from '../client/registry.ts';
-import type { TaskClient } from '../client/tasks.ts';
+import type { TaskClient } from '../client/task-client.ts';
 import { basicCredentials, csrfMatches, loadCredentials, SessionStore, type Credentials, type Principal, type Session } from './auth.ts';
 import { FailedAttempts } from './attempts.ts';
 import { toHttpError, HttpError } from './errors.ts';

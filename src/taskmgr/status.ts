@@ -5,7 +5,7 @@
  * A few calls, not one per task: Temporal's task queue description and counts, PostgreSQL for
  * the rest.
  */
-import type { TaskClient } from '../client/tasks.ts';
+import type { TaskClient } from '../client/task-client.ts';
 import { registryQueuePollers } from '../client/worker-wait.ts';
 import type { Pool } from '../db/pool.ts';
 import { followUpBacklog, quarantinedByDataSource } from '../registry/backlog.ts';

@@ -1,5 +1,5 @@
 /** What a task module is given and what it exports. */
-import type { TaskClient } from '../client/tasks.ts';
+import type { TaskClient } from '../client/task-client.ts';
 import type { Pool } from '../db/pool.ts';
 import type { TaskInput } from './input.ts';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { RegistryClient } from '../../src/client/registry.ts';
-import { TaskClient } from '../../src/client/tasks.ts';
+import { TaskClient } from '../../src/client/task-client.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { startTestCluster, type TestCluster } from '../cluster-server.ts';
 import { spawnWorker } from '../faults/spawn-worker.ts';

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { TaskClient } from '../../src/client/tasks.ts';
+import { TaskClient } from '../../src/client/task-client.ts';
 import { createPool, type Pool } from '../../src/db/pool.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { startEmbeddedPostgres, type EmbeddedDb } from '../../src/dev/embedded-postgres.ts';

@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { RegistryClient } from '../../src/client/registry.ts';
-import { TaskClient } from '../../src/client/tasks.ts';
+import { TaskClient } from '../../src/client/task-client.ts';
 import { freePort, startDevServer, type DevServer } from '../../src/dev/temporal-dev-server.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { createRegistryWorker } from '../../src/worker.ts';

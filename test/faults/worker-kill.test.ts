@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { RegistryClient } from '../../src/client/registry.ts';
-import { TaskClient } from '../../src/client/tasks.ts';
+import { TaskClient } from '../../src/client/task-client.ts';
 import type { Pool } from '../../src/db/pool.ts';
 import { seedRegistry } from '../../src/registry/seed.ts';
 import { coalescerWorkflowId } from '../../src/shared.ts';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { RegistryClient } from '../../src/client/registry.ts';
-import { TaskClient } from '../../src/client/tasks.ts';
+import { TaskClient } from '../../src/client/task-client.ts';
 import { startAdminServer, type AdminServer } from '../../src/http/server.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import {

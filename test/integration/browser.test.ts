@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type pg from 'pg';
-import { TaskClient } from '../../src/client/tasks.ts';
+import { TaskClient } from '../../src/client/task-client.ts';
 import type { RegistryClient } from '../../src/client/registry.ts';
 import { startAdminServer, type AdminServer } from '../../src/http/server.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
-import { TaskClient } from '../../src/client/tasks.ts';
+import { TaskClient } from '../../src/client/task-client.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { createTestDatabase, eventually, startTestWorker, temporalAddress, type TestDatabase, type TestWorker } from '../helpers.ts';
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
-import { TaskClient, TaskNotFoundError } from '../../src/client/tasks.ts';
+import { TaskClient, TaskNotFoundError } from '../../src/client/task-client.ts';
 import { TaskInputError } from '../../src/taskmgr/input.ts';
 import { createTestDatabase, settledTask, startTestWorker, temporalAddress, uniqueName, type TestDatabase, type TestWorker } from '../helpers.ts';
 

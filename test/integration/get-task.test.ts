@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { InterceptingCall, type Interceptor } from '@grpc/grpc-js';
 import { Client, Connection } from '@temporalio/client';
-import { TaskClient, TaskNotFoundError } from '../../src/client/tasks.ts';
+import { TaskClient, TaskNotFoundError } from '../../src/client/task-client.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import {
   createTestDatabase,

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
-import { TaskClient } from '../../src/client/tasks.ts';
+import { TaskClient } from '../../src/client/task-client.ts';
 import { loadCredentials, AuthConfigError } from '../../src/http/auth.ts';
 import { startAdminServer, type AdminServer } from '../../src/http/server.ts';
 import type { TaskInfo } from '../../src/taskmgr/info.ts';

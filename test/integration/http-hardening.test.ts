@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
-import { TaskClient } from '../../src/client/tasks.ts';
+import { TaskClient } from '../../src/client/task-client.ts';
 import type { RegistryClient } from '../../src/client/registry.ts';
 import { startAdminServer, type AdminServer } from '../../src/http/server.ts';
 import { createTestDatabase, testClient, testConfig, uniqueName, type TestDatabase } from '../helpers.ts';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
-import { TaskClient, TaskStateError } from '../../src/client/tasks.ts';
+import { TaskClient, TaskStateError } from '../../src/client/task-client.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import {
   createTestDatabase,

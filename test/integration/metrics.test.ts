@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { TaskClient } from '../../src/client/tasks.ts';
+import { TaskClient } from '../../src/client/task-client.ts';
 import { freePort } from '../../src/dev/temporal-dev-server.ts';
 import { startAdminServer, type AdminServer } from '../../src/http/server.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { TaskClient } from '../../src/client/tasks.ts';
+import { TaskClient } from '../../src/client/task-client.ts';
 import { startAdminServer } from '../../src/http/server.ts';
 import { seedRegistry } from '../../src/registry/seed.ts';
 import { RegistryClient } from '../../src/client/registry.ts';

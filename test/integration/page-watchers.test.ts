@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { chromium } from 'playwright-core';
 import { after, before, describe, it } from 'node:test';
-import { TaskClient } from '../../src/client/tasks.ts';
+import { TaskClient } from '../../src/client/task-client.ts';
 import type { RegistryClient } from '../../src/client/registry.ts';
 import { startAdminServer, type AdminServer } from '../../src/http/server.ts';
 import { createTestDatabase, eventually, logger, startTestWorker, testClient, testConfig, type TestDatabase, type TestWorker } from '../helpers.ts';

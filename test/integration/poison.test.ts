@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { DataRejectedError, InvalidInputError, type RegistryClient } from '../../src/client/registry.ts';
-import { TaskClient } from '../../src/client/tasks.ts';
+import { TaskClient } from '../../src/client/task-client.ts';
 import { refreshDerived } from '../../src/registry/derived.ts';
 import { listQuarantined, retryQuarantined } from '../../src/registry/quarantine.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
-import { TaskClient } from '../../src/client/tasks.ts';
+import { TaskClient } from '../../src/client/task-client.ts';
 import { PROJECT_ROOT } from '../../src/config.ts';
 import { seedRegistry } from '../../src/registry/seed.ts';
 import { createTestDatabase, settledTask, startTestWorker, temporalAddress, type TestDatabase, type TestWorker } from '../helpers.ts';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
-import { TaskClient, TaskInputError } from '../../src/client/tasks.ts';
+import { TaskClient, TaskInputError } from '../../src/client/task-client.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { MAX_KEY_LENGTH, RegistryObjectKeysKey, SEARCH_ATTRIBUTE_VALUE_BUDGET, utf8Length } from '../../src/shared.ts';
 import { TASK_LIMITS } from '../../src/taskmgr/input.ts';

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
-import { TaskClient, TaskInputError, TaskStateError, UnknownTaskMethodError } from '../../src/client/tasks.ts';
+import { TaskClient, TaskInputError, TaskStateError, UnknownTaskMethodError } from '../../src/client/task-client.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import type { TaskInfo } from '../../src/taskmgr/info.ts';
 import { createTestDatabase, eventually, snapshot, startTestWorker, temporalAddress, type TestDatabase, type TestWorker, settledTask } from '../helpers.ts';

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { Client, Connection } from '@temporalio/client';
-import { TaskClient, TaskNotFoundError } from '../../src/client/tasks.ts';
+import { TaskClient, TaskNotFoundError } from '../../src/client/task-client.ts';
 import type { TaskInfo } from '../../src/taskmgr/info.ts';
 import { seedRegistry } from '../../src/registry/seed.ts';
 import { createTestDatabase, startTestWorker, temporalAddress, uniqueName, type TestDatabase, type TestWorker } from '../helpers.ts';

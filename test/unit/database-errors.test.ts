@@ -1,7 +1,7 @@
 /** Which errors mean "the database went away" (wait and retry) and which are the data's (fail or quarantine). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { databaseUnavailable } from '../../src/activities/tasks.ts';
+import { databaseUnavailable } from '../../src/activities/task-activities.ts';
 import { isDataError } from '../../src/registry/quarantine.ts';
 
 describe('database error classes', () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { LISTED_TASK_IDS, listedTasks } from '../../src/taskmgr/types.ts';
 
-/** What runTask keeps of a task's output (src/activities/tasks.ts). */
+/** What runTask keeps of a task's output (src/activities/task-activities.ts). */
 const MAX_OUTPUT_BYTES = 256 * 1024;
 
 describe('tasks named in an output', () => {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DataRejectedError, InvalidInputError, OperationRefusedError, RecordNotFoundError } from '../../src/client/registry.ts';
-import { TaskNotFoundError, TaskStateError } from '../../src/client/tasks.ts';
+import { TaskNotFoundError, TaskStateError } from '../../src/client/task-client.ts';
 import { TemporalUnreachableError } from '../../src/client/connection.ts';
 import { QueuedForWorkerError } from '../../src/client/worker-wait.ts';
 import { ConfigError } from '../../src/config.ts';

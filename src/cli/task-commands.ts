@@ -5,7 +5,7 @@ import { loadConfig, type Config } from '../config.ts';
 import { createPool, type Pool } from '../db/pool.ts';
 import { runningDatabaseUrl } from './database.ts';
 import { printable, terminalSafe } from './common.ts';
-import { TaskClient, type TaskSummary } from '../client/tasks.ts';
+import { TaskClient, type TaskSummary } from '../client/task-client.ts';
 import { noWorkerMessage } from '../client/worker-wait.ts';
 import { formatStatus, systemStatus } from '../taskmgr/status.ts';
 import { TASK_STATUSES, type TaskStatus } from '../shared.ts';

@@ -2,7 +2,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Pool } from '../db/pool.ts';
-import { TaskClient } from '../client/tasks.ts';
+import { TaskClient } from '../client/task-client.ts';
 import { eachFailingFastOnBadData } from './failures.ts';
 import { TaskStatusKey } from '../shared.ts';
 import { unknownMethodMessage, type LoadedTasks } from '../taskmgr/discovery.ts';
