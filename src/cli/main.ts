@@ -12,16 +12,13 @@ import { seedRegistry, type SeedOptions } from '../registry/seed.ts';
 import { refreshDerived } from '../registry/derived.ts';
 import { listQuarantined, retryQuarantined } from '../registry/quarantine.ts';
 import { UserError } from '../user-error.ts';
-import { startAdminServer } from '../http/server.ts';
 import { hashPassword } from '../http/password-hash.ts';
 import { addTaskCommands } from './task-commands.ts';
 import { runningDatabaseUrl } from './database.ts';
 import { intOption, printable, stopSignal } from './common.ts';
 import { addClusterCommand } from './cluster.ts';
 import { addReplayCheckCommand } from './replay-check.ts';
-import { connectWorker, createRegistryWorker, installRuntime } from '../worker.ts';
 import { credentialsRefused, temporalTarget } from '../client/connection.ts';
-import { ensureMaintenanceTask, runStart } from './start.ts';
 
 /** The database for a one-off command: DATABASE_URL, else the embedded one (started if not running). */
 async function openDatabase(config: Config, logger: Logger): Promise<{ pool: Pool; url: string; close(): Promise<void> }> {
@@ -68,7 +65,8 @@ function addStartCommand(program: Command) {
   program
     .command('start')
     .description('run everything on this machine: PostgreSQL, the Temporal dev server and Web UI, a worker and the task manager page')
-    .action(runStart);
+    // The worker, the page and the Temporal SDK's native runtime load only for the commands that run them.
+    .action(async () => (await import('./start.ts')).runStart());
 }
 
 function addWorkerCommand(program: Command) {
@@ -79,6 +77,8 @@ function addWorkerCommand(program: Command) {
       const config = loadConfig();
       if (!config.databaseUrl) throw new ConfigError('DATABASE_URL must be set for `taskmgr worker` (use `taskmgr start` for the embedded database)');
       const logger = createLogger(config.logLevel);
+      const { connectWorker, createRegistryWorker, installRuntime } = await import('../worker.ts');
+      const { ensureMaintenanceTask } = await import('./start.ts');
       installRuntime(logger, config.logLevel, config.metricsAddress);
       await migrate(config.databaseUrl, logger);
       const pool = createPool(config.databaseUrl, { logger });
@@ -116,6 +116,7 @@ function addServeCommand(program: Command) {
       const pool = createPool(config.databaseUrl, { logger });
       const registry = await RegistryClient.connect(config, undefined, pool);
       const tasks = new TaskClient(registry.client, config.temporal.taskQueue, { pool, workerWaitMs: config.workerWaitMs });
+      const { startAdminServer } = await import('../http/server.ts');
       const web = await startAdminServer({ config, pool, tasks, registry, logger, temporalUiUrl: config.temporal.uiUrl });
       logger.info({ url: web.url }, 'Background Task Manager listening');
       await stopSignal(logger);

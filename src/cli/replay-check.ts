@@ -7,12 +7,9 @@ import { SetupError } from '../user-error.ts';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { HistoryAndWorkflowId } from '@temporalio/client';
-import { Worker } from '@temporalio/worker';
-import { DeterminismViolationError } from '@temporalio/workflow';
 import { loadConfig } from '../config.ts';
 import { RegistryClient } from '../client/registry.ts';
 import { parseDuration } from '../taskmgr/duration.ts';
-import { WORKFLOWS_PATH } from '../worker.ts';
 import { intOption } from './common.ts';
 
 export class ReplayCheckFailed extends SetupError {
@@ -38,6 +35,10 @@ export function addReplayCheckCommand(program: Command) {
 }
 
 async function replayCheck(opts: ReplayCheckOptions) {
+  // Loaded here: the SDK's worker (a native runtime) only for this command.
+  const { Worker } = await import('@temporalio/worker');
+  const { DeterminismViolationError } = await import('@temporalio/workflow');
+  const { WORKFLOWS_PATH } = await import('../worker.ts');
   const config = loadConfig();
   const since = new Date(Date.now() - parseDuration(opts.since));
   const workflowsPath = opts.workflows ? path.resolve(opts.workflows) : WORKFLOWS_PATH;

@@ -1,56 +1,46 @@
 /**
  * OpenTelemetry traces, on when OTEL_EXPORTER_OTLP_ENDPOINT names a collector: a registry call
  * (HTTP request, taskmgr command, registry code) -> the workflows it starts -> their activities ->
- * the SQL statements, exported over OTLP/HTTP. Started once per process by bin/taskmgr.js,
- * before pg and fastify load (their instrumentation patches them as they are loaded).
- * Off, every function here does nothing and costs nothing.
+ * the SQL statements, exported over OTLP/HTTP. Started once per process by bin/taskmgr.js
+ * (`startTracing` in tracing-sdk.ts), before pg and fastify load (their instrumentation patches
+ * them as they are loaded). This module is what the rest of the code calls: off, every function
+ * here does nothing, and the OpenTelemetry SDK is never loaded.
  */
 import { context, propagation, ROOT_CONTEXT, trace, type Attributes, type Link, type SpanContext } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { registerInstrumentations } from '@opentelemetry/instrumentation';
-import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
-import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
-import { Resource } from '@opentelemetry/resources';
-import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { OpenTelemetryPlugin, OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
-import type { TracingSettings } from '../config.ts';
+import type { OpenTelemetryPlugin, OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 
 const TRACER_NAME = 'registry-taskmgr';
 
-let active: { provider: NodeTracerProvider; spanProcessor: SpanProcessor; resource: Resource } | undefined;
-
-/** Installs the tracer provider and the pg and http instrumentation; a no-op without an endpoint or when already on. */
-export function startTracing(settings: TracingSettings, defaultServiceName: string): void {
-  if (active || !settings.otlpEndpoint) return;
-  const resource = new Resource({ 'service.name': settings.serviceName ?? defaultServiceName });
-  // The batch size and delay follow OTEL_BSP_* when set.
-  const spanProcessor = new BatchSpanProcessor(new OTLPTraceExporter({ url: new URL('v1/traces', withSlash(settings.otlpEndpoint)).href }));
-  const provider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor] });
-  provider.register(); // AsyncLocalStorage context and W3C trace-context propagation
-  // pg spans only inside a traced call: the pool's idle chatter and the gauges' samples stay out.
-  registerInstrumentations({ instrumentations: [new HttpInstrumentation(), new PgInstrumentation({ requireParentSpan: true })] });
-  active = { provider, spanProcessor, resource };
+/** What a started tracer provides (set by startTracing). */
+export interface ActiveTracing {
+  shutdown(): Promise<void>;
+  workerPlugin(): OpenTelemetryPlugin;
+  clientInterceptor(): OpenTelemetryWorkflowClientInterceptor;
 }
 
-const withSlash = (url: string) => (url.endsWith('/') ? url : `${url}/`);
+let active: ActiveTracing | undefined;
+
+/** Called once by startTracing. */
+export function setActiveTracing(tracing: ActiveTracing): void {
+  active = tracing;
+}
 
 export const tracingOn = (): boolean => active !== undefined;
 
 /** Sends what is buffered and stops; before the process exits. */
 export async function stopTracing(): Promise<void> {
-  await active?.provider.shutdown();
+  await active?.shutdown();
   active = undefined;
 }
 
 /** The Temporal worker plugin: workflow and activity spans, context carried in Temporal headers. */
 export function temporalWorkerPlugins(): OpenTelemetryPlugin[] {
-  return active ? [new OpenTelemetryPlugin({ resource: active.resource, spanProcessor: active.spanProcessor })] : [];
+  return active ? [active.workerPlugin()] : [];
 }
 
 /** The Temporal client interceptors: a workflow started or signalled joins the caller's trace. */
 export function temporalClientInterceptors(): { workflow: OpenTelemetryWorkflowClientInterceptor[] } | undefined {
-  return active ? { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } : undefined;
+  return active ? { workflow: [active.clientInterceptor()] } : undefined;
 }
 
 /** The fastify plugin that names request spans by route; undefined when tracing is off. */
