@@ -77,7 +77,8 @@ export function checkRecordKey(key: unknown): string | undefined {
   if (typeof key !== 'string') return `record key must be a string, got ${key === null ? 'null' : typeof key}`;
   if (key.trim() === '') return 'record key must not be empty';
   if (key.length > MAX_KEY_LENGTH) return `record key is ${key.length} characters long; at most ${MAX_KEY_LENGTH} are allowed`;
-  if (controlCharacterAt(key) >= 0) return `record key ${JSON.stringify(key)} contains control characters`;
+  // C0 only (DEL and C1 pass): workflows check keys too, and their replays must see the rule they ran with.
+  if (Array.from(key).some((c) => c.charCodeAt(0) < 0x20)) return `record key ${JSON.stringify(key)} contains control characters`;
   return undefined;
 }
 

@@ -40,6 +40,7 @@ import {
   dependantsOf,
   forgetTasks,
   heldAsPrerequisites,
+  unregisterDependant,
   keysCover,
   waitingSlotHolder,
   loadTaskKeys,
@@ -564,9 +565,11 @@ export class TaskClient {
     let deleted = 0;
     let page: { workflowId: string; runId: string; continued: boolean }[] = [];
     const flushPage = async () => {
-      const held = await heldAsPrerequisites(
-        this.pool!,
-        page.map((wf) => wf.workflowId),
+      const held = await this.stillHeld(
+        await heldAsPrerequisites(
+          this.pool!,
+          page.map((wf) => wf.workflowId),
+        ),
       );
       const gone: string[] = [];
       for (const wf of page.filter((w) => !held.has(w.workflowId))) {
@@ -585,6 +588,32 @@ export class TaskClient {
     }
     await flushPage();
     return deleted;
+  }
+
+  /**
+   * Of the prerequisites registered dependants hold, those an open dependant still holds. A
+   * dependant that ended without saying so (terminated, or failed outside its code) would hold its
+   * prerequisite for ever: its registration is dropped here.
+   */
+  private async stillHeld(registered: Map<string, string[]>): Promise<Set<string>> {
+    const held = new Set<string>();
+    for (const [prerequisite, dependants] of registered) {
+      const open = await Promise.all(dependants.map((id) => this.isRunning(id)));
+      const ended = dependants.filter((_, i) => !open[i]);
+      if (ended.length) await Promise.all(ended.map((id) => unregisterDependant(this.pool!, id)));
+      if (open.some(Boolean)) held.add(prerequisite);
+    }
+    return held;
+  }
+
+  private async isRunning(taskId: string): Promise<boolean> {
+    return this.client.workflow
+      .getHandle(taskId)
+      .describe()
+      .then(
+        (d) => d.status.name === 'RUNNING',
+        (err) => (err instanceof WorkflowNotFoundError ? false : Promise.reject(err)),
+      );
   }
 
   /**

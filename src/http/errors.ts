@@ -3,12 +3,14 @@ import type { z } from 'zod';
 import { QueuedForWorkerError } from '../client/worker-wait.ts';
 import { SetupError, UserError } from '../user-error.ts';
 
+/** Largest request body of most routes (fastify's default): sign-in, status changes, small forms. */
+export const BODY_LIMIT = 1024 * 1024;
 /**
- * Largest request body: a task naming 10,000 keys of up to 512 characters fits, whatever the
- * characters (5 MB of ASCII, 20 MB when each takes UTF-8's 4 bytes). Bodies are read only after
- * the credentials are checked.
+ * Largest body of the two routes that take up to 10,000 record keys of up to 512 characters
+ * (adding a task, retrying quarantined records): 5 MB of ASCII, 20 MB when each character takes
+ * UTF-8's 4 bytes. Only those routes read so much, and only after their guard let the caller in.
  */
-export const BODY_LIMIT = 24 * 1024 * 1024;
+export const KEYS_BODY_LIMIT = 24 * 1024 * 1024;
 
 export interface ErrorBody {
   error: string;
@@ -34,7 +36,7 @@ export interface QueuedBody {
   message: string;
 }
 
-export function toHttpError(err: unknown): { status: number; body: ErrorBody | QueuedBody } {
+export function toHttpError(err: unknown, bodyLimit = BODY_LIMIT): { status: number; body: ErrorBody | QueuedBody } {
   const e = err as Error & { statusCode?: number; code?: string; validation?: unknown };
   if (err instanceof HttpError) return { status: err.status, body: { error: err.message, ...err.extra } };
   if (err instanceof QueuedForWorkerError) return { status: 202, body: { queued: true, message: err.message } };
@@ -46,7 +48,7 @@ export function toHttpError(err: unknown): { status: number; body: ErrorBody | Q
     };
   }
   // Fastify's own: malformed JSON, too large, wrong content type, rate limited.
-  if (e?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 413, body: { error: `request body is larger than the limit of ${BODY_LIMIT} bytes` } };
+  if (e?.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 413, body: { error: `request body is larger than the limit of ${bodyLimit} bytes` } };
   if (e?.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status: 415, body: { error: 'send JSON (Content-Type: application/json)' } };
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) return { status: e.statusCode, body: { error: e.message } };
   return { status: 500, body: { error: 'internal error; see the server log' } };

@@ -9,7 +9,7 @@ import { getRecord, listDataSources, searchRecords } from '../registry/browse.ts
 import { refreshDerived } from '../registry/derived.ts';
 import { listQuarantined, retryQuarantined } from '../registry/quarantine.ts';
 import { RECORD_CLASSES, RECORD_STATUSES, checkRecordKey, type RecordStatus } from '../shared.ts';
-import { HttpError, parseOr400 } from './errors.ts';
+import { HttpError, KEYS_BODY_LIMIT, parseOr400 } from './errors.ts';
 import type { Guard } from './guard.ts';
 import { SharedAnswers } from './shared-answers.ts';
 
@@ -137,7 +137,7 @@ export function registerRegistryRoutes(app: FastifyInstance, deps: { pool: Pool;
   });
 
   // After a fix: each record that now goes through leaves the quarantine.
-  app.post('/api/quarantine/retry', { onRequest: guard('act') }, async (req) => {
+  app.post('/api/quarantine/retry', { onRequest: guard('act'), bodyLimit: KEYS_BODY_LIMIT }, async (req) => {
     const body = parseOr400(z.strictObject({ keys: z.array(z.string().min(1).max(512)).max(10_000).optional() }), req.body ?? {});
     return retryQuarantined(pool, refreshDerived, body.keys);
   });

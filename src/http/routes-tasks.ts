@@ -5,7 +5,7 @@ import type { TaskClient } from '../client/task-client.ts';
 import { noWorkerMessage } from '../client/worker-wait.ts';
 import { TASK_STATUSES, type TaskStatus } from '../shared.ts';
 import { parseDuration } from '../taskmgr/duration.ts';
-import { HttpError, parseOr400 } from './errors.ts';
+import { HttpError, parseOr400, KEYS_BODY_LIMIT } from './errors.ts';
 import { SharedAnswers } from './shared-answers.ts';
 import type { Guard } from './guard.ts';
 
@@ -75,7 +75,7 @@ export function registerTaskRoutes(app: FastifyInstance, deps: { tasks: TaskClie
     );
   });
 
-  app.post('/api/tasks', { onRequest: guard('act') }, async (req, reply) => {
+  app.post('/api/tasks', { onRequest: guard('act'), bodyLimit: KEYS_BODY_LIMIT }, async (req, reply) => {
     const body = req.body;
     if (typeof body !== 'object' || body === null || Array.isArray(body))
       throw new HttpError(400, 'send the task as a JSON object: { "method": ..., ... }', { field: 'body' });

@@ -122,7 +122,7 @@ function addSecurityHeaders(app: FastifyInstance, secure: boolean) {
 /** Errors as JSON `{ error, field?, allowed? }` with the status of whose fault they are; unknown routes 404. */
 function addErrorAnswers(app: FastifyInstance) {
   app.setErrorHandler((err, req, reply) => {
-    const e = toHttpError(err);
+    const e = toHttpError(err, req.routeOptions?.bodyLimit);
     if (e.status >= 500) req.log.error({ err: (err as Error).message, url: req.url.split('?')[0] }, 'request failed');
     if ('retryAfterSeconds' in e.body && e.body.retryAfterSeconds) void reply.header('Retry-After', String(e.body.retryAfterSeconds));
     void reply.status(e.status).send(e.body);

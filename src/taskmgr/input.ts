@@ -98,13 +98,20 @@ export class TaskInputError extends UserError {
  * Checks a task input; throws TaskInputError naming the field, the bad value and what is allowed.
  * `now` resolves relative schedules; `ownId` catches a task named as its own prerequisite.
  */
-export function validateTaskInput(raw: unknown, now: number, ownId?: string): TaskInput & { scheduledAt?: number; recurMs?: number } {
+export function validateTaskInput(
+  raw: unknown,
+  now: number,
+  ownId?: string,
+  { textChecks = true }: { textChecks?: boolean } = {},
+): TaskInput & { scheduledAt?: number; recurMs?: number } {
   const input = inputObject(raw);
   const method = methodOf(input);
-  const logMessage = optionalString(input, 'logMessage', TASK_LIMITS.maxLogMessage, TEXT_CONTROLS);
-  const ids = idFields(input, ownId);
+  // Off only where a workflow replays (or goes on with) an input admitted before control characters were refused.
+  const controls = textChecks ? { ids: NO_CONTROLS, text: TEXT_CONTROLS } : undefined;
+  const logMessage = optionalString(input, 'logMessage', TASK_LIMITS.maxLogMessage, controls?.text);
+  const ids = idFields(input, ownId, controls?.ids);
   const keys = keyFields(input);
-  const times = timeFields(input, now);
+  const times = timeFields(input, now, controls?.ids);
   checkInputSize(input);
   return {
     method,
@@ -139,14 +146,14 @@ function methodOf(input: Record<string, unknown>): string {
   return method;
 }
 
-/** A string field within its length; control characters refused but those allowed. */
-function optionalString(input: Record<string, unknown>, field: string, max: number, allowedControls = NO_CONTROLS): string | undefined {
+/** A string field within its length; control characters refused but those allowed (none checked when `allowedControls` is undefined). */
+function optionalString(input: Record<string, unknown>, field: string, max: number, allowedControls: string | undefined): string | undefined {
   const v = input[field];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string') throw new TaskInputError(field, `${field} must be a string, got ${typeof v}`);
   if (v.length > max) throw new TaskInputError(field, `${field} is ${v.length} characters long; at most ${max} are allowed`);
   // PostgreSQL refuses NUL in text, and the ids and keys name things: refused here, not by a retried activity.
-  const at = controlCharacterAt(v, allowedControls);
+  const at = allowedControls === undefined ? -1 : controlCharacterAt(v, allowedControls);
   if (at >= 0)
     throw new TaskInputError(
       field,
@@ -155,10 +162,14 @@ function optionalString(input: Record<string, unknown>, field: string, max: numb
   return v;
 }
 
-function idFields(input: Record<string, unknown>, ownId: string | undefined): { dataSourceKey?: string; prerequisiteTaskId?: string } {
-  const dataSourceKey = optionalString(input, 'dataSourceKey', TASK_LIMITS.maxIdLength);
+function idFields(
+  input: Record<string, unknown>,
+  ownId: string | undefined,
+  controls: string | undefined,
+): { dataSourceKey?: string; prerequisiteTaskId?: string } {
+  const dataSourceKey = optionalString(input, 'dataSourceKey', TASK_LIMITS.maxIdLength, controls);
   if (dataSourceKey !== undefined && dataSourceKey.trim() === '') throw new TaskInputError('dataSourceKey', 'dataSourceKey must not be empty');
-  const prerequisiteTaskId = optionalString(input, 'prerequisiteTaskId', TASK_LIMITS.maxIdLength);
+  const prerequisiteTaskId = optionalString(input, 'prerequisiteTaskId', TASK_LIMITS.maxIdLength, controls);
   if (prerequisiteTaskId !== undefined && prerequisiteTaskId.trim() === '')
     throw new TaskInputError('prerequisiteTaskId', 'prerequisiteTaskId must not be empty');
   if (prerequisiteTaskId !== undefined && prerequisiteTaskId === ownId) {
@@ -187,11 +198,15 @@ function keyFields(input: Record<string, unknown>): { registryObjectKeys?: strin
 }
 
 /** The schedule (a delay or a time, resolved against `now`) and the recurrence, within their limits. */
-function timeFields(input: Record<string, unknown>, now: number): { scheduledFor?: string; scheduledAt?: number; recurEvery?: string; recurMs?: number } {
+function timeFields(
+  input: Record<string, unknown>,
+  now: number,
+  controls: string | undefined,
+): { scheduledFor?: string; scheduledAt?: number; recurEvery?: string; recurMs?: number } {
   let scheduledAt: number | undefined;
-  const scheduledFor = optionalString(input, 'scheduledFor', 100);
+  const scheduledFor = optionalString(input, 'scheduledFor', 100, controls);
   let recurMs: number | undefined;
-  const recurEvery = optionalString(input, 'recurEvery', 100);
+  const recurEvery = optionalString(input, 'recurEvery', 100, controls);
   const asInputError = <T>(field: string, fn: () => T): T => {
     try {
       return fn();

@@ -162,12 +162,15 @@ export async function unregisterDependant(db: Queryable, dependantId: string): P
 }
 
 /** Of these tasks, the ones a WAITING task still names as its prerequisite (retention keeps them). */
-export async function heldAsPrerequisites(db: Queryable, taskIds: readonly string[]): Promise<Set<string>> {
-  if (taskIds.length === 0) return new Set();
-  const { rows } = await db.query<{ prerequisite_id: string }>('SELECT DISTINCT prerequisite_id FROM task_dependants WHERE prerequisite_id = ANY($1::text[])', [
-    taskIds,
-  ]);
-  return new Set(rows.map((r) => r.prerequisite_id));
+export async function heldAsPrerequisites(db: Queryable, taskIds: readonly string[]): Promise<Map<string, string[]>> {
+  if (taskIds.length === 0) return new Map();
+  const { rows } = await db.query<{ prerequisite_id: string; dependant_id: string }>(
+    'SELECT prerequisite_id, dependant_id FROM task_dependants WHERE prerequisite_id = ANY($1::text[])',
+    [taskIds],
+  );
+  const held = new Map<string, string[]>();
+  for (const r of rows) held.set(r.prerequisite_id, [...(held.get(r.prerequisite_id) ?? []), r.dependant_id]);
+  return held;
 }
 
 /** WAITING tasks per method: a WAITING task holds its (method, data source) claim until it starts. */

@@ -73,7 +73,8 @@ export async function registryTaskV2(raw: TaskInput): Promise<TaskResult> {
   let prerequisiteOutcome: { status: string; error?: string } | undefined;
   const notified = new Set<string>();
 
-  setHandler(taskInfoQuery, () => ({ ...info, taskQueue: workflowInfo().taskQueue }));
+  // No queue in the answer: readers describe a version-2 task (which also tells a loop between runs).
+  setHandler(taskInfoQuery, () => info);
   setHandler(dependantSignal, (id: string) => {
     if (typeof id === 'string' && !info.dependants.includes(id)) info.dependants.push(id);
   });
@@ -124,7 +125,7 @@ export async function registryTaskV2(raw: TaskInput): Promise<TaskResult> {
   let taskOptions!: Awaited<ReturnType<Activities['describeTaskMethod']>>;
   const admission: Promise<TaskAdmission> = (async () => {
     try {
-      input = validateTaskInput(raw, Date.now(), taskId);
+      input = validateTaskInput(raw, Date.now(), taskId, { textChecks: false }); // frozen: the rules it ran with
     } catch (err) {
       if (err instanceof TaskInputError) {
         fail = err.message;

@@ -54,6 +54,16 @@ const FIRST_LOOK_PATCH = 'first-look-before-local-activities';
  * its own prerequisite registration goes (before, both waited for an hourly recheck).
  */
 const LOOP_CANCEL_NOTIFIES_PATCH = 'loop-cancel-notifies-dependants';
+/**
+ * Control characters are refused in a task's ids, schedule and log message. Not for runs that
+ * started before (their replays), nor for a loop or a long wait going on: what was admitted goes on.
+ */
+const CONTROL_CHARACTERS_PATCH = 'control-characters-refused';
+
+function refusesControlCharacters(raw: TaskInput): boolean {
+  const refused = patched(CONTROL_CHARACTERS_PATCH);
+  return refused && !raw?.loop && !raw?.resume;
+}
 
 // PostgreSQL and describe calls: local activities, no task-queue round trip each.
 const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '15 seconds', retry: RETRY_FOREVER_CAPPED });
@@ -230,7 +240,7 @@ function assertCovers(run: TaskRun, add: CoveredAdd) {
 async function admit(run: TaskRun): Promise<TaskAdmission> {
   const { taskId } = run;
   try {
-    run.input = validateTaskInput(run.raw, Date.now(), taskId);
+    run.input = validateTaskInput(run.raw, Date.now(), taskId, { textChecks: refusesControlCharacters(run.raw) });
   } catch (err) {
     if (err instanceof TaskInputError) {
       run.fail = err.message;

@@ -63,6 +63,24 @@ describe("a loop's prerequisite and retention", () => {
     assert.ok((await flushed()).includes(prerequisite.taskId), 'flushed once nothing waits for it');
   });
 
+  it('a loop terminated (so it could not say it ended) does not hold its prerequisite for ever', { timeout: 90_000 }, async () => {
+    const prerequisite = await settledTask(
+      tasks,
+      await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [seeded.hubs[0]!.key], logMessage: 'before a terminated loop' }),
+    );
+    await eventually(async () => (await tasks.listTasks({ status: 'COMPLETED' })).tasks.some((x) => x.taskId === prerequisite.taskId));
+    const loop = `task:HOLD:${uniqueName('terminated')}`;
+    await tasks.client.workflow.start('registryTask', {
+      taskQueue: worker.taskQueue,
+      workflowId: loop,
+      args: [{ method: 'HOLD', prerequisiteTaskId: prerequisite.taskId, recurEvery: '1 second' }],
+    });
+    await eventually(async () => (await tasks.getTask(loop)).status === 'STARTED', 30_000);
+    assert.ok(!(await flushed()).includes(prerequisite.taskId), 'held while the loop runs');
+    await tasks.client.workflow.getHandle(loop).terminate('the operator stopped it');
+    assert.ok((await flushed()).includes(prerequisite.taskId), 'the registration of a dependant that has ended goes with the next flush');
+  });
+
   it('a client without the database refuses to flush: it cannot tell which tasks are prerequisites', async () => {
     const blind = new TaskClient(tasks.client, worker.taskQueue);
     await assert.rejects(
