@@ -50,11 +50,6 @@ const V3_PATCH = 'task-state-in-postgres';
  */
 const FIRST_LOOK_PATCH = 'first-look-before-local-activities';
 /**
- * A loop cancelled while its run was finishing records its final end: its dependants are told and
- * its own prerequisite registration goes (before, both waited for an hourly recheck).
- */
-const LOOP_CANCEL_NOTIFIES_PATCH = 'loop-cancel-notifies-dependants';
-/**
  * Control characters are refused in a task's ids, schedule and log message. Not for runs that
  * started before (their replays), nor for a loop or a long wait going on: what was admitted goes on.
  */
@@ -466,10 +461,8 @@ async function nextRun(run: TaskRun, summary: RunSummary): Promise<never> {
     if (!isCancellation(err)) throw err;
     run.info.error = 'cancelled';
     finish(run, 'CANCELLED');
-    if (patched(LOOP_CANCEL_NOTIFIES_PATCH)) {
-      // The run's end is recorded already; this is the loop's.
-      await CancellationScope.nonCancellable(() => local.notifyDependants({ taskId: run.taskId, status: 'CANCELLED', error: 'cancelled', final: true }));
-    }
+    // No notice from here: whether a cancel is seen here or one step later differs between a run and
+    // its replay (local activities). Dependants learn at their recheck; a flush drops the registration.
     throw err;
   }
   const { loop: _previous, scheduledFor: _first, resume: _resume, registryObjectKeys: _keys, storedKeyCount: _count, ...rest } = run.info.input;
