@@ -1,4 +1,6 @@
 /** Shared test set-up: a database per test file, a worker on its own task queue, a client. */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -133,6 +135,25 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, ti
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/** Starts a workflow with the temporal binary, as an operator would: its plain JSON input, no client of ours. */
+export async function startWithTemporalCli(taskQueue: string, type: string, workflowId: string, input: unknown): Promise<void> {
+  const args = [
+    'workflow',
+    'start',
+    '--address',
+    temporalAddress(),
+    '--task-queue',
+    taskQueue,
+    '--type',
+    type,
+    '--workflow-id',
+    workflowId,
+    '--input',
+    JSON.stringify(input),
+  ];
+  await promisify(execFile)(process.env.TEMPORAL_CLI!, args);
 }
 
 /** Waits until a task has ended (COMPLETED, FAILED or CANCELLED) and returns it. */

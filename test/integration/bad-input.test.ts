@@ -24,6 +24,7 @@ import {
   uniqueName,
   type TestDatabase,
   type TestWorker,
+  startWithTemporalCli,
 } from '../helpers.ts';
 
 const exec = promisify(execFile);
@@ -243,20 +244,7 @@ describe('bad input through every door', () => {
     for (const [input] of inputs) {
       const id = uniqueName('raw-bad');
       ids.push(id);
-      await exec(process.env.TEMPORAL_CLI!, [
-        'workflow',
-        'start',
-        '--address',
-        temporalAddress(),
-        '--task-queue',
-        worker.taskQueue,
-        '--type',
-        'registryTask',
-        '--workflow-id',
-        id,
-        '--input',
-        JSON.stringify(input),
-      ]);
+      await startWithTemporalCli(worker.taskQueue, 'registryTask', id, input);
     }
     // A task as its own prerequisite, and a cycle of two, started the same way.
     const self = uniqueName('raw-self');
@@ -269,20 +257,7 @@ describe('bad input through every door', () => {
       [b, a],
     ] as const) {
       const input = { method: 'INDEX_RECORDS', dataSourceKey: id, prerequisiteTaskId: prereq, ...(when ? { scheduledFor: when } : {}) };
-      await exec(process.env.TEMPORAL_CLI!, [
-        'workflow',
-        'start',
-        '--address',
-        temporalAddress(),
-        '--task-queue',
-        worker.taskQueue,
-        '--type',
-        'registryTask',
-        '--workflow-id',
-        id,
-        '--input',
-        JSON.stringify(input),
-      ]);
+      await startWithTemporalCli(worker.taskQueue, 'registryTask', id, input);
     }
     const expect: [string, RegExp][] = [
       ...ids.map((id, i) => [id, inputs[i]![1]] as [string, RegExp]),

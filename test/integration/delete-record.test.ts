@@ -16,6 +16,7 @@ import {
   testClient,
   type TestDatabase,
   type TestWorker,
+  startWithTemporalCli,
 } from '../helpers.ts';
 
 const run = promisify(execFile);
@@ -116,20 +117,7 @@ describe('record deletion', () => {
     const hub = seeded.hubs.find((h) => h.class === 'party')!;
     const related = await relatedIds(hub.key);
     const workflowId = `cli-${deleteRecordWorkflowId(hub.key, worker.taskQueue)}`;
-    await run(process.env.TEMPORAL_CLI!, [
-      'workflow',
-      'start',
-      '--address',
-      temporalAddress(),
-      '--task-queue',
-      worker.taskQueue,
-      '--type',
-      'deleteRecord',
-      '--workflow-id',
-      workflowId,
-      '--input',
-      JSON.stringify({ key: hub.key }),
-    ]);
+    await startWithTemporalCli(worker.taskQueue, 'deleteRecord', workflowId, { key: hub.key });
     const { stdout } = await run(process.env.TEMPORAL_CLI!, [
       'workflow',
       'result',

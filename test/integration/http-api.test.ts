@@ -11,7 +11,17 @@ import { loadCredentials, AuthConfigError } from '../../src/http/auth.ts';
 import { startAdminServer, type AdminServer } from '../../src/http/server.ts';
 import type { TaskInfo } from '../../src/taskmgr/info.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
-import { createTestDatabase, eventually, startTestWorker, temporalAddress, testClient, testConfig, type TestDatabase, type TestWorker } from '../helpers.ts';
+import {
+  createTestDatabase,
+  eventually,
+  startTestWorker,
+  temporalAddress,
+  testClient,
+  testConfig,
+  type TestDatabase,
+  type TestWorker,
+  startWithTemporalCli,
+} from '../helpers.ts';
 import type { RegistryClient } from '../../src/client/registry.ts';
 
 const exec = promisify(execFile);
@@ -451,20 +461,7 @@ describe('the admin HTTP API', () => {
     const cli = await exec(process.execPath, [BIN, 'add', input.method, '-d', input.dataSourceKey, '-m', input.logMessage, '--json'], { env });
     const viaCli = await settled(JSON.parse(cli.stdout).taskId);
     const temporalId = `four-ways-${Date.now()}`;
-    await exec(process.env.TEMPORAL_CLI!, [
-      'workflow',
-      'start',
-      '--address',
-      temporalAddress(),
-      '--task-queue',
-      worker.taskQueue,
-      '--type',
-      'registryTask',
-      '--workflow-id',
-      temporalId,
-      '--input',
-      JSON.stringify(input),
-    ]);
+    await startWithTemporalCli(worker.taskQueue, 'registryTask', temporalId, input);
     const viaTemporal = await settled(temporalId);
     const api = await call('POST', '/api/tasks', { auth: ADMIN, body: input });
     const viaApi = await settled(api.json.taskId);

@@ -1,15 +1,22 @@
 /** The task manager on the real Temporal dev server and PostgreSQL. */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { TaskClient, TaskInputError, TaskStateError, UnknownTaskMethodError } from '../../src/client/task-client.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import type { TaskInfo } from '../../src/taskmgr/info.ts';
-import { createTestDatabase, eventually, snapshot, startTestWorker, temporalAddress, type TestDatabase, type TestWorker, settledTask } from '../helpers.ts';
+import {
+  createTestDatabase,
+  eventually,
+  snapshot,
+  startTestWorker,
+  temporalAddress,
+  type TestDatabase,
+  type TestWorker,
+  settledTask,
+  startWithTemporalCli,
+} from '../helpers.ts';
 
-const run = promisify(execFile);
 
 describe('the task manager', () => {
   let db: TestDatabase;
@@ -86,20 +93,7 @@ describe('the task manager', () => {
 
   it('started through the temporal CLI, an unknown method FAILS at once with that message and the worker stays healthy', async () => {
     const id = `cli-unknown-${Date.now()}`;
-    await run(process.env.TEMPORAL_CLI!, [
-      'workflow',
-      'start',
-      '--address',
-      temporalAddress(),
-      '--task-queue',
-      worker.taskQueue,
-      '--type',
-      'registryTask',
-      '--workflow-id',
-      id,
-      '--input',
-      '{"method": "NO_SUCH_TASK"}',
-    ]);
+    await startWithTemporalCli(worker.taskQueue, 'registryTask', id, { method: 'NO_SUCH_TASK' });
     const t = await settled(id);
     assert.equal(t.status, 'FAILED');
     assert.match(t.error!, /unknown task method "NO_SUCH_TASK"; available methods: GENERATE_CACHE/);
@@ -112,20 +106,7 @@ describe('the task manager', () => {
   it('a task started from the temporal CLI with plain JSON input runs like one added by the client', async () => {
     const id = `cli-task-${Date.now()}`;
     const input = { method: 'RUN_QUALITY_CHECK', dataSourceKey: ds(1), logMessage: 'from the CLI' };
-    await run(process.env.TEMPORAL_CLI!, [
-      'workflow',
-      'start',
-      '--address',
-      temporalAddress(),
-      '--task-queue',
-      worker.taskQueue,
-      '--type',
-      'registryTask',
-      '--workflow-id',
-      id,
-      '--input',
-      JSON.stringify(input),
-    ]);
+    await startWithTemporalCli(worker.taskQueue, 'registryTask', id, input);
     const viaCli = await settled(id);
     const viaClient = await settled(await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(1), logMessage: 'from the CLI' }));
     const shape = (t: TaskInfo) => ({ status: t.status, method: t.method, input: t.input, output: t.output, logs: t.logs.map((l) => l.message) });
