@@ -17,7 +17,6 @@ import {
   startWithTemporalCli,
 } from '../helpers.ts';
 
-
 describe('the task manager', () => {
   let db: TestDatabase;
   let worker: TestWorker;
