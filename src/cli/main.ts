@@ -19,6 +19,7 @@ import { intOption, printable, stopSignal } from './common.ts';
 import { addClusterCommand } from './cluster.ts';
 import { addReplayCheckCommand } from './replay-check.ts';
 import { credentialsRefused, temporalTarget } from '../client/connection.ts';
+import { ensureMaintenanceTask } from './maintenance-task.ts';
 
 /** The database for a one-off command: DATABASE_URL, else the embedded one (started if not running). */
 async function openDatabase(config: Config, logger: Logger): Promise<{ pool: Pool; url: string; close(): Promise<void> }> {
@@ -78,7 +79,6 @@ function addWorkerCommand(program: Command) {
       if (!config.databaseUrl) throw new ConfigError('DATABASE_URL must be set for `taskmgr worker` (use `taskmgr start` for the embedded database)');
       const logger = createLogger(config.logLevel);
       const { connectWorker, createRegistryWorker, installRuntime } = await import('../worker.ts');
-      const { ensureMaintenanceTask } = await import('./start.ts');
       installRuntime(logger, config.logLevel, config.metricsAddress);
       await migrate(config.databaseUrl, logger);
       const pool = createPool(config.databaseUrl, { logger });

@@ -3,23 +3,16 @@ import path from 'node:path';
 import type { Config } from '../config.ts';
 import { loadConfig } from '../config.ts';
 import { RegistryClient } from '../client/registry.ts';
-import { maintenanceTaskId, TaskClient } from '../client/task-client.ts';
+import { TaskClient } from '../client/task-client.ts';
 import { createPool, type Pool } from '../db/pool.ts';
 import { migrate } from '../db/migrate.ts';
-import { createLogger, type Logger } from '../log.ts';
+import { createLogger } from '../log.ts';
 import { isRegistryEmpty, seedRegistry } from '../registry/seed.ts';
 import { startStack } from '../stack.ts';
 import { startAdminServer } from '../http/server.ts';
 import { printable, shellQuote, stopSignal } from './common.ts';
+import { ensureMaintenanceTask } from './maintenance-task.ts';
 import { connectWorker, createRegistryWorker, installRuntime } from '../worker.ts';
-
-/** The HOURLY_REGISTRY_MAINTENANCE loop runs once per registry (task queue): start it unless it runs. */
-export async function ensureMaintenanceTask(tasks: TaskClient, config: Config, logger: Logger) {
-  const { taskId } = await tasks.addTask({ method: 'HOURLY_REGISTRY_MAINTENANCE', recurEvery: config.maintenanceEvery }, maintenanceTaskId(tasks.taskQueue), {
-    restartIfClosed: true,
-  });
-  logger.info({ taskId, every: config.maintenanceEvery }, 'maintenance task scheduled');
-}
 
 /** Shows the demo's hub records: the deletions worth watching. */
 async function demoHints(pool: Pool): Promise<{ key: string; title: string; related: number }[]> {
