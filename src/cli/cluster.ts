@@ -52,7 +52,7 @@ export function addClusterCommand(program: Command) {
 }
 
 /** TLS and JWT on the public frontend: the files, the JWKS served to it, and the settings for our own processes. */
-async function secureFrontend(clusterDir: string, namespace: string, stops: (() => Promise<void>)[]) {
+async function secureFrontend(clusterDir: string, namespace: string, stops: Stops) {
   const files = await prepareClusterAuth(path.join(clusterDir, 'auth'));
   const jwks = await serveJwks(files);
   stops.push(() => jwks.close());
@@ -68,7 +68,7 @@ async function secureFrontend(clusterDir: string, namespace: string, stops: (() 
  * databases. On the embedded PostgreSQL the registry connects as a role of its own, not as the
  * superuser; with DATABASE_URL the operator chose the role.
  */
-async function registryDatabase(config: Config, logger: Logger, stops: (() => Promise<void>)[], clusterDir: string) {
+async function registryDatabase(config: Config, logger: Logger, stops: Stops, clusterDir: string) {
   if (config.databaseUrl) {
     const admin = new URL(config.databaseUrl);
     admin.pathname = '/postgres';
@@ -87,50 +87,23 @@ async function registryDatabase(config: Config, logger: Logger, stops: (() => Pr
   return { url: url.toString(), adminUrl: admin.toString(), embedded: true };
 }
 
+type Stops = (() => Promise<void>)[];
+type RegistryDatabase = Awaited<ReturnType<typeof registryDatabase>>;
+type StartedCluster = Awaited<ReturnType<typeof startTemporalCluster>>;
+
 async function runCluster(workerCount: number, withAuth: boolean) {
   const config = loadConfig();
   const logger = createLogger(config.logLevel);
-  const stops: (() => Promise<void>)[] = [];
+  const stops: Stops = [];
   let stopping = false;
-  const stopAll = async () => {
-    stopping = true;
-    for (const stop of stops.reverse()) await stop().catch((err: Error) => logger.warn({ err: err.message }, 'stop failed'));
-  };
   const clusterDir = path.join(config.dataDir, 'cluster');
   try {
-    const binaries = { server: findGoTool(TEMPORAL_SERVER, { config }), sqlTool: findGoTool(SQL_TOOL, { config }), ui: findGoTool(UI_SERVER, { config }) };
     const db = await registryDatabase(config, logger, stops, clusterDir);
     await migrate(db.url, logger);
     const pool = createPool(db.url, { logger });
     if (await isRegistryEmpty(pool)) await seedRegistry(pool, { records: config.seed.records, dataSources: config.seed.dataSources }, logger);
     await pool.end();
-
-    const admin = new URL(db.adminUrl);
-    const store: SqlStore = {
-      host: admin.hostname,
-      port: Number(admin.port || 5432),
-      user: TEMPORAL_ROLE,
-      databases: { persistence: 'temporal', visibility: 'temporal_visibility' },
-    };
-    const password = keptSecret(path.join(clusterDir, 'temporal-db-password'));
-    await prepareTemporalDatabases({ adminUrl: db.adminUrl, sqlTool: binaries.sqlTool, store, password, logger });
-    const ports = { ...DEFAULT_PORTS, frontend: config.temporal.devPort, frontendHttp: config.temporal.httpPort, ui: config.temporal.uiPort };
-    const secured = withAuth ? await secureFrontend(clusterDir, config.temporal.namespace, stops) : undefined;
-    const cluster = await startTemporalCluster({
-      security: secured?.security,
-      serverBinary: binaries.server,
-      uiServerBinary: binaries.ui,
-      dir: clusterDir,
-      ports,
-      store,
-      password,
-      historyShards: config.temporal.historyShards,
-      namespace: config.temporal.namespace,
-      uiWriteActions: config.temporal.uiWriteActions,
-      logger,
-    });
-    stops.push(() => cluster.stop());
-
+    const { cluster, secured } = await startTemporal(config, db, withAuth, clusterDir, stops, logger);
     const env = {
       ...process.env,
       DATABASE_URL: db.url,
@@ -139,45 +112,99 @@ async function runCluster(workerCount: number, withAuth: boolean) {
       DATA_DIR: config.dataDir,
       ...secured?.clientEnv,
     };
-    const logDir = path.join(clusterDir, 'logs');
-    const workers: ManagedProcess[] = [];
-    // Each worker its own metrics endpoint: METRICS_ADDRESS's port, the next one, and so on.
-    const metricsAt = (i: number) => config.metricsAddress?.replace(/:(\d+)$/, (_, port: string) => `:${Number(port) + i - 1}`);
-    for (let i = 1; i <= workerCount; i++) {
-      workers.push(
-        startProcess(`taskmgr-worker-${i}`, process.execPath, [TASKMGR_BIN, 'worker'], { logDir, env: { ...env, METRICS_ADDRESS: metricsAt(i) ?? 'off' } }),
-      );
-    }
-    stops.push(async () => void (await Promise.all(workers.map((w) => w.stop(60_000)))));
-    const server = startProcess('taskmgr-serve', process.execPath, [TASKMGR_BIN, 'serve'], { logDir, env });
-    stops.push(() => server.stop());
-    const pageUrl = `http://${config.http.host}:${config.http.port}`;
-    await untilHttpOk(`${pageUrl}/api/health`, server, 60_000);
-    await untilWorkersPoll(cluster.internalAddress, config.temporal.namespace, config.temporal.taskQueue, workers, 120_000);
-
-    console.log(
-      [
-        '',
-        `registry-taskmgr cluster is running (logs in ${logDir}).`,
-        `  Temporal:     ${cluster.address} (frontend${secured ? ', TLS + JWT' : ', plain: --no-auth'}; history x2 sharing ${config.temporal.historyShards} shards, matching, worker; namespace ${config.temporal.namespace})`,
-        `  Temporal HTTP API: ${cluster.httpUrl}/api/v1/namespaces/${config.temporal.namespace}/workflows (plain JSON, see the README)`,
-        `  Temporal UI:  ${cluster.uiUrl}/namespaces/${config.temporal.namespace}/workflows`,
-        `  Workers:      ${workerCount} processes (pids ${workers.map((w) => w.child.pid).join(', ')})${config.metricsAddress ? `; Prometheus metrics at ${workers.map((_, i) => `http://${metricsAt(i + 1)}/metrics`).join(', ')}` : ''}`,
-        `  Task manager: ${pageUrl}/  (user ${config.http.adminUser}, password ${config.http.adminPassword ? 'from ADMIN_PASSWORD' : `in ${path.join(config.dataDir, 'admin-password')}`})`,
-        `  PostgreSQL:   ${db.embedded ? `embedded on 127.0.0.1:${config.embeddedPgPort}, data in ${path.join(config.dataDir, 'pg')}; the registry connects as role ${REGISTRY_ROLE}` : 'DATABASE_URL'}; Temporal's databases temporal, temporal_visibility (role ${TEMPORAL_ROLE})`,
-        ...(secured ? connectHints(cluster.address, secured.files.caFile) : []),
-        '',
-        'Ctrl-C stops everything in order; the next start reuses the data.',
-      ].join('\n'),
-    );
-    for (const p of [...workers, server, ...cluster.processes.values()]) {
+    const taskmgr = await startTaskmgrProcesses(config, env, workerCount, cluster, stops);
+    console.log(clusterBanner(config, db, cluster, secured, taskmgr));
+    for (const p of [...taskmgr.workers, taskmgr.server, ...cluster.processes.values()]) {
       void p.exited.then((code) => stopping || logger.warn({ process: p.name, code, log: p.logFile }, 'a cluster process exited'));
     }
     await stopSignal(logger);
   } finally {
-    await stopAll();
+    stopping = true;
+    for (const stop of stops.reverse()) await stop().catch((err: Error) => logger.warn({ err: err.message }, 'stop failed'));
     logger.info('stopped');
   }
+}
+
+/** Temporal's databases on the registry's server, then the cluster's services (behind TLS and tokens unless --no-auth). */
+async function startTemporal(config: Config, db: RegistryDatabase, withAuth: boolean, clusterDir: string, stops: Stops, logger: Logger) {
+  const binaries = { server: findGoTool(TEMPORAL_SERVER, { config }), sqlTool: findGoTool(SQL_TOOL, { config }), ui: findGoTool(UI_SERVER, { config }) };
+  const admin = new URL(db.adminUrl);
+  const store: SqlStore = {
+    host: admin.hostname,
+    port: Number(admin.port || 5432),
+    user: TEMPORAL_ROLE,
+    databases: { persistence: 'temporal', visibility: 'temporal_visibility' },
+  };
+  const password = keptSecret(path.join(clusterDir, 'temporal-db-password'));
+  await prepareTemporalDatabases({ adminUrl: db.adminUrl, sqlTool: binaries.sqlTool, store, password, logger });
+  const ports = { ...DEFAULT_PORTS, frontend: config.temporal.devPort, frontendHttp: config.temporal.httpPort, ui: config.temporal.uiPort };
+  const secured = withAuth ? await secureFrontend(clusterDir, config.temporal.namespace, stops) : undefined;
+  const cluster = await startTemporalCluster({
+    security: secured?.security,
+    serverBinary: binaries.server,
+    uiServerBinary: binaries.ui,
+    dir: clusterDir,
+    ports,
+    store,
+    password,
+    historyShards: config.temporal.historyShards,
+    namespace: config.temporal.namespace,
+    uiWriteActions: config.temporal.uiWriteActions,
+    logger,
+  });
+  stops.push(() => cluster.stop());
+  return { cluster, secured };
+}
+
+/** N `taskmgr worker` processes and one `taskmgr serve`, started and waited for until they poll and answer. */
+async function startTaskmgrProcesses(config: Config, env: NodeJS.ProcessEnv, workerCount: number, cluster: StartedCluster, stops: Stops) {
+  const logDir = path.join(config.dataDir, 'cluster', 'logs');
+  const workers: ManagedProcess[] = [];
+  for (let i = 1; i <= workerCount; i++) {
+    workers.push(
+      startProcess(`taskmgr-worker-${i}`, process.execPath, [TASKMGR_BIN, 'worker'], {
+        logDir,
+        env: { ...env, METRICS_ADDRESS: metricsAt(config, i) ?? 'off' },
+      }),
+    );
+  }
+  stops.push(async () => void (await Promise.all(workers.map((w) => w.stop(60_000)))));
+  const server = startProcess('taskmgr-serve', process.execPath, [TASKMGR_BIN, 'serve'], { logDir, env });
+  stops.push(() => server.stop());
+  const pageUrl = `http://${config.http.host}:${config.http.port}`;
+  await untilHttpOk(`${pageUrl}/api/health`, server, 60_000);
+  await untilWorkersPoll(cluster.internalAddress, config.temporal.namespace, config.temporal.taskQueue, workers, 120_000);
+  return { workers, server, pageUrl, logDir };
+}
+
+/** Each worker its own metrics endpoint: METRICS_ADDRESS's port, the next one, and so on. */
+function metricsAt(config: Config, workerNumber: number): string | undefined {
+  return config.metricsAddress?.replace(/:(\d+)$/, (_, port: string) => `:${Number(port) + workerNumber - 1}`);
+}
+
+/** What is running where, printed once everything answers. */
+function clusterBanner(
+  config: Config,
+  db: RegistryDatabase,
+  cluster: StartedCluster,
+  secured: Awaited<ReturnType<typeof secureFrontend>> | undefined,
+  taskmgr: Awaited<ReturnType<typeof startTaskmgrProcesses>>,
+): string {
+  const { workers, pageUrl, logDir } = taskmgr;
+  const metrics = config.metricsAddress ? `; Prometheus metrics at ${workers.map((_, i) => `http://${metricsAt(config, i + 1)}/metrics`).join(', ')}` : '';
+  return [
+    '',
+    `registry-taskmgr cluster is running (logs in ${logDir}).`,
+    `  Temporal:     ${cluster.address} (frontend${secured ? ', TLS + JWT' : ', plain: --no-auth'}; history x2 sharing ${config.temporal.historyShards} shards, matching, worker; namespace ${config.temporal.namespace})`,
+    `  Temporal HTTP API: ${cluster.httpUrl}/api/v1/namespaces/${config.temporal.namespace}/workflows (plain JSON, see the README)`,
+    `  Temporal UI:  ${cluster.uiUrl}/namespaces/${config.temporal.namespace}/workflows`,
+    `  Workers:      ${workers.length} processes (pids ${workers.map((w) => w.child.pid).join(', ')})${metrics}`,
+    `  Task manager: ${pageUrl}/  (user ${config.http.adminUser}, password ${config.http.adminPassword ? 'from ADMIN_PASSWORD' : `in ${path.join(config.dataDir, 'admin-password')}`})`,
+    `  PostgreSQL:   ${db.embedded ? `embedded on 127.0.0.1:${config.embeddedPgPort}, data in ${path.join(config.dataDir, 'pg')}; the registry connects as role ${REGISTRY_ROLE}` : 'DATABASE_URL'}; Temporal's databases temporal, temporal_visibility (role ${TEMPORAL_ROLE})`,
+    ...(secured ? connectHints(cluster.address, secured.files.caFile) : []),
+    '',
+    'Ctrl-C stops everything in order; the next start reuses the data.',
+  ].join('\n');
 }
 
 /** How taskmgr, registry code and the temporal CLI connect to a secured frontend. */

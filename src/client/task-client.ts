@@ -17,6 +17,8 @@ import {
 /** gRPC FAILED_PRECONDITION: what the server answers a query when no worker polls the queue. */
 const GRPC_FAILED_PRECONDITION = 9;
 const GRPC_DEADLINE_EXCEEDED = 4;
+// What a query cut off by its deadline ends with, depending on where the client's retry stood.
+const GRPC_CANCELLED = 1;
 /** How long a task's query may take: a worker answers in milliseconds, a replay of a long history in a few seconds. */
 const QUERY_DEADLINE_MS = 10_000;
 import { executionInfoFromRaw } from '@temporalio/client/lib/helpers.js';
@@ -332,7 +334,7 @@ export class TaskClient {
     const description = await this.client.workflow.getHandle(taskId).describe();
     if (!this.isOurs(description)) throw new TaskNotFoundError(`task ${JSON.stringify(taskId)} does not exist`);
     const code = (queryError as { cause?: { code?: number }; code?: number }).cause?.code ?? (queryError as { code?: number }).code;
-    if (code !== GRPC_FAILED_PRECONDITION && code !== GRPC_DEADLINE_EXCEEDED) throw queryError;
+    if (code !== GRPC_FAILED_PRECONDITION && code !== GRPC_DEADLINE_EXCEEDED && code !== GRPC_CANCELLED) throw queryError;
     return this.recordedTaskInfo(taskId, description);
   }
 

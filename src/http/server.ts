@@ -141,18 +141,50 @@ interface SignInDeps {
   namespace: string;
 }
 
+type SignIn = (req: FastifyRequest, user: string, password: string, via: string) => Principal;
+interface SessionCookie {
+  name: string;
+  set(reply: FastifyReply, value: string, maxAge?: number): void;
+}
+
 /**
  * Who is calling (Basic credentials for scripts, a session cookie for the page), sign-in and
  * sign-out with failures limited per client address and user; returns the routes' guard.
  */
-function addSignIn(app: FastifyInstance, { credentials, sessions, metrics, secure, temporalUiUrl, namespace }: SignInDeps): Guard {
-  const attempts = new FailedAttempts();
-  const cookieName = secure ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
-  const setSessionCookie = (reply: FastifyReply, value: string, maxAge?: number) =>
-    reply.setCookie(cookieName, value, { path: '/', httpOnly: true, sameSite: 'strict', secure, ...(maxAge !== undefined ? { maxAge } : {}) });
+function addSignIn(app: FastifyInstance, deps: SignInDeps): Guard {
+  const cookie = sessionCookie(deps.secure);
+  const signIn = limitedSignIn(deps.credentials, deps.metrics);
+  app.addHook('onRequest', async (req: FastifyRequest) => {
+    if (!req.url.startsWith('/api/')) return;
+    const basic = basicCredentials(req.headers.authorization);
+    if (basic) {
+      req.principal = signIn(req, basic.user, basic.password, 'basic');
+      req.basic = true;
+      return;
+    }
+    const session = await deps.sessions.get(req.cookies[cookie.name]);
+    if (session) {
+      req.session = session;
+      req.principal = { user: session.user, role: session.role };
+    }
+  });
+  addSessionRoutes(app, deps, signIn, cookie);
+  return guard;
+}
 
-  /** Checks credentials on any path, counting and logging failures per client address and user. */
-  const signIn = (req: FastifyRequest, user: string, password: string, via: string): Principal => {
+function sessionCookie(secure: boolean): SessionCookie {
+  const name = secure ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
+  return {
+    name,
+    set: (reply, value, maxAge) =>
+      void reply.setCookie(name, value, { path: '/', httpOnly: true, sameSite: 'strict', secure, ...(maxAge !== undefined ? { maxAge } : {}) }),
+  };
+}
+
+/** Checks credentials on any path, counting and logging failures per client address and user. */
+function limitedSignIn(credentials: SignInDeps['credentials'], metrics: SignInDeps['metrics']): SignIn {
+  const attempts = new FailedAttempts();
+  return (req, user, password, via) => {
     const address = req.ip;
     const wait = attempts.blockedFor(user, address);
     if (wait > 0) {
@@ -172,50 +204,37 @@ function addSignIn(app: FastifyInstance, { credentials, sessions, metrics, secur
     attempts.succeed(user, address);
     return p;
   };
+}
 
-  // Who is calling: Basic credentials (scripts) or a session cookie (the page).
-  app.addHook('onRequest', async (req: FastifyRequest) => {
-    if (!req.url.startsWith('/api/')) return;
-    const basic = basicCredentials(req.headers.authorization);
-    if (basic) {
-      req.principal = signIn(req, basic.user, basic.password, 'basic');
-      req.basic = true;
-      return;
-    }
-    const session = await sessions.get(req.cookies[cookieName]);
-    if (session) {
-      req.session = session;
-      req.principal = { user: session.user, role: session.role };
-    }
-  });
+/** Route guard: signed in; for changes also the admin role and, with a cookie session, the CSRF token. */
+const guard: Guard = (need) => async (req) => {
+  if (!req.principal) throw new HttpError(401, 'sign in first (POST /api/login, or HTTP Basic credentials)');
+  if (need === 'act') {
+    // A browser sends the cookie by itself; the token proves the request came from our page.
+    // Basic credentials are never sent by a browser on its own (we never ask it for them).
+    if (req.session && !csrfMatches(req.session, req.headers['x-csrf-token'])) throw new HttpError(403, 'missing or wrong X-CSRF-Token header');
+    // A cross-site form can carry Basic credentials the browser cached; it cannot add a header.
+    if (req.basic && !req.headers[CHANGE_HEADER]) throw new HttpError(403, `a change with Basic credentials needs the header X-Requested-With (any value)`);
+    if (req.principal.role !== 'admin') throw new HttpError(403, `user ${req.principal.user} has the read-only viewer role`);
+  }
+};
 
-  /** Route guard: signed in; for changes also the admin role and, with a cookie session, the CSRF token. */
-  const guard: Guard = (need) => async (req) => {
-    if (!req.principal) throw new HttpError(401, 'sign in first (POST /api/login, or HTTP Basic credentials)');
-    if (need === 'act') {
-      // A browser sends the cookie by itself; the token proves the request came from our page.
-      // Basic credentials are never sent by a browser on its own (we never ask it for them).
-      if (req.session && !csrfMatches(req.session, req.headers['x-csrf-token'])) throw new HttpError(403, 'missing or wrong X-CSRF-Token header');
-      // A cross-site form can carry Basic credentials the browser cached; it cannot add a header.
-      if (req.basic && !req.headers[CHANGE_HEADER]) throw new HttpError(403, `a change with Basic credentials needs the header X-Requested-With (any value)`);
-      if (req.principal.role !== 'admin') throw new HttpError(403, `user ${req.principal.user} has the read-only viewer role`);
-    }
-  };
-
+/** The page's sign-in, sign-out and "who am I". */
+function addSessionRoutes(app: FastifyInstance, { sessions, temporalUiUrl, namespace }: SignInDeps, signIn: SignIn, cookie: SessionCookie): void {
   app.post('/api/login', { config: { rateLimit: { max: 20, timeWindow: '1 minute' } } }, async (req, reply) => {
     const body = (req.body ?? {}) as { user?: unknown; password?: unknown };
     if (typeof body.user !== 'string' || typeof body.password !== 'string')
       throw new HttpError(400, 'user and password must be strings', { field: typeof body.user !== 'string' ? 'user' : 'password' });
     const p = signIn(req, body.user, body.password, 'login');
-    await sessions.delete(req.cookies[cookieName]);
+    await sessions.delete(req.cookies[cookie.name]);
     const s = await sessions.create(p);
-    setSessionCookie(reply, s.id);
+    cookie.set(reply, s.id);
     return { user: s.user, role: s.role, csrfToken: s.csrfToken };
   });
 
   app.post('/api/logout', async (req, reply) => {
-    await sessions.delete(req.cookies[cookieName]);
-    setSessionCookie(reply, '', 0);
+    await sessions.delete(req.cookies[cookie.name]);
+    cookie.set(reply, '', 0);
     return { ok: true };
   });
 
@@ -226,8 +245,6 @@ function addSignIn(app: FastifyInstance, { credentials, sessions, metrics, secur
     temporalUiUrl,
     namespace,
   }));
-
-  return guard;
 }
 
 /** Builds and starts the server on config.http.host:port. */

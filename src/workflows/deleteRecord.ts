@@ -40,6 +40,17 @@ const DEFAULT_BATCH_SIZE = 500;
 const ONE_INITIAL_PATCH = 'one-update-per-initial-delete';
 const DEFAULT_CONCURRENCY = 2;
 
+/** What one deleteRecord execution keeps while it runs: its deletes, their follow-ups, its progress. */
+interface Deletion {
+  input: DeleteRecordInput;
+  key: string;
+  pending: DeletionOutcome[];
+  progress: FollowUpProgress;
+  rounds: number;
+  /** The delete the execution started with, until an update takes it. */
+  initial?: Promise<DeletionOutcome>;
+}
+
 /**
  * Deletes one registry record, then rechecks, reindexes and re-caches every record related to it.
  *
@@ -53,64 +64,16 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
   const bad = checkRecordKey(input?.key);
   if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
   const { key } = input;
-  const batchSize = input.batchSize ?? DEFAULT_BATCH_SIZE;
-  const concurrency = input.concurrency ?? DEFAULT_CONCURRENCY;
-
-  const pending: DeletionOutcome[] = [];
-  const progress: FollowUpProgress = { key, phase: 'deleting', affected: 0, batchesTotal: 0, batchesDone: 0 };
-  let rounds = 0;
+  const deletion: Deletion = { input, key, pending: [], progress: { key, phase: 'deleting', affected: 0, batchesTotal: 0, batchesDone: 0 }, rounds: 0 };
   // Set here too, not only by the client, so a start from the temporal CLI is listed the same way.
   upsertSearchAttributes([
     { key: TaskMethodKey, value: 'DELETE_RECORD' },
     { key: TaskStatusKey, value: 'STARTED' },
     { key: RegistryObjectKeysKey, value: [key] },
   ]);
-
-  const deleteOnce = async (): Promise<DeletionOutcome> => {
-    rounds += 1;
-    const { workflowId, runId } = workflowInfo();
-    const opId = `${workflowId}/${runId}/${rounds}`;
-    // From the coalescing version on: the delete and the hand-off to the data source's coalescer
-    // in one local activity, on the worker that holds this workflow task (one round trip less).
-    const outcome = patched(COALESCE_PATCH)
-      ? // Only what the caller set: the rest comes from the workers' configuration.
-        await local.deleteRecordAndHandOff({
-          key,
-          opId,
-          batchSize: input.batchSize,
-          settings: { batchSize: input.batchSize, concurrency: input.concurrency, ...input.coalesce },
-        })
-      : await deleteRecordActivity({ key, opId, batchSize });
-    if (outcome.deleted) {
-      pending.push(outcome);
-      progress.affected += outcome.affected;
-      progress.batchesTotal += outcome.batches;
-      progress.opIds = [...(progress.opIds ?? []), outcome.opId];
-    }
-    return outcome;
-  };
-
-  let initial: Promise<DeletionOutcome> | undefined = deleteOnce();
-  const first = initial;
-
-  setHandler(deleteRecordUpdate, async () => {
-    // The first update (the one that started us) waits for the initial delete; later ones delete
-    // again. Taken at once: of two concurrent deletes of one key, only the first gets the initial one.
-    let outcome: DeletionOutcome;
-    if (patched(ONE_INITIAL_PATCH)) {
-      const mine = initial;
-      initial = undefined;
-      outcome = await (mine ?? deleteOnce());
-    } else {
-      outcome = await (initial ?? deleteOnce());
-      initial = undefined;
-    }
-    if (!outcome.deleted) {
-      throw ApplicationFailure.create({ message: `record ${JSON.stringify(key)} does not exist`, type: ERROR_TYPES.recordNotFound, nonRetryable: true });
-    }
-    return outcome;
-  });
-  setHandler(deleteProgressQuery, () => progress);
+  const first = (deletion.initial = deleteOnce(deletion));
+  setHandler(deleteRecordUpdate, () => answerDeleteUpdate(deletion));
+  setHandler(deleteProgressQuery, () => deletion.progress);
   // Executions started before coalescing run their follow-up themselves, as they recorded.
   const coalesce = patched(COALESCE_PATCH);
 
@@ -120,33 +83,83 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
       upsertSearchAttributes([{ key: DataSourceKeyKey, value: firstOutcome.dataSourceKey }]);
     }
     const result: DeleteRecordResult = { ...firstOutcome, qualityChanges: {}, reindexed: 0, recached: 0 };
-    progress.phase = 'following-up';
-    if (coalesce) {
-      // The follow-up belongs to the coalescer now (RegistryClient.awaitDeletion asks it how it ends).
-      await condition(allHandlersFinished);
-      if (!firstOutcome.deleted && rounds === 1) {
-        throw ApplicationFailure.create({ message: `record ${JSON.stringify(key)} does not exist`, type: ERROR_TYPES.recordNotFound, nonRetryable: true });
-      }
-      upsertSearchAttributes([{ key: TaskStatusKey, value: 'COMPLETED' }]);
-      const handedOff = pending.filter((op) => op.batches > 0 && op.dataSourceKey);
-      if (handedOff.length) result.coalesced = { dataSourceKey: handedOff[0]!.dataSourceKey!, opIds: handedOff.map((op) => op.opId) };
-      return result;
-    }
-    for (;;) {
-      await condition(() => pending.length > 0 || allHandlersFinished());
-      const op = pending.shift();
-      if (!op) break;
-      await followUp(op, concurrency, result, () => (progress.batchesDone += 1));
-      await completeOperation(op.opId);
-    }
-    progress.phase = 'done';
-    if (!firstOutcome.deleted && rounds === 1) {
-      throw ApplicationFailure.create({ message: `record ${JSON.stringify(key)} does not exist`, type: ERROR_TYPES.recordNotFound, nonRetryable: true });
-    }
+    deletion.progress.phase = 'following-up';
+    if (coalesce) await awaitHandOffs(deletion, result);
+    else await followUpHere(deletion, result);
+    if (!firstOutcome.deleted && deletion.rounds === 1) throw recordNotFound(key);
     upsertSearchAttributes([{ key: TaskStatusKey, value: 'COMPLETED' }]);
     return result;
   } catch (err) {
     upsertSearchAttributes([{ key: TaskStatusKey, value: 'FAILED' }]);
     throw err;
   }
+}
+
+/** Deletes the record once more (it may have been re-created) and queues the follow-up it needs. */
+async function deleteOnce(deletion: Deletion): Promise<DeletionOutcome> {
+  const { input, key, progress } = deletion;
+  deletion.rounds += 1;
+  const { workflowId, runId } = workflowInfo();
+  const opId = `${workflowId}/${runId}/${deletion.rounds}`;
+  // From the coalescing version on: the delete and the hand-off to the data source's coalescer
+  // in one local activity, on the worker that holds this workflow task (one round trip less).
+  const outcome = patched(COALESCE_PATCH)
+    ? // Only what the caller set: the rest comes from the workers' configuration.
+      await local.deleteRecordAndHandOff({
+        key,
+        opId,
+        batchSize: input.batchSize,
+        settings: { batchSize: input.batchSize, concurrency: input.concurrency, ...input.coalesce },
+      })
+    : await deleteRecordActivity({ key, opId, batchSize: input.batchSize ?? DEFAULT_BATCH_SIZE });
+  if (outcome.deleted) {
+    deletion.pending.push(outcome);
+    progress.affected += outcome.affected;
+    progress.batchesTotal += outcome.batches;
+    progress.opIds = [...(progress.opIds ?? []), outcome.opId];
+  }
+  return outcome;
+}
+
+/**
+ * The update callers wait on. The first one (the one that started us) waits for the initial
+ * delete; later ones delete again. Taken at once: of two concurrent deletes of one key, only the
+ * first gets the initial one.
+ */
+async function answerDeleteUpdate(deletion: Deletion): Promise<DeletionOutcome> {
+  let outcome: DeletionOutcome;
+  if (patched(ONE_INITIAL_PATCH)) {
+    const mine = deletion.initial;
+    deletion.initial = undefined;
+    outcome = await (mine ?? deleteOnce(deletion));
+  } else {
+    outcome = await (deletion.initial ?? deleteOnce(deletion));
+    deletion.initial = undefined;
+  }
+  if (!outcome.deleted) throw recordNotFound(deletion.key);
+  return outcome;
+}
+
+/** The follow-ups belong to the coalescer (RegistryClient.awaitDeletion asks it how they end): wait for the updates only. */
+async function awaitHandOffs(deletion: Deletion, result: DeleteRecordResult): Promise<void> {
+  await condition(allHandlersFinished);
+  const handedOff = deletion.pending.filter((op) => op.batches > 0 && op.dataSourceKey);
+  if (handedOff.length) result.coalesced = { dataSourceKey: handedOff[0]!.dataSourceKey!, opIds: handedOff.map((op) => op.opId) };
+}
+
+/** Executions from before coalescing: each delete's follow-up runs here, one after the other. */
+async function followUpHere(deletion: Deletion, result: DeleteRecordResult): Promise<void> {
+  const concurrency = deletion.input.concurrency ?? DEFAULT_CONCURRENCY;
+  for (;;) {
+    await condition(() => deletion.pending.length > 0 || allHandlersFinished());
+    const op = deletion.pending.shift();
+    if (!op) break;
+    await followUp(op, concurrency, result, () => (deletion.progress.batchesDone += 1));
+    await completeOperation(op.opId);
+  }
+  deletion.progress.phase = 'done';
+}
+
+function recordNotFound(key: string): ApplicationFailure {
+  return ApplicationFailure.create({ message: `record ${JSON.stringify(key)} does not exist`, type: ERROR_TYPES.recordNotFound, nonRetryable: true });
 }

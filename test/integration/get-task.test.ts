@@ -85,6 +85,25 @@ describe('reading a task', () => {
     assert.equal((await settledTask(tasks, workflowId)).status, 'CANCELLED');
   });
 
+  it('a task whose worker has stopped is shown as the server recorded it, once the query deadline passes', { timeout: 60_000 }, async () => {
+    const queue = uniqueName('registry-tasks-stopped');
+    const gone = await startTestWorker(db.pool, queue);
+    const orphaned = new TaskClient(tasks.client, queue, { pool: db.pool });
+    let taskId: string;
+    try {
+      taskId = await orphaned.addNewTask('INDEX_RECORDS', { registryObjectKeys: [seeded.hubs[0]!.key], scheduledFor: '1 hour' });
+      await eventually(async () => (await orphaned.getTask(taskId)).waitingFor?.includes('schedule'), 30_000);
+    } finally {
+      await gone.stop();
+    }
+    // The query waits for a worker that polled a moment ago; it is cut off and the server's record answers.
+    const read = await orphaned.getTask(taskId);
+    assert.equal(read.status, 'WAITING');
+    assert.equal(read.method, 'INDEX_RECORDS');
+    assert.deepEqual(read.input.registryObjectKeys, [seeded.hubs[0]!.key]);
+    await tasks.client.workflow.getHandle(taskId).terminate('test over');
+  });
+
   it("another manager's task and another workflow with a task's id are not shown", { timeout: 60_000 }, async () => {
     const otherQueue = uniqueName('registry-tasks-other');
     const other = await startTestWorker(db.pool, otherQueue);
