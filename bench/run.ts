@@ -25,10 +25,17 @@ import { bareDeleteSql } from './activities.ts';
 import { database, inPool, ms, pct, peakRss, r1, r2, staleRecords, startWorker } from './common.ts';
 
 const { values: args } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, cluster: { type: 'boolean', default: false } },
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    cluster: { type: 'boolean', default: false },
+    scale: { type: 'boolean', default: false },
+  },
 });
 // `--cluster`: the scale-out benchmark (bench/cluster.ts) instead; it exits when done.
 if (args.cluster) await import('./cluster.ts');
+// `--scale`: the national-size run (bench/scale.ts) instead; it exits when done.
+if (args.scale) await import('./scale.ts');
 /** `--only 2,3` runs those scenarios alone (while tuning one); the default is all. */
 const ONLY = new Set((args.only ?? '1,2,3,4,6').split(',').map(Number));
 const QUICK = args.quick;

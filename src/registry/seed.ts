@@ -4,7 +4,8 @@
  * Deterministic for a given seed, so tests and benchmarks can rebuild the same registry.
  */
 import type { Logger } from 'pino';
-import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import { copyRows, type CopyValue } from '../db/copy.ts';
+import { withTransaction, type Pool, type PoolClient, type Queryable } from '../db/pool.ts';
 import type { RecordClass } from '../shared.ts';
 import { recheckQuality, regenerateCache, reindexRecords } from './derived.ts';
 
@@ -116,61 +117,85 @@ interface GenRecord {
 
 type Rng = ReturnType<typeof rng>;
 type DataSourceSeed = { key: string; title: string };
+/** What relations and the summary need of a record; its fields go to the database as it is made. */
+interface SeedRecord {
+  key: string;
+  class: RecordClass;
+  ds: number;
+}
 /** [from, toKey, type]: a relation to a key, which may not be in the registry. */
-type GenRelation = [GenRecord, string, string];
-interface GeneratedRegistry {
+type GenRelation = [SeedRecord, string, string];
+/** The registry being generated: the records made so far, by class, and the hubs. */
+interface RegistryPlan {
+  r: Rng;
+  opts: SeedOptions;
   dataSources: DataSourceSeed[];
-  records: GenRecord[];
-  hubs: GenRecord[];
-  relations: GenRelation[];
+  records: SeedRecord[];
+  byClass: Record<RecordClass, SeedRecord[]>;
+  hubs: SeedRecord[];
+  hubSize: number;
 }
 
-/** Creates data sources, records and relations, then computes every record's derived state. */
+/**
+ * Creates data sources, records and relations (streamed with COPY as they are generated), then
+ * computes every record's derived state.
+ */
 export async function seedRegistry(pool: Pool, opts: SeedOptions, logger?: Logger): Promise<SeedSummary> {
-  const registry = generateRegistry(opts);
-  const ids = await writeRegistry(pool, registry);
-  logger?.info({ records: registry.records.length, relations: registry.relations.length }, 'records written; computing quality, index and cache');
-  await rebuildDerived(pool, ids);
-  return summarise(pool, registry);
+  const plan = planRegistry(opts);
+  const written = await writeRegistry(pool, plan);
+  logger?.info({ records: written.ids.length, relations: written.relations }, 'records written; computing quality, index and cache');
+  // A fresh bulk load: the planner needs the tables' new sizes for the derived-state statements.
+  await pool.query('ANALYZE registry_objects, relations');
+  await rebuildDerived(pool, written.ids);
+  return summarise(pool, plan, written.relations);
 }
 
-/** The registry the seed makes, without I/O: the same seed always makes the same registry. */
-function generateRegistry(opts: SeedOptions): GeneratedRegistry {
-  const r = rng(opts.seed ?? 42);
+/** The registry the seed makes, before any record: the same seed always makes the same registry. */
+function planRegistry(opts: SeedOptions): RegistryPlan {
   const prefix = opts.prefix ?? '';
-  const hubCount = opts.hubs ?? Math.max(1, Math.min(5, Math.round(opts.records / 5000)));
-  const hubSize = opts.hubSize ?? Math.max(10, Math.min(5000, Math.round(opts.records * 0.1)));
-
   const dataSources = Array.from({ length: opts.dataSources }, (_, i) => {
     const [key, title] = INSTITUTIONS[i % INSTITUTIONS.length]!;
     const round = Math.floor(i / INSTITUTIONS.length);
     return { key: `${prefix}${key}${round ? `-${round + 1}` : ''}`, title: round ? `${title} (${round + 1})` : title };
   });
+  return {
+    r: rng(opts.seed ?? 42),
+    opts,
+    dataSources,
+    records: [],
+    byClass: { collection: [], party: [], activity: [], service: [] },
+    hubs: [],
+    hubSize: opts.hubSize ?? Math.max(10, Math.min(5000, Math.round(opts.records * 0.1))),
+  };
+}
 
-  const { records, byClass, make } = recordMaker(r, dataSources);
-
-  const hubs: GenRecord[] = [];
-  for (let h = 0; h < hubCount; h++) hubs.push(make(h % 2 === 0 ? 'activity' : 'party', h % opts.dataSources, true));
+/** The records, hubs first: each full record is yielded once, and only its key, class and data source are kept. */
+function* generateRecords(plan: RegistryPlan): Generator<GenRecord> {
+  const { r, opts } = plan;
+  const make = recordMaker(r, plan);
+  const hubCount = opts.hubs ?? Math.max(1, Math.min(5, Math.round(opts.records / 5000)));
+  for (let h = 0; h < hubCount; h++) {
+    const hub = make(h % 2 === 0 ? 'activity' : 'party', h % opts.dataSources, true);
+    plan.hubs.push(plan.records.at(-1)!);
+    yield hub;
+  }
   const classes: [RecordClass, number][] = [
     ['collection', 0.6],
     ['party', 0.2],
     ['activity', 0.12],
     ['service', 0.08],
   ];
-  while (records.length < opts.records) {
+  while (plan.records.length < opts.records) {
     const ds = r.int(opts.dataSources);
     let x = r.next();
     const cls = classes.find(([, p]) => (x -= p) < 0)?.[0] ?? 'collection';
-    make(cls, ds);
+    yield make(cls, ds);
   }
-
-  return { dataSources, records, hubs, relations: generateRelations(r, records, byClass, hubs, hubSize) };
 }
 
 /** Makes records of a class in a data source, with the fields a harvest would bring (some missing). */
-function recordMaker(r: Rng, dataSources: DataSourceSeed[]) {
-  const byClass: Record<RecordClass, GenRecord[]> = { collection: [], party: [], activity: [], service: [] };
-  const records: GenRecord[] = [];
+function recordMaker(r: Rng, plan: RegistryPlan) {
+  const { dataSources, records, byClass } = plan;
   const counters = new Map<string, number>();
   const make = (cls: RecordClass, ds: number, hub = false): GenRecord => {
     const dsKey = dataSources[ds]!.key;
@@ -218,18 +243,18 @@ function recordMaker(r: Rng, dataSources: DataSourceSeed[]) {
       citation: cls === 'collection' && r.chance(0.75) ? `${r.pick(FAMILY)} et al. (${2000 + r.int(25)}). ${title}.` : null,
       gold: r.chance(0.004),
     };
-    records.push(rec);
-    byClass[cls].push(rec);
+    const kept: SeedRecord = { key: rec.key, class: cls, ds };
+    records.push(kept);
+    byClass[cls].push(kept);
     return rec;
   };
-  return { records, byClass, make };
+  return make;
 }
 
 /** Hubs related to many collections, then each record's usual relations, then some to keys not in the registry. */
-function generateRelations(r: Rng, records: GenRecord[], byClass: Record<RecordClass, GenRecord[]>, hubs: GenRecord[], hubSize: number): GenRelation[] {
-  // Relations: [from, toKey, type]. Hubs first, so hub collections get no other activity or party.
-  const relations: GenRelation[] = [];
-  const taken = new Set<GenRecord>();
+function* generateRelations({ r, records, byClass, hubs, hubSize }: RegistryPlan): Generator<GenRelation> {
+  // Hubs first, so hub collections get no other activity or party.
+  const taken = new Set<SeedRecord>();
   const collections = byClass.collection;
   for (const hub of hubs) {
     const type = hub.class === 'activity' ? 'isOutputOf' : 'isManagedBy';
@@ -238,13 +263,13 @@ function generateRelations(r: Rng, records: GenRecord[], byClass: Record<RecordC
       const c = collections[r.int(collections.length)]!;
       if (taken.has(c)) continue;
       taken.add(c);
-      relations.push([c, hub.key, type]);
+      yield [c, hub.key, type];
       linked++;
     }
-    if (hub.class === 'activity') relations.push([hub, r.pick(byClass.party).key, 'hasPrincipalInvestigator']);
+    if (hub.class === 'activity') yield [hub, r.pick(byClass.party).key, 'hasPrincipalInvestigator'];
   }
   const hubSet = new Set(hubs);
-  const candidates = new Map<string, GenRecord[]>();
+  const candidates = new Map<string, SeedRecord[]>();
   const candidatesOf = (cls: RecordClass, ds?: number) => {
     const k = `${cls}/${ds ?? '*'}`;
     if (!candidates.has(k))
@@ -262,10 +287,11 @@ function generateRelations(r: Rng, records: GenRecord[], byClass: Record<RecordC
   };
   for (const rec of records) {
     if (hubSet.has(rec)) continue;
+    const own: GenRelation[] = [];
     const add = (cls: RecordClass, p: number, type: string, cross = 0.1) => {
       if (!r.chance(p)) return;
       const target = pickLocal(cls, rec.ds, cross);
-      if (target && target !== rec) relations.push([rec, target.key, type]);
+      if (target && target !== rec) own.push([rec, target.key, type]);
     };
     if (rec.class === 'collection') {
       if (!taken.has(rec)) {
@@ -282,80 +308,104 @@ function generateRelations(r: Rng, records: GenRecord[], byClass: Record<RecordC
     } else {
       add('collection', 0.85, 'supports');
     }
+    yield* own;
   }
   // A relation may point at a key not (yet) in the registry, as harvested RIF-CS does.
-  for (let i = 0; i < Math.ceil(records.length / 200); i++) relations.push([r.pick(records), `external/unknown/${i}`, 'hasAssociationWith']);
-
-  return relations;
+  for (let i = 0; i < Math.ceil(records.length / 200); i++) yield [r.pick(records), `external/unknown/${i}`, 'hasAssociationWith'];
 }
 
-/** Writes data sources, records (2,000 a statement) and relations (5,000 a statement) in one transaction; the records' ids. */
-async function writeRegistry(pool: Pool, { dataSources, records, relations }: GeneratedRegistry): Promise<number[]> {
+/**
+ * In one transaction: data sources, then records and relations streamed with COPY as they are
+ * generated. Returns the new records' ids and the number of relations generated.
+ */
+async function writeRegistry(pool: Pool, plan: RegistryPlan): Promise<{ ids: number[]; relations: number }> {
   return withTransaction(pool, async (tx) => {
-    const dsIds: number[] = [];
-    for (const ds of dataSources) {
-      const { rows } = await tx.query<{ id: number }>(
-        `INSERT INTO data_sources (key, title) VALUES ($1, $2)
-         ON CONFLICT (key) DO UPDATE SET title = EXCLUDED.title RETURNING id`,
-        [ds.key, ds.title],
-      );
-      dsIds.push(rows[0]!.id);
-    }
-    const idOf = new Map<string, number>();
-    for (let i = 0; i < records.length; i += 2000) {
-      const chunk = records.slice(i, i + 2000);
-      const col = <K extends keyof GenRecord>(k: K) => chunk.map((x) => x[k]);
-      const { rows } = await tx.query<{ id: number; key: string }>(
-        `INSERT INTO registry_objects (key, class, type, group_name, data_source_id, status, title, description, rights,
-                access_policy, location_address, electronic_address, identifiers, subjects, dates,
-                spatial_coverage, temporal_coverage, citation_info, gold_standard)
-         SELECT u.key, u.class::record_class, u.type, u.grp, u.ds, u.status::record_status, u.title, u.description, u.rights,
-                u.access_policy, u.location, u.electronic, string_to_array(u.identifiers, '|'), string_to_array(u.subjects, '|'),
-                string_to_array(u.dates, '|'), u.spatial, u.temporal, u.citation, u.gold
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::text[], $8::text[], $9::text[],
-                       $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[],
-                       $18::text[], $19::boolean[])
-                AS u(key, class, type, grp, ds, status, title, description, rights, access_policy, location, electronic,
-                     identifiers, subjects, dates, spatial, temporal, citation, gold)
-         RETURNING id, key`,
-        [
-          col('key'),
-          col('class'),
-          col('type'),
-          col('group'),
-          chunk.map((x) => dsIds[x.ds]),
-          col('status'),
-          col('title'),
-          col('description'),
-          col('rights'),
-          col('accessPolicy'),
-          col('location'),
-          col('electronic'),
-          chunk.map((x) => x.identifiers.join('|')),
-          chunk.map((x) => x.subjects.join('|')),
-          chunk.map((x) => x.dates.join('|')),
-          col('spatial'),
-          col('temporal'),
-          col('citation'),
-          col('gold'),
-        ],
-      );
-      for (const row of rows) idOf.set(row.key, row.id);
-    }
-    for (let i = 0; i < relations.length; i += 5000) {
-      const chunk = relations.slice(i, i + 5000);
-      await tx.query(
-        `INSERT INTO relations (from_id, to_key, relation_type)
-         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING`,
-        [chunk.map(([f]) => idOf.get(f.key)), chunk.map(([, t]) => t), chunk.map(([, , type]) => type)],
-      );
-    }
-    return [...idOf.values()];
+    const dsIds = await upsertDataSources(tx, plan.dataSources);
+    const { rows: before } = await tx.query<{ max: number }>('SELECT coalesce(max(id), 0)::bigint AS max FROM registry_objects');
+    await copyRows(tx, `registry_objects (${RECORD_COLUMNS.join(', ')})`, recordRows(plan, dsIds));
+    await tx.query('CREATE TEMP TABLE seed_relations (from_key text, to_key text, relation_type text) ON COMMIT DROP');
+    const relations = await copyRows(tx, 'seed_relations', relationRows(plan));
+    await tx.query(
+      `INSERT INTO relations (from_id, to_key, relation_type)
+       SELECT ro.id, s.to_key, s.relation_type FROM seed_relations s JOIN registry_objects ro ON ro.key = s.from_key
+       ON CONFLICT DO NOTHING`,
+    );
+    const mine = 'SELECT id FROM registry_objects WHERE id > $1 AND data_source_id = ANY($2::int[])';
+    // The new records have no derived state yet, so nothing of theirs is invalidated: it is all computed next.
+    await tx.query(`DELETE FROM derived_invalidations WHERE record_id IN (${mine})`, [before[0]!.max, dsIds]);
+    const { rows } = await tx.query<{ id: number }>(`${mine} ORDER BY id`, [before[0]!.max, dsIds]);
+    return { ids: rows.map((row) => row.id), relations };
   });
 }
 
+async function upsertDataSources(tx: PoolClient, dataSources: DataSourceSeed[]): Promise<number[]> {
+  const ids: number[] = [];
+  for (const ds of dataSources) {
+    const { rows } = await tx.query<{ id: number }>(
+      `INSERT INTO data_sources (key, title) VALUES ($1, $2)
+       ON CONFLICT (key) DO UPDATE SET title = EXCLUDED.title RETURNING id`,
+      [ds.key, ds.title],
+    );
+    ids.push(rows[0]!.id);
+  }
+  return ids;
+}
+
+const RECORD_COLUMNS = [
+  'key',
+  'class',
+  'type',
+  'group_name',
+  'data_source_id',
+  'status',
+  'title',
+  'description',
+  'rights',
+  'access_policy',
+  'location_address',
+  'electronic_address',
+  'identifiers',
+  'subjects',
+  'dates',
+  'spatial_coverage',
+  'temporal_coverage',
+  'citation_info',
+  'gold_standard',
+];
+
+/** Each generated record as a row of RECORD_COLUMNS. */
+function* recordRows(plan: RegistryPlan, dsIds: number[]): Generator<CopyValue[]> {
+  for (const x of generateRecords(plan)) {
+    yield [
+      x.key,
+      x.class,
+      x.type,
+      x.group,
+      dsIds[x.ds]!,
+      x.status,
+      x.title,
+      x.description,
+      x.rights,
+      x.accessPolicy,
+      x.location,
+      x.electronic,
+      x.identifiers,
+      x.subjects,
+      x.dates,
+      x.spatial,
+      x.temporal,
+      x.citation,
+      x.gold,
+    ];
+  }
+}
+
+function* relationRows(plan: RegistryPlan): Generator<CopyValue[]> {
+  for (const [from, toKey, type] of generateRelations(plan)) yield [from.key, toKey, type];
+}
+
 /** What the seed made, with each hub's related-record count as the registry counts it. */
-async function summarise(pool: Pool, { dataSources, records, relations, hubs }: GeneratedRegistry): Promise<SeedSummary> {
+async function summarise(pool: Pool, { dataSources, records, hubs }: RegistryPlan, relations: number): Promise<SeedSummary> {
   const related = async (key: string) =>
     (
       await pool.query<{ n: number }>(
@@ -366,19 +416,27 @@ async function summarise(pool: Pool, { dataSources, records, relations, hubs }: 
   return {
     dataSources: dataSources.map((d) => d.key),
     records: records.length,
-    relations: relations.length,
+    relations,
     hubs: await Promise.all(hubs.map(async (h) => ({ key: h.key, class: h.class, related: await related(h.key) }))),
   };
 }
 
-/** Computes quality, index entry and cache of the given records, 1,000 at a time. */
-export async function rebuildDerived(pool: Pool, ids: readonly number[], batch = 1000): Promise<void> {
-  for (let i = 0; i < ids.length; i += batch) {
-    const chunk = ids.slice(i, i + batch);
-    await recheckQuality(pool, chunk);
-    await reindexRecords(pool, chunk);
-    await regenerateCache(pool, chunk);
-  }
+/**
+ * Computes quality, index entry and cache of the given records, a batch at a time, `parallel`
+ * batches at once (PostgreSQL does most of the work: one connection keeps one core busy).
+ */
+export async function rebuildDerived(pool: Pool, ids: readonly number[], { batch = 1000, parallel = 2 } = {}): Promise<void> {
+  let next = 0;
+  const rebuildBatches = async () => {
+    for (let i = next; i < ids.length; i = next) {
+      next += batch;
+      const chunk = ids.slice(i, i + batch);
+      await recheckQuality(pool, chunk);
+      await reindexRecords(pool, chunk);
+      await regenerateCache(pool, chunk);
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, rebuildBatches));
 }
 
 /** True when the registry has no records yet. */

@@ -13,7 +13,7 @@ import { countInActivity } from '../metrics/activity-metrics.ts';
  * related records' keys, classes and titles: see migration 0007), or missing. Versions, not
  * timestamps: a re-harvest that changes nothing leaves nothing stale.
  */
-const STALE_RECORDS = `
+export const STALE_RECORDS = `
   WITH invalidated AS (SELECT record_id, max(version) AS version FROM derived_invalidations GROUP BY record_id)
   SELECT ds.key AS data_source_key, ro.key
     FROM registry_objects ro

@@ -168,36 +168,6 @@ describe('the task manager', () => {
     }
   });
 
-  it('retention never removes a task that a WAITING task names as prerequisite; the dependant registers when added', async () => {
-    const prerequisite = await settled(await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [seeded.hubs[0]!.key] }));
-    assert.equal(prerequisite.status, 'COMPLETED');
-    const dependant = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: ds(1), prerequisiteTaskId: prerequisite.taskId, scheduledFor: '1 hour' });
-    // Registered at once, not when its schedule comes.
-    assert.ok((await tasks.getTask(prerequisite.taskId)).dependants.includes(dependant));
-    await eventually(async () => (await tasks.listTasks({ status: 'COMPLETED' })).tasks.some((x) => x.taskId === prerequisite.taskId));
-    const bystander = await settled(await tasks.addNewTask('GENERATE_CACHE', { registryObjectKeys: [seeded.hubs[0]!.key] }));
-    await eventually(async () => (await tasks.listTasks({ status: 'COMPLETED' })).tasks.some((x) => x.taskId === bystander.taskId));
-    const flushed: string[] = [];
-    await tasks.flushTasks({ completedBefore: new Date(Date.now() + 60_000) }, { onDeleted: (id) => flushed.push(id) });
-    assert.ok(flushed.includes(bystander.taskId), 'a completed task nothing waits for is flushed');
-    assert.ok(!flushed.includes(prerequisite.taskId), 'kept while its dependant waits');
-    await tasks.rescheduleTask(dependant, '1 second');
-    const t = await settled(dependant);
-    assert.equal(t.status, 'COMPLETED', t.error);
-    await eventually(async () => (await tasks.listTasks({ status: 'COMPLETED' })).tasks.some((x) => x.taskId === dependant));
-    const later: string[] = [];
-    await tasks.flushTasks({ completedBefore: new Date(Date.now() + 60_000) }, { onDeleted: (id) => later.push(id) });
-    assert.ok(later.includes(prerequisite.taskId), 'flushed once nothing waits for it');
-    await eventually(
-      () =>
-        tasks.getTask(prerequisite.taskId).then(
-          () => false,
-          (err: Error) => /does not exist/.test(err.message),
-        ),
-      60_000,
-    );
-  });
-
   it('a reschedule while the task waits for its prerequisite is honoured: it runs after both', async () => {
     const prerequisite = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(1), scheduledFor: '1 hour' });
     const dependant = await tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds(1), prerequisiteTaskId: prerequisite });
@@ -388,34 +358,5 @@ describe('the task manager', () => {
       ['task:recent-run'],
     );
     assert.equal((await db.pool.query(`SELECT 1 FROM followup_lag_samples WHERE data_source_key = 'old-source'`)).rowCount, 0);
-  });
-
-  it('flushTasks removes failed tasks, and completed ones older than the cutoff', async () => {
-    const failed = await settled(await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: 'flush-me' }));
-    assert.equal(failed.status, 'FAILED');
-    await eventually(async () => (await tasks.listTasks({ status: 'FAILED' })).tasks.some((x) => x.taskId === failed.taskId));
-    assert.ok((await tasks.flushTasks({ failed: true })) >= 1);
-    // Deletion is carried out by the server in the background.
-    await eventually(
-      () =>
-        tasks.getTask(failed.taskId).then(
-          () => false,
-          (err: Error) => /does not exist/.test(err.message),
-        ),
-      60_000,
-    );
-    const completed = await settled(await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [seeded.hubs[0]!.key] }));
-    await eventually(async () => (await tasks.listTasks({ status: 'COMPLETED' })).tasks.some((x) => x.taskId === completed.taskId));
-    await tasks.flushTasks({ completedBefore: new Date(Date.parse(completed.completedAt!) - 60_000) });
-    assert.equal((await tasks.getTask(completed.taskId)).status, 'COMPLETED', 'newer than the cutoff: kept');
-    assert.ok((await tasks.flushTasks({ completedBefore: new Date(Date.now() + 1000) })) >= 1);
-    await eventually(
-      () =>
-        tasks.getTask(completed.taskId).then(
-          () => false,
-          (err: Error) => /does not exist/.test(err.message),
-        ),
-      60_000,
-    );
   });
 });

@@ -1,0 +1,232 @@
+/**
+ * `npm run bench -- --scale`: the registry at national size (1,000,000 records; BENCH_SCALE_RECORDS
+ * changes it). On a fresh database and an in-memory dev server it measures, in one run:
+ * - the generator: records and relations written with COPY, then the derived state computed;
+ * - the maintenance scan for stale records (HOURLY_REGISTRY_MAINTENANCE's query), with its plan;
+ * - a record search and a page of the task list, as the admin page asks for them;
+ * - the answer time of a deletion against the number of related records (10 to 100,000), and
+ *   the follow-up's throughput at each size, plotted to an SVG next to the figures.
+ * About 15 minutes here. Not in CI; nothing is asserted.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Client, Connection } from '@temporalio/client';
+import { RegistryClient } from '../src/client/registry.ts';
+import { TaskClient } from '../src/client/task-client.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { createPool, withTransaction, type Pool } from '../src/db/pool.ts';
+import { findTemporalCli } from '../src/dev/temporal-cli.ts';
+import { startDevServer } from '../src/dev/temporal-dev-server.ts';
+import { searchRecords } from '../src/registry/browse.ts';
+import { rebuildDerived, seedRegistry } from '../src/registry/seed.ts';
+import { STALE_RECORDS } from '../src/tasks/hourly_registry_maintenance.ts';
+import { database, ms, pct, peakRss, r1, startWorker } from './common.ts';
+import { answerCurveSvg } from './plot.ts';
+
+const RECORDS = Number(process.env.BENCH_SCALE_RECORDS ?? 1_000_000);
+const CURVE = [10, 1_000, 10_000, 100_000].filter((n) => n <= RECORDS / 5);
+const SAMPLES = 3;
+const TASK_QUEUE = 'bench-scale';
+const BENCH_QUEUE = 'bench-scale-baselines';
+const FOLLOW_UP = { batchSize: 5000, concurrency: 2, coalesce: { quietMs: 300, maxWaitMs: 3000 } };
+const ROOT = path.join(import.meta.dirname, '..');
+const started = Date.now();
+const log = (m: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${m}`);
+const p50 = (xs: number[]) => r1(pct(xs, 50));
+
+/** The generator at full size: how long writing takes, how long the derived state takes, and the generator's memory. */
+async function generate(pool: Pool) {
+  let writtenAt = 0;
+  const logger = { info: () => void (writtenAt = performance.now()) } as never;
+  const t0 = performance.now();
+  const { result, peakMb } = await peakRss({ generator: process.pid }, () =>
+    seedRegistry(pool, { records: RECORDS, dataSources: 10, hubs: 4, hubSize: Math.min(20_000, RECORDS / 50), seed: 1 }, logger),
+  );
+  const total = ms(t0);
+  return {
+    records: result.records,
+    relations: result.relations,
+    writtenSeconds: r1((writtenAt - t0) / 1000),
+    derivedSeconds: r1((total - (writtenAt - t0)) / 1000),
+    derivedRecordsPerSecond: Math.round(result.records / ((total - (writtenAt - t0)) / 1000)),
+    totalSeconds: r1(total / 1000),
+    peakRssMb: peakMb.generator,
+  };
+}
+
+/** The maintenance scan, three times (median), and its plan. */
+async function maintenanceScan(pool: Pool) {
+  const times: number[] = [];
+  let stale = 0;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    stale = (await pool.query(STALE_RECORDS)).rowCount ?? 0;
+    times.push(ms(t0));
+  }
+  const plan = (await pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${STALE_RECORDS}`)).rows.map((r) => r['QUERY PLAN']).join('\n');
+  return { ms: p50(times), staleFound: stale, plan };
+}
+
+/** Record searches as the page makes them (50 a page, with the total), five times each. */
+async function searches(pool: Pool) {
+  const queries = {
+    'a common word ("coral")': { q: 'coral' },
+    'two words ("soil carbon")': { q: 'soil carbon' },
+    'a person ("Nguyen")': { q: 'Nguyen' },
+    'a key': { q: 'csiro/collection/000123' },
+    'a data source, no words': { dataSourceKey: 'csiro' },
+    'everything, no filter': {},
+  };
+  const out: Record<string, { p50Ms: number; total: number }> = {};
+  for (const [name, filter] of Object.entries(queries)) {
+    const times: number[] = [];
+    let total = 0;
+    for (let i = 0; i < 5; i++) {
+      const t0 = performance.now();
+      total = (await searchRecords(pool, { ...filter, limit: 50, offset: 0 })).total;
+      times.push(ms(t0));
+    }
+    out[name] = { p50Ms: p50(times), total };
+  }
+  return out;
+}
+
+/** A page of the task list, and the tasks naming a record key, with 200 tasks waiting. */
+async function taskList(tasks: TaskClient, keys: string[]) {
+  for (let i = 0; i < 200; i++) {
+    await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [keys[i % keys.length]!], dataSourceKey: `scale-${i}`, scheduledFor: '1 hour' });
+  }
+  const time = async (read: () => Promise<unknown>) => {
+    const times: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const t0 = performance.now();
+      await read();
+      times.push(ms(t0));
+    }
+    return p50(times);
+  };
+  return { pageP50Ms: await time(() => tasks.listTasks({ pageSize: 50 })), byRecordKeyP50Ms: await time(() => tasks.listTasks({ recordKey: keys[0]! })) };
+}
+
+/** Activity hubs of the given sizes, each with outbound relations to that many collections, and their derived state. */
+async function addHubs(pool: Pool, sizes: number[]): Promise<{ key: string; related: number }[]> {
+  const hubs = await withTransaction(pool, async (tx) => {
+    const ds = (await tx.query<{ id: number; key: string }>('SELECT id, key FROM data_sources ORDER BY id LIMIT 1')).rows[0]!;
+    const out: { key: string; related: number; id: number }[] = [];
+    for (const [i, size] of sizes.entries()) {
+      const key = `${ds.key}/activity/scale-hub-${size}-${i}`;
+      const { rows } = await tx.query<{ id: number }>(
+        `INSERT INTO registry_objects (key, class, type, group_name, data_source_id, status, title, description)
+         VALUES ($1, 'activity', 'project', $2, $3, 'PUBLISHED', $4, $5) RETURNING id`,
+        [key, ds.key, ds.id, `Scale programme ${i}`, `A programme related to ${size} collections.`],
+      );
+      await tx.query(
+        `INSERT INTO relations (from_id, to_key, relation_type)
+         SELECT $1, key, 'hasOutput' FROM registry_objects WHERE class = 'collection' ORDER BY md5(key || $2) LIMIT $3`,
+        [rows[0]!.id, String(i), size],
+      );
+      out.push({ key, related: size, id: rows[0]!.id });
+    }
+    return out;
+  });
+  const ids = await pool.query<{ id: number }>(
+    `SELECT DISTINCT ro.id FROM relations r JOIN registry_objects ro ON ro.key = r.to_key WHERE r.from_id = ANY($1::bigint[])
+     UNION SELECT unnest($1::bigint[]) ORDER BY 1`,
+    [hubs.map((h) => h.id)],
+  );
+  await rebuildDerived(
+    pool,
+    ids.rows.map((r) => r.id),
+  );
+  return hubs.map(({ key, related }) => ({ key, related }));
+}
+
+/** Deletes each hub (sizes interleaved), timing the answer and the follow-up until its commit. */
+async function answerCurve(pool: Pool, registry: RegistryClient, client: Client) {
+  const hubs = await addHubs(pool, [...Array.from({ length: SAMPLES }, () => CURVE).flat(), ...Array.from({ length: SAMPLES }, () => 10)]);
+  const ours = hubs.slice(0, CURVE.length * SAMPLES);
+  const bare = hubs.slice(CURVE.length * SAMPLES);
+  const answers: Record<number, number[]> = Object.fromEntries(CURVE.map((n) => [n, []]));
+  const followUps: Record<number, number[]> = Object.fromEntries(CURVE.map((n) => [n, []]));
+  for (const hub of ours) {
+    log(`deleting a hub with ${hub.related} related records`);
+    const t0 = performance.now();
+    const out = await registry.deleteRecord(hub.key);
+    answers[hub.related]!.push(ms(t0));
+    const t1 = performance.now();
+    await registry.awaitDeletion(hub.key, out.runId);
+    followUps[hub.related]!.push(hub.related / (ms(t1) / 1000));
+  }
+  const handOff: number[] = [];
+  for (const hub of bare) {
+    const t0 = performance.now();
+    await client.workflow.execute('bareDeleteWorkflow', { taskQueue: BENCH_QUEUE, workflowId: `scale-bare:${hub.key}`, args: [hub.key] });
+    handOff.push(ms(t0));
+  }
+  const curve = CURVE.map((n) => ({
+    related: n,
+    answerP50Ms: p50(answers[n]!),
+    answerMaxMs: r1(Math.max(...answers[n]!)),
+    followUpRecordsPerSecond: Math.round(pct(followUps[n]!, 50)),
+  }));
+  return { samples: SAMPLES, curve, leastDurableHandOffP50Ms: p50(handOff), flatness: r1(curve.at(-1)!.answerP50Ms / curve[0]!.answerP50Ms) };
+}
+
+// ---------- main ----------
+const db = await database();
+await migrate(db.url);
+const pool = createPool(db.url, { max: 20 });
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  records: RECORDS,
+  machine: { cpus: os.cpus().length, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+};
+const server = await startDevServer({
+  cliPath: await findTemporalCli(),
+  port: 0,
+  dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' },
+});
+const worker = await startWorker({
+  TEMPORAL_ADDRESS: server.address,
+  DATABASE_URL: db.url,
+  TEMPORAL_TASK_QUEUE: TASK_QUEUE,
+  BENCH_TASK_QUEUE: BENCH_QUEUE,
+  LOG_LEVEL: 'warn',
+});
+const client = new Client({ connection: await Connection.connect({ address: server.address }) });
+try {
+  log(`generating ${RECORDS} records`);
+  results.generator = await generate(pool);
+  log(`generator: ${JSON.stringify(results.generator)}`);
+  const scan = await maintenanceScan(pool);
+  results.maintenanceScan = { ms: scan.ms, staleFound: scan.staleFound };
+  log(`maintenance scan: ${scan.ms} ms, ${scan.staleFound} stale`);
+  results.search = await searches(pool);
+  log(`search: ${JSON.stringify(results.search)}`);
+  const keys = (await pool.query<{ key: string }>('SELECT key FROM registry_objects ORDER BY id LIMIT 50')).rows.map((r) => r.key);
+  results.taskList = await taskList(new TaskClient(client, TASK_QUEUE, { pool }), keys);
+  log(`task list: ${JSON.stringify(results.taskList)}`);
+  const registry = new RegistryClient(client, { taskQueue: TASK_QUEUE, followUp: FOLLOW_UP, pool });
+  const { result: curve, peakMb } = await peakRss({ worker: worker.pid }, () => answerCurve(pool, registry, client));
+  results.answerCurve = { ...curve, workerPeakRssMb: peakMb.worker };
+  log(`answer curve: ${JSON.stringify(results.answerCurve)}`);
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const dir = path.join(ROOT, 'bench', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(
+    path.join(dir, `scale-${stamp}.json`),
+    `${JSON.stringify({ ...results, totalSeconds: Math.round((Date.now() - started) / 1000) }, null, 2)}\n`,
+  );
+  fs.writeFileSync(path.join(dir, `scale-${stamp}-stale-scan-plan.txt`), `${scan.plan}\n`);
+  fs.writeFileSync(path.join(dir, `scale-${stamp}.svg`), answerCurveSvg(curve.curve, curve.leastDurableHandOffP50Ms, RECORDS));
+  log(`figures, plan and chart written to bench/results/scale-${stamp}.*`);
+} finally {
+  worker.kill('SIGTERM');
+  await client.connection.close();
+  await pool.end();
+  await server.stop();
+  await db.stop();
+}
+process.exit(0);
