@@ -6,7 +6,7 @@ interface CurvePoint {
   followUpRecordsPerSecond: number;
 }
 
-const PANEL = { width: 420, height: 260, left: 64, right: 16, top: 40, bottom: 44 };
+const PANEL = { width: 420, height: 260, left: 64, right: 44, top: 40, bottom: 44 };
 
 /** Answer time (p50, with the least durable hand-off as a line) and follow-up throughput, side by side. */
 export function answerCurveSvg(curve: CurvePoint[], handOffMs: number, records: number): string {

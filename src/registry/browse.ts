@@ -59,8 +59,41 @@ export interface RecordRow {
   qualityLevel: number | null;
 }
 
+/**
+ * Matches are counted exactly up to this many; past it the total is a lower bound. Counting and
+ * ranking every match of a common word in a registry of a million records reads each of them
+ * (over half a second here); a page of results needs only its own rows.
+ */
+export const SEARCH_COUNT_CAP = 10_000;
+
+export interface RecordSearchResult {
+  records: RecordRow[];
+  /** Matches, exact up to SEARCH_COUNT_CAP. */
+  total: number;
+  /** More than `total` match (then results come in key order, not by rank). */
+  totalIsAtLeast: boolean;
+}
+
 /** Searches records through the index (record_index), so results show what searchers see. */
-export async function searchRecords(db: Queryable, s: RecordSearch): Promise<{ records: RecordRow[]; total: number }> {
+export async function searchRecords(db: Queryable, s: RecordSearch, countCap = SEARCH_COUNT_CAP): Promise<RecordSearchResult> {
+  const { whereSql, params } = searchFilter(s);
+  const from = `FROM record_index i JOIN data_sources ds ON ds.id = i.data_source_id ${whereSql}`;
+  const counted = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM (SELECT 1 ${from} LIMIT $${params.length + 1}) m`, [...params, countCap + 1]);
+  const many = counted.rows[0]!.n > countCap;
+  // Ranked when the matches are few enough to rank them all; else in key order, which an index serves.
+  const rank = s.q && !many ? `ts_rank(i.document, websearch_to_tsquery('english', $1) || websearch_to_tsquery('simple', $1)) DESC,` : '';
+  const { rows } = await db.query<RecordRow>(
+    `SELECT i.record_key AS key, i.title, i.class, i.status, ds.key AS "dataSourceKey", i.quality_level AS "qualityLevel"
+       ${from}
+      ORDER BY ${rank} i.record_key
+      LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+    [...params, s.limit, s.offset],
+  );
+  return { records: rows, total: Math.min(counted.rows[0]!.n, countCap), totalIsAtLeast: many };
+}
+
+/** The search's WHERE clause and its parameters ($1 is the words, when there are words). */
+function searchFilter(s: RecordSearch): { whereSql: string; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
   const add = (sql: (p: string) => string, value: unknown) => {
@@ -69,23 +102,11 @@ export async function searchRecords(db: Queryable, s: RecordSearch): Promise<{ r
   };
   // English for words (stemmed), simple for keys and identifiers (indexed unstemmed).
   if (s.q) add((p) => `(i.document @@ websearch_to_tsquery('english', ${p}) OR i.document @@ websearch_to_tsquery('simple', ${p}))`, s.q);
-  if (s.dataSourceKey) add((p) => `ds.key = ${p}`, s.dataSourceKey);
+  if (s.dataSourceKey) add((p) => `i.data_source_id = (SELECT id FROM data_sources WHERE key = ${p})`, s.dataSourceKey);
   if (s.recordClass) add((p) => `i.class = ${p}::record_class`, s.recordClass);
   if (s.qualityLevel !== undefined) add((p) => `i.quality_level = ${p}`, s.qualityLevel);
   if (s.status) add((p) => `i.status = ${p}::record_status`, s.status);
-  const whereSql = where.length ? `WHERE ${where.join(' AND ')}` : '';
-  const rank = s.q ? `ts_rank(i.document, websearch_to_tsquery('english', $1) || websearch_to_tsquery('simple', $1)) DESC,` : '';
-  params.push(s.limit, s.offset);
-  const { rows } = await db.query<RecordRow & { total: number }>(
-    `SELECT i.record_key AS key, i.title, i.class, i.status, ds.key AS "dataSourceKey", i.quality_level AS "qualityLevel",
-            count(*) OVER ()::int AS total
-       FROM record_index i JOIN data_sources ds ON ds.id = i.data_source_id
-       ${whereSql}
-      ORDER BY ${rank} i.record_key
-      LIMIT $${params.length - 1} OFFSET $${params.length}`,
-    params,
-  );
-  return { records: rows.map(({ total: _t, ...r }) => r), total: rows[0]?.total ?? 0 };
+  return { whereSql: where.length ? `WHERE ${where.join(' AND ')}` : '', params };
 }
 
 export interface RecordView extends RecordRow {

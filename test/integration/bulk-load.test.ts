@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { copyRows, type CopyValue } from '../../src/db/copy.ts';
 import { withTransaction } from '../../src/db/pool.ts';
+import { searchRecords } from '../../src/registry/browse.ts';
 import { seedRegistry } from '../../src/registry/seed.ts';
 import { assertDerivedStateIsCurrent, createTestDatabase, type TestDatabase } from '../helpers.ts';
 
@@ -63,5 +64,47 @@ describe('bulk loading with COPY', () => {
     );
     assert.equal(stale.rows[0].n, 0);
     await assertDerivedStateIsCurrent(db.pool);
+  });
+});
+
+describe('record search over many matches', () => {
+  let db: TestDatabase;
+  before(async () => {
+    db = await createTestDatabase();
+    await seedRegistry(db.pool, { records: 1500, dataSources: 2, hubs: 1, hubSize: 50, seed: 9 });
+  });
+  after(async () => {
+    await db?.drop();
+  });
+
+  it('counts up to the cap, then says "at least" and pages on in key order; a data source pages in key order', async () => {
+    const all = await searchRecords(db.pool, { limit: 1000, offset: 0 });
+    assert.equal(all.total, 1500);
+    assert.equal(all.totalIsAtLeast, false);
+    const capped = await searchRecords(db.pool, { limit: 50, offset: 0 }, 100);
+    assert.deepEqual([capped.total, capped.totalIsAtLeast, capped.records.length], [100, true, 50]);
+    const keys = all.records.map((r) => r.key);
+    const pageTwo = await searchRecords(db.pool, { limit: 50, offset: 50 }, 100);
+    assert.deepEqual(
+      pageTwo.records.map((r) => r.key),
+      keys.slice(50, 100),
+    );
+    const dataSource = all.records[0]!.dataSourceKey;
+    const inOne = await searchRecords(db.pool, { dataSourceKey: dataSource, limit: 20, offset: 0 });
+    assert.ok(inOne.records.every((r) => r.dataSourceKey === dataSource));
+    assert.deepEqual(
+      inOne.records.map((r) => r.key),
+      keys.filter((k) => all.records.find((r) => r.key === k)!.dataSourceKey === dataSource).slice(0, 20),
+    );
+    const word = await searchRecords(db.pool, { q: 'coral', limit: 10, offset: 0 });
+    assert.ok(word.total > 0 && !word.totalIsAtLeast, 'few matches: counted and ranked');
+    const manyWords = await searchRecords(db.pool, { q: 'coral', limit: 10, offset: 0 }, 5);
+    assert.deepEqual([manyWords.total, manyWords.totalIsAtLeast], [5, true]);
+    const positions = manyWords.records.map((r) => keys.indexOf(r.key));
+    assert.deepEqual(
+      positions,
+      [...positions].sort((x, y) => x - y),
+      'past the cap, key order (as the database sorts keys)',
+    );
   });
 });

@@ -696,7 +696,9 @@ async function loadRecords() {
       'GET',
       `/api/records?${qs({ q: f.get('q'), dataSource: f.get('dataSource'), class: f.get('class'), quality: f.get('quality'), limit: RECORD_PAGE, offset: recordOffset })}`,
     );
-    $('#record-count').textContent = `${res.total} records${res.total ? `; showing ${recordOffset + 1}–${recordOffset + res.records.length}` : ''}`;
+    const total = res.totalIsAtLeast ? `more than ${res.total.toLocaleString('en')}` : res.total.toLocaleString('en');
+    const showing = res.records.length ? `; showing ${recordOffset + 1}–${recordOffset + res.records.length}` : '';
+    $('#record-count').textContent = `${total} records${showing}${res.totalIsAtLeast ? ' (in key order)' : ''}`;
     $('#records tbody').replaceChildren(
       ...res.records.map((r) =>
         el(
@@ -712,7 +714,7 @@ async function loadRecords() {
       ),
     );
     $('#records-prev').disabled = recordOffset === 0;
-    $('#records-next').disabled = recordOffset + RECORD_PAGE >= res.total;
+    $('#records-next').disabled = res.records.length < RECORD_PAGE || (!res.totalIsAtLeast && recordOffset + RECORD_PAGE >= res.total);
   } catch (err) {
     flash(err.message);
   }
