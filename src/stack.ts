@@ -57,7 +57,7 @@ export async function startStack(config: Config, logger: Logger): Promise<Stack>
     let temporalHttpUrl: string | undefined;
     let uiUrl = config.temporal.uiUrl;
     if (!config.temporal.address) {
-      const cliPath = await findTemporalCli({ log: (m) => logger.info(m) });
+      const cliPath = await findTemporalCli({ log: (m) => logger.info(m), config });
       const pidFile = path.join(config.dataDir, 'temporal-dev.pid');
       stopStaleDevServer(pidFile, logger);
       logger.info({ port: config.temporal.devPort, ui: config.temporal.uiPort }, 'starting the Temporal dev server');

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { loadConfig } from '../config.ts';
+import { loadConfig, type Config } from '../config.ts';
 
 /** Tags that install with `go install` (newer ones carry a local `replace`). First that builds wins. */
 export const CLI_VERSIONS = ['v1.5.1', 'v1.5.0', 'v1.4.1'];
@@ -84,9 +84,10 @@ async function sdkDownload(cacheDir: string, log: (msg: string) => void): Promis
 }
 
 /** Returns the path of a working Temporal CLI, building or downloading it if it must. */
-export async function findTemporalCli(opts: { log?: (msg: string) => void } = {}): Promise<string> {
+export async function findTemporalCli(opts: { log?: (msg: string) => void; config?: Config } = {}): Promise<string> {
   const log = opts.log ?? ((m: string) => process.stderr.write(`${m}\n`));
-  const config = loadConfig();
+  // The process's configuration when the caller has it; loaded here for the scripts and benches that only need the CLI.
+  const config = opts.config ?? loadConfig();
   if (config.temporal.cliPath) {
     if (isExecutable(config.temporal.cliPath)) return config.temporal.cliPath;
     throw new TemporalCliNotFound(`TEMPORAL_CLI=${config.temporal.cliPath} is not an executable file`);
