@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import { copyRows, type CopyValue } from '../db/copy.ts';
+import { UserError } from '../user-error.ts';
 import { withTransaction, type Pool, type PoolClient, type Queryable } from '../db/pool.ts';
 import type { RecordClass } from '../shared.ts';
 import { recheckQuality, regenerateCache, reindexRecords } from './derived.ts';
@@ -320,6 +321,7 @@ function* generateRelations({ r, records, byClass, hubs, hubSize }: RegistryPlan
  */
 async function writeRegistry(pool: Pool, plan: RegistryPlan): Promise<{ ids: number[]; relations: number }> {
   return withTransaction(pool, async (tx) => {
+    await refuseFilledDataSources(tx, plan.dataSources);
     const dsIds = await upsertDataSources(tx, plan.dataSources);
     const { rows: before } = await tx.query<{ max: number }>('SELECT coalesce(max(id), 0)::bigint AS max FROM registry_objects');
     await copyRows(tx, `registry_objects (${RECORD_COLUMNS.join(', ')})`, recordRows(plan, dsIds));
@@ -336,6 +338,19 @@ async function writeRegistry(pool: Pool, plan: RegistryPlan): Promise<{ ids: num
     const { rows } = await tx.query<{ id: number }>(`${mine} ORDER BY id`, [before[0]!.max, dsIds]);
     return { ids: rows.map((row) => row.id), relations };
   });
+}
+
+/** Generated keys are per data source: a second seed into the same data sources would collide on every key. */
+async function refuseFilledDataSources(tx: PoolClient, dataSources: DataSourceSeed[]): Promise<void> {
+  const { rows } = await tx.query<{ key: string }>(
+    'SELECT ds.key FROM data_sources ds WHERE ds.key = ANY($1::text[]) AND EXISTS (SELECT 1 FROM registry_objects ro WHERE ro.data_source_id = ds.id) ORDER BY ds.key',
+    [dataSources.map((d) => d.key)],
+  );
+  if (rows.length)
+    throw new UserError(
+      `data source ${rows.map((r) => JSON.stringify(r.key)).join(', ')} already holds records; seed other data sources with --prefix (e.g. --prefix more-)`,
+      { field: 'prefix' },
+    );
 }
 
 async function upsertDataSources(tx: PoolClient, dataSources: DataSourceSeed[]): Promise<number[]> {

@@ -8,6 +8,7 @@ import { copyRows, type CopyValue } from '../../src/db/copy.ts';
 import { withTransaction } from '../../src/db/pool.ts';
 import { searchRecords } from '../../src/registry/browse.ts';
 import { seedRegistry } from '../../src/registry/seed.ts';
+import { UserError } from '../../src/user-error.ts';
 import { assertDerivedStateIsCurrent, createTestDatabase, type TestDatabase } from '../helpers.ts';
 
 describe('bulk loading with COPY', () => {
@@ -106,5 +107,27 @@ describe('record search over many matches', () => {
       [...positions].sort((x, y) => x - y),
       'past the cap, key order (as the database sorts keys)',
     );
+  });
+});
+
+describe('seeding a registry that already holds the data sources', () => {
+  let db: TestDatabase;
+  before(async () => {
+    db = await createTestDatabase();
+    await seedRegistry(db.pool, { records: 100, dataSources: 2, hubs: 0, seed: 3 });
+  });
+  after(async () => {
+    await db?.drop();
+  });
+
+  it('is refused naming the data sources and --prefix, and writes nothing', async () => {
+    const count = async () => (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM registry_objects')).rows[0]!.n;
+    const before = await count();
+    await assert.rejects(seedRegistry(db.pool, { records: 100, dataSources: 3, hubs: 0, seed: 3 }), (err: Error) => {
+      assert.ok(err instanceof UserError, String(err));
+      assert.match(err.message, /^data source "csiro", "uni-melbourne" already holds records; seed other data sources with --prefix/);
+      return true;
+    });
+    assert.equal(await count(), before);
   });
 });
