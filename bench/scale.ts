@@ -17,6 +17,8 @@ import { RegistryClient } from '../src/client/registry.ts';
 import { TaskClient } from '../src/client/task-client.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createPool, withTransaction, type Pool } from '../src/db/pool.ts';
+import { recheckQuality, regenerateCache, reindexRecords } from '../src/registry/derived.ts';
+import { deleteRecordRows, relatedTo } from '../src/registry/operations.ts';
 import { findTemporalCli } from '../src/dev/temporal-cli.ts';
 import { startDevServer } from '../src/dev/temporal-dev-server.ts';
 import { searchRecords } from '../src/registry/browse.ts';
@@ -145,9 +147,10 @@ async function addHubs(pool: Pool, sizes: number[]): Promise<{ key: string; rela
 
 /** Deletes each hub (sizes interleaved), timing the answer and the follow-up until its commit. */
 async function answerCurve(pool: Pool, registry: RegistryClient, client: Client) {
-  const hubs = await addHubs(pool, [...Array.from({ length: SAMPLES }, () => CURVE).flat(), ...Array.from({ length: SAMPLES }, () => 10)]);
+  const largest = CURVE.at(-1)!;
+  const hubs = await addHubs(pool, [...Array.from({ length: SAMPLES }, () => CURVE).flat(), ...Array.from({ length: SAMPLES }, () => 10), largest]);
   const ours = hubs.slice(0, CURVE.length * SAMPLES);
-  const bare = hubs.slice(CURVE.length * SAMPLES);
+  const bare = hubs.slice(CURVE.length * SAMPLES, -1);
   const answers: Record<number, number[]> = Object.fromEntries(CURVE.map((n) => [n, []]));
   const followUps: Record<number, number[]> = Object.fromEntries(CURVE.map((n) => [n, []]));
   for (const hub of ours) {
@@ -165,13 +168,36 @@ async function answerCurve(pool: Pool, registry: RegistryClient, client: Client)
     await client.workflow.execute('bareDeleteWorkflow', { taskQueue: BENCH_QUEUE, workflowId: `scale-bare:${hub.key}`, args: [hub.key] });
     handOff.push(ms(t0));
   }
+  const setBased = await setBasedFollowUp(pool, hubs.at(-1)!.key);
   const curve = CURVE.map((n) => ({
     related: n,
     answerP50Ms: p50(answers[n]!),
     answerMaxMs: r1(Math.max(...answers[n]!)),
     followUpRecordsPerSecond: Math.round(pct(followUps[n]!, 50)),
   }));
-  return { samples: SAMPLES, curve, leastDurableHandOffP50Ms: p50(handOff), flatness: r1(curve.at(-1)!.answerP50Ms / curve[0]!.answerP50Ms) };
+  const throughputRatio = Math.round((curve.at(-1)!.followUpRecordsPerSecond / setBased.recordsPerSecond) * 100) / 100;
+  return {
+    samples: SAMPLES,
+    curve,
+    leastDurableHandOffP50Ms: p50(handOff),
+    flatness: r1(curve.at(-1)!.answerP50Ms / curve[0]!.answerP50Ms),
+    setBasedFollowUp: { ...setBased, oursOverSetBased: throughputRatio },
+  };
+}
+
+/** The limit for the largest hub: the same follow-up as set-based SQL in one transaction (as `npm run bench` scenario 2). */
+async function setBasedFollowUp(pool: Pool, hubKey: string): Promise<{ records: number; recordsPerSecond: number }> {
+  log(`the same follow-up as set-based SQL, one transaction`);
+  return withTransaction(pool, async (tx) => {
+    const id = (await tx.query<{ id: number }>('SELECT id FROM registry_objects WHERE key = $1', [hubKey])).rows[0]!.id;
+    const ids = (await relatedTo(tx, [id])).filter((x) => x !== id);
+    await deleteRecordRows(tx, [id]);
+    const t0 = performance.now();
+    await recheckQuality(tx, ids);
+    await reindexRecords(tx, ids);
+    await regenerateCache(tx, ids);
+    return { records: ids.length, recordsPerSecond: Math.round(ids.length / (ms(t0) / 1000)) };
+  });
 }
 
 // ---------- main ----------
