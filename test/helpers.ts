@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
 import pg from 'pg';
 import { loadConfig, type Config } from '../src/config.ts';
 import { RegistryClient, type RegistryClientOptions } from '../src/client/registry.ts';
@@ -15,7 +16,8 @@ import { createLogger } from '../src/log.ts';
 import { recheckQuality, regenerateCache, reindexRecords } from '../src/registry/derived.ts';
 import { createRegistryWorker, installRuntime, WORKFLOWS_PATH, type RegistryWorker } from '../src/worker.ts';
 import { loadTasks, TASKS_DIR, type LoadedTasks } from '../src/taskmgr/discovery.ts';
-import type { TaskClient } from '../src/client/task-client.ts';
+import { TaskClient } from '../src/client/task-client.ts';
+import { seedRegistry, type SeedOptions, type SeedSummary } from '../src/registry/seed.ts';
 import type { TaskInfo } from '../src/taskmgr/info.ts';
 
 export const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error');
@@ -188,4 +190,33 @@ export async function assertDerivedStateIsCurrent(pool: Pool): Promise<void> {
      UNION ALL SELECT 'cache', record_id FROM record_cache WHERE record_id NOT IN (SELECT id FROM registry_objects)`,
   );
   assert.deepEqual(orphans.rows, [], 'index or cache entries of deleted records remain');
+}
+
+/** A task manager for one test file: a seeded database, a worker on its own task queue, a client with the database. */
+export interface TaskManagerFixture {
+  db: TestDatabase;
+  seeded: SeedSummary;
+  worker: TestWorker;
+  tasks: TaskClient;
+}
+
+/**
+ * Sets up a TaskManagerFixture before the enclosing describe's tests and tears it down after them.
+ * Its fields are filled in by the time the tests run (read them there, not at describe time).
+ */
+export function useTaskManager(seed: SeedOptions): TaskManagerFixture {
+  const fixture = {} as TaskManagerFixture;
+  before(async () => {
+    fixture.db = await createTestDatabase();
+    fixture.seeded = await seedRegistry(fixture.db.pool, seed);
+    fixture.worker = await startTestWorker(fixture.db.pool);
+    const connection = await Connection.connect({ address: temporalAddress() });
+    fixture.tasks = new TaskClient(new Client({ connection, namespace: 'default' }), fixture.worker.taskQueue, { pool: fixture.db.pool });
+  });
+  after(async () => {
+    await fixture.tasks?.close();
+    await fixture.worker?.stop();
+    await fixture.db?.drop();
+  });
+  return fixture;
 }

@@ -1,51 +1,32 @@
 /** flushTasks, on its own task queue (a flush of another file's queue would remove its tasks): the server deletes flushed tasks in the background, so this file waits beside the others. */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
-import { TaskClient } from '../../src/client/task-client.ts';
-import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
-import { createTestDatabase, eventually, startTestWorker, temporalAddress, type TestDatabase, type TestWorker, settledTask } from '../helpers.ts';
+import { describe, it } from 'node:test';
+import { eventually, settledTask, useTaskManager } from '../helpers.ts';
 
 describe('flushing closed tasks', () => {
-  let db: TestDatabase;
-  let worker: TestWorker;
-  let tasks: TaskClient;
-  let seeded: SeedSummary;
+  const tm = useTaskManager({ records: 200, dataSources: 2, hubs: 1, hubSize: 20, seed: 5 });
 
-  before(async () => {
-    db = await createTestDatabase();
-    seeded = await seedRegistry(db.pool, { records: 200, dataSources: 2, hubs: 1, hubSize: 20, seed: 5 });
-    worker = await startTestWorker(db.pool);
-    const connection = await Connection.connect({ address: temporalAddress() });
-    tasks = new TaskClient(new Client({ connection, namespace: 'default' }), worker.taskQueue, { pool: db.pool });
-  });
-  after(async () => {
-    await tasks?.close();
-    await worker?.stop();
-    await db?.drop();
-  });
-
-  const settled = (id: string, timeoutMs = 30_000) => settledTask(tasks, id, timeoutMs);
+  const settled = (id: string, timeoutMs = 30_000) => settledTask(tm.tasks, id, timeoutMs);
 
   it('flushTasks removes failed tasks, and completed ones older than the cutoff', { timeout: 180_000 }, async () => {
-    const failed = await settled(await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: 'flush-me' }));
+    const failed = await settled(await tm.tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: 'flush-me' }));
     assert.equal(failed.status, 'FAILED');
-    const completed = await settled(await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [seeded.hubs[0]!.key] }));
+    const completed = await settled(await tm.tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [tm.seeded.hubs[0]!.key] }));
     assert.equal(completed.status, 'COMPLETED');
-    const listed = async (status: 'FAILED' | 'COMPLETED', id: string) => (await tasks.listTasks({ status })).tasks.some((x) => x.taskId === id);
+    const listed = async (status: 'FAILED' | 'COMPLETED', id: string) => (await tm.tasks.listTasks({ status })).tasks.some((x) => x.taskId === id);
     await eventually(async () => (await listed('FAILED', failed.taskId)) && listed('COMPLETED', completed.taskId));
 
     const flushed: string[] = [];
     const onDeleted = (id: string) => flushed.push(id);
-    assert.ok((await tasks.flushTasks({ failed: true }, { onDeleted })) >= 1);
+    assert.ok((await tm.tasks.flushTasks({ failed: true }, { onDeleted })) >= 1);
     assert.deepEqual(flushed, [failed.taskId], 'only the failed task');
-    await tasks.flushTasks({ completedBefore: new Date(Date.parse(completed.completedAt!) - 60_000) }, { onDeleted });
-    assert.equal((await tasks.getTask(completed.taskId)).status, 'COMPLETED', 'newer than the cutoff: kept');
-    assert.ok((await tasks.flushTasks({ completedBefore: new Date(Date.now() + 1000) }, { onDeleted })) >= 1);
+    await tm.tasks.flushTasks({ completedBefore: new Date(Date.parse(completed.completedAt!) - 60_000) }, { onDeleted });
+    assert.equal((await tm.tasks.getTask(completed.taskId)).status, 'COMPLETED', 'newer than the cutoff: kept');
+    assert.ok((await tm.tasks.flushTasks({ completedBefore: new Date(Date.now() + 1000) }, { onDeleted })) >= 1);
     assert.deepEqual(flushed, [failed.taskId, completed.taskId]);
     // The server deletes in the background (from seconds to a minute here, with the machine busy).
     const gone = (id: string) =>
-      tasks.getTask(id).then(
+      tm.tasks.getTask(id).then(
         () => false,
         (err: Error) => /does not exist/.test(err.message),
       );
