@@ -17,7 +17,6 @@ import {
 /** gRPC FAILED_PRECONDITION: what the server answers a query when no worker polls the queue. */
 const GRPC_FAILED_PRECONDITION = 9;
 const GRPC_DEADLINE_EXCEEDED = 4;
-// What a query cut off by its deadline ends with, depending on where the client's retry stood.
 const GRPC_CANCELLED = 1;
 /** How long a task's query may take: a worker answers in milliseconds, a replay of a long history in a few seconds. */
 const QUERY_DEADLINE_MS = 10_000;
@@ -311,11 +310,13 @@ export class TaskClient {
     try {
       // Bounded: a workflow on a queue no worker polls would hold the query for the server's 30 s.
       const query = () => handle.query(taskInfoQuery);
-      const queried = await this.client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, query).then(
+      const deadline = Date.now() + QUERY_DEADLINE_MS;
+      const queried = await this.client.connection.withDeadline(deadline, query).then(
         (info) => ({ info }),
         (err: unknown) => ({ err }),
       );
-      if ('err' in queried) return await this.taskWithoutQuery(taskId, queried.err);
+      // A little early counts too: the gRPC library's timer and ours need not agree to the millisecond.
+      if ('err' in queried) return await this.taskWithoutQuery(taskId, queried.err, Date.now() >= deadline - 100);
       if (queried.info.taskQueue === undefined) return await this.describedTask(taskId, queried.info);
       if (queried.info.taskQueue !== this.taskQueue) throw new TaskNotFoundError(`task ${JSON.stringify(taskId)} does not exist`);
       const info = await this.withDependants(queried.info);
@@ -330,11 +331,13 @@ export class TaskClient {
    * A query that failed: another workflow with this id (it has no task query), or no worker to
    * answer (then what the server recorded is shown). Only this manager's tasks are shown.
    */
-  private async taskWithoutQuery(taskId: string, queryError: unknown): Promise<TaskInfo> {
+  private async taskWithoutQuery(taskId: string, queryError: unknown, deadlinePassed: boolean): Promise<TaskInfo> {
     const description = await this.client.workflow.getHandle(taskId).describe();
     if (!this.isOurs(description)) throw new TaskNotFoundError(`task ${JSON.stringify(taskId)} does not exist`);
     const code = (queryError as { cause?: { code?: number }; code?: number }).cause?.code ?? (queryError as { code?: number }).code;
-    if (code !== GRPC_FAILED_PRECONDITION && code !== GRPC_DEADLINE_EXCEEDED && code !== GRPC_CANCELLED) throw queryError;
+    // Cut off by our deadline: DEADLINE_EXCEEDED, or CANCELLED when the client's retry stood between attempts.
+    const cutOff = code === GRPC_DEADLINE_EXCEEDED || (code === GRPC_CANCELLED && deadlinePassed);
+    if (code !== GRPC_FAILED_PRECONDITION && !cutOff) throw queryError;
     return this.recordedTaskInfo(taskId, description);
   }
 
