@@ -189,6 +189,7 @@ describe('the taskmgr command', () => {
       [['add', 'GENERATE_CACHE', '-r', '1 ms'], /^taskmgr: recurEvery "1 ms" must be from 50 milliseconds/],
       [['show', 'task:none'], /^taskmgr: task "task:none" does not exist/],
       [['flush', '--older-than', 'a while'], /^taskmgr: --older-than "a while" is not a duration/],
+      [['seed', '--records', '1000001'], /--records must be a whole number from 1 to 1000000, got "1000001"/],
     ];
     for (const [args, message] of cases) {
       const r = await taskmgr(...args);
