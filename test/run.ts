@@ -39,6 +39,10 @@ const WAITING_FILES = [
   'page-watchers.test.ts',
 ];
 const startsFirst = (file: string) => (WAITING_FILES.includes(path.basename(file)) ? 1 : 0);
+// A renamed file would silently lose its place: say so instead.
+for (const f of WAITING_FILES) {
+  if (!fs.existsSync(path.join('test', 'integration', f))) throw new Error(`test/run.ts: WAITING_FILES names ${f}, which is not in test/integration`);
+}
 
 function defaultConcurrency(kind: TestServers['temporalKind']): number {
   return kind === 'cluster' ? 2 : 4;
