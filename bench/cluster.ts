@@ -17,11 +17,9 @@ import { Client, Connection } from '@temporalio/client';
 import { RegistryClient } from '../src/client/registry.ts';
 import { createPool, type Pool } from '../src/db/pool.ts';
 import { migrate } from '../src/db/migrate.ts';
-import { findTemporalCli } from '../src/dev/temporal-cli.ts';
-import { startDevServer } from '../src/dev/temporal-dev-server.ts';
 import { seedRegistry } from '../src/registry/seed.ts';
 import { startTestCluster } from '../test/cluster-server.ts';
-import { coresUsed, database, inPool, ms, pct, postgresPids, r1, r2, staleRecords, startWorker } from './common.ts';
+import { coresUsed, database, inPool, ms, pct, postgresPids, r1, r2, staleRecords, startBenchDevServer, startWorker } from './common.ts';
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, cluster: { type: 'boolean', default: true } } });
 const SIZES = args.quick ? { burstRecords: 2000, burst: 20, tasks: 30 } : { burstRecords: 20_000, burst: 200, tasks: 400 };
@@ -160,11 +158,7 @@ const slice = (i: number) => victims.slice(i * SIZES.burst, (i + 1) * SIZES.burs
 const figures: Record<string, TargetFigures> = {};
 try {
   // The dev server as the other benchmarks run it.
-  const dev = await startDevServer({
-    cliPath: await findTemporalCli(),
-    port: 0,
-    dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' },
-  });
+  const dev = await startBenchDevServer();
   try {
     figures['dev server, 1 worker'] = await runTarget(
       { name: 'dev server, 1 worker', address: dev.address, workers: 1, temporalPids: { 'temporal dev server': [dev.process.pid!] } },

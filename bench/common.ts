@@ -7,6 +7,8 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import type { Pool } from '../src/db/pool.ts';
 import { startEmbeddedPostgres } from '../src/dev/embedded-postgres.ts';
+import { findTemporalCli } from '../src/dev/temporal-cli.ts';
+import { startDevServer, type DevServer } from '../src/dev/temporal-dev-server.ts';
 import { recheckQuality, regenerateCache, reindexRecords } from '../src/registry/derived.ts';
 
 export const ms = (t0: number) => performance.now() - t0;
@@ -107,6 +109,20 @@ export async function database(): Promise<{ url: string; adminUrl: string; stop(
       await embedded?.stop();
     },
   };
+}
+
+/** The dev server every benchmark runs, started like the tests' one: runs of one id may follow at once, timers fire precisely. */
+export async function startBenchDevServer(): Promise<DevServer> {
+  return startDevServer({
+    cliPath: await findTemporalCli(),
+    port: 0,
+    dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' },
+  });
+}
+
+/** The bench worker process (bench/worker.ts) on a server and database: registry work on `taskQueue`, baselines on `benchQueue`. */
+export function startRegistryBenchWorker(address: string, databaseUrl: string, taskQueue: string, benchQueue: string): Promise<ChildProcess> {
+  return startWorker({ TEMPORAL_ADDRESS: address, DATABASE_URL: databaseUrl, TEMPORAL_TASK_QUEUE: taskQueue, BENCH_TASK_QUEUE: benchQueue, LOG_LEVEL: 'warn' });
 }
 
 export function startWorker(env: Record<string, string>): Promise<ChildProcess> {

@@ -16,13 +16,11 @@ import { RegistryClient } from '../src/client/registry.ts';
 import { TaskClient } from '../src/client/task-client.ts';
 import { createPool, withTransaction, type Pool } from '../src/db/pool.ts';
 import { migrate } from '../src/db/migrate.ts';
-import { findTemporalCli } from '../src/dev/temporal-cli.ts';
-import { startDevServer, type DevServer } from '../src/dev/temporal-dev-server.ts';
 import { recheckQuality, regenerateCache, reindexRecords } from '../src/registry/derived.ts';
 import { completeOperation, deleteRecordAndPlanFollowUp, deleteRecordRows, followUpBatch, relatedTo } from '../src/registry/operations.ts';
 import { rebuildDerived, seedRegistry } from '../src/registry/seed.ts';
 import { bareDeleteSql } from './activities.ts';
-import { database, inPool, ms, pct, peakRss, r1, r2, staleRecords, startWorker } from './common.ts';
+import { database, inPool, ms, pct, peakRss, r1, r2, staleRecords, startBenchDevServer, startRegistryBenchWorker } from './common.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -173,22 +171,10 @@ async function smallChanges() {
 const started = Date.now();
 const log = (m: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${m}`);
 const db = await database();
-const cli = await findTemporalCli();
-// The same dev server as the tests: runs of one id may follow at once, timers fire precisely.
-const server: DevServer = await startDevServer({
-  cliPath: cli,
-  port: 0,
-  dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' },
-});
+const server = await startBenchDevServer();
 await migrate(db.url);
 const pool = createPool(db.url, { max: 20 });
-const worker = await startWorker({
-  TEMPORAL_ADDRESS: server.address,
-  DATABASE_URL: db.url,
-  TEMPORAL_TASK_QUEUE: TASK_QUEUE,
-  BENCH_TASK_QUEUE: BENCH_QUEUE,
-  LOG_LEVEL: 'warn',
-});
+const worker = await startRegistryBenchWorker(server.address, db.url, TASK_QUEUE, BENCH_QUEUE);
 const client = new Client({ connection: await Connection.connect({ address: server.address }) });
 const registry = new RegistryClient(client, { taskQueue: TASK_QUEUE, followUp: FOLLOW_UP });
 const tasks = new TaskClient(client, TASK_QUEUE);

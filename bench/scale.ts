@@ -19,12 +19,10 @@ import { migrate } from '../src/db/migrate.ts';
 import { createPool, withTransaction, type Pool } from '../src/db/pool.ts';
 import { recheckQuality, regenerateCache, reindexRecords } from '../src/registry/derived.ts';
 import { deleteRecordRows, relatedTo } from '../src/registry/operations.ts';
-import { findTemporalCli } from '../src/dev/temporal-cli.ts';
-import { startDevServer } from '../src/dev/temporal-dev-server.ts';
 import { searchRecords } from '../src/registry/browse.ts';
 import { rebuildDerived, seedRegistry } from '../src/registry/seed.ts';
 import { STALE_RECORDS } from '../src/tasks/hourly_registry_maintenance.ts';
-import { database, ms, pct, peakRss, r1, startWorker } from './common.ts';
+import { database, ms, pct, peakRss, r1, startBenchDevServer, startRegistryBenchWorker } from './common.ts';
 import { answerCurveSvg } from './plot.ts';
 
 const RECORDS = Number(process.env.BENCH_SCALE_RECORDS ?? 1_000_000);
@@ -209,18 +207,8 @@ const results: Record<string, unknown> = {
   records: RECORDS,
   machine: { cpus: os.cpus().length, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
 };
-const server = await startDevServer({
-  cliPath: await findTemporalCli(),
-  port: 0,
-  dynamicConfig: { 'history.workflowIdReuseMinimalInterval': '0s', 'history.timerProcessorMaxTimeShift': '10ms' },
-});
-const worker = await startWorker({
-  TEMPORAL_ADDRESS: server.address,
-  DATABASE_URL: db.url,
-  TEMPORAL_TASK_QUEUE: TASK_QUEUE,
-  BENCH_TASK_QUEUE: BENCH_QUEUE,
-  LOG_LEVEL: 'warn',
-});
+const server = await startBenchDevServer();
+const worker = await startRegistryBenchWorker(server.address, db.url, TASK_QUEUE, BENCH_QUEUE);
 const client = new Client({ connection: await Connection.connect({ address: server.address }) });
 try {
   log(`generating ${RECORDS} records`);
@@ -238,7 +226,8 @@ try {
   const { result: curve, peakMb } = await peakRss({ worker: worker.pid }, () => answerCurve(pool, registry, client));
   results.answerCurve = { ...curve, workerPeakRssMb: peakMb.worker };
   log(`answer curve: ${JSON.stringify(results.answerCurve)}`);
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  // Runs smaller than the national size are trials, named (and git-ignored) as such.
+  const stamp = `${RECORDS < 1_000_000 ? 'quick-' : ''}${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const dir = path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(
