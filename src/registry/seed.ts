@@ -321,8 +321,10 @@ function* generateRelations({ r, records, byClass, hubs, hubSize }: RegistryPlan
  */
 async function writeRegistry(pool: Pool, plan: RegistryPlan): Promise<{ ids: number[]; relations: number }> {
   return withTransaction(pool, async (tx) => {
-    await refuseFilledDataSources(tx, plan.dataSources);
+    // Upserted first: the rows stay locked to the commit, so a second seed of the same data sources
+    // at once waits for this one and is then refused, instead of colliding on every key.
     const dsIds = await upsertDataSources(tx, plan.dataSources);
+    await refuseFilledDataSources(tx, plan.dataSources);
     const { rows: before } = await tx.query<{ max: number }>('SELECT coalesce(max(id), 0)::bigint AS max FROM registry_objects');
     await copyRows(tx, `registry_objects (${RECORD_COLUMNS.join(', ')})`, recordRows(plan, dsIds));
     await tx.query('CREATE TEMP TABLE seed_relations (from_key text, to_key text, relation_type text) ON COMMIT DROP');

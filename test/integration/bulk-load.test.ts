@@ -130,4 +130,13 @@ describe('seeding a registry that already holds the data sources', () => {
     });
     assert.equal(await count(), before);
   });
+
+  it('of two seeds of the same new data sources at once, one writes and the other is refused', async () => {
+    const options = { records: 300, dataSources: 1, hubs: 0, seed: 8, prefix: 'twice-' };
+    const outcomes = await Promise.allSettled([seedRegistry(db.pool, options), seedRegistry(db.pool, options)]);
+    assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected']);
+    const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+    assert.ok(refused.reason instanceof UserError, String(refused.reason));
+    assert.match(refused.reason.message, /^data source "twice-uni-melbourne" already holds records/);
+  });
 });
