@@ -19,6 +19,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { recheckQuality, regenerateCache, reindexRecords } from '../src/registry/derived.ts';
 import { completeOperation, deleteRecordAndPlanFollowUp, deleteRecordRows, followUpBatch, relatedTo } from '../src/registry/operations.ts';
 import { rebuildDerived, seedRegistry } from '../src/registry/seed.ts';
+import { coalescerWorkflowId } from '../src/client/workflow-ids.ts';
 import { bareDeleteSql } from './activities.ts';
 import { database, inPool, ms, pct, peakRss, r1, r2, staleRecords, startBenchDevServer, startRegistryBenchWorker } from './common.ts';
 
@@ -380,12 +381,15 @@ try {
         '(c) ours: coalesced per data source (signal-with-start, quiet period, one pass over the union)',
         async (keys) => {
           const before = (await client.workflow
-            .getHandle(`followup:${TASK_QUEUE}:${dsKey}`)
+            .getHandle(coalescerWorkflowId(dsKey, TASK_QUEUE))
             .query('coalescer')
             .catch(() => undefined)) as { recordsProcessed: number } | undefined;
           await inPool(keys, 32, (key) => registry.deleteRecord(key));
           await Promise.all(keys.map((k) => registry.awaitDeletion(k)));
-          const after = (await client.workflow.getHandle(`followup:${TASK_QUEUE}:${dsKey}`).query('coalescer')) as { recordsProcessed: number; rounds: number };
+          const after = (await client.workflow.getHandle(coalescerWorkflowId(dsKey, TASK_QUEUE)).query('coalescer')) as {
+            recordsProcessed: number;
+            rounds: number;
+          };
           return { reprocessed: after.recordsProcessed - (before?.recordsProcessed ?? 0) };
         },
       ],

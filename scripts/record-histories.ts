@@ -17,7 +17,7 @@ process.env.TEST_DATABASE_URL = servers.databaseUrl;
 const { createTestDatabase, startTestWorker, testClient } = await import('../test/helpers.ts');
 const { seedRegistry } = await import('../src/registry/seed.ts');
 const { TaskClient } = await import('../src/client/task-client.ts');
-const { coalescerWorkflowId } = await import('../src/shared.ts');
+const { coalescerWorkflowId } = await import('../src/client/workflow-ids.ts');
 
 const db = await createTestDatabase();
 // Short waits: the recorded wait continues as new within seconds.

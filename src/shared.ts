@@ -82,13 +82,6 @@ export function checkRecordKey(key: unknown): string | undefined {
   return undefined;
 }
 
-/**
- * Workflow id of a record deletion: one per key, so a repeated delete finds the running one. Ids
- * carry the task queue when it is not the default, so registries (or tests) sharing a namespace never meet.
- */
-export const deleteRecordWorkflowId = (key: string, taskQueue = DEFAULT_TASK_QUEUE): string =>
-  taskQueue === DEFAULT_TASK_QUEUE ? `delete-record:${key}` : `delete-record:${taskQueue}:${key}`;
-
 export interface DeleteRecordInput {
   key: string;
   /** Records per follow-up activity; defaults to the worker's configuration. */
@@ -203,10 +196,3 @@ export interface OperationOutcome {
 export const MAX_IMPORT_BATCH = 1000;
 /** An import batch travels in a workflow input: 1 MB keeps it well inside Temporal's 2 MB payload limit. */
 export const MAX_IMPORT_BYTES = 1024 * 1024;
-
-/**
- * The coalescing follow-up workflow of a data source: one per data source, long-lived. Workers on
- * another task queue than the default (another registry sharing the namespace, a test) get their own.
- */
-export const coalescerWorkflowId = (dataSourceKey: string, taskQueue = DEFAULT_TASK_QUEUE) =>
-  taskQueue === DEFAULT_TASK_QUEUE ? `followup:${dataSourceKey}` : `followup:${taskQueue}:${dataSourceKey}`;

@@ -16,6 +16,7 @@ import {
 } from '../registry/derived.ts';
 import { stepWithQuarantine } from '../registry/quarantine.ts';
 import type { FollowUpBatchResult } from '../shared.ts';
+import { eachFailingFastOnBadData } from './failures.ts';
 
 export interface BatchRef {
   opId: string;
@@ -34,7 +35,8 @@ export const createDerivedActivities = (deps: { pool: Pool }) => {
     heartbeat({ batchNo: ref.batchNo, records: ids.length });
     return withRecordsLocked(deps.pool, ids, step);
   };
-  return {
+  // Data PostgreSQL refuses outside refreshBatch's quarantined step fails at once, not retried for ever.
+  return eachFailingFastOnBadData({
     /** Recomputes the quality levels of one follow-up batch. */
     async recheckQualityBatch(ref: BatchRef): Promise<FollowUpBatchResult> {
       return run(ref, recheckQuality);
@@ -59,7 +61,7 @@ export const createDerivedActivities = (deps: { pool: Pool }) => {
     async regenerateCacheBatch(ref: BatchRef): Promise<FollowUpBatchResult> {
       return run(ref, regenerateCache);
     },
-  };
+  });
 };
 
 /** refreshBatch's work: claim the batch, refresh its records' derived state, keep the result; one transaction. */

@@ -10,7 +10,8 @@ import { completeOperation, completeRound, deleteRecordAndPlanFollowUp, planRoun
 import { applyRegistryOperation } from '../registry/registry-operations.ts';
 import { failingFastOnBadData } from './failures.ts';
 import { currentTraceCarrier, outsideTrace, tracingOn } from '../telemetry/tracing.ts';
-import { checkRecordKey, coalescerWorkflowId, ERROR_TYPES, type DeletionOutcome, type OperationOutcome, type RegistryOperation } from '../shared.ts';
+import { checkRecordKey, ERROR_TYPES, type DeletionOutcome, type OperationOutcome, type RegistryOperation } from '../shared.ts';
+import { coalescerWorkflowId } from '../client/workflow-ids.ts';
 import { DEFAULT_COALESCER_SETTINGS, type CoalescerSettings } from '../workflows/coalesce-settings.ts';
 import { followUpRequestSignal } from '../workflows/definitions.ts';
 
@@ -88,7 +89,7 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
 
     /** Marks a round and its operations complete and keeps the round's totals for their callers; idempotent. */
     async completeFollowUpRound(args: { roundId: string; opIds: string[]; totals?: RoundTotals }): Promise<void> {
-      await completeRound(deps.pool, args.roundId, args.opIds, args.totals);
+      await failingFastOnBadData(() => completeRound(deps.pool, args.roundId, args.opIds, args.totals));
     },
   };
 };

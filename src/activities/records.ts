@@ -24,6 +24,6 @@ export const createRecordActivities = (deps: { pool: Pool }) => ({
 
   /** Marks an operation's follow-up complete; idempotent. */
   async completeOperation(opId: string): Promise<void> {
-    await completeOperation(deps.pool, opId);
+    await failingFastOnBadData(() => completeOperation(deps.pool, opId));
   },
 });

@@ -18,8 +18,6 @@ import {
   TaskStatusKey,
   DataSourceKeyKey,
   checkRecordKey,
-  coalescerWorkflowId,
-  deleteRecordWorkflowId,
   type LevelChanges,
   type DeleteRecordResult,
   type DeletionOutcome,
@@ -30,6 +28,7 @@ import {
   type RegistryOperation,
   ERROR_TYPES,
 } from '../shared.ts';
+import { coalescerWorkflowId, deleteRecordWorkflowId, registryOperationWorkflowId } from './workflow-ids.ts';
 import { deleteProgressQuery, deleteRecordUpdate, followUpStatusQuery, registryOperationUpdate, type FollowUpStatus } from '../workflows/definitions.ts';
 import type { registryOperation } from '../workflows/registryOperation.ts';
 import { checkRegistryOperation } from '../registry/operation-input.ts';
@@ -77,6 +76,16 @@ function innermostApplicationFailure(err: Error): ApplicationFailure | undefined
   let found: ApplicationFailure | undefined;
   for (const e of causeChain(err)) if (e instanceof ApplicationFailure) found = e;
   return found;
+}
+
+/** A failed update as the error class of its condition (one per condition, whichever operation met it); anything else as it is. */
+function registryErrorOf(err: unknown): unknown {
+  const cause = err instanceof WorkflowUpdateFailedError ? innermostApplicationFailure(err) : undefined;
+  if (cause?.type === ERROR_TYPES.operationRefused) return new OperationRefusedError(cause.message);
+  if (cause?.type === ERROR_TYPES.recordNotFound) return new RecordNotFoundError(cause.message);
+  if (cause?.type === ERROR_TYPES.invalidInput) return new InvalidInputError(cause.message);
+  if (cause?.type === ERROR_TYPES.dataRejected) return new DataRejectedError(cause.message);
+  return err;
 }
 
 export class RegistryClient {
@@ -129,10 +138,7 @@ export class RegistryClient {
       // The run that deleted: a later delete of the same key (another run) must not change what this caller waits for.
       return { ...done.outcome, workflowId, runId: done.runId };
     } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure && err.cause.type === 'RecordNotFound') {
-        throw new RecordNotFoundError(err.cause.message);
-      }
-      throw err;
+      throw registryErrorOf(err);
     }
   }
 
@@ -211,7 +217,7 @@ export class RegistryClient {
     const bad = checkRegistryOperation(op);
     if (bad) throw new InvalidInputError(bad);
     const subject = 'key' in op ? op.key : op.dataSourceKey;
-    const workflowId = `registry-op:${op.kind}:${subject}:${crypto.randomBytes(4).toString('hex')}`;
+    const workflowId = registryOperationWorkflowId(op.kind, subject, crypto.randomBytes(4).toString('hex'));
     const startWorkflowOperation = new WithStartWorkflowOperation<typeof registryOperation>('registryOperation', {
       workflowId,
       taskQueue: this.options.taskQueue,
@@ -221,12 +227,7 @@ export class RegistryClient {
     try {
       return { ...(await this.startOperation(startWorkflowOperation, workflowId, op)), workflowId };
     } catch (err) {
-      const cause = err instanceof WorkflowUpdateFailedError ? innermostApplicationFailure(err) : undefined;
-      if (cause?.type === ERROR_TYPES.operationRefused) throw new OperationRefusedError(cause.message);
-      if (cause?.type === ERROR_TYPES.recordNotFound) throw new RecordNotFoundError(cause.message);
-      if (cause?.type === ERROR_TYPES.invalidInput) throw new InvalidInputError(cause.message);
-      if (cause?.type === ERROR_TYPES.dataRejected) throw new DataRejectedError(cause.message);
-      throw err;
+      throw registryErrorOf(err);
     }
   }
 

@@ -12,7 +12,7 @@ import { RegistryClient } from '../../src/client/registry.ts';
 import { TaskClient } from '../../src/client/task-client.ts';
 import type { Pool } from '../../src/db/pool.ts';
 import { seedRegistry } from '../../src/registry/seed.ts';
-import { coalescerWorkflowId } from '../../src/shared.ts';
+import { coalescerWorkflowId } from '../../src/client/workflow-ids.ts';
 import {
   assertDerivedStateIsCurrent,
   createTestDatabase,

@@ -6,9 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { RecordNotFoundError, type RegistryClient } from '../../src/client/registry.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
-import { coalescerWorkflowId, deleteRecordWorkflowId } from '../../src/shared.ts';
+import { coalescerWorkflowId, deleteRecordWorkflowId } from '../../src/client/workflow-ids.ts';
 import { createTestDatabase, eventually, startTestWorker, testClient, uniqueName, type TestDatabase, type TestWorker } from '../helpers.ts';
 
 describe('the registry client API', () => {
@@ -46,6 +47,9 @@ describe('the registry client API', () => {
     const deleted = results.filter((r) => r.status === 'fulfilled' && r.value.deleted);
     const refused = results.filter((r) => r.status === 'rejected' && r.reason instanceof RecordNotFoundError);
     assert.deepEqual([deleted.length, refused.length], [1, 1], JSON.stringify(results.map((r) => r.status)));
+    // The refused one does not spoil the winner's wait.
+    const winner = (deleted[0] as PromiseFulfilledResult<Awaited<ReturnType<RegistryClient['deleteRecord']>>>).value;
+    assert.equal((await client.awaitDeletion(key, winner.runId)).deleted, true);
   });
 
   it('a caller waits for its own deletion, whatever later deletes of the key do; the outcome is read from PostgreSQL after the coalescer is gone', async () => {
@@ -64,23 +68,19 @@ describe('the registry client API', () => {
   });
 
   it('a deletion with no related records is done at once, with no coalescer; a draft deleted twice is RecordNotFound like a record', async () => {
-    const ds = seeded.dataSources[2]!;
-    const lone = (
-      await db.pool.query<{ key: string }>(
-        `SELECT ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
-        WHERE d.key = $1 AND NOT EXISTS (SELECT 1 FROM related_records(ro.id, ro.key)) ORDER BY ro.id LIMIT 1`,
-        [ds],
-      )
-    ).rows[0];
-    if (lone) {
-      const outcome = await client.deleteRecord(lone.key);
-      assert.equal(outcome.affected, 0);
-      const progress = await eventually(async () => {
-        const p = await client.deletionProgress(lone.key, outcome.runId);
-        return p.phase === 'done' ? p : undefined;
-      }, 10_000);
-      assert.equal(progress.phase, 'done');
-    }
+    // A record of its own in a data source of its own: nothing related, no coalescer ever started there.
+    const { rows } = await db.pool.query<{ id: number }>("INSERT INTO data_sources (key, title) VALUES ('lonely-source', 'Lonely') RETURNING id");
+    await db.pool.query("INSERT INTO registry_objects (key, class, data_source_id, title) VALUES ('lonely-source/lone', 'collection', $1, 'Alone')", [
+      rows[0]!.id,
+    ]);
+    const outcome = await client.deleteRecord('lonely-source/lone');
+    assert.deepEqual([outcome.deleted, outcome.affected], [true, 0]);
+    const progress = await eventually(async () => {
+      const p = await client.deletionProgress('lonely-source/lone', outcome.runId);
+      return p.phase === 'done' ? p : undefined;
+    }, 10_000);
+    assert.equal(progress.phase, 'done');
+    await assert.rejects(client.client.workflow.getHandle(coalescerWorkflowId('lonely-source', taskQueue)).describe(), WorkflowNotFoundError);
     await assert.rejects(
       client.deleteDraft('no/such/draft'),
       (err: Error) => err instanceof RecordNotFoundError && /record "no\/such\/draft" does not exist/.test(err.message),

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { RegistryClient } from '../../src/client/registry.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
-import { coalescerWorkflowId } from '../../src/shared.ts';
+import { coalescerWorkflowId } from '../../src/client/workflow-ids.ts';
 import { coalescerStateQuery, followUpStatusQuery } from '../../src/workflows/definitions.ts';
 import { assertDerivedStateIsCurrent, createTestDatabase, eventually, startTestWorker, testClient, uniqueName, type TestDatabase } from '../helpers.ts';
 

@@ -5,7 +5,8 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { InvalidInputError, RecordNotFoundError, type RegistryClient } from '../../src/client/registry.ts';
 import { rebuildDerived, seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
-import { coalescerWorkflowId, deleteRecordWorkflowId } from '../../src/shared.ts';
+import { coalescerWorkflowId, deleteRecordWorkflowId } from '../../src/client/workflow-ids.ts';
+import { MAX_KEY_LENGTH } from '../../src/shared.ts';
 import {
   assertDerivedStateIsCurrent,
   createTestDatabase,
@@ -185,6 +186,34 @@ describe('record deletion', () => {
     const [ra, rb] = await Promise.all([client.deleteRecord(a), client.deleteRecord(b)]);
     assert.ok(ra.deleted && rb.deleted);
     await Promise.all([client.awaitDeletion(a), client.awaitDeletion(b)]);
+    await assertDerivedStateIsCurrent(db.pool);
+  });
+
+  it('the longest keys accepted (512 three-byte characters; a data source key of 255) are imported, changed, deleted and followed up', async () => {
+    // 1,536 bytes of key: more than the server's 1,000-byte workflow id limit, so ids carry a digest instead.
+    const dataSourceKey = '源'.repeat(255);
+    await db.pool.query('INSERT INTO data_sources (key, title) VALUES ($1, $2)', [dataSourceKey, 'A data source with the longest key']);
+    const longKey = (c: string) => c.repeat(MAX_KEY_LENGTH);
+    const [first, second] = [longKey('鍵'), longKey('錠')];
+    const records = [first, second].map((key) => ({
+      key,
+      class: 'collection' as const,
+      title: 'A long-keyed record',
+      relations: [{ key: 'long/party', type: 'isOwnedBy' }],
+    }));
+    const imported = await client.importRecords(dataSourceKey, [...records, { key: 'long/party', class: 'party', title: 'Its owner' }]);
+    await client.awaitOperation(imported.workflowId);
+    const changed = await client.changeStatus(first, 'APPROVED');
+    await client.awaitOperation(changed.workflowId);
+    // Two keys that differ only past the part an id keeps get two deletions of their own.
+    const [a, b] = await Promise.all([client.deleteRecord(first), client.deleteRecord(second)]);
+    assert.notEqual(a.workflowId, b.workflowId);
+    assert.ok(Buffer.byteLength(a.workflowId) <= 1000, `${Buffer.byteLength(a.workflowId)} bytes`);
+    assert.deepEqual([a.deleted, a.affected, b.deleted, b.affected], [true, 1, true, 1]);
+    const done = await client.awaitDeletion(first, a.runId);
+    assert.equal(done.key, first);
+    await client.awaitDeletion(second, b.runId);
+    assert.equal((await db.pool.query('SELECT 1 FROM registry_objects WHERE key = ANY($1)', [[first, second]])).rowCount, 0);
     await assertDerivedStateIsCurrent(db.pool);
   });
 

@@ -9,6 +9,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { RegistryClient } from '../../src/client/registry.ts';
 import { TaskClient } from '../../src/client/task-client.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
+import { TASK_LIMITS } from '../../src/taskmgr/input.ts';
 import type { HarvestedRecord } from '../../src/shared.ts';
 import {
   assertDerivedStateIsCurrent,
@@ -54,7 +55,31 @@ describe('freshness of derived state', () => {
   };
 
   it('right after a maintenance run, another finds no stale record', async () => {
-    await maintain();
+    // Stale to begin with: three records retitled by hand (they and their related records).
+    await db.pool.query("UPDATE registry_objects SET title = title || ' (again)' WHERE id IN (SELECT id FROM registry_objects ORDER BY id LIMIT 3)");
+    assert.ok((await maintain()) >= 3);
+    assert.equal(await maintain(), 0);
+  });
+
+  it('repairs more stale records than one task may name, in chunks of the task limit, and converges', async () => {
+    // 10,001 stale records in one data source: one repair chain of 10,000 keys and one of 1.
+    const big = await seedRegistry(db.pool, { records: TASK_LIMITS.maxKeys + 1, dataSources: 1, seed: 43, prefix: 'stale-many' });
+    const dataSourceKey = big.dataSources[0]!;
+    await db.pool.query(
+      'INSERT INTO derived_invalidations (record_id) SELECT ro.id FROM registry_objects ro JOIN data_sources ds ON ds.id = ro.data_source_id WHERE ds.key = $1',
+      [dataSourceKey],
+    );
+    const t = await settledTask(tasks, await tasks.addNewTask('HOURLY_REGISTRY_MAINTENANCE'), 120_000);
+    assert.equal(t.status, 'COMPLETED', t.error);
+    const out = t.output as { staleRecords: number; repairTasks: string[] };
+    assert.equal(out.staleRecords, TASK_LIMITS.maxKeys + 1);
+    const repairs = await Promise.all(out.repairTasks.map((id) => settledTask(tasks, id, 180_000)));
+    assert.deepEqual(new Set(repairs.map((r) => r.status)), new Set(['COMPLETED']));
+    const checks = repairs.filter((r) => r.method === 'RUN_QUALITY_CHECK' && r.input.dataSourceKey === dataSourceKey);
+    assert.deepEqual(
+      checks.map((r) => r.keyCount).sort((a, b) => b! - a!),
+      [TASK_LIMITS.maxKeys, 1],
+    );
     assert.equal(await maintain(), 0);
   });
 

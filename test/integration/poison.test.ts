@@ -126,6 +126,26 @@ describe('poison input', () => {
     }
   });
 
+  it('a delete PostgreSQL refuses fails at once with the same DataRejectedError as any operation, and deletes nothing', { timeout: 60_000 }, async () => {
+    // An operator's rule that refuses the delete of one record (a trigger raising check_violation).
+    const kept = (await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE key NOT LIKE '%hub%' ORDER BY id DESC LIMIT 1")).rows[0]!.key;
+    await db.pool.query(`CREATE FUNCTION operators_keep() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'record % is kept by the operator', OLD.key USING ERRCODE = '23514'; END $$`);
+    await db.pool.query(
+      `CREATE TRIGGER operators_keep BEFORE DELETE ON registry_objects FOR EACH ROW WHEN (OLD.key = '${kept}') EXECUTE FUNCTION operators_keep()`,
+    );
+    try {
+      await assert.rejects(
+        client.deleteRecord(kept),
+        (err: Error) => err instanceof DataRejectedError && /SQLSTATE 23514/.test(err.message) && /kept by the operator/.test(err.message),
+      );
+      assert.equal((await db.pool.query('SELECT 1 FROM registry_objects WHERE key = $1', [kept])).rowCount, 1);
+    } finally {
+      await db.pool.query('DROP TRIGGER operators_keep ON registry_objects');
+      await db.pool.query('DROP FUNCTION operators_keep()');
+    }
+  });
+
   it('a follow-up batch with a record PostgreSQL refuses quarantines it, finishes the rest, and blocks no later follow-up', { timeout: 120_000 }, async () => {
     const hub = seeded.hubs[0]!.key;
     const related = (
