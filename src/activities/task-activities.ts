@@ -9,6 +9,7 @@ import { unknownMethodMessage, type LoadedTasks } from '../taskmgr/discovery.ts'
 import type { TaskInfo } from '../taskmgr/info.ts';
 import type { TaskInput } from '../taskmgr/input.ts';
 import type { AddTaskOptions, TaskContext, TaskLogLine, TaskProgress } from '../taskmgr/types.ts';
+import { isUpdateLimitReached } from '../client/connection.ts';
 import {
   countTaskKeys,
   keysCoveredBy,
@@ -155,6 +156,7 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
         if (err instanceof WorkflowUpdateFailedError)
           return err.cause instanceof ApplicationFailure && err.cause.type === MERGE_REFUSALS.notWaiting ? 'not-waiting' : 'not-covered';
         if (err instanceof WorkflowNotFoundError) return 'not-waiting';
+        if (isUpdateLimitReached(err)) return 'not-covered';
         throw err;
       }
     },

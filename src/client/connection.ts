@@ -24,6 +24,18 @@ export function* causeChain(err: unknown): Generator<object> {
   for (let e: unknown = err; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) yield e;
 }
 
+/**
+ * The server refused an update because the run has taken all it may (limit.workflowExecutionMaxTotalUpdates,
+ * 2,000 by default): a merge then leaves the add its own task instead of failing it.
+ */
+export function isUpdateLimitReached(err: unknown): boolean {
+  for (const e of causeChain(err)) {
+    const { code, details } = e as { code?: number; details?: string };
+    if (code === 9 && /limit on the total number of distinct updates/i.test(details ?? '')) return true;
+  }
+  return false;
+}
+
 export class TemporalUnreachableError extends UserError {
   override name = 'TemporalUnreachable';
   override readonly httpStatus = 503;

@@ -4,7 +4,9 @@
  */
 import { UserError } from '../user-error.ts';
 import crypto from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  ApplicationFailure,
   Client,
   WithStartWorkflowOperation,
   WorkflowExecutionAlreadyStartedError,
@@ -13,6 +15,10 @@ import {
   type WorkflowExecutionDescription,
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
+
+/** The type of the refusal a failed update carries, if any. */
+const refusalType = (err: WorkflowUpdateFailedError): string | undefined =>
+  err.cause instanceof ApplicationFailure ? (err.cause.type ?? undefined) : undefined;
 
 /** gRPC FAILED_PRECONDITION: what the server answers a query when no worker polls the queue. */
 const GRPC_FAILED_PRECONDITION = 9;
@@ -52,9 +58,9 @@ import { assertAvailable, listTaskFiles, type TaskFiles } from '../taskmgr/disco
 import { MERGED, TASK_MEMO_FIELDS, type TaskAdmission, type TaskInfo } from '../taskmgr/info.ts';
 import { TASK_LIMITS, TaskInputError, validateTaskInput, validateTaskKeys, type TaskInput } from '../taskmgr/input.ts';
 import type { AddTaskOptions, TaskProgress } from '../taskmgr/types.ts';
-import { mergeCoveredUpdate, rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery, type CoveredAdd } from '../workflows/definitions.ts';
+import { MERGE_REFUSALS, mergeCoveredUpdate, rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery, type CoveredAdd } from '../workflows/definitions.ts';
 import type { registryTask } from '../workflows/registryTask.ts';
-import { connectClient } from './connection.ts';
+import { connectClient, isUpdateLimitReached } from './connection.ts';
 import { answeredWithin, DEFAULT_WORKER_WAIT_MS } from './worker-wait.ts';
 import { startArgument, startedWithInput } from './own-start.ts';
 
@@ -278,12 +284,22 @@ export class TaskClient {
       notBefore: start - MERGE_WINDOW_MS,
       notAfter: start + MERGE_WINDOW_MS,
     };
-    try {
-      await this.client.workflow.getHandle(holder).executeUpdate(mergeCoveredUpdate, { args: [add] });
-      return holder;
-    } catch (err) {
-      if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError) return undefined;
-      throw err;
+    // Between two runs of the holder's wait (it continues as new), an update meets the closed run or
+    // the next one still admitting itself: asked again while the holder keeps the slot.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.client.workflow.getHandle(holder).executeUpdate(mergeCoveredUpdate, { args: [add] });
+        return holder;
+      } catch (err) {
+        const betweenRuns =
+          err instanceof WorkflowNotFoundError || (err instanceof WorkflowUpdateFailedError && refusalType(err) === MERGE_REFUSALS.notWaiting);
+        if (betweenRuns && attempt < 4 && (await waitingSlotHolder(this.pool, input.method, input.dataSourceKey)) === holder) {
+          await sleep(50 * attempt);
+          continue;
+        }
+        if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError || isUpdateLimitReached(err)) return undefined;
+        throw err;
+      }
     }
   }
 

@@ -34,6 +34,8 @@ export interface WaitResume {
   scheduledAt?: number;
   /** Holds the (method, data source) WAITING slot. */
   claimed: boolean;
+  /** Adds merged into the task in its earlier runs. */
+  mergedAdds?: number;
 }
 
 export interface RunSummary {

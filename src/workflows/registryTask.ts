@@ -54,6 +54,8 @@ const FIRST_LOOK_PATCH = 'first-look-before-local-activities';
  * started before (their replays), nor for a loop or a long wait going on: what was admitted goes on.
  */
 const CONTROL_CHARACTERS_PATCH = 'control-characters-refused';
+/** From this version on, a merge wakes the wait, so that it continues as new before its history or its updates (2,000 per run) run out. */
+const MERGE_WAKES_PATCH = 'merge-wakes-wait';
 
 function refusesControlCharacters(raw: TaskInput): boolean {
   const refused = patched(CONTROL_CHARACTERS_PATCH);
@@ -90,6 +92,8 @@ interface TaskRun {
   scheduledAt?: number;
   rescheduled: boolean;
   scheduleChanged: boolean;
+  /** A merge (an update) arrived: the wait looks at its history again. */
+  mergeArrived: boolean;
   claimed: boolean;
   /** The prerequisite's state when this task registered with it, or at the last recheck. */
   prerequisitePolled?: PrerequisiteState;
@@ -164,6 +168,7 @@ function newRun(raw: TaskInput): TaskRun {
     prerequisiteTaskId: raw?.prerequisiteTaskId,
     iteration: loop ? loop.iteration : undefined,
     recentRuns: loop?.recentRuns,
+    ...(raw?.resume?.mergedAdds ? { mergedAdds: raw.resume.mergedAdds } : {}),
   };
   const firstLookAt = patched(FIRST_LOOK_PATCH) ? Date.now() : undefined;
   return {
@@ -175,6 +180,7 @@ function newRun(raw: TaskInput): TaskRun {
     firstLookAt,
     rescheduled: false,
     scheduleChanged: false,
+    mergeArrived: false,
     claimed: raw?.resume?.claimed ?? false,
     notified: new Set(),
   };
@@ -211,6 +217,7 @@ function installHandlers(run: TaskRun) {
     mergeCoveredUpdate,
     () => {
       run.info.mergedAdds = (run.info.mergedAdds ?? 0) + 1;
+      if (patched(MERGE_WAKES_PATCH)) run.mergeArrived = true;
       return run.info;
     },
     { validator: (add: CoveredAdd) => assertCovers(run, add) },
@@ -335,9 +342,10 @@ async function waitUntilDue(run: TaskRun): Promise<'due' | 'continue-as-new'> {
     const info = workflowInfo();
     if (info.historyLength >= waits.historyLimit || info.continueAsNewSuggested) return 'continue-as-new';
     run.scheduleChanged = false;
+    run.mergeArrived = false;
     const untilPoll = prerequisite === 'wait' ? waits.prerequisiteRecheckMs - (now - lastPoll) : Infinity;
     const timeout = Math.max(1, Math.min(untilSchedule > 0 ? untilSchedule : Infinity, untilPoll));
-    await condition(() => run.scheduleChanged || (prerequisite === 'wait' && run.prerequisiteSignal !== undefined), timeout);
+    await condition(() => run.scheduleChanged || run.mergeArrived || (prerequisite === 'wait' && run.prerequisiteSignal !== undefined), timeout);
     // Woken by a timer, a signal or an update: a workflow task of its own, whose clock replays the same.
     now = Date.now();
     if (run.scheduleChanged) upsertMemo(taskMemo(run.info));
@@ -367,7 +375,12 @@ async function continueWaiting(run: TaskRun): Promise<never> {
   return continueAsNew<typeof registryTask>({
     ...rest,
     ...(keyCount ? { storedKeyCount: keyCount } : {}),
-    resume: { addedAt: run.info.addedAt, scheduledAt: run.scheduledAt, claimed: run.claimed },
+    resume: {
+      addedAt: run.info.addedAt,
+      scheduledAt: run.scheduledAt,
+      claimed: run.claimed,
+      ...(run.info.mergedAdds ? { mergedAdds: run.info.mergedAdds } : {}),
+    },
   });
 }
 
