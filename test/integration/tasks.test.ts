@@ -239,6 +239,24 @@ describe('the task manager', () => {
     await settled(second);
   });
 
+  it('a loop\u2019s next runs go on beside an identical WAITING one-off task: neither merges into the other', async () => {
+    const oneOff = await tm.tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: 'gone-source', scheduledFor: '1 hour' });
+    const loop = await tm.tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: 'gone-source', recurEvery: '100 milliseconds' });
+    assert.notEqual(loop, oneOff);
+    const ran = await eventually(async () => {
+      const info = await tm.tasks.getTask(loop);
+      return (info.iteration ?? 0) >= 3 ? info : undefined;
+    }, 60_000);
+    assert.ok(ran.status !== 'MERGED' && ran.recentRuns!.length >= 3, 'the loop ran on');
+    const held = await tm.tasks.getTask(oneOff);
+    assert.deepEqual([held.status, held.mergedAdds], ['WAITING', undefined], 'no run of the loop merged into the one-off task');
+    await Promise.all([loop, oneOff].map((id) => tm.tasks.cancelTask(id)));
+    assert.deepEqual(
+      (await Promise.all([loop, oneOff].map((id) => settled(id)))).map((t) => t.status),
+      ['CANCELLED', 'CANCELLED'],
+    );
+  });
+
   it('a recurring task runs again through continue-as-new, records failed runs, keeps its history small, and stops on one cancel', async () => {
     const id = await tm.tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: 'gone-source', recurEvery: '100 milliseconds' });
     const t = await eventually(async () => {
