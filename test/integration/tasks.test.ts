@@ -140,6 +140,35 @@ describe('the task manager', () => {
     }
   });
 
+  it('a reschedule that arrives while the task is being admitted wins over its input', async () => {
+    // Admission held up: storing the task's keys waits for this lock, as it would behind a slow database.
+    const holdingKeys = await tm.db.pool.connect();
+    const id = `task:GENERATE_CACHE:admission-reschedule:${Date.now()}`;
+    try {
+      await holdingKeys.query('BEGIN');
+      await holdingKeys.query('LOCK TABLE task_keys IN EXCLUSIVE MODE');
+      await tm.tasks.client.workflow.start('registryTask', {
+        taskQueue: tm.worker.taskQueue,
+        workflowId: id,
+        args: [{ method: 'GENERATE_CACHE', dataSourceKey: 'admitted-late', registryObjectKeys: ['admitted-late/1'], scheduledFor: '1 hour' }],
+      });
+      // Answered while admission still waits: the worker ends the workflow task that waits on a
+      // local activity after 80% of its 10 s timeout, and the next one carries the update.
+      await tm.tasks.rescheduleTask(id, '3 hours');
+    } finally {
+      await holdingKeys.query('COMMIT');
+      holdingKeys.release();
+    }
+    const info = await eventually(async () => {
+      const t = await tm.tasks.getTask(id);
+      return t.status === 'WAITING' && t.waitingFor ? t : undefined;
+    }, 30_000);
+    const hoursAhead = (Date.parse(info.scheduledFor!) - Date.now()) / 3_600_000;
+    assert.ok(hoursAhead > 2.9 && hoursAhead <= 3, `scheduled ${hoursAhead.toFixed(2)} hours ahead`);
+    await tm.tasks.cancelTask(id);
+    await settled(id);
+  });
+
   it('a reschedule while the task waits for its prerequisite is honoured: it runs after both', async () => {
     const prerequisite = await tm.tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(1), scheduledFor: '1 hour' });
     const dependant = await tm.tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds(1), prerequisiteTaskId: prerequisite });
