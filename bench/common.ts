@@ -120,9 +120,22 @@ export async function startBenchDevServer(): Promise<DevServer> {
   });
 }
 
-/** The bench worker process (bench/worker.ts) on a server and database: registry work on `taskQueue`, baselines on `benchQueue`. */
-export function startRegistryBenchWorker(address: string, databaseUrl: string, taskQueue: string, benchQueue: string): Promise<ChildProcess> {
-  return startWorker({ TEMPORAL_ADDRESS: address, DATABASE_URL: databaseUrl, TEMPORAL_TASK_QUEUE: taskQueue, BENCH_TASK_QUEUE: benchQueue, LOG_LEVEL: 'warn' });
+export interface BenchWorkers {
+  /** The registry's worker, as `taskmgr worker` runs it (its memory is goal 5's figure). */
+  registry: ChildProcess;
+  /** The baseline workflows' worker, in a process of its own so that it does not count as ours. */
+  baselines: ChildProcess;
+  stop(): void;
+}
+
+/** The bench worker processes (bench/worker.ts) on a server and database: registry work on `taskQueue`, baselines on `benchQueue`. */
+export async function startRegistryBenchWorker(address: string, databaseUrl: string, taskQueue: string, benchQueue: string): Promise<BenchWorkers> {
+  const env = { TEMPORAL_ADDRESS: address, DATABASE_URL: databaseUrl, TEMPORAL_TASK_QUEUE: taskQueue, BENCH_TASK_QUEUE: benchQueue, LOG_LEVEL: 'warn' };
+  const [registry, baselines] = await Promise.all([
+    startWorker({ ...env, BENCH_WORKER_ROLE: 'registry' }),
+    startWorker({ ...env, BENCH_WORKER_ROLE: 'baselines' }),
+  ]);
+  return { registry, baselines, stop: () => [registry, baselines].forEach((w) => w.kill('SIGTERM')) };
 }
 
 export function startWorker(env: Record<string, string>): Promise<ChildProcess> {

@@ -179,7 +179,7 @@ const worker = await startRegistryBenchWorker(server.address, db.url, TASK_QUEUE
 const client = new Client({ connection: await Connection.connect({ address: server.address }) });
 const registry = new RegistryClient(client, { taskQueue: TASK_QUEUE, followUp: FOLLOW_UP });
 const tasks = new TaskClient(client, TASK_QUEUE);
-const pids = { worker: worker.pid, temporal: server.process.pid };
+const pids = { worker: worker.registry.pid, baselines: worker.baselines.pid, temporal: server.process.pid };
 const results: Record<string, unknown> = {
   date: new Date().toISOString(),
   quick: QUICK,
@@ -476,16 +476,16 @@ try {
   ] as const) {
     if (!results[key]) continue;
     const mem = (results[key] as { peakMemoryMb: Record<string, number> }).peakMemoryMb;
-    table.push(['5 memory', scenario, `worker ${mem.worker} MB, Temporal ${mem.temporal} MB`, '']);
+    table.push(['5 memory', scenario, `worker ${mem.worker} MB, baseline worker ${mem.baselines} MB, Temporal ${mem.temporal} MB`, '']);
   }
   for (const [name, r] of Object.entries((results.burst ?? {}) as Record<string, unknown>)) {
     if (typeof r !== 'object') continue;
     const mem = (r as { peakMemoryMb: Record<string, number> }).peakMemoryMb;
-    table.push(['5 memory', `3 burst ${name.slice(0, 3)}`, `worker ${mem.worker} MB, Temporal ${mem.temporal} MB`, '']);
+    table.push(['5 memory', `3 burst ${name.slice(0, 3)}`, `worker ${mem.worker} MB, baseline worker ${mem.baselines} MB, Temporal ${mem.temporal} MB`, '']);
   }
 } finally {
   results.totalSeconds = Math.round((Date.now() - started) / 1000);
-  worker.kill('SIGTERM');
+  worker.stop();
   await client.connection.close();
   await pool.end();
   await server.stop();

@@ -223,7 +223,7 @@ try {
   results.taskList = await taskList(new TaskClient(client, TASK_QUEUE, { pool }), keys);
   log(`task list: ${JSON.stringify(results.taskList)}`);
   const registry = new RegistryClient(client, { taskQueue: TASK_QUEUE, followUp: FOLLOW_UP, pool });
-  const { result: curve, peakMb } = await peakRss({ worker: worker.pid }, () => answerCurve(pool, registry, client));
+  const { result: curve, peakMb } = await peakRss({ worker: worker.registry.pid }, () => answerCurve(pool, registry, client));
   results.answerCurve = { ...curve, workerPeakRssMb: peakMb.worker };
   log(`answer curve: ${JSON.stringify(results.answerCurve)}`);
   // Runs smaller than the national size are trials, named (and git-ignored) as such.
@@ -238,7 +238,7 @@ try {
   fs.writeFileSync(path.join(dir, `scale-${stamp}.svg`), answerCurveSvg(curve.curve, curve.leastDurableHandOffP50Ms, RECORDS));
   log(`figures, plan and chart written to bench/results/scale-${stamp}.*`);
 } finally {
-  worker.kill('SIGTERM');
+  worker.stop();
   await client.connection.close();
   await pool.end();
   await server.stop();

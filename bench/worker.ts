@@ -1,7 +1,7 @@
 /**
  * The benchmark's worker process: the registry worker (real task modules plus bench/tasks) and a
  * worker for the baseline workflows, so that its memory can be measured apart from the driver.
- * Env: TEMPORAL_ADDRESS, DATABASE_URL, TEMPORAL_TASK_QUEUE, BENCH_TASK_QUEUE.
+ * Env: TEMPORAL_ADDRESS, DATABASE_URL, TEMPORAL_TASK_QUEUE, BENCH_TASK_QUEUE, BENCH_WORKER_ROLE (registry, baselines or both).
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import { createPool } from '../src/db/pool.ts';
 import { createLogger } from '../src/log.ts';
 import { loadTasks, TASKS_DIR } from '../src/taskmgr/discovery.ts';
 import { createRegistryWorker, installRuntime } from '../src/worker.ts';
+import { bundleWorkflowsApart, removeBundle } from '../src/workflow-bundle.ts';
 import { createBenchActivities } from './activities.ts';
 
 // No metrics endpoint: the figures stay comparable with earlier runs.
@@ -28,13 +29,24 @@ const tasks = {
 const pool = createPool(config.databaseUrl!, { logger, max: 20 });
 const connection = await NativeConnection.connect({ address });
 const client = new Client({ connection: await Connection.connect({ address }) });
-const registryWorker = await createRegistryWorker({ config, pool, connection, client, namespace: 'default', tasks });
-const baselineWorker = await Worker.create({
-  connection,
-  taskQueue: process.env.BENCH_TASK_QUEUE!,
-  workflowsPath: fileURLToPath(new URL('./workflows.ts', import.meta.url)),
-  activities: createBenchActivities(pool),
-});
+// One process per role in npm run bench (the registry's worker's memory is measured alone); both in the cluster bench.
+const role = process.env.BENCH_WORKER_ROLE ?? 'both';
+const running: Promise<void>[] = [];
+if (role !== 'baselines') {
+  const registryWorker = await createRegistryWorker({ config, pool, connection, client, namespace: 'default', tasks });
+  running.push(registryWorker.run());
+}
+if (role !== 'registry') {
+  // Bundled apart like the registry's workflows: the process's memory is the workers', not webpack's.
+  const baselineBundle = await bundleWorkflowsApart(fileURLToPath(new URL('./workflows.ts', import.meta.url)));
+  const baselineWorker = await Worker.create({
+    connection,
+    taskQueue: process.env.BENCH_TASK_QUEUE!,
+    workflowBundle: baselineBundle,
+    activities: createBenchActivities(pool),
+  }).finally(() => removeBundle(baselineBundle));
+  running.push(baselineWorker.run());
+}
 console.log('worker ready');
-await Promise.all([registryWorker.run(), baselineWorker.run()]);
+await Promise.all(running);
 await pool.end();

@@ -67,6 +67,7 @@ const schema = z.object({
     .default('1 hour')
     .refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
   TASK_RUN_SLOTS: positiveInt.max(200).default(4),
+  WORKER_CACHED_WORKFLOWS: positiveInt.min(2).max(100_000).optional(),
   TASK_WAIT_HISTORY_LIMIT: positiveInt.min(50).max(10_000).default(1000),
   WORKER_WAIT: z
     .string()
@@ -145,6 +146,8 @@ export type Config = {
   seed: { records: number; dataSources: number };
   /** Task modules a worker runs at once (on its own task queue, apart from follow-ups). */
   taskRunSlots: number;
+  /** Workflows a worker keeps in its cache; undefined leaves the SDK's default (from the heap limit). */
+  cachedWorkflows?: number;
   /** How WAITING tasks wait: the prerequisite recheck, and the history size at which a wait continues as new. */
   taskWaits: { prerequisiteRecheckMs: number; historyLimit: number };
   /** Closed tasks older than this are removed by HOURLY_REGISTRY_MAINTENANCE. */
@@ -236,6 +239,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     seed: { records: c.SEED_RECORDS, dataSources: c.SEED_DATA_SOURCES },
     taskRunSlots: c.TASK_RUN_SLOTS,
+    cachedWorkflows: c.WORKER_CACHED_WORKFLOWS,
     taskWaits: { prerequisiteRecheckMs: parseDuration(c.TASK_PREREQUISITE_RECHECK), historyLimit: c.TASK_WAIT_HISTORY_LIMIT },
     taskRetentionMs: parseDuration(c.TASK_RETENTION),
     workerWaitMs: parseDuration(c.WORKER_WAIT),

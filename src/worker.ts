@@ -1,5 +1,4 @@
 /** The Temporal worker: registry workflows and activities on one task queue, one injected pg pool. */
-import { fileURLToPath } from 'node:url';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type WorkerOptions } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
 import { createActivities } from './activities/index.ts';
@@ -11,10 +10,11 @@ import type { Pool } from './db/pool.ts';
 import { createLogger, type Logger } from './log.ts';
 import { startRegistryGauges } from './metrics/registry-gauges.ts';
 import { temporalClientInterceptors, temporalWorkerPlugins } from './telemetry/tracing.ts';
+import { bundleWorkflowsApart, removeBundle } from './workflow-bundle.ts';
 
 const silentLogger = createLogger('silent');
 
-export const WORKFLOWS_PATH = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
+export { WORKFLOWS_PATH } from './workflow-bundle.ts';
 
 // The SDK is chatty at INFO (bundler output, state changes): it logs one level quieter than we do.
 const SDK_LEVELS: Record<string, LogLevel> = { trace: 'TRACE', debug: 'DEBUG', info: 'WARN', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR' };
@@ -113,16 +113,19 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
     followUp,
     taskRetentionMs: deps.config.taskRetentionMs,
   });
+  // Bundled apart unless given: webpack's memory never stays in the worker (workflow-bundle.ts).
+  const bundled = deps.workflowBundle ? undefined : await bundleWorkflowsApart();
   const main = await Worker.create({
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue,
-    ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    workflowBundle: deps.workflowBundle ?? bundled,
     activities,
     plugins: temporalWorkerPlugins(),
     // Batches are I/O-bound on PostgreSQL: a few at a time saturate two cores.
     maxConcurrentActivityTaskExecutions: 8,
-  });
+    ...(deps.config.cachedWorkflows ? { maxCachedWorkflows: deps.config.cachedWorkflows } : {}),
+  }).finally(() => bundled && removeBundle(bundled));
   const runs = await Worker.create({
     connection: deps.connection,
     namespace: deps.namespace,
