@@ -23,7 +23,7 @@ import { coresUsed, database, inPool, ms, pct, postgresPids, r1, r2, staleRecord
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, cluster: { type: 'boolean', default: true } } });
 const SIZES = args.quick ? { burstRecords: 2000, burst: 20, tasks: 30 } : { burstRecords: 20_000, burst: 200, tasks: 400 };
-const FOLLOW_UP = { batchSize: 5000, concurrency: 2, coalesce: { quietMs: 300, maxWaitMs: 3000 } };
+const FOLLOW_UP = { batchSize: 500, concurrency: 2, coalesce: { quietMs: 300, maxWaitMs: 3000 } };
 const ROOT = path.join(import.meta.dirname, '..');
 const started = Date.now();
 const log = (m: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${m}`);

@@ -62,7 +62,7 @@ const SIZES = QUICK
       smallChanges: 20,
     };
 const FOLLOW_UP = {
-  batchSize: Number(process.env.BENCH_BATCH ?? 5000),
+  batchSize: Number(process.env.BENCH_BATCH ?? 500),
   concurrency: Number(process.env.BENCH_CONCURRENCY ?? 2),
   coalesce: { quietMs: 300, maxWaitMs: 3000 },
 };

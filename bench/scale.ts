@@ -30,7 +30,7 @@ const CURVE = [10, 1_000, 10_000, 100_000].filter((n) => n <= RECORDS / 5);
 const SAMPLES = 3;
 const TASK_QUEUE = 'bench-scale';
 const BENCH_QUEUE = 'bench-scale-baselines';
-const FOLLOW_UP = { batchSize: 5000, concurrency: 2, coalesce: { quietMs: 300, maxWaitMs: 3000 } };
+const FOLLOW_UP = { batchSize: 500, concurrency: 2, coalesce: { quietMs: 300, maxWaitMs: 3000 } };
 const ROOT = path.join(import.meta.dirname, '..');
 const started = Date.now();
 const log = (m: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${m}`);

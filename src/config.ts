@@ -50,7 +50,7 @@ const schema = z.object({
   TEMPORAL_HISTORY_SHARDS: z.coerce.number().int().min(1).max(16384).default(4),
   TEMPORAL_UI_WRITE_ACTIONS: z.enum(['true', 'false']).default('true'),
   TEMPORAL_CLI_CACHE: z.string().default(path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'registry-taskmgr')),
-  FOLLOWUP_BATCH_SIZE: positiveInt.max(20000).default(5000),
+  FOLLOWUP_BATCH_SIZE: positiveInt.max(20000).default(500),
   FOLLOWUP_CONCURRENCY: positiveInt.max(32).default(2),
   FOLLOWUP_QUIET: z
     .string()

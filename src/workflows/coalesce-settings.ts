@@ -8,7 +8,7 @@ export interface CoalescerSettings {
   concurrency: number;
 }
 
-export const DEFAULT_COALESCER_SETTINGS: CoalescerSettings = { quietMs: 300, maxWaitMs: 3000, batchSize: 5000, concurrency: 2 };
+export const DEFAULT_COALESCER_SETTINGS: CoalescerSettings = { quietMs: 300, maxWaitMs: 3000, batchSize: 500, concurrency: 2 };
 
 /** deleteRecord and registryOperation hand their follow-up to the coalescer from this version on. */
 export const COALESCE_PATCH = 'coalesced-follow-up';
