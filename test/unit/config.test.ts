@@ -9,7 +9,7 @@ describe('configuration', () => {
     assert.equal(c.temporal.taskQueue, 'registry-tasks');
     assert.equal(c.temporal.devPort, 7233);
     assert.equal(c.databaseUrl, undefined);
-    assert.equal(c.followUp.batchSize, 5000);
+    assert.equal(c.followUp.batchSize, 500);
   });
 
   it('never echoes a password: a bad DATABASE_URL is shown with its password replaced', () => {
