@@ -1,5 +1,5 @@
 /** Activities that bring derived state (quality, index, cache) up to date, one batch at a time. */
-import { heartbeat } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
 import { followUpBatch, roundTraceCarriers } from '../registry/operations.ts';
 import { inTraceOf, tracingOn } from '../telemetry/tracing.ts';
@@ -28,11 +28,17 @@ export interface RefreshResult extends DerivedRefresh {
   quarantined?: number;
 }
 
+/** A batch run as a local activity (a coalescer's one-batch round) has no heartbeat: the worker holding its workflow task runs it. */
+function heartbeatIfRemote(details: unknown): void {
+  const context = Context.current();
+  if (!context.info.isLocal) context.heartbeat(details);
+}
+
 export const createDerivedActivities = (deps: { pool: Pool }) => {
   // The batch's ids are read from the operation's work list: payloads carry references, not keys.
   const run = async (ref: BatchRef, step: (tx: Queryable, ids: readonly number[]) => Promise<FollowUpBatchResult>) => {
     const ids = await followUpBatch(deps.pool, ref.opId, ref.batchNo);
-    heartbeat({ batchNo: ref.batchNo, records: ids.length });
+    heartbeatIfRemote({ batchNo: ref.batchNo, records: ids.length });
     return withRecordsLocked(deps.pool, ids, step);
   };
   // Data PostgreSQL refuses outside refreshBatch's quarantined step fails at once, not retried for ever.
@@ -83,7 +89,7 @@ function refreshOneBatch(pool: Pool, ref: BatchRef): Promise<RefreshResult> {
       if (done.rows[0]?.result) return done.rows[0].result;
     }
     const ids = await followUpBatch(tx, ref.opId, ref.batchNo);
-    heartbeat({ batchNo: ref.batchNo, records: ids.length });
+    heartbeatIfRemote({ batchNo: ref.batchNo, records: ids.length });
     await lockRecords(tx, ids);
     // A record PostgreSQL refuses is quarantined; the rest of the batch goes on.
     const { result: refreshed, quarantined } = await stepWithQuarantine(tx, ids, refreshDerived, addRefreshResults, NO_REFRESH, ref.opId);

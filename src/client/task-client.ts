@@ -61,6 +61,7 @@ import type { AddTaskOptions, TaskProgress } from '../taskmgr/types.ts';
 import { MERGE_REFUSALS, mergeCoveredUpdate, rescheduleUpdate, taskAdmissionUpdate, taskInfoQuery, type CoveredAdd } from '../workflows/definitions.ts';
 import type { registryTask } from '../workflows/registryTask.ts';
 import { connectClient, isUpdateLimitReached } from './connection.ts';
+import { boundedWorkflowId } from './workflow-ids.ts';
 import { answeredWithin, DEFAULT_WORKER_WAIT_MS } from './worker-wait.ts';
 import { startArgument, startedWithInput } from './own-start.ts';
 
@@ -124,7 +125,7 @@ const WORKFLOW_TYPE = 'registryTask';
  * The default queue keeps the name it always had.
  */
 export function maintenanceTaskId(taskQueue: string): string {
-  return taskQueue === DEFAULT_TASK_QUEUE ? 'task:HOURLY_REGISTRY_MAINTENANCE' : `task:HOURLY_REGISTRY_MAINTENANCE:${taskQueue}`;
+  return boundedWorkflowId(taskQueue === DEFAULT_TASK_QUEUE ? 'task:HOURLY_REGISTRY_MAINTENANCE' : `task:HOURLY_REGISTRY_MAINTENANCE:${taskQueue}`);
 }
 const SAFE_VALUE = /^[\w\-.:/@ ]{1,255}$/;
 /** listTasks({ recordKey }) looks at this many of the newest tasks naming the key. */
@@ -132,9 +133,9 @@ const MAX_TASKS_PER_KEY = 500;
 /** A loop's runs follow each other in milliseconds at the fastest; a cancel lands within a few tries. */
 const CANCEL_ATTEMPTS = 10;
 
-/** Task ids say what the task is: task:GENERATE_CACHE:csiro:1f2e3d4c. */
+/** Task ids say what the task is: task:GENERATE_CACHE:csiro:1f2e3d4c (shortened as workflow-ids.ts says when the data source key is long). */
 export function newTaskId(method: string, dataSourceKey?: string): string {
-  return `task:${method}:${dataSourceKey ?? 'all'}:${crypto.randomBytes(4).toString('hex')}`;
+  return boundedWorkflowId(`task:${method}:${dataSourceKey ?? 'all'}:${crypto.randomBytes(4).toString('hex')}`);
 }
 
 export interface TaskClientOptions {

@@ -1,30 +1,36 @@
 /**
- * Workflow ids made from registry keys. They stay readable (`delete-record:<key>`), but a key of
- * 512 characters may take 1,536 bytes of UTF-8 and the server refuses ids over 1,000 bytes
- * (`limit.maxIDLength`). Such an id keeps the key's beginning and ends with a SHA-256 digest of
- * the whole id, so two keys that share the kept part still get two ids.
+ * Workflow ids made from registry keys. They stay readable (`delete-record:<key>`), but a key may
+ * be 512 characters: the server refuses ids over 1,000 bytes (`limit.maxIDLength`), and a server
+ * on SQL persistence (the cluster, production) stores them in VARCHAR(255) columns, so a longer
+ * id fails there with UNAVAILABLE after the server's retries. Such an id keeps its beginning and
+ * ends with a SHA-256 digest of the whole id, so two keys that share the kept part still get two ids.
  */
 import { createHash } from 'node:crypto';
 import { DEFAULT_TASK_QUEUE } from '../shared.ts';
 
 /** The server's default `limit.maxIDLength`, in bytes. */
 export const MAX_WORKFLOW_ID_BYTES = 1000;
-/** `#` and 32 hex characters (128 bits of SHA-256). */
-const DIGEST_BYTES = 33;
+/** The SQL persistence schema's `workflow_id VARCHAR(255)`, in characters (code points). */
+export const MAX_WORKFLOW_ID_CHARS = 255;
+/** `@` and 32 hex characters (128 bits of SHA-256); `@` keeps an ASCII id a plain query value. */
+const DIGEST_LENGTH = 33;
 
-/** `id` itself when the server takes it; otherwise its longest whole-character beginning that fits, and its digest. */
+const fits = (id: string) => Buffer.byteLength(id) <= MAX_WORKFLOW_ID_BYTES && [...id].length <= MAX_WORKFLOW_ID_CHARS;
+
+/** `id` itself when every server takes it; otherwise its longest whole-character beginning that fits, and its digest. */
 export function boundedWorkflowId(id: string): string {
-  if (Buffer.byteLength(id) <= MAX_WORKFLOW_ID_BYTES) return id;
+  if (fits(id)) return id;
   const digest = createHash('sha256').update(id).digest('hex').slice(0, 32);
   let kept = '';
   let bytes = 0;
+  let chars = 0;
   for (const char of id) {
-    const size = Buffer.byteLength(char);
-    if (bytes + size > MAX_WORKFLOW_ID_BYTES - DIGEST_BYTES) break;
+    bytes += Buffer.byteLength(char);
+    chars += 1;
+    if (bytes > MAX_WORKFLOW_ID_BYTES - DIGEST_LENGTH || chars > MAX_WORKFLOW_ID_CHARS - DIGEST_LENGTH) break;
     kept += char;
-    bytes += size;
   }
-  return `${kept}#${digest}`;
+  return `${kept}@${digest}`;
 }
 
 /** Ids carry the task queue when it is not the default, so registries (or tests) sharing a namespace never meet. */

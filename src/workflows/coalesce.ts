@@ -1,4 +1,4 @@
-import { allHandlersFinished, condition, continueAsNew, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, patched, proxyActivities, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import {
   coalescerStateQuery,
@@ -13,7 +13,14 @@ import { refreshBatches, type FollowUpTotals } from './followup.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 import { recordFollowUpRound } from './metrics.ts';
 
-const { planFollowUpRound, completeFollowUpRound } = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: RETRY_FOREVER_CAPPED });
+const remote = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: RETRY_FOREVER_CAPPED });
+const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: RETRY_FOREVER_CAPPED });
+/**
+ * From this version on, a round's planning and completion (two short transactions) and a round of
+ * one batch run as local activities, on the worker that holds the workflow task: a small change is
+ * consistent three activity round trips sooner.
+ */
+const LOCAL_ROUND_PATCH = 'coalescer-local-round';
 
 export type { CoalescerSettings };
 /** Rounds per run before continuing as new (also earlier, when the server suggests it). */
@@ -84,15 +91,16 @@ export async function coalesceFollowUps(input: CoalescerInput): Promise<void> {
     // Processing from the moment the round takes them: while the plan is made they are no longer
     // queued, and a caller asking then must not be told 'unknown'.
     state.processing = { roundId, opIds: named, batchesTotal: 0, batchesDone: 0, records: 0 };
-    const plan = await planFollowUpRound({ roundId, opIds: named, dataSourceKey: input.dataSourceKey, overrides: input.overrides });
+    const bookkeeping = patched(LOCAL_ROUND_PATCH) ? local : remote;
+    const plan = await bookkeeping.planFollowUpRound({ roundId, opIds: named, dataSourceKey: input.dataSourceKey, overrides: input.overrides });
     settings = plan.settings ?? settings;
     // Named and not claimed: already done (a late repeat) or claimed by a round before; not queued any more.
     for (const opId of named) queued.delete(opId);
     const opIds = plan.opIds ?? named;
     state.processing = { roundId, opIds, batchesTotal: plan.batches, batchesDone: 0, records: plan.affected };
     const totals: FollowUpTotals = { qualityChanges: {}, reindexed: 0, recached: 0 };
-    await refreshBatches(plan, settings.concurrency, totals, () => (state.processing!.batchesDone += 1));
-    await completeFollowUpRound({ roundId, opIds, totals });
+    await refreshBatches(plan, settings.concurrency, totals, () => (state.processing!.batchesDone += 1), bookkeeping === local);
+    await bookkeeping.completeFollowUpRound({ roundId, opIds, totals });
     remember(recent, opIds, { ...totals, coalescedWith: opIds.length, roundRecords: plan.affected });
     // More queued than one round takes: go again without waiting for a signal.
     if (plan.more) pending = true;

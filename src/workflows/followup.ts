@@ -1,5 +1,5 @@
 /** The follow-up shared by every registry operation: recheck, reindex and re-cache in batches. */
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import type { LevelChanges } from '../shared.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
@@ -9,6 +9,9 @@ const { recheckQualityBatch, reindexBatch, regenerateCacheBatch, refreshBatch } 
   heartbeatTimeout: '1 minute',
   retry: RETRY_FOREVER_CAPPED,
 });
+
+// A round of one batch runs it on the worker that holds the coalescer's workflow task: one round trip less.
+const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '5 minutes', retry: RETRY_FOREVER_CAPPED });
 
 export interface FollowUpTotals {
   qualityChanges: LevelChanges;
@@ -37,11 +40,18 @@ export async function followUp(op: { opId: string; batches: number }, concurrenc
 }
 
 /** The coalescer's rounds: each batch rechecked, reindexed and re-cached by one activity, in one transaction. */
-export async function refreshBatches(op: { opId: string; batches: number }, concurrency: number, result: FollowUpTotals, onBatchDone: () => void) {
+export async function refreshBatches(
+  op: { opId: string; batches: number },
+  concurrency: number,
+  result: FollowUpTotals,
+  onBatchDone: () => void,
+  oneBatchLocally = false,
+) {
+  const refresh = oneBatchLocally && op.batches === 1 ? local.refreshBatch : refreshBatch;
   let next = 0;
   const lane = async () => {
     while (next < op.batches) {
-      const r = await refreshBatch({ opId: op.opId, batchNo: next++ });
+      const r = await refresh({ opId: op.opId, batchNo: next++ });
       addChanges(result.qualityChanges, r.levelChanges);
       result.reindexed += r.reindexed;
       result.recached += r.recached;

@@ -17,7 +17,8 @@ const DIR = path.join(import.meta.dirname, '..', 'histories');
 // Subfolders keep histories of earlier workflow versions (v1/: registryTask before its
 // local-admin-activities-and-memo patch, deleteRecord and registryOperation before their
 // coalesced-follow-up patch; v3/: registryTask before its first-look-before-local-activities
-// patch; v4/: registryTask before its merge-wakes-wait patch): executions of every version must still replay.
+// patch; v4/: registryTask before its merge-wakes-wait patch; v5/: coalesceFollowUps before its
+// coalescer-local-round patch): executions of every version must still replay.
 const files = (fs.readdirSync(DIR, { recursive: true }) as string[]).filter((f) => f.endsWith('.json')).sort();
 
 describe('workflow histories replay on the current code', () => {
