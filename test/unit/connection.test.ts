@@ -1,7 +1,7 @@
 /** What the worker's TLS stack says when a certificate is wrong, turned into a message naming the setting (src/client/connection.ts). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { configurationProblem, credentialsRefused, tlsProblem } from '../../src/client/connection.ts';
+import { configurationProblem, credentialsRefused, isUpdateLimitReached, tlsProblem } from '../../src/client/connection.ts';
 
 // As the SDK's native connection reports them (seen against a Temporal server demanding mTLS).
 const transport = (source: string) => Object.assign(new Error(`tonic::transport::Error(Transport, ${source})`), { name: 'TransportError' });
@@ -59,5 +59,24 @@ describe('credentials the server refused', () => {
     assert.match(configurationProblem(transport('InvalidCertificate(Expired)'), 'h:1')!.message, /^TLS with Temporal at h:1 failed: a certificate is expired/);
     assert.match(configurationProblem(Object.assign(new Error('x'), { code: 16 }), 'h:1')!.message, /refused the call \(Unauthenticated/);
     assert.equal(configurationProblem(new Error('Failed to connect before the deadline'), 'h:1'), undefined);
+  });
+});
+
+describe("the server's update limit", () => {
+  // As the client SDK reports it: a ServiceError whose cause carries the gRPC code and details.
+  const refused = (code: number, details: string) =>
+    Object.assign(new Error('Workflow Update failed'), { cause: Object.assign(new Error(details), { code, details }) });
+
+  it('is recognised in the cause of the error, so that a merge leaves the add its own task', () => {
+    assert.equal(
+      isUpdateLimitReached(refused(9, 'The limit on the total number of distinct updates in this workflow has been reached (2000). Make sure any duplicate …')),
+      true,
+    );
+  });
+
+  it('is not confused with other refusals or outages', () => {
+    assert.equal(isUpdateLimitReached(refused(9, 'workflow execution already completed')), false);
+    assert.equal(isUpdateLimitReached(refused(14, 'The limit on the total number of distinct updates')), false);
+    assert.equal(isUpdateLimitReached(new Error('anything')), false);
   });
 });
