@@ -5,11 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import type { Pool } from '../src/db/pool.ts';
+import { withTransaction, type Pool } from '../src/db/pool.ts';
 import { startEmbeddedPostgres } from '../src/dev/embedded-postgres.ts';
 import { findTemporalCli } from '../src/dev/temporal-cli.ts';
 import { startDevServer, type DevServer } from '../src/dev/temporal-dev-server.ts';
 import { recheckQuality, regenerateCache, reindexRecords } from '../src/registry/derived.ts';
+import { deleteRecordRows, relatedTo } from '../src/registry/operations.ts';
 
 export const ms = (t0: number) => performance.now() - t0;
 export const pct = (xs: number[], p: number) => {
@@ -203,4 +204,24 @@ export async function coresUsed<T>(groups: Record<string, () => number[]>, fn: (
     cores[name] = r2(used / wall);
   }
   return { result, cores };
+}
+
+/**
+ * The follow-up's limit (scenario 2, and the scale run's largest hub): deletes the record and
+ * rechecks, reindexes and re-caches its related records as set-based SQL in one transaction, in
+ * this process. Times the derived-state work only.
+ */
+export async function setBasedFollowUp(pool: Pool, key: string): Promise<{ records: number; seconds: number; recordsPerSecond: number }> {
+  return withTransaction(pool, async (tx) => {
+    const { rows } = await tx.query<{ id: number }>('SELECT id FROM registry_objects WHERE key = $1', [key]);
+    const id = Number(rows[0]!.id);
+    const ids = (await relatedTo(tx, [id])).filter((x) => x !== id);
+    await deleteRecordRows(tx, [id]);
+    const t0 = performance.now();
+    await recheckQuality(tx, ids);
+    await reindexRecords(tx, ids);
+    await regenerateCache(tx, ids);
+    const seconds = (performance.now() - t0) / 1000;
+    return { records: ids.length, seconds, recordsPerSecond: Math.round(ids.length / seconds) };
+  });
 }

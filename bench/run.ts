@@ -17,11 +17,11 @@ import { TaskClient } from '../src/client/task-client.ts';
 import { createPool, withTransaction, type Pool } from '../src/db/pool.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { recheckQuality, regenerateCache, reindexRecords } from '../src/registry/derived.ts';
-import { completeOperation, deleteRecordAndPlanFollowUp, deleteRecordRows, followUpBatch, relatedTo } from '../src/registry/operations.ts';
+import { completeOperation, deleteRecordAndPlanFollowUp, followUpBatch, relatedTo } from '../src/registry/operations.ts';
 import { rebuildDerived, seedRegistry } from '../src/registry/seed.ts';
 import { coalescerWorkflowId } from '../src/client/workflow-ids.ts';
 import { bareDeleteSql } from './activities.ts';
-import { database, inPool, ms, pct, peakRss, r1, r2, staleRecords, startBenchDevServer, startRegistryBenchWorker } from './common.ts';
+import { database, inPool, ms, pct, peakRss, r1, r2, setBasedFollowUp, staleRecords, startBenchDevServer, startRegistryBenchWorker } from './common.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -260,23 +260,10 @@ try {
       const totalSec = (performance.now() - t0) / 1000;
       await registry.awaitDeletion(hubA);
       // The limit: the same work, set-based, in one transaction, in this process.
-      let sqlSec = 0;
-      let sqlRecords = 0;
-      await withTransaction(pool, async (tx) => {
-        const { rows } = await tx.query<{ id: number }>('SELECT id FROM registry_objects WHERE key = $1', [hubB]);
-        const id = Number(rows[0]!.id);
-        const ids = (await relatedTo(tx, [id])).filter((x) => x !== id);
-        await deleteRecordRows(tx, [id]);
-        const t1 = performance.now();
-        await recheckQuality(tx, ids);
-        await reindexRecords(tx, ids);
-        await regenerateCache(tx, ids);
-        sqlSec = (performance.now() - t1) / 1000;
-        sqlRecords = ids.length;
-      });
+      const sql = await setBasedFollowUp(pool, hubB);
       return {
         ours: { records: out.affected, seconds: r2(oursSec), recordsPerSecond: Math.round(out.affected / oursSec), secondsIncludingAnswer: r2(totalSec) },
-        sql: { records: sqlRecords, seconds: r2(sqlSec), recordsPerSecond: Math.round(sqlRecords / sqlSec) },
+        sql: { ...sql, seconds: r2(sql.seconds) },
       };
     });
     const tp = s2mem.result;

@@ -17,12 +17,10 @@ import { RegistryClient } from '../src/client/registry.ts';
 import { TaskClient } from '../src/client/task-client.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createPool, withTransaction, type Pool } from '../src/db/pool.ts';
-import { recheckQuality, regenerateCache, reindexRecords } from '../src/registry/derived.ts';
-import { deleteRecordRows, relatedTo } from '../src/registry/operations.ts';
 import { searchRecords } from '../src/registry/browse.ts';
 import { rebuildDerived, seedRegistry } from '../src/registry/seed.ts';
 import { STALE_RECORDS } from '../src/tasks/hourly_registry_maintenance.ts';
-import { database, ms, pct, peakRss, r1, startBenchDevServer, startRegistryBenchWorker } from './common.ts';
+import { database, ms, pct, peakRss, r1, setBasedFollowUp, startBenchDevServer, startRegistryBenchWorker } from './common.ts';
 import { answerCurveSvg } from './plot.ts';
 
 const RECORDS = Number(process.env.BENCH_SCALE_RECORDS ?? 1_000_000);
@@ -166,6 +164,7 @@ async function answerCurve(pool: Pool, registry: RegistryClient, client: Client)
     await client.workflow.execute('bareDeleteWorkflow', { taskQueue: BENCH_QUEUE, workflowId: `scale-bare:${hub.key}`, args: [hub.key] });
     handOff.push(ms(t0));
   }
+  log('the same follow-up as set-based SQL, one transaction');
   const setBased = await setBasedFollowUp(pool, hubs.at(-1)!.key);
   const curve = CURVE.map((n) => ({
     related: n,
@@ -181,21 +180,6 @@ async function answerCurve(pool: Pool, registry: RegistryClient, client: Client)
     flatness: r1(curve.at(-1)!.answerP50Ms / curve[0]!.answerP50Ms),
     setBasedFollowUp: { ...setBased, oursOverSetBased: throughputRatio },
   };
-}
-
-/** The limit for the largest hub: the same follow-up as set-based SQL in one transaction (as `npm run bench` scenario 2). */
-async function setBasedFollowUp(pool: Pool, hubKey: string): Promise<{ records: number; recordsPerSecond: number }> {
-  log(`the same follow-up as set-based SQL, one transaction`);
-  return withTransaction(pool, async (tx) => {
-    const id = (await tx.query<{ id: number }>('SELECT id FROM registry_objects WHERE key = $1', [hubKey])).rows[0]!.id;
-    const ids = (await relatedTo(tx, [id])).filter((x) => x !== id);
-    await deleteRecordRows(tx, [id]);
-    const t0 = performance.now();
-    await recheckQuality(tx, ids);
-    await reindexRecords(tx, ids);
-    await regenerateCache(tx, ids);
-    return { records: ids.length, recordsPerSecond: Math.round(ids.length / (ms(t0) / 1000)) };
-  });
 }
 
 // ---------- main ----------
