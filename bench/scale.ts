@@ -5,7 +5,8 @@
  * - the maintenance scan for stale records (HOURLY_REGISTRY_MAINTENANCE's query), with its plan;
  * - a record search and a page of the task list, as the admin page asks for them;
  * - the answer time of a deletion against the number of related records (10 to 100,000), and
- *   the follow-up's throughput at each size, plotted to an SVG next to the figures.
+ *   the follow-up's throughput at each size, plotted to an SVG next to the figures;
+ * - fairness: a small data source's deletions, idle and while the largest data source syncs.
  * About 15 minutes here. Not in CI; nothing is asserted.
  */
 import fs from 'node:fs';
@@ -19,6 +20,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { createPool, withTransaction, type Pool } from '../src/db/pool.ts';
 import { searchRecords } from '../src/registry/browse.ts';
 import { rebuildDerived, seedRegistry } from '../src/registry/seed.ts';
+import { dataSourcesBySize } from '../src/registry/scope.ts';
 import { STALE_RECORDS } from '../src/tasks/hourly_registry_maintenance.ts';
 import { database, ms, pct, peakRss, r1, setBasedFollowUp, startBenchDevServer, startRegistryBenchWorker } from './common.ts';
 import { answerCurveSvg } from './plot.ts';
@@ -26,6 +28,8 @@ import { answerCurveSvg } from './plot.ts';
 const RECORDS = Number(process.env.BENCH_SCALE_RECORDS ?? 1_000_000);
 const CURVE = [10, 1_000, 10_000, 100_000].filter((n) => n <= RECORDS / 5);
 const SAMPLES = 3;
+/** Deletions timed in the small data source, idle and again while the largest data source syncs. */
+const FAIRNESS_SAMPLES = 7;
 const TASK_QUEUE = 'bench-scale';
 const BENCH_QUEUE = 'bench-scale-baselines';
 const FOLLOW_UP = { batchSize: 500, concurrency: 2, coalesce: { quietMs: 300, maxWaitMs: 3000 } };
@@ -40,7 +44,7 @@ async function generate(pool: Pool) {
   const logger = { info: () => void (writtenAt = performance.now()) } as never;
   const t0 = performance.now();
   const { result, peakMb } = await peakRss({ generator: process.pid }, () =>
-    seedRegistry(pool, { records: RECORDS, dataSources: 10, hubs: 4, hubSize: Math.min(20_000, RECORDS / 50), seed: 1 }, logger),
+    seedRegistry(pool, { records: RECORDS, dataSources: 5, hubs: 4, hubSize: Math.min(20_000, RECORDS / 50), seed: 1 }, logger),
   );
   const total = ms(t0);
   return {
@@ -182,6 +186,79 @@ async function answerCurve(pool: Pool, registry: RegistryClient, client: Client)
   };
 }
 
+/** A small data source of its own: collections each related to one party, with their derived state. */
+async function smallDataSource(pool: Pool, pairs: number): Promise<string[]> {
+  const ids = await withTransaction(pool, async (tx) => {
+    const ds = (await tx.query<{ id: number }>("INSERT INTO data_sources (key, title) VALUES ('small-ds', 'A small data source') RETURNING id")).rows[0]!.id;
+    const { rows } = await tx.query<{ id: number }>(
+      `INSERT INTO registry_objects (key, class, type, group_name, data_source_id, status, title, description)
+       SELECT 'small-ds/' || c::text || '/' || i, c, 'dataset', 'Small', $1, 'PUBLISHED', 'Small ' || c::text || ' ' || i, 'A record of a small data source.'
+         FROM generate_series(1, $2) AS i, unnest(ARRAY['collection', 'party']::record_class[]) AS c RETURNING id`,
+      [ds, pairs],
+    );
+    await tx.query(
+      `INSERT INTO relations (from_id, to_key, relation_type)
+       SELECT ro.id, 'small-ds/party/' || split_part(ro.key, '/', 3), 'hasCollector' FROM registry_objects ro
+        WHERE ro.data_source_id = $1 AND ro.class = 'collection'`,
+      [ds],
+    );
+    return rows.map((r) => r.id);
+  });
+  await rebuildDerived(pool, ids);
+  return Array.from({ length: pairs }, (_, i) => `small-ds/collection/${i + 1}`);
+}
+
+/** Each key deleted in turn; milliseconds from the call until its follow-up has committed. */
+async function deletionsUntilConsistent(registry: RegistryClient, keys: string[]): Promise<number[]> {
+  const times: number[] = [];
+  for (const key of keys) {
+    const t0 = performance.now();
+    const out = await registry.deleteRecord(key);
+    await registry.awaitDeletion(key, out.runId);
+    times.push(ms(t0));
+  }
+  return times;
+}
+
+/**
+ * Goal 7: a deletion in a small data source, from the call until its follow-up commits, on an
+ * idle system and while SYNC_DATASOURCE runs over the largest data source (only the samples
+ * taken while the sync's chain was still working count).
+ */
+async function fairness(pool: Pool, registry: RegistryClient, tasks: TaskClient) {
+  const keys = await smallDataSource(pool, 2 * FAIRNESS_SAMPLES);
+  const idle = await deletionsUntilConsistent(registry, keys.slice(0, FAIRNESS_SAMPLES));
+  const largest = (await dataSourcesBySize(pool)).at(-1)!;
+  log(`fairness: syncing ${largest.key} (${largest.records} records) while deleting in small-ds`);
+  const syncId = await tasks.addNewTask('SYNC_DATASOURCE', { dataSourceKey: largest.key });
+  const chain = await untilTask(tasks, syncId, (t) => t.status === 'COMPLETED' && (t.output as { tasks: string[] }).tasks);
+  await untilTask(tasks, chain[0]!, (t) => t.status === 'STARTED');
+  const syncing = async () => (await Promise.all(chain.map((id) => tasks.getTask(id)))).some((t) => t.status !== 'COMPLETED');
+  const busy: number[] = [];
+  for (const key of keys.slice(FAIRNESS_SAMPLES)) {
+    const [time] = await deletionsUntilConsistent(registry, [key]);
+    if (await syncing()) busy.push(time!);
+  }
+  for (const id of chain) await tasks.cancelTask(id).catch(() => undefined);
+  return {
+    syncedDataSource: largest.key,
+    syncedRecords: largest.records,
+    idleP50Ms: p50(idle),
+    busyP50Ms: p50(busy),
+    busySamples: busy.length,
+    busyOverIdle: busy.length ? r1(pct(busy, 50) / pct(idle, 50)) : undefined,
+  };
+}
+
+/** Polls a task (every 200 ms, for at most 10 minutes) until `ready` returns something. */
+async function untilTask<T>(tasks: TaskClient, taskId: string, ready: (t: Awaited<ReturnType<TaskClient['getTask']>>) => T | false | undefined): Promise<T> {
+  for (const deadline = Date.now() + 600_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+    const found = ready(await tasks.getTask(taskId));
+    if (found) return found;
+  }
+  throw new Error(`task ${taskId} did not reach the state the bench waits for`);
+}
+
 // ---------- main ----------
 const db = await database();
 await migrate(db.url);
@@ -204,12 +281,15 @@ try {
   results.search = await searches(pool);
   log(`search: ${JSON.stringify(results.search)}`);
   const keys = (await pool.query<{ key: string }>('SELECT key FROM registry_objects ORDER BY id LIMIT 50')).rows.map((r) => r.key);
-  results.taskList = await taskList(new TaskClient(client, TASK_QUEUE, { pool }), keys);
+  const tasks = new TaskClient(client, TASK_QUEUE, { pool });
+  results.taskList = await taskList(tasks, keys);
   log(`task list: ${JSON.stringify(results.taskList)}`);
   const registry = new RegistryClient(client, { taskQueue: TASK_QUEUE, followUp: FOLLOW_UP, pool });
   const { result: curve, peakMb } = await peakRss({ worker: worker.registry.pid }, () => answerCurve(pool, registry, client));
   results.answerCurve = { ...curve, workerPeakRssMb: peakMb.worker };
   log(`answer curve: ${JSON.stringify(results.answerCurve)}`);
+  results.fairness = await fairness(pool, registry, tasks);
+  log(`fairness: ${JSON.stringify(results.fairness)}`);
   // Runs smaller than the national size are trials, named (and git-ignored) as such.
   const stamp = `${RECORDS < 1_000_000 ? 'quick-' : ''}${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const dir = path.join(ROOT, 'bench', 'results');

@@ -67,6 +67,14 @@ try {
   await Promise.all(burst.map((k) => client.awaitDeletion(k)));
   await save('coalesceFollowUps-burst', coalescerWorkflowId(outcome.dataSourceKey!, worker.taskQueue));
 
+  // Two concurrent deletes of one key: one run, its deletes one after the other.
+  const twice = (
+    await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE key NOT LIKE '%/hub-%' AND NOT (key = ANY($1)) ORDER BY key LIMIT 1", [burst])
+  ).rows[0]!.key;
+  await Promise.allSettled([client.deleteRecord(twice), client.deleteRecord(twice)]);
+  await client.awaitDeletion(twice);
+  await save('deleteRecord-concurrent', client.deletionHandle(twice).workflowId);
+
   // registryOperation: a status change and a refused one.
   const rec = (await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE status = 'PUBLISHED' ORDER BY id LIMIT 1")).rows[0]!.key;
   const changed = await client.changeStatus(rec, 'DRAFT');

@@ -38,6 +38,12 @@ const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '2 minutes
 const DEFAULT_BATCH_SIZE = 500;
 /** From this version on, only the first update gets the initial delete's outcome. */
 const ONE_INITIAL_PATCH = 'one-update-per-initial-delete';
+/**
+ * From this version on, a run's deletes go one at a time, in the order asked. Run side by side, a
+ * later update's delete could beat the initial one to the row: the first caller was then told
+ * RecordNotFound and the run's result said nothing was deleted.
+ */
+const SERIAL_DELETES_PATCH = 'deletes-one-at-a-time';
 const DEFAULT_CONCURRENCY = 2;
 
 /** What one deleteRecord execution keeps while it runs: its deletes, their follow-ups, its progress. */
@@ -49,6 +55,8 @@ interface Deletion {
   rounds: number;
   /** The delete the execution started with, until an update takes it. */
   initial?: Promise<DeletionOutcome>;
+  /** The last delete asked for: the next one waits for it. */
+  lastDelete?: Promise<unknown>;
 }
 
 /**
@@ -95,8 +103,17 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
   }
 }
 
-/** Deletes the record once more (it may have been re-created) and queues the follow-up it needs. */
-async function deleteOnce(deletion: Deletion): Promise<DeletionOutcome> {
+/** Deletes the record once more, after the deletes asked before it (from SERIAL_DELETES_PATCH on). */
+function deleteOnce(deletion: Deletion): Promise<DeletionOutcome> {
+  if (!patched(SERIAL_DELETES_PATCH)) return deleteNow(deletion);
+  const afterPrevious = () => deleteNow(deletion);
+  const next = deletion.lastDelete ? deletion.lastDelete.then(afterPrevious, afterPrevious) : deleteNow(deletion);
+  deletion.lastDelete = next;
+  return next;
+}
+
+/** Deletes the record (it may have been re-created since the last delete) and queues the follow-up it needs. */
+async function deleteNow(deletion: Deletion): Promise<DeletionOutcome> {
   const { input, key, progress } = deletion;
   deletion.rounds += 1;
   const { workflowId, runId } = workflowInfo();
