@@ -108,6 +108,29 @@ describe('record search over many matches', () => {
       'past the cap, key order (as the database sorts keys)',
     );
   });
+
+  it('past the cap, pages of several words walk the key index and find the same records as the planner would', async () => {
+    const { rows } = await db.pool.query<{ key: string }>(
+      `SELECT record_key AS key FROM record_index
+        WHERE document @@ websearch_to_tsquery('english', 'soil carbon') OR document @@ websearch_to_tsquery('simple', 'soil carbon') ORDER BY record_key`,
+    );
+    const matches = rows.map((r) => r.key);
+    assert.ok(matches.length > 30, `${matches.length} records match`);
+    // A first page, a later one and the last (the key walk), and one past the walk's 1,000 rows (the planner's plan).
+    for (const [limit, offset] of [
+      [10, 0],
+      [10, 20],
+      [50, matches.length - 5],
+      [50, 960],
+    ] as const) {
+      const page = await searchRecords(db.pool, { q: 'soil carbon', limit, offset }, 5);
+      assert.deepEqual(
+        page.records.map((r) => r.key),
+        matches.slice(offset, offset + limit),
+        `limit ${limit}, offset ${offset}`,
+      );
+    }
+  });
 });
 
 describe('seeding a registry that already holds the data sources', () => {
