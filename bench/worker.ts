@@ -20,12 +20,15 @@ const config = loadConfig({ ...process.env, METRICS_ADDRESS: process.env.METRICS
 const address = config.temporal.address!;
 const logger = createLogger('warn');
 installRuntime(logger, 'warn');
-const real = await loadTasks(TASKS_DIR);
-const bench = await loadTasks(path.join(import.meta.dirname, 'tasks'));
-const tasks = {
-  files: { available: [...real.files.available, ...bench.files.available].sort(), disabled: real.files.disabled },
-  definitions: new Map([...real.definitions, ...bench.definitions]),
-};
+/** The project's task modules and the bench's own (bench/tasks), for the registry worker. */
+async function benchTasks() {
+  const real = await loadTasks(TASKS_DIR);
+  const bench = await loadTasks(path.join(import.meta.dirname, 'tasks'));
+  return {
+    files: { available: [...real.files.available, ...bench.files.available].sort(), disabled: real.files.disabled },
+    definitions: new Map([...real.definitions, ...bench.definitions]),
+  };
+}
 const pool = createPool(config.databaseUrl!, { logger, max: 20 });
 const connection = await NativeConnection.connect({ address });
 const client = new Client({ connection: await Connection.connect({ address }) });
@@ -33,7 +36,7 @@ const client = new Client({ connection: await Connection.connect({ address }) })
 const role = process.env.BENCH_WORKER_ROLE ?? 'both';
 const running: Promise<void>[] = [];
 if (role !== 'baselines') {
-  const registryWorker = await createRegistryWorker({ config, pool, connection, client, namespace: 'default', tasks });
+  const registryWorker = await createRegistryWorker({ config, pool, connection, client, namespace: 'default', tasks: await benchTasks() });
   running.push(registryWorker.run());
 }
 if (role !== 'registry') {

@@ -36,9 +36,11 @@ export function removeBundle(bundle: { codePath: string }): void {
   fs.rmSync(path.dirname(bundle.codePath), { recursive: true, force: true });
 }
 
+/** A logger for the SDK's bundler that keeps webpack's progress out of the output. */
+export const QUIET_BUNDLER_LOGGER = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never;
+
 async function bundleToFile(workflowsPath: string, codePath: string, interceptorModules: string[]): Promise<void> {
-  const quiet = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} };
-  const { code } = await bundleWorkflowCode({ workflowsPath, workflowInterceptorModules: interceptorModules, logger: quiet as never });
+  const { code } = await bundleWorkflowCode({ workflowsPath, workflowInterceptorModules: interceptorModules, logger: QUIET_BUNDLER_LOGGER });
   fs.writeFileSync(codePath, code);
 }
 

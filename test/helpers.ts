@@ -15,6 +15,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { createLogger } from '../src/log.ts';
 import { recheckQuality, regenerateCache, reindexRecords } from '../src/registry/derived.ts';
 import { createRegistryWorker, installRuntime, WORKFLOWS_PATH, type RegistryWorker } from '../src/worker.ts';
+import { QUIET_BUNDLER_LOGGER } from '../src/workflow-bundle.ts';
 import { loadTasks, TASKS_DIR, type LoadedTasks } from '../src/taskmgr/discovery.ts';
 import { TaskClient } from '../src/client/task-client.ts';
 import { seedRegistry, type SeedOptions, type SeedSummary } from '../src/registry/seed.ts';
@@ -65,8 +66,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 /** The workflow bundle, built once per test process. */
-export const workflowBundle = () =>
-  (bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} } as never }));
+export const workflowBundle = () => (bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: QUIET_BUNDLER_LOGGER }));
 
 /** Configuration for in-process workers: no metrics endpoint (test files run side by side; metrics.test.ts scrapes a worker process). */
 export function testConfig(overrides: Record<string, string> = {}): Config {

@@ -12,6 +12,7 @@ import { Resource } from '@opentelemetry/resources';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { workflowBundle } from '../helpers.ts';
 import { WORKFLOWS_PATH } from '../../src/worker.ts';
+import { QUIET_BUNDLER_LOGGER } from '../../src/workflow-bundle.ts';
 
 const DIR = path.join(import.meta.dirname, '..', 'histories');
 // Subfolders keep histories of earlier workflow versions (v1/: registryTask before its
@@ -42,10 +43,9 @@ describe('workflow histories replay with the OpenTelemetry interceptors installe
       spanProcessor: new SimpleSpanProcessor(new InMemorySpanExporter()),
     });
     const histories = files.map((file) => ({ workflowId: file, history: JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8')) }));
-    const silent = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} };
     const results = [];
     for await (const r of Worker.runReplayHistories(
-      { workflowsPath: WORKFLOWS_PATH, plugins: [plugin], bundlerOptions: { logger: silent as never } } as never,
+      { workflowsPath: WORKFLOWS_PATH, plugins: [plugin], bundlerOptions: { logger: QUIET_BUNDLER_LOGGER } } as never,
       histories,
     ))
       results.push(r);
