@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import { withTransaction, type Pool } from '../src/db/pool.ts';
+import { withTransaction, type Pool, type PoolClient } from '../src/db/pool.ts';
 import { startEmbeddedPostgres } from '../src/dev/embedded-postgres.ts';
 import { findTemporalCli } from '../src/dev/temporal-cli.ts';
 import { startDevServer, type DevServer } from '../src/dev/temporal-dev-server.ts';
@@ -217,11 +217,16 @@ export async function setBasedFollowUp(pool: Pool, key: string): Promise<{ recor
     const id = Number(rows[0]!.id);
     const ids = (await relatedTo(tx, [id])).filter((x) => x !== id);
     await deleteRecordRows(tx, [id]);
-    const t0 = performance.now();
-    await recheckQuality(tx, ids);
-    await reindexRecords(tx, ids);
-    await regenerateCache(tx, ids);
-    const seconds = (performance.now() - t0) / 1000;
-    return { records: ids.length, seconds, recordsPerSecond: Math.round(ids.length / seconds) };
+    return setBasedRecompute(tx, ids);
   });
+}
+
+/** Rechecks, reindexes and re-caches the records as set-based SQL in the caller's transaction; times it. */
+export async function setBasedRecompute(tx: PoolClient, ids: number[]): Promise<{ records: number; seconds: number; recordsPerSecond: number }> {
+  const t0 = performance.now();
+  await recheckQuality(tx, ids);
+  await reindexRecords(tx, ids);
+  await regenerateCache(tx, ids);
+  const seconds = (performance.now() - t0) / 1000;
+  return { records: ids.length, seconds, recordsPerSecond: Math.round(ids.length / seconds) };
 }

@@ -6,7 +6,8 @@
  * - a record search and a page of the task list, as the admin page asks for them;
  * - the answer time of a deletion against the number of related records (10 to 100,000), and
  *   the follow-up's throughput at each size, plotted to an SVG next to the figures;
- * - fairness: a small data source's deletions, idle and while the largest data source syncs.
+ * - fairness: a small data source's deletions, idle and while the largest data source syncs;
+ * - SYNC_DATASOURCE of another large data source against the same work as set-based SQL.
  * About 15 minutes here. Not in CI; nothing is asserted.
  */
 import fs from 'node:fs';
@@ -20,9 +21,9 @@ import { migrate } from '../src/db/migrate.ts';
 import { createPool, withTransaction, type Pool } from '../src/db/pool.ts';
 import { searchRecords } from '../src/registry/browse.ts';
 import { rebuildDerived, seedRegistry } from '../src/registry/seed.ts';
-import { dataSourcesBySize } from '../src/registry/scope.ts';
+import { dataSourcesBySize, idsForDataSource } from '../src/registry/scope.ts';
 import { STALE_RECORDS } from '../src/tasks/hourly_registry_maintenance.ts';
-import { database, ms, pct, peakRss, r1, setBasedFollowUp, startBenchDevServer, startRegistryBenchWorker } from './common.ts';
+import { database, ms, pct, peakRss, r1, setBasedFollowUp, setBasedRecompute, startBenchDevServer, startRegistryBenchWorker } from './common.ts';
 import { answerCurveSvg } from './plot.ts';
 
 const RECORDS = Number(process.env.BENCH_SCALE_RECORDS ?? 1_000_000);
@@ -250,6 +251,34 @@ async function fairness(pool: Pool, registry: RegistryClient, tasks: TaskClient)
   };
 }
 
+/**
+ * Goal 3: SYNC_DATASOURCE of a large data source (not the one the fairness run synced), from the
+ * call until its chain (quality check -> cache -> index) has completed, against the same work as
+ * set-based SQL in one transaction. The registry is fresh: both sides compare and change nothing.
+ */
+async function syncThroughput(pool: Pool, tasks: TaskClient) {
+  const ds = (await dataSourcesBySize(pool)).at(-2)!;
+  log(`SYNC_DATASOURCE of ${ds.key} (${ds.records} records)`);
+  const t0 = performance.now();
+  const syncId = await tasks.addNewTask('SYNC_DATASOURCE', { dataSourceKey: ds.key });
+  const chain = await untilTask(tasks, syncId, (t) => t.status === 'COMPLETED' && (t.output as { tasks: string[] }).tasks);
+  for (const id of chain) {
+    const end = await untilTask(tasks, id, (t) => ['COMPLETED', 'FAILED', 'CANCELLED'].includes(t.status) && t.status);
+    if (end !== 'COMPLETED') throw new Error(`task ${id} of the sync ended ${end}`);
+  }
+  const syncSeconds = ms(t0) / 1000;
+  log('the same work as set-based SQL, one transaction');
+  const setBased = await withTransaction(pool, async (tx) => setBasedRecompute(tx, await idsForDataSource(tx, ds.key)));
+  return {
+    dataSource: ds.key,
+    records: ds.records,
+    syncSeconds: r1(syncSeconds),
+    syncRecordsPerSecond: Math.round(ds.records / syncSeconds),
+    setBasedSeconds: r1(setBased.seconds),
+    oursOverSetBased: Math.round((setBased.seconds / syncSeconds) * 100) / 100,
+  };
+}
+
 /** Polls a task (every 200 ms, for at most 10 minutes) until `ready` returns something. */
 async function untilTask<T>(tasks: TaskClient, taskId: string, ready: (t: Awaited<ReturnType<TaskClient['getTask']>>) => T | false | undefined): Promise<T> {
   for (const deadline = Date.now() + 600_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
@@ -290,6 +319,8 @@ try {
   log(`answer curve: ${JSON.stringify(results.answerCurve)}`);
   results.fairness = await fairness(pool, registry, tasks);
   log(`fairness: ${JSON.stringify(results.fairness)}`);
+  results.sync = await syncThroughput(pool, tasks);
+  log(`sync: ${JSON.stringify(results.sync)}`);
   // Runs smaller than the national size are trials, named (and git-ignored) as such.
   const stamp = `${RECORDS < 1_000_000 ? 'quick-' : ''}${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const dir = path.join(ROOT, 'bench', 'results');
