@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- --scale`: the registry at national size (1,000,000 records; BENCH_SCALE_RECORDS
  * changes it). On a fresh database and an in-memory dev server it measures, in one run:
- * - the generator: records and relations written with COPY, then the derived state computed;
+ * - the generator: records and relations written with COPY, then the derived state computed, in
+ *   three steps (a fifth, three fifths, all), with a hub's follow-up against set-based SQL after each;
  * - the maintenance scan for stale records (HOURLY_REGISTRY_MAINTENANCE's query), with its plan;
  * - a record search and a page of the task list, as the admin page asks for them;
  * - the answer time of a deletion against the number of related records (10 to 100,000), and
@@ -24,7 +25,7 @@ import { rebuildDerived, seedRegistry } from '../src/registry/seed.ts';
 import { dataSourcesBySize, idsForDataSource } from '../src/registry/scope.ts';
 import { STALE_RECORDS } from '../src/tasks/hourly_registry_maintenance.ts';
 import { database, ms, pct, peakRss, r1, setBasedFollowUp, setBasedRecompute, startBenchDevServer, startRegistryBenchWorker } from './common.ts';
-import { answerCurveSvg } from './plot.ts';
+import { answerCurveSvg, sizeCurveSvg } from './plot.ts';
 
 const RECORDS = Number(process.env.BENCH_SCALE_RECORDS ?? 1_000_000);
 const CURVE = [10, 1_000, 10_000, 100_000].filter((n) => n <= RECORDS / 5);
@@ -39,23 +40,64 @@ const started = Date.now();
 const log = (m: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${m}`);
 const p50 = (xs: number[]) => r1(pct(xs, 50));
 
-/** The generator at full size: how long writing takes, how long the derived state takes, and the generator's memory. */
-async function generate(pool: Pool) {
+/**
+ * The registry grows in three steps (a fifth, three fifths, all of RECORDS), each its own data
+ * sources of about a fifth of RECORDS; after each, the follow-up of a hub is measured at that size.
+ */
+const STAGES = [
+  { share: 1, dataSources: 1, hubs: 1, prefix: '' },
+  { share: 2, dataSources: 2, hubs: 2, prefix: 'more-' },
+  { share: 2, dataSources: 2, hubs: 1, prefix: 'most-' },
+];
+/** Related records of the hub whose follow-up is measured at each registry size. */
+const SIZE_CURVE_RELATED = Math.min(10_000, RECORDS / 50);
+
+/** One step of the generator: how long writing takes, how long the derived state takes, and the generator's memory. */
+async function generateStep(pool: Pool, step: (typeof STAGES)[number], seed: number) {
   let writtenAt = 0;
   const logger = { info: () => void (writtenAt = performance.now()) } as never;
   const t0 = performance.now();
+  const records = (RECORDS * step.share) / 5;
   const { result, peakMb } = await peakRss({ generator: process.pid }, () =>
-    seedRegistry(pool, { records: RECORDS, dataSources: 5, hubs: 4, hubSize: Math.min(20_000, RECORDS / 50), seed: 1 }, logger),
+    seedRegistry(pool, { records, dataSources: step.dataSources, hubs: step.hubs, hubSize: Math.min(20_000, RECORDS / 50), seed, prefix: step.prefix }, logger),
   );
-  const total = ms(t0);
+  return { records: result.records, relations: result.relations, writtenMs: writtenAt - t0, totalMs: ms(t0), peakRssMb: peakMb.generator! };
+}
+
+/**
+ * The generator in its steps, and after each the follow-up throughput of a hub's deletion against
+ * the same work as set-based SQL (another hub of the same size): throughput against registry size.
+ */
+async function generate(pool: Pool, registry: RegistryClient) {
+  const steps: Awaited<ReturnType<typeof generateStep>>[] = [];
+  const sizeCurve: { registryRecords: number; followUpRecordsPerSecond: number; setBasedRecordsPerSecond: number }[] = [];
+  let registryRecords = 0;
+  for (const [i, step] of STAGES.entries()) {
+    steps.push(await generateStep(pool, step, i + 1));
+    registryRecords += steps.at(-1)!.records;
+    log(`registry of ${registryRecords} records: measuring the follow-up of ${SIZE_CURVE_RELATED} related records`);
+    const [ours, limit] = await addHubs(pool, [SIZE_CURVE_RELATED, SIZE_CURVE_RELATED]);
+    const t0 = performance.now();
+    const out = await registry.deleteRecord(ours!.key);
+    await registry.awaitDeletion(ours!.key, out.runId);
+    const followUpRecordsPerSecond = Math.round(SIZE_CURVE_RELATED / (ms(t0) / 1000));
+    const setBased = await setBasedFollowUp(pool, limit!.key);
+    sizeCurve.push({ registryRecords, followUpRecordsPerSecond, setBasedRecordsPerSecond: setBased.recordsPerSecond });
+  }
+  const sum = (f: (step: (typeof steps)[number]) => number) => steps.reduce((n, s) => n + f(s), 0);
+  const derivedSeconds = (sum((s) => s.totalMs) - sum((s) => s.writtenMs)) / 1000;
   return {
-    records: result.records,
-    relations: result.relations,
-    writtenSeconds: r1((writtenAt - t0) / 1000),
-    derivedSeconds: r1((total - (writtenAt - t0)) / 1000),
-    derivedRecordsPerSecond: Math.round(result.records / ((total - (writtenAt - t0)) / 1000)),
-    totalSeconds: r1(total / 1000),
-    peakRssMb: peakMb.generator,
+    generator: {
+      records: sum((s) => s.records),
+      relations: sum((s) => s.relations),
+      writtenSeconds: r1(sum((s) => s.writtenMs) / 1000),
+      derivedSeconds: r1(derivedSeconds),
+      derivedRecordsPerSecond: Math.round(sum((s) => s.records) / derivedSeconds),
+      totalSeconds: r1(sum((s) => s.totalMs) / 1000),
+      peakRssMb: Math.max(...steps.map((s) => s.peakRssMb)),
+      steps: steps.length,
+    },
+    sizeCurve,
   };
 }
 
@@ -78,8 +120,8 @@ async function searches(pool: Pool) {
     'a common word ("coral")': { q: 'coral' },
     'two words ("soil carbon")': { q: 'soil carbon' },
     'a person ("Nguyen")': { q: 'Nguyen' },
-    'a key': { q: 'csiro/collection/000123' },
-    'a data source, no words': { dataSourceKey: 'csiro' },
+    'a key': { q: 'uni-melbourne/collection/000123' },
+    'a data source, no words': { dataSourceKey: 'uni-melbourne' },
     'everything, no filter': {},
   };
   const out: Record<string, { p50Ms: number; total: number }> = {};
@@ -300,10 +342,14 @@ const results: Record<string, unknown> = {
 const server = await startBenchDevServer();
 const worker = await startRegistryBenchWorker(server.address, db.url, TASK_QUEUE, BENCH_QUEUE);
 const client = new Client({ connection: await Connection.connect({ address: server.address }) });
+const registry = new RegistryClient(client, { taskQueue: TASK_QUEUE, followUp: FOLLOW_UP, pool });
 try {
-  log(`generating ${RECORDS} records`);
-  results.generator = await generate(pool);
+  log(`generating ${RECORDS} records in ${STAGES.length} steps`);
+  const grown = await generate(pool, registry);
+  results.generator = grown.generator;
+  results.sizeCurve = grown.sizeCurve;
   log(`generator: ${JSON.stringify(results.generator)}`);
+  log(`follow-up by registry size: ${JSON.stringify(results.sizeCurve)}`);
   const scan = await maintenanceScan(pool);
   results.maintenanceScan = { ms: scan.ms, staleFound: scan.staleFound };
   log(`maintenance scan: ${scan.ms} ms, ${scan.staleFound} stale`);
@@ -313,7 +359,6 @@ try {
   const tasks = new TaskClient(client, TASK_QUEUE, { pool });
   results.taskList = await taskList(tasks, keys);
   log(`task list: ${JSON.stringify(results.taskList)}`);
-  const registry = new RegistryClient(client, { taskQueue: TASK_QUEUE, followUp: FOLLOW_UP, pool });
   const { result: curve, peakMb } = await peakRss({ worker: worker.registry.pid }, () => answerCurve(pool, registry, client));
   results.answerCurve = { ...curve, workerPeakRssMb: peakMb.worker };
   log(`answer curve: ${JSON.stringify(results.answerCurve)}`);
@@ -331,6 +376,7 @@ try {
   );
   fs.writeFileSync(path.join(dir, `scale-${stamp}-stale-scan-plan.txt`), `${scan.plan}\n`);
   fs.writeFileSync(path.join(dir, `scale-${stamp}.svg`), answerCurveSvg(curve.curve, curve.leastDurableHandOffP50Ms, RECORDS));
+  fs.writeFileSync(path.join(dir, `scale-${stamp}-size.svg`), sizeCurveSvg(grown.sizeCurve, SIZE_CURVE_RELATED));
   log(`figures, plan and chart written to bench/results/scale-${stamp}.*`);
 } finally {
   worker.stop();
