@@ -67,13 +67,24 @@ try {
   await Promise.all(burst.map((k) => client.awaitDeletion(k)));
   await save('coalesceFollowUps-burst', coalescerWorkflowId(outcome.dataSourceKey!, worker.taskQueue));
 
-  // Two concurrent deletes of one key: one run, its deletes one after the other.
-  const twice = (
-    await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE key NOT LIKE '%/hub-%' AND NOT (key = ANY($1)) ORDER BY key LIMIT 1", [burst])
-  ).rows[0]!.key;
-  await Promise.allSettled([client.deleteRecord(twice), client.deleteRecord(twice)]);
-  await client.awaitDeletion(twice);
-  await save('deleteRecord-concurrent', client.deletionHandle(twice).workflowId);
+  // Two concurrent deletes of one key in one run, its deletes one after the other. The second
+  // caller's update may come after the run closed (a run of its own): then another key is tried.
+  const candidates = await db.pool.query<{ key: string }>('SELECT key FROM registry_objects WHERE NOT (key = ANY($1)) ORDER BY key LIMIT 20', [
+    [...burst, ...seeded.hubs.map((h) => h.key)],
+  ]);
+  let recordedTwice = false;
+  for (const { key } of candidates.rows) {
+    const both = await Promise.allSettled([client.deleteRecord(key), client.deleteRecord(key)]);
+    const winner = both.find((r) => r.status === 'fulfilled')!.value;
+    await client.awaitDeletion(key, winner.runId);
+    const history = await client.deletionHandle(key, winner.runId).fetchHistory();
+    const updates = history.events!.filter((e) => e.workflowExecutionUpdateCompletedEventAttributes).length;
+    if (updates < 2) continue;
+    await save('deleteRecord-concurrent', winner.workflowId, winner.runId);
+    recordedTwice = true;
+    break;
+  }
+  if (!recordedTwice) throw new Error(`no two concurrent deletes of ${candidates.rows.length} keys met in one run`);
 
   // registryOperation: a status change and a refused one.
   const rec = (await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE status = 'PUBLISHED' ORDER BY id LIMIT 1")).rows[0]!.key;

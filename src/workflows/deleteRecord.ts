@@ -103,11 +103,15 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
   }
 }
 
-/** Deletes the record once more, after the deletes asked before it (from SERIAL_DELETES_PATCH on). */
+/**
+ * Deletes the record once more, after the deletes asked before it (from SERIAL_DELETES_PATCH on).
+ * The patch is asked only from the second delete: a run of one delete records no marker for it.
+ */
 function deleteOnce(deletion: Deletion): Promise<DeletionOutcome> {
-  if (!patched(SERIAL_DELETES_PATCH)) return deleteNow(deletion);
+  const previous = deletion.lastDelete;
+  if (previous && !patched(SERIAL_DELETES_PATCH)) return deleteNow(deletion);
   const afterPrevious = () => deleteNow(deletion);
-  const next = deletion.lastDelete ? deletion.lastDelete.then(afterPrevious, afterPrevious) : deleteNow(deletion);
+  const next = previous ? previous.then(afterPrevious, afterPrevious) : deleteNow(deletion);
   deletion.lastDelete = next;
   return next;
 }
