@@ -75,7 +75,8 @@ try {
   let recordedTwice = false;
   for (const { key } of candidates.rows) {
     const both = await Promise.allSettled([client.deleteRecord(key), client.deleteRecord(key)]);
-    const winner = both.find((r) => r.status === 'fulfilled')!.value;
+    const winner = both.find((r) => r.status === 'fulfilled')?.value;
+    if (!winner) continue;
     await client.awaitDeletion(key, winner.runId);
     const history = await client.deletionHandle(key, winner.runId).fetchHistory();
     const updates = history.events!.filter((e) => e.workflowExecutionUpdateCompletedEventAttributes).length;

@@ -59,6 +59,30 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
       return outcome;
     },
 
+    /**
+     * Deletes a record, plans the follow-up over its related records and queues it for the data
+     * source's coalescer, without waking it: the workflow wakes it after answering its caller.
+     * Returns the coalescer's workflow id when there is a follow-up. Idempotent per opId.
+     */
+    async deleteRecordAndQueue(args: { key: string; opId: string; batchSize?: number; settings?: Partial<CoalescerSettings> }): Promise<QueuedDeletion> {
+      const bad = checkRecordKey(args.key);
+      if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
+      const batchSize = args.batchSize ?? settingsWith(args.settings).batchSize;
+      const outcome = await failingFastOnBadData(() => deleteRecordAndPlanFollowUp(deps.pool, { ...args, batchSize }));
+      if (!outcome.deleted) return { outcome };
+      if (outcome.batches === 0 || !outcome.dataSourceKey) {
+        await completeOperation(deps.pool, outcome.opId);
+        return { outcome };
+      }
+      await queueForCoalescer(deps.pool, outcome.opId, currentTraceCarrier());
+      return { outcome, coalescerId: coalescerWorkflowId(outcome.dataSourceKey, deps.taskQueue) };
+    },
+
+    /** Wakes the data source's coalescer for a queued operation, starting it if it is not running; safe to repeat. */
+    async handOffFollowUp(args: { op: DeletionOutcome; settings?: Partial<CoalescerSettings> }): Promise<void> {
+      await handOff(args.op, args.settings);
+    },
+
     /** Applies a registry operation, plans its follow-up and hands it to the coalescer; idempotent per opId. */
     async applyOperationAndHandOff(args: {
       op: RegistryOperation;
@@ -93,6 +117,12 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
     },
   };
 };
+
+/** A deletion queued for its coalescer, and the coalescer to wake (none when there is nothing to follow up). */
+export interface QueuedDeletion {
+  outcome: DeletionOutcome;
+  coalescerId?: string;
+}
 
 /** The fields that are set (a caller's explicit choices), so that they do not mask defaults with undefined. */
 function definedOnly<T extends object>(o: T): Partial<T> {

@@ -1,5 +1,5 @@
 /** Read-only views of the registry for the admin page and API: data sources, record search, one record. */
-import { withTransaction, type Pool, type Queryable } from '../db/pool.ts';
+import type { Queryable } from '../db/pool.ts';
 import type { QualityReport } from './quality.ts';
 
 export interface DataSourceView {
@@ -75,40 +75,61 @@ export interface RecordSearchResult {
 }
 
 /**
- * Past the count cap, the first pages in key order come fastest by walking the key index and
- * testing each record: with at least SEARCH_COUNT_CAP matches, a page is near. The planner cannot
- * know that for several words (it takes them as independent: 198 estimated where 134,332 matched
- * in a million records) and reads and sorts every match instead (559 ms). The walk reads about
- * (offset + limit) x records / matches rows, so deeper pages are left to the planner.
+ * Past the count cap, a page of several words in key order is found fastest by walking the key
+ * index and testing each record. The planner cannot know that: it takes the words as independent
+ * (198 records estimated where 134,332 of a million match) and reads and sorts every match (559
+ * ms). The walk is bounded (matches may bunch in one key range, as a data source's name does):
+ * when its first KEY_WALK_ROWS records in key order do not fill the page, the planner's plan does.
  */
-const KEY_WALK_ROWS = 1000;
-/** For this transaction only: the key index, no sort, and neither JIT nor parallel workers (they cost more to start than a page). */
-const KEY_WALK_SETTINGS =
-  'SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off; SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0';
+const KEY_WALK_ROWS = 10_000;
+
+const RECORD_ROW = `i.record_key AS key, i.title, i.class, i.status, ds.key AS "dataSourceKey", i.quality_level AS "qualityLevel"`;
 
 /** Searches records through the index (record_index), so results show what searchers see. */
-export async function searchRecords(db: Pool, s: RecordSearch, countCap = SEARCH_COUNT_CAP): Promise<RecordSearchResult> {
+export async function searchRecords(db: Queryable, s: RecordSearch, countCap = SEARCH_COUNT_CAP, keyWalkRows = KEY_WALK_ROWS): Promise<RecordSearchResult> {
   const { whereSql, params } = searchFilter(s);
-  const from = `FROM record_index i JOIN data_sources ds ON ds.id = i.data_source_id ${whereSql}`;
-  const counted = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM (SELECT 1 ${from} LIMIT $${params.length + 1}) m`, [...params, countCap + 1]);
+  const counted = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM (SELECT 1 FROM record_index i JOIN data_sources ds ON ds.id = i.data_source_id ${whereSql} LIMIT $${params.length + 1}) m`,
+    [...params, countCap + 1],
+  );
   const many = counted.rows[0]!.n > countCap;
-  // Ranked when the matches are few enough to rank them all; else in key order, which an index serves.
+  const walked = many && s.q ? await keyWalkPage(db, s, { whereSql, params }, keyWalkRows) : undefined;
+  const page = walked ?? (await plannedPage(db, s, whereSql, params, many));
+  return { records: page, total: Math.min(counted.rows[0]!.n, countCap), totalIsAtLeast: many };
+}
+
+/** A page as the planner plans it: ranked when the matches are few enough to rank, else in key order. */
+async function plannedPage(db: Queryable, s: RecordSearch, whereSql: string, params: unknown[], many: boolean): Promise<RecordRow[]> {
   const rank = s.q && !many ? `ts_rank(i.document, websearch_to_tsquery('english', $1) || websearch_to_tsquery('simple', $1)) DESC,` : '';
-  const page = async (q: Queryable) =>
-    q.query<RecordRow>(
-      `SELECT i.record_key AS key, i.title, i.class, i.status, ds.key AS "dataSourceKey", i.quality_level AS "qualityLevel"
-         ${from}
-        ORDER BY ${rank} i.record_key
-        LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
-      [...params, s.limit, s.offset],
-    );
-  const walkKeys = async (tx: Queryable) => {
-    await tx.query(KEY_WALK_SETTINGS);
-    return page(tx);
-  };
-  const walk = many && whereSql && s.offset + s.limit <= KEY_WALK_ROWS;
-  const { rows } = walk ? await withTransaction(db, walkKeys) : await page(db);
-  return { records: rows, total: Math.min(counted.rows[0]!.n, countCap), totalIsAtLeast: many };
+  const { rows } = await db.query<RecordRow>(
+    `SELECT ${RECORD_ROW} FROM record_index i JOIN data_sources ds ON ds.id = i.data_source_id ${whereSql}
+      ORDER BY ${rank} i.record_key LIMIT $${params.length + 1} OFFSET $${params.length + 2}`,
+    [...params, s.limit, s.offset],
+  );
+  return rows;
+}
+
+/**
+ * A page in key order from the first `walkRows` records (of the data source, when one is
+ * asked for) in key order, filtered after: exact when it is full, undefined when it is not. The
+ * LIMIT keeps PostgreSQL from pushing the filter into the walk.
+ */
+async function keyWalkPage(
+  db: Queryable,
+  s: RecordSearch,
+  { whereSql, params }: { whereSql: string; params: unknown[] },
+  walkRows: number,
+): Promise<RecordRow[] | undefined> {
+  const n = params.length;
+  const inDataSource = s.dataSourceKey ? `WHERE data_source_id = (SELECT id FROM data_sources WHERE key = $${n + 4})` : '';
+  const { rows } = await db.query<RecordRow>(
+    `SELECT ${RECORD_ROW}
+       FROM (SELECT * FROM record_index ${inDataSource} ORDER BY record_key LIMIT $${n + 3}) i
+       JOIN data_sources ds ON ds.id = i.data_source_id ${whereSql}
+      ORDER BY i.record_key LIMIT $${n + 1} OFFSET $${n + 2}`,
+    [...params, s.limit, s.offset, walkRows, ...(s.dataSourceKey ? [s.dataSourceKey] : [])],
+  );
+  return rows.length === s.limit ? rows : undefined;
 }
 
 /** The search's WHERE clause and its parameters ($1 is the words, when there are words). */

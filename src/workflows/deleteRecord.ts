@@ -2,6 +2,7 @@ import {
   ApplicationFailure,
   allHandlersFinished,
   condition,
+  getExternalWorkflowHandle,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -22,12 +23,16 @@ import {
   type DeletionOutcome,
   type FollowUpProgress,
 } from '../shared.ts';
-import { deleteProgressQuery, deleteRecordUpdate } from './definitions.ts';
-import { COALESCE_PATCH } from './coalesce-settings.ts';
+import { deleteProgressQuery, deleteRecordUpdate, followUpRequestSignal } from './definitions.ts';
+import { COALESCE_PATCH, type CoalescerSettings } from './coalesce-settings.ts';
 import { followUp } from './followup.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 
-const { deleteRecord: deleteRecordActivity, completeOperation } = proxyActivities<Activities>({
+const {
+  deleteRecord: deleteRecordActivity,
+  completeOperation,
+  handOffFollowUp,
+} = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
   retry: RETRY_FOREVER_CAPPED,
 });
@@ -44,6 +49,12 @@ const ONE_INITIAL_PATCH = 'one-update-per-initial-delete';
  * RecordNotFound and the run's result said nothing was deleted.
  */
 const SERIAL_DELETES_PATCH = 'deletes-one-at-a-time';
+/**
+ * From this version on, the caller is answered before the coalescer is woken: the local activity
+ * deletes and queues the follow-up in PostgreSQL, and the workflow signals the coalescer after.
+ * Before, the signal-with-start was a round trip to the server inside the caller's answer.
+ */
+const WAKE_AFTER_ANSWER_PATCH = 'wake-coalescer-after-answer';
 const DEFAULT_CONCURRENCY = 2;
 
 /** What one deleteRecord execution keeps while it runs: its deletes, their follow-ups, its progress. */
@@ -57,6 +68,8 @@ interface Deletion {
   initial?: Promise<DeletionOutcome>;
   /** The last delete asked for: the next one waits for it. */
   lastDelete?: Promise<unknown>;
+  /** Wake-ups of the coalescer under way (from WAKE_AFTER_ANSWER_PATCH on): the run ends after them. */
+  wakes: Promise<void>[];
 }
 
 /**
@@ -72,7 +85,14 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
   const bad = checkRecordKey(input?.key);
   if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
   const { key } = input;
-  const deletion: Deletion = { input, key, pending: [], progress: { key, phase: 'deleting', affected: 0, batchesTotal: 0, batchesDone: 0 }, rounds: 0 };
+  const deletion: Deletion = {
+    input,
+    key,
+    pending: [],
+    progress: { key, phase: 'deleting', affected: 0, batchesTotal: 0, batchesDone: 0 },
+    rounds: 0,
+    wakes: [],
+  };
   // Set here too, not only by the client, so a start from the temporal CLI is listed the same way.
   upsertSearchAttributes([
     { key: TaskMethodKey, value: 'DELETE_RECORD' },
@@ -109,9 +129,9 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
  */
 function deleteOnce(deletion: Deletion): Promise<DeletionOutcome> {
   const previous = deletion.lastDelete;
-  if (previous && !patched(SERIAL_DELETES_PATCH)) return deleteNow(deletion);
   const afterPrevious = () => deleteNow(deletion);
-  const next = previous ? previous.then(afterPrevious, afterPrevious) : deleteNow(deletion);
+  // Unpatched (a run from before): side by side, as it was recorded.
+  const next = previous && patched(SERIAL_DELETES_PATCH) ? previous.then(afterPrevious, afterPrevious) : deleteNow(deletion);
   deletion.lastDelete = next;
   return next;
 }
@@ -122,17 +142,19 @@ async function deleteNow(deletion: Deletion): Promise<DeletionOutcome> {
   deletion.rounds += 1;
   const { workflowId, runId } = workflowInfo();
   const opId = `${workflowId}/${runId}/${deletion.rounds}`;
-  // From the coalescing version on: the delete and the hand-off to the data source's coalescer
-  // in one local activity, on the worker that holds this workflow task (one round trip less).
-  const outcome = patched(COALESCE_PATCH)
-    ? // Only what the caller set: the rest comes from the workers' configuration.
-      await local.deleteRecordAndHandOff({
-        key,
-        opId,
-        batchSize: input.batchSize,
-        settings: { batchSize: input.batchSize, concurrency: input.concurrency, ...input.coalesce },
-      })
-    : await deleteRecordActivity({ key, opId, batchSize: input.batchSize ?? DEFAULT_BATCH_SIZE });
+  // Only what the caller set: the rest comes from the workers' configuration.
+  const args = { key, opId, batchSize: input.batchSize, settings: { batchSize: input.batchSize, concurrency: input.concurrency, ...input.coalesce } };
+  let outcome: DeletionOutcome;
+  if (!patched(COALESCE_PATCH)) {
+    outcome = await deleteRecordActivity({ key, opId, batchSize: input.batchSize ?? DEFAULT_BATCH_SIZE });
+  } else if (!patched(WAKE_AFTER_ANSWER_PATCH)) {
+    // The delete and the hand-off to the data source's coalescer in one local activity.
+    outcome = await local.deleteRecordAndHandOff(args);
+  } else {
+    const queued = await local.deleteRecordAndQueue(args);
+    outcome = queued.outcome;
+    if (queued.coalescerId) deletion.wakes.push(wakeCoalescer(queued.coalescerId, outcome, args.settings));
+  }
   if (outcome.deleted) {
     deletion.pending.push(outcome);
     progress.affected += outcome.affected;
@@ -161,9 +183,27 @@ async function answerDeleteUpdate(deletion: Deletion): Promise<DeletionOutcome> 
   return outcome;
 }
 
-/** The follow-ups belong to the coalescer (RegistryClient.awaitDeletion asks it how they end): wait for the updates only. */
+/**
+ * Wakes the data source's coalescer for a queued deletion, after the caller's answer: a signal to
+ * the running coalescer, or, when none runs (its first deletion, or after a termination), an
+ * activity's signal-with-start.
+ */
+async function wakeCoalescer(coalescerId: string, op: DeletionOutcome, settings: Partial<CoalescerSettings>): Promise<void> {
+  try {
+    await getExternalWorkflowHandle(coalescerId).signal(followUpRequestSignal, { opId: op.opId });
+  } catch {
+    await handOffFollowUp({ op, settings });
+  }
+}
+
+/** The follow-ups belong to the coalescer (RegistryClient.awaitDeletion asks it how they end): wait for the updates and the wake-ups only. */
 async function awaitHandOffs(deletion: Deletion, result: DeleteRecordResult): Promise<void> {
-  await condition(allHandlersFinished);
+  // An update may come while the wake-ups are awaited: wait until none is left of either.
+  for (let woken = -1; woken !== deletion.wakes.length || !allHandlersFinished();) {
+    await condition(allHandlersFinished);
+    woken = deletion.wakes.length;
+    await Promise.all(deletion.wakes);
+  }
   const handedOff = deletion.pending.filter((op) => op.batches > 0 && op.dataSourceKey);
   if (handedOff.length) result.coalesced = { dataSourceKey: handedOff[0]!.dataSourceKey!, opIds: handedOff.map((op) => op.opId) };
 }

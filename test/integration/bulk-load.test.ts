@@ -109,27 +109,34 @@ describe('record search over many matches', () => {
     );
   });
 
-  it('past the cap, pages of several words walk the key index and find the same records as the planner would', async () => {
+  it('past the cap, pages of several words walk the key index, and the planner finds what a short walk does not; the same records as the plain query', async () => {
     const { rows } = await db.pool.query<{ key: string }>(
       `SELECT record_key AS key FROM record_index
         WHERE document @@ websearch_to_tsquery('english', 'soil carbon') OR document @@ websearch_to_tsquery('simple', 'soil carbon') ORDER BY record_key`,
     );
     const matches = rows.map((r) => r.key);
     assert.ok(matches.length > 30, `${matches.length} records match`);
-    // A first page, a later one and the last (the key walk), and one past the walk's 1,000 rows (the planner's plan).
-    for (const [limit, offset] of [
-      [10, 0],
-      [10, 20],
-      [50, matches.length - 5],
-      [50, 960],
+    // A walk of 1,000 records fills the first pages; one of 20 records does not (the planner's page then); the last page is never full.
+    for (const [limit, offset, walkRows] of [
+      [10, 0, 1000],
+      [10, 20, 1000],
+      [10, 0, 20],
+      [50, matches.length - 5, 1000],
     ] as const) {
-      const page = await searchRecords(db.pool, { q: 'soil carbon', limit, offset }, 5);
+      const page = await searchRecords(db.pool, { q: 'soil carbon', limit, offset }, 5, walkRows);
       assert.deepEqual(
         page.records.map((r) => r.key),
         matches.slice(offset, offset + limit),
-        `limit ${limit}, offset ${offset}`,
+        `limit ${limit}, offset ${offset}, walk of ${walkRows}`,
       );
     }
+    // Within one data source, the walk starts at its first record.
+    const dataSource = (await db.pool.query<{ key: string }>('SELECT key FROM data_sources ORDER BY key DESC LIMIT 1')).rows[0]!.key;
+    const inOne = await searchRecords(db.pool, { q: 'soil carbon', dataSourceKey: dataSource, limit: 5, offset: 0 }, 2, 1000);
+    assert.deepEqual(
+      inOne.records.map((r) => r.key),
+      matches.filter((k) => k.startsWith(`${dataSource}/`)).slice(0, 5),
+    );
   });
 });
 

@@ -122,6 +122,13 @@ describe('coalesced follow-up of bursts', () => {
       const [key] = await victims(ds, 1, 60);
       const outcome = await client.deleteRecord(key!);
       const coalescer = client.client.workflow.getHandle(coalescerWorkflowId(ds, worker.taskQueue));
+      // The deletion wakes (here: starts) its coalescer after its caller's answer.
+      await eventually(() =>
+        coalescer.describe().then(
+          () => true,
+          () => undefined,
+        ),
+      );
       // The round's plan reads the work lists: hold them so the round stays in its planning step.
       await locker.query('BEGIN');
       await locker.query('LOCK TABLE followup_items IN ACCESS EXCLUSIVE MODE');

@@ -206,7 +206,7 @@ describe('tracing', () => {
     }, 30_000);
 
     const names = trace.map((s) => s.name);
-    for (const expected of ['UpdateWithStartWorkflow:deleteRecord', 'RunWorkflow:deleteRecord', 'RunActivity:deleteRecordAndHandOff', 'follow-up batch'])
+    for (const expected of ['UpdateWithStartWorkflow:deleteRecord', 'RunWorkflow:deleteRecord', 'RunActivity:deleteRecordAndQueue', 'follow-up batch'])
       assert.ok(names.includes(expected), `${expected} missing from ${names.join(', ')}`);
     assert.deepEqual(new Set(trace.map((s) => s.service)), new Set(['registry-taskmgr-serve', 'registry-taskmgr-worker']));
     // Connected: one root (the request), every other span's parent is in the trace.
