@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { freePort as freeLoopbackPort } from '../src/dev/temporal-dev-server.ts';
+// Listen ports below the ephemeral range: membership ports must fit a smallint (see LISTEN_PORTS).
+import { freePort } from '../src/dev/temporal-dev-server.ts';
 import { findGoTool, SQL_TOOL, TEMPORAL_SERVER } from '../src/dev/go-tools.ts';
 import { prepareTemporalDatabases } from '../src/cluster/schema.ts';
 import { prepareClusterAuth, serveJwks, TLS_SERVER_NAME, type ClusterAuthFiles } from '../src/cluster/auth.ts';
@@ -21,9 +22,6 @@ export interface TestCluster extends TemporalCluster {
   /** A secured cluster's CA, signing key and JWKS (see src/cluster/auth.ts). */
   auth?: ClusterAuthFiles;
 }
-
-/** Membership ports must fit a smallint (see freePort). */
-const freePort = () => freeLoopbackPort('127.0.0.1', { from: 20_000, to: 32_000 });
 
 async function freePorts(): Promise<ClusterPorts> {
   const pair = async (): Promise<[number, number]> => [await freePort(), await freePort()];

@@ -48,20 +48,21 @@ export const TYPE_NAMES: Record<string, string> = {
 export const searchAttributeArgs = (): string[] => SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=${TYPE_NAMES[k.type] ?? k.type}`]);
 
 /**
- * A free port on `ip`: one the OS picks, or with `range` a random free one inside it (a Temporal
- * cluster keeps membership ports in a smallint column: the OS's ephemeral ports, 32768 and up,
- * fail there with "out of range for type smallint").
+ * Ports for servers to listen on are taken below the OS's ephemeral range (32768 and up here): a
+ * port the OS had picked could be handed to an outgoing connection before the server binds it (a
+ * restarted server was refused its own port so), and a Temporal cluster keeps membership ports
+ * in a smallint column.
  */
-export async function freePort(ip = '127.0.0.1', range?: { from: number; to: number }): Promise<number> {
+export const LISTEN_PORTS = { from: 20_000, to: 32_000 };
+
+/** A random free port on `ip` in `range` (LISTEN_PORTS unless given). */
+export async function freePort(ip = '127.0.0.1', range = LISTEN_PORTS): Promise<number> {
   for (;;) {
-    const wanted = range ? range.from + crypto.randomInt(range.to - range.from) : 0;
+    const wanted = range.from + crypto.randomInt(range.to - range.from);
     const port = await new Promise<number | undefined>((resolve, reject) => {
       const srv = net.createServer();
-      srv.once('error', (err: NodeJS.ErrnoException) => (range && err.code === 'EADDRINUSE' ? resolve(undefined) : reject(err)));
-      srv.listen(wanted, ip, () => {
-        const { port: bound } = srv.address() as net.AddressInfo;
-        srv.close(() => resolve(bound));
-      });
+      srv.once('error', (err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' ? resolve(undefined) : reject(err)));
+      srv.listen(wanted, ip, () => srv.close(() => resolve(wanted)));
     });
     if (port !== undefined) return port;
   }
