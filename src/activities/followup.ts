@@ -23,26 +23,44 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
     ...definedOnly(overrides),
   });
   /**
+   * Queues an operation for its data source's coalescer in PostgreSQL and returns the coalescer's
+   * workflow id, or completes the operation at once when there is nothing to follow up.
+   */
+  const queue = async (op: { opId: string; batches: number; dataSourceKey?: string }): Promise<string | undefined> => {
+    if (op.batches === 0 || !op.dataSourceKey) {
+      await completeOperation(deps.pool, op.opId);
+      return undefined;
+    }
+    await queueForCoalescer(deps.pool, op.opId, currentTraceCarrier());
+    return coalescerWorkflowId(op.dataSourceKey, deps.taskQueue);
+  };
+  /**
    * Hands an operation's follow-up to its data source's coalescer (signal-with-start: started if
    * it is not running), or completes it at once when there is nothing to follow up. Safe to
    * repeat: the coalescer holds an operation once, and an empty repeat costs an empty round.
    */
   const handOff = async (op: { opId: string; batches: number; dataSourceKey?: string }, overrides: Partial<CoalescerSettings> = {}) => {
-    const dataSourceKey = op.dataSourceKey;
-    if (op.batches === 0 || !dataSourceKey) return completeOperation(deps.pool, op.opId);
     // Queued in PostgreSQL first: the signal only wakes the coalescer, which claims its queue there.
-    await queueForCoalescer(deps.pool, op.opId, currentTraceCarrier());
+    const workflowId = await queue(op);
+    if (!workflowId) return;
     // The coalescer serves many callers: it keeps traces of its own; the round's batches join this
     // caller's trace through the carrier queued above.
     await outsideTrace(() =>
       deps.temporal.workflow.signalWithStart('coalesceFollowUps', {
-        workflowId: coalescerWorkflowId(dataSourceKey, deps.taskQueue),
+        workflowId,
         taskQueue: deps.taskQueue,
-        args: [{ dataSourceKey, overrides: definedOnly(overrides) }],
+        args: [{ dataSourceKey: op.dataSourceKey!, overrides: definedOnly(overrides) }],
         signal: followUpRequestSignal,
         signalArgs: [{ opId: op.opId }],
       }),
     );
+  };
+  /** Deletes a record and plans the follow-up over its related records; idempotent per opId. */
+  const deleteAndPlan = async (args: { key: string; opId: string; batchSize?: number; settings?: Partial<CoalescerSettings> }) => {
+    const bad = checkRecordKey(args.key);
+    if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
+    const batchSize = args.batchSize ?? settingsWith(args.settings).batchSize;
+    return failingFastOnBadData(() => deleteRecordAndPlanFollowUp(deps.pool, { ...args, batchSize }));
   };
 
   return {
@@ -51,10 +69,7 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
      * source's coalescer. Idempotent per opId: a retry finds the committed delete and hands off again.
      */
     async deleteRecordAndHandOff(args: { key: string; opId: string; batchSize?: number; settings?: Partial<CoalescerSettings> }): Promise<DeletionOutcome> {
-      const bad = checkRecordKey(args.key);
-      if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
-      const batchSize = args.batchSize ?? settingsWith(args.settings).batchSize;
-      const outcome = await failingFastOnBadData(() => deleteRecordAndPlanFollowUp(deps.pool, { ...args, batchSize }));
+      const outcome = await deleteAndPlan(args);
       if (outcome.deleted) await handOff(outcome, args.settings);
       return outcome;
     },
@@ -65,17 +80,8 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
      * Returns the coalescer's workflow id when there is a follow-up. Idempotent per opId.
      */
     async deleteRecordAndQueue(args: { key: string; opId: string; batchSize?: number; settings?: Partial<CoalescerSettings> }): Promise<QueuedDeletion> {
-      const bad = checkRecordKey(args.key);
-      if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
-      const batchSize = args.batchSize ?? settingsWith(args.settings).batchSize;
-      const outcome = await failingFastOnBadData(() => deleteRecordAndPlanFollowUp(deps.pool, { ...args, batchSize }));
-      if (!outcome.deleted) return { outcome };
-      if (outcome.batches === 0 || !outcome.dataSourceKey) {
-        await completeOperation(deps.pool, outcome.opId);
-        return { outcome };
-      }
-      await queueForCoalescer(deps.pool, outcome.opId, currentTraceCarrier());
-      return { outcome, coalescerId: coalescerWorkflowId(outcome.dataSourceKey, deps.taskQueue) };
+      const outcome = await deleteAndPlan(args);
+      return outcome.deleted ? { outcome, coalescerId: await queue(outcome) } : { outcome };
     },
 
     /** Wakes the data source's coalescer for a queued operation, starting it if it is not running; safe to repeat. */
