@@ -1,13 +1,16 @@
 /** Activities of the baseline workflows. */
 import { withTransaction, type Pool } from '../src/db/pool.ts';
-import { deleteRecordRows } from '../src/registry/operations.ts';
+import { deleteRecordLeavingRelations } from '../src/registry/operations.ts';
 
-/** Deletes a record (and its index and cache rows) in one transaction, planning nothing. */
+/**
+ * Deletes a record (and its index and cache rows) in one transaction, planning nothing: the same
+ * statements as our deletion, without its operation row (nothing records the follow-up).
+ */
 export async function bareDeleteSql(pool: Pool, key: string): Promise<boolean> {
   return withTransaction(pool, async (tx) => {
     const { rows } = await tx.query<{ id: number }>('SELECT id FROM registry_objects WHERE key = $1 FOR UPDATE', [key]);
     if (!rows[0]) return false;
-    await deleteRecordRows(tx, [rows[0].id]);
+    await deleteRecordLeavingRelations(tx, rows[0].id);
     return true;
   });
 }

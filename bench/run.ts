@@ -258,11 +258,11 @@ try {
       }
       const oursSec = (performance.now() - tAnswer) / 1000;
       const totalSec = (performance.now() - t0) / 1000;
-      await registry.awaitDeletion(hubA);
+      const done = await registry.awaitDeletion(hubA);
       // The limit: the same work, set-based, in one transaction, in this process.
       const sql = await setBasedFollowUp(pool, hubB);
       return {
-        ours: { records: out.affected, seconds: r2(oursSec), recordsPerSecond: Math.round(out.affected / oursSec), secondsIncludingAnswer: r2(totalSec) },
+        ours: { records: done.affected, seconds: r2(oursSec), recordsPerSecond: Math.round(done.affected / oursSec), secondsIncludingAnswer: r2(totalSec) },
         sql: { ...sql, seconds: r2(sql.seconds) },
       };
     });

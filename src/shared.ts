@@ -99,8 +99,14 @@ export interface DeletionOutcome {
   key: string;
   dataSourceKey?: string;
   recordClass?: RecordClass;
+  /** Related records to follow up (0 when `plannedByRound`: the round counts them; 0 and no follow-up for a record without relations). */
   affected: number;
   batches: number;
+  /**
+   * The follow-up is planned by the data source's coalescer after the answer: the delete's work did
+   * not grow with the record's relations. The related records are counted on the operation then.
+   */
+  plannedByRound?: boolean;
 }
 
 /** Counts "from->to" level transitions, e.g. { "3->2": 812 }. */
@@ -130,6 +136,8 @@ export interface FollowUpProgress {
   batchesDone: number;
   /** The operations whose follow-up this is (several when the key was deleted again). */
   opIds?: string[];
+  /** Their rounds plan them (DeletionOutcome.plannedByRound): affected and batches come from the rounds. */
+  plannedByRound?: boolean;
 }
 
 export const ERROR_TYPES = {

@@ -6,7 +6,15 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Pool } from '../db/pool.ts';
 import { checkRegistryOperation } from '../registry/operation-input.ts';
-import { completeOperation, completeRound, deleteRecordAndPlanFollowUp, planRound, queueForCoalescer, type RoundTotals } from '../registry/operations.ts';
+import {
+  completeOperation,
+  completeRound,
+  deleteRecordAndPlanFollowUp,
+  deleteRecordForRound,
+  planRound,
+  queueForCoalescer,
+  type RoundTotals,
+} from '../registry/operations.ts';
 import { applyRegistryOperation } from '../registry/registry-operations.ts';
 import { failingFastOnBadData } from './failures.ts';
 import { currentTraceCarrier, outsideTrace, tracingOn } from '../telemetry/tracing.ts';
@@ -26,8 +34,8 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
    * Queues an operation for its data source's coalescer in PostgreSQL and returns the coalescer's
    * workflow id, or completes the operation at once when there is nothing to follow up.
    */
-  const queue = async (op: { opId: string; batches: number; dataSourceKey?: string }): Promise<string | undefined> => {
-    if (op.batches === 0 || !op.dataSourceKey) {
+  const queue = async (op: { opId: string; batches: number; dataSourceKey?: string; plannedByRound?: boolean }): Promise<string | undefined> => {
+    if ((op.batches === 0 && !op.plannedByRound) || !op.dataSourceKey) {
       await completeOperation(deps.pool, op.opId);
       return undefined;
     }
@@ -39,7 +47,10 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
    * it is not running), or completes it at once when there is nothing to follow up. Safe to
    * repeat: the coalescer holds an operation once, and an empty repeat costs an empty round.
    */
-  const handOff = async (op: { opId: string; batches: number; dataSourceKey?: string }, overrides: Partial<CoalescerSettings> = {}) => {
+  const handOff = async (
+    op: { opId: string; batches: number; dataSourceKey?: string; plannedByRound?: boolean },
+    overrides: Partial<CoalescerSettings> = {},
+  ) => {
     // Queued in PostgreSQL first: the signal only wakes the coalescer, which claims its queue there.
     const workflowId = await queue(op);
     if (!workflowId) return;
@@ -75,13 +86,19 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
     },
 
     /**
-     * Deletes a record, plans the follow-up over its related records and queues it for the data
-     * source's coalescer, without waking it: the workflow wakes it after answering its caller.
-     * Returns the coalescer's workflow id when there is a follow-up. Idempotent per opId.
+     * Deletes a record and queues its follow-up for the data source's coalescer, whose round finds
+     * the related records; does not wake it: the workflow wakes it after answering its caller.
+     * Returns the coalescer's workflow id (none when the record had no relations: nothing to follow
+     * up). Idempotent per opId. (Executions that recorded this
+     * activity before got a planned outcome; they replay from their history.)
      */
     async deleteRecordAndQueue(args: { key: string; opId: string; batchSize?: number; settings?: Partial<CoalescerSettings> }): Promise<QueuedDeletion> {
-      const outcome = await deleteAndPlan(args);
-      return outcome.deleted ? { outcome, coalescerId: await queue(outcome) } : { outcome };
+      const bad = checkRecordKey(args.key);
+      if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
+      const outcome = await failingFastOnBadData(() => deleteRecordForRound(deps.pool, { ...args, traceCarrier: currentTraceCarrier() }));
+      return outcome.plannedByRound && outcome.dataSourceKey
+        ? { outcome, coalescerId: coalescerWorkflowId(outcome.dataSourceKey, deps.taskQueue) }
+        : { outcome };
     },
 
     /** Wakes the data source's coalescer for a queued operation, starting it if it is not running; safe to repeat. */

@@ -20,6 +20,7 @@ import { addClusterCommand } from './cluster.ts';
 import { addReplayCheckCommand } from './replay-check.ts';
 import { credentialsRefused, temporalTarget } from '../client/connection.ts';
 import { ensureMaintenanceTask } from './maintenance-task.ts';
+import type { DeletionOutcome } from '../shared.ts';
 
 /** The database for a one-off command: DATABASE_URL, else the embedded one (started if not running). */
 async function openDatabase(config: Config, logger: Logger): Promise<{ pool: Pool; url: string; close(): Promise<void> }> {
@@ -215,11 +216,11 @@ function addDeleteRecordCommand(program: Command) {
           console.log(
             opts.json
               ? JSON.stringify({ ...outcome, answeredMs })
-              : `deleted ${key} in ${answeredMs} ms; ${outcome.affected} related records are being updated (workflow ${outcome.workflowId})`,
+              : `deleted ${key} in ${answeredMs} ms; ${relatedText(outcome)} being updated (workflow ${outcome.workflowId})`,
           );
           return;
         }
-        if (!opts.json) console.log(`deleted ${key} in ${answeredMs} ms; updating ${outcome.affected} related records...`);
+        if (!opts.json) console.log(`deleted ${key} in ${answeredMs} ms; waiting for its related records to be updated...`);
         const result = await client.awaitDeletion(key, outcome.runId);
         const totalMs = Date.now() - started;
         if (opts.json) {
@@ -230,7 +231,7 @@ function addDeleteRecordCommand(program: Command) {
               .map(([c, n]) => `${n} records ${c}`)
               .join(', ') || 'none';
           console.log(
-            `follow-up done in ${totalMs} ms: quality level changes: ${changes}; index entries rewritten: ${result.reindexed}; cache entries rewritten: ${result.recached}`,
+            `follow-up of ${result.affected} related records done in ${totalMs} ms: quality level changes: ${changes}; index entries rewritten: ${result.reindexed}; cache entries rewritten: ${result.recached}`,
           );
         }
       } finally {
@@ -320,4 +321,9 @@ function configuredTemporalAddress(): string {
   } catch {
     return process.env.TEMPORAL_ADDRESS ?? 'the configured address';
   }
+}
+
+/** The answer's related records: counted, or (planned by the coalescer's round) not yet. */
+function relatedText(outcome: DeletionOutcome): string {
+  return outcome.plannedByRound ? 'its related records are' : `${outcome.affected} related records are`;
 }

@@ -163,6 +163,8 @@ export class RegistryClient {
       recached: number;
       coalescedWith?: number;
       coalesced?: { dataSourceKey: string; opIds: string[] };
+      affected?: number;
+      plannedByRound?: boolean;
     },
   >(result: R): Promise<R> {
     if (!result.coalesced) return result;
@@ -175,6 +177,9 @@ export class RegistryClient {
       out.reindexed += status.reindexed ?? 0;
       out.recached += status.recached ?? 0;
       out.coalescedWith = Math.max(out.coalescedWith ?? 1, status.coalescedWith ?? 1);
+      // Counted by the round: this operation's own count from its row; a client without the database
+      // knows only the round's records, shared like the round's other totals.
+      if ('plannedByRound' in out && out.plannedByRound) out.affected = (out.affected ?? 0) + (status.affected ?? status.roundRecords ?? 0);
     }
     return out;
   }
@@ -183,7 +188,7 @@ export class RegistryClient {
    * An operation's outcome as PostgreSQL keeps it (as long as its row exists): exact, whenever
    * asked; learnt from the completion's notice as it commits, not by asking again.
    */
-  private async outcomeFromDatabase(opId: string): Promise<Partial<FollowUpStatus> | undefined> {
+  private async outcomeFromDatabase(opId: string): Promise<Partial<FollowUpStatus & { affected: number }> | undefined> {
     this.notices ??= new FollowUpNotices(this.options.pool!);
     return this.notices.waitUntil(async () => {
       const outcome = await operationOutcome(this.options.pool!, opId);
@@ -199,7 +204,7 @@ export class RegistryClient {
   }
 
   /** Without the database: the coalescer's memory of this run (undefined once forgotten). */
-  private async outcomeFromCoalescer(dataSourceKey: string, opId: string): Promise<FollowUpStatus | undefined> {
+  private async outcomeFromCoalescer(dataSourceKey: string, opId: string): Promise<(FollowUpStatus & { affected?: number }) | undefined> {
     const coalescer = this.client.workflow.getHandle(coalescerWorkflowId(dataSourceKey, this.options.taskQueue));
     for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
       const status = await coalescer.query(followUpStatusQuery, opId);
@@ -294,9 +299,10 @@ export class RegistryClient {
     const handle = this.deletionHandle(key, runId);
     const progress = await handle.query(deleteProgressQuery);
     // Nothing related to follow up: done as soon as the record is gone.
-    if (progress.phase === 'following-up' && progress.batchesTotal === 0) return { ...progress, phase: 'done' };
+    if (progress.phase === 'following-up' && progress.batchesTotal === 0 && !progress.plannedByRound) return { ...progress, phase: 'done' };
     if (progress.phase === 'following-up' && progress.opIds?.length && this.options.pool && (await this.operationsDone(progress.opIds))) {
-      return { ...progress, phase: 'done', batchesDone: progress.batchesTotal };
+      const affected = progress.plannedByRound ? await operationsAffected(this.options.pool, progress.opIds) : progress.affected;
+      return { ...progress, phase: 'done', affected, batchesDone: progress.batchesTotal };
     }
     const ds = (await handle.describe()).typedSearchAttributes.get(DataSourceKeyKey);
     if (progress.phase !== 'following-up' || !progress.opIds?.length || !ds) return progress;
@@ -309,6 +315,25 @@ export class RegistryClient {
       s!.state === 'done' || s!.state === 'unknown' ? 1 : s!.state === 'processing' && s!.batchesTotal ? s!.batchesDone! / s!.batchesTotal : 0,
     );
     const fraction = share.reduce((a, b) => a + b, 0) / share.length;
+    // Planned by their rounds: the batches are the rounds' (this deletion has no count of its own).
+    if (progress.plannedByRound) {
+      const affected = statuses.reduce((n, s) => n + (s!.roundRecords ?? 0), 0);
+      return { ...progress, phase: done ? 'done' : 'following-up', affected, ...roundBatches(statuses as FollowUpStatus[]) };
+    }
     return { ...progress, phase: done ? 'done' : 'following-up', batchesDone: done ? progress.batchesTotal : Math.floor(fraction * progress.batchesTotal) };
   }
+}
+
+/** The batches of the rounds processing these operations (done ones count as a whole). */
+function roundBatches(statuses: FollowUpStatus[]): { batchesTotal: number; batchesDone: number } {
+  const processing = statuses.filter((s) => s.state === 'processing');
+  const total = processing.reduce((n, s) => n + (s.batchesTotal ?? 0), 0);
+  const done = processing.reduce((n, s) => n + (s.batchesDone ?? 0), 0);
+  return processing.length ? { batchesTotal: total, batchesDone: done } : { batchesTotal: 1, batchesDone: statuses.every((s) => s.state !== 'queued') ? 1 : 0 };
+}
+
+/** The related records the rounds counted for these operations. */
+async function operationsAffected(pool: Pool, opIds: string[]): Promise<number> {
+  const { rows } = await pool.query<{ n: string | null }>('SELECT sum(affected_count) AS n FROM registry_operations WHERE op_id = ANY($1::text[])', [opIds]);
+  return Number(rows[0]?.n ?? 0);
 }

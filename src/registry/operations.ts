@@ -9,6 +9,7 @@ import type { DeletionOutcome, RecordClass } from '../shared.ts';
 
 interface OperationRow {
   op_id: string;
+  deleted_record_id: number | null;
   record_key: string | null;
   record_class: RecordClass | null;
   data_source_key: string | null;
@@ -18,7 +19,7 @@ interface OperationRow {
 
 async function findOperation(db: Queryable, opId: string): Promise<OperationRow | undefined> {
   const { rows } = await db.query<OperationRow>(
-    `SELECT o.op_id, o.record_key, o.record_class, ds.key AS data_source_key, o.affected_count, o.batch_count
+    `SELECT o.op_id, o.deleted_record_id, o.record_key, o.record_class, ds.key AS data_source_key, o.affected_count, o.batch_count
        FROM registry_operations o LEFT JOIN data_sources ds ON ds.id = o.data_source_id
       WHERE o.op_id = $1`,
     [opId],
@@ -26,15 +27,19 @@ async function findOperation(db: Queryable, opId: string): Promise<OperationRow 
   return rows[0];
 }
 
-const outcomeOf = (op: OperationRow, key: string): DeletionOutcome => ({
-  deleted: true,
-  opId: op.op_id,
-  key,
-  dataSourceKey: op.data_source_key ?? undefined,
-  recordClass: op.record_class ?? undefined,
-  affected: op.affected_count,
-  batches: op.batch_count,
-});
+const outcomeOf = (op: OperationRow, key: string): DeletionOutcome => {
+  const outcome: DeletionOutcome = {
+    deleted: true,
+    opId: op.op_id,
+    key,
+    dataSourceKey: op.data_source_key ?? undefined,
+    recordClass: op.record_class ?? undefined,
+    affected: op.affected_count,
+    batches: op.batch_count,
+  };
+  // Counted by the round: the same answer whether asked before or after it planned.
+  return op.deleted_record_id == null ? outcome : { ...outcome, affected: 0, batches: 0, plannedByRound: true };
+};
 
 /** Records the ids as the operation's follow-up work list, in batches. */
 export async function planFollowUp(tx: PoolClient, opId: string, ids: number[], batchSize: number): Promise<{ affected: number; batches: number }> {
@@ -56,10 +61,11 @@ export async function relatedTo(tx: PoolClient, ids: number[]): Promise<number[]
   return rows.map((r) => r.id);
 }
 
-/** Deletes records with their index and cache entries (their own relations go by cascade). */
+/** Deletes records with their index and cache entries and their own relations. */
 export async function deleteRecordRows(tx: PoolClient, ids: number[]): Promise<void> {
   // The records' locks first, as every writer of derived state takes them (see lockRecords): no deadlock.
   await lockRecords(tx, ids, 'delete');
+  await tx.query('DELETE FROM relations WHERE from_id = ANY($1::bigint[])', [ids]);
   await tx.query('DELETE FROM record_index WHERE record_id = ANY($1::bigint[])', [ids]);
   await tx.query('DELETE FROM record_cache WHERE record_id = ANY($1::bigint[])', [ids]);
   await tx.query('DELETE FROM registry_objects WHERE id = ANY($1::bigint[])', [ids]);
@@ -106,6 +112,99 @@ export async function deleteRecordAndPlanFollowUp(pool: Pool, args: { key: strin
     );
     return outcomeOf(op.rows[0]!, key);
   });
+}
+
+/** Set in a transaction whose related records a round plans: the invalidation triggers leave them to it. */
+const PLANNED_BY_ROUND = "SELECT set_config('registry.follow_up_planned_by_round', 'on', true)";
+
+/**
+ * Deletes a record with its index and cache entries and queues its follow-up for the data source's
+ * coalescer, whose round finds the related records (planRound). Its work does not grow with the
+ * record's relations: they stay until the round completes. Idempotent per opId.
+ */
+export async function deleteRecordForRound(pool: Pool, args: { key: string; opId: string; traceCarrier?: Record<string, string> }): Promise<DeletionOutcome> {
+  const { key, opId } = args;
+  const earlier = await findOperation(pool, opId);
+  if (earlier) return outcomeOf(earlier, key);
+
+  return withTransaction(pool, async (tx: PoolClient) => {
+    // The row lock lockRecords would take, so writers of derived state wait as for any delete. Whether
+    // it has relations at all is two index probes: without, there is nothing to follow up.
+    const { rows } = await tx.query<{ id: number; class: RecordClass; data_source_id: number; related: boolean }>(
+      `SELECT id, class, data_source_id,
+              EXISTS (SELECT 1 FROM relations WHERE from_id = ro.id) OR EXISTS (SELECT 1 FROM relations WHERE to_key = ro.key) AS related
+         FROM registry_objects ro WHERE key = $1 FOR UPDATE`,
+      [key],
+    );
+    const record = rows[0];
+    if (!record) {
+      const committed = await findOperation(tx, opId);
+      return committed ? outcomeOf(committed, key) : { deleted: false, opId, key, affected: 0, batches: 0 };
+    }
+    await deleteRecordLeavingRelations(tx, record.id);
+    // Queued for the round (deleted_record_id set, handed off), or, with no relations, complete now.
+    const op = await tx.query<OperationRow>(
+      `WITH op AS (
+         INSERT INTO registry_operations (op_id, kind, record_key, record_class, data_source_id, deleted_record_id, handed_off_at, trace_context, completed_at)
+         VALUES ($1, 'DELETE_RECORD', $2, $3, $4, CASE WHEN $7::boolean THEN $5::bigint END, CASE WHEN $7 THEN now() END,
+                 CASE WHEN $7 THEN $6::jsonb END, CASE WHEN NOT $7 THEN now() END)
+         RETURNING *)
+       SELECT op.op_id, op.deleted_record_id, op.record_key, op.record_class, ds.key AS data_source_key, op.affected_count, op.batch_count
+         FROM op JOIN data_sources ds ON ds.id = op.data_source_id`,
+      [opId, key, record.class, record.data_source_id, record.id, args.traceCarrier ?? null, record.related],
+    );
+    return outcomeOf(op.rows[0]!, key);
+  });
+}
+
+/**
+ * Deletes a record (its row locked by the caller) with its index and cache entries, and leaves its
+ * relations and the invalidation triggers' work to a round: work that does not grow with its relations.
+ */
+export async function deleteRecordLeavingRelations(tx: PoolClient, id: number): Promise<void> {
+  await tx.query(PLANNED_BY_ROUND);
+  await tx.query('DELETE FROM record_index WHERE record_id = $1', [id]);
+  await tx.query('DELETE FROM record_cache WHERE record_id = $1', [id]);
+  await tx.query('DELETE FROM registry_objects WHERE id = $1', [id]);
+}
+
+/**
+ * The records related to the records that the round's deferred deletions removed (their relations
+ * are still in place), by operation. Inbound ones by key: a record re-created with that key since
+ * was invalidated by its insert, and is only rechecked once more.
+ */
+async function relatedToDeleted(tx: PoolClient, opIds: string[]): Promise<Map<string, number[]>> {
+  const { rows } = await tx.query<{ op_id: string; id: string }>(
+    `WITH gone AS (SELECT op_id, deleted_record_id, record_key FROM registry_operations
+                    WHERE op_id = ANY($1::text[]) AND deleted_record_id IS NOT NULL)
+     SELECT g.op_id, t.id FROM gone g JOIN relations r ON r.from_id = g.deleted_record_id JOIN registry_objects t ON t.key = r.to_key
+     UNION
+     SELECT g.op_id, f.id FROM gone g JOIN relations r ON r.to_key = g.record_key JOIN registry_objects f ON f.id = r.from_id`,
+    [opIds],
+  );
+  const byOp = new Map<string, number[]>();
+  for (const row of rows) {
+    const ids = byOp.get(row.op_id) ?? [];
+    if (!ids.length) byOp.set(row.op_id, ids);
+    ids.push(Number(row.id));
+  }
+  return byOp;
+}
+
+/**
+ * Plans the round's deferred deletions: their related records' counts on their operations and the
+ * invalidations their deletes' triggers would have noted (before any batch reads versions).
+ */
+async function planDeferredDeletions(tx: PoolClient, opIds: string[]): Promise<number[]> {
+  const byOp = await relatedToDeleted(tx, opIds);
+  if (byOp.size === 0) return [];
+  await tx.query('UPDATE registry_operations o SET affected_count = c.n FROM unnest($1::text[], $2::int[]) AS c(op_id, n) WHERE o.op_id = c.op_id', [
+    [...byOp.keys()],
+    [...byOp.values()].map((ids) => ids.length),
+  ]);
+  const ids = [...new Set([...byOp.values()].flat())];
+  await tx.query('INSERT INTO derived_invalidations (record_id) SELECT unnest($1::bigint[])', [ids]);
+  return ids;
 }
 
 /** The record ids of one follow-up batch. */
@@ -209,12 +308,8 @@ export async function planRound(
         [args.roundId, opIds, ROUND_TRACES_KEPT],
       );
     const { rows } = await tx.query<{ record_id: number }>('SELECT DISTINCT record_id FROM followup_items WHERE op_id = ANY($1::text[])', [opIds]);
-    const plan = await planFollowUp(
-      tx,
-      args.roundId,
-      rows.map((r) => Number(r.record_id)),
-      args.batchSize,
-    );
+    const deferred = await planDeferredDeletions(tx, opIds);
+    const plan = await planFollowUp(tx, args.roundId, [...rows.map((r) => Number(r.record_id)), ...deferred], args.batchSize);
     await tx.query('UPDATE registry_operations SET affected_count = $2, batch_count = $3 WHERE op_id = $1', [args.roundId, plan.affected, plan.batches]);
     return { opId: args.roundId, ...plan, opIds, more };
   });
@@ -236,18 +331,28 @@ export async function completeRound(pool: Pool, roundId: string, opIds: string[]
     await tx.query('UPDATE registry_operations SET round_id = coalesce(round_id, $2) WHERE op_id = ANY($1::text[]) AND op_id <> $2', [opIds, roundId]);
     await tx.query('UPDATE registry_operations SET completed_at = coalesce(completed_at, now()) WHERE op_id = ANY($1::text[])', [all]);
     await tx.query('DELETE FROM followup_items WHERE op_id = ANY($1::text[])', [all]);
+    // The deferred deletions' relations: planned from, now gone (their invalidations were noted by the plan).
+    await tx.query(PLANNED_BY_ROUND);
+    await tx.query(
+      `DELETE FROM relations WHERE from_id IN (SELECT deleted_record_id FROM registry_operations
+                                                WHERE op_id = ANY($1::text[]) AND deleted_record_id IS NOT NULL)`,
+      [opIds],
+    );
     await notifyFollowUpDone(tx, roundId);
   });
 }
 
 /** How an operation's follow-up ended, as long as its row is kept: undefined while it is not done. */
-export async function operationOutcome(db: Queryable, opId: string): Promise<(RoundTotals & { coalescedWith: number }) | undefined | 'unknown'> {
-  const { rows } = await db.query<{ completed_at: Date | null; batch_count: number; round: (RoundTotals & { coalescedWith: number }) | null }>(
-    `SELECT o.completed_at, o.batch_count, r.details AS round FROM registry_operations o LEFT JOIN registry_operations r ON r.op_id = o.round_id WHERE o.op_id = $1`,
+export async function operationOutcome(db: Queryable, opId: string): Promise<OperationFollowUp | undefined | 'unknown'> {
+  const { rows } = await db.query<{ completed_at: Date | null; affected_count: number; round: (RoundTotals & { coalescedWith: number }) | null }>(
+    `SELECT o.completed_at, o.affected_count, r.details AS round FROM registry_operations o LEFT JOIN registry_operations r ON r.op_id = o.round_id WHERE o.op_id = $1`,
     [opId],
   );
   const row = rows[0];
   if (!row) return 'unknown';
   if (!row.completed_at) return undefined;
-  return row.round ?? { qualityChanges: {}, reindexed: 0, recached: 0, coalescedWith: 1 };
+  return { ...(row.round ?? { qualityChanges: {}, reindexed: 0, recached: 0, coalescedWith: 1 }), affected: row.affected_count };
 }
+
+/** A completed operation's follow-up: its round's totals, and the related records of its own change. */
+export type OperationFollowUp = RoundTotals & { coalescedWith: number; affected: number };

@@ -160,6 +160,7 @@ async function deleteNow(deletion: Deletion): Promise<DeletionOutcome> {
     progress.affected += outcome.affected;
     progress.batchesTotal += outcome.batches;
     progress.opIds = [...(progress.opIds ?? []), outcome.opId];
+    if (outcome.plannedByRound) progress.plannedByRound = true;
   }
   return outcome;
 }
@@ -204,7 +205,7 @@ async function awaitHandOffs(deletion: Deletion, result: DeleteRecordResult): Pr
     woken = deletion.wakes.length;
     await Promise.all(deletion.wakes);
   }
-  const handedOff = deletion.pending.filter((op) => op.batches > 0 && op.dataSourceKey);
+  const handedOff = deletion.pending.filter((op) => (op.batches > 0 || op.plannedByRound) && op.dataSourceKey);
   if (handedOff.length) result.coalesced = { dataSourceKey: handedOff[0]!.dataSourceKey!, opIds: handedOff.map((op) => op.opId) };
 }
 

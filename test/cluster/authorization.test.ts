@@ -85,7 +85,7 @@ describe('a cluster whose frontend asks for TLS and a JWT', () => {
       const key = (await db.pool.query<{ key: string }>("SELECT key FROM registry_objects WHERE key LIKE '%/hub-%' LIMIT 1")).rows[0]!.key;
       const deleted = await taskmgr(['delete-record', key, '--wait'], { TEMPORAL_API_KEY: writer });
       assert.equal(deleted.code, 0, deleted.out);
-      assert.match(deleted.out, /follow-up done in \d+ ms/);
+      assert.match(deleted.out, /follow-up of \d+ related records done in \d+ ms/);
 
       const listed = await temporal(['workflow', 'list', '--query', "TaskStatus='COMPLETED' AND TaskMethod='INDEX_RECORDS'", '--output', 'json'], writer);
       assert.equal(listed.code, 0, listed.out);

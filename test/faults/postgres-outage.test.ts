@@ -62,8 +62,8 @@ describe('PostgreSQL stopped for 30 seconds and started again', () => {
       pg = await startEmbeddedPostgres({ dir: path.join(dir, 'data'), port, logger });
 
       const result = await client.awaitDeletion(hub);
-      assert.ok(answered.affected > 2000);
-      assert.equal(result.affected, answered.affected);
+      assert.equal(answered.plannedByRound, true);
+      assert.ok(result.affected > 2000, `${result.affected} related records`);
       const settled = async (id: string) =>
         eventually(
           async () => {

@@ -79,7 +79,7 @@ describe('the registry client API', () => {
       rows[0]!.id,
     ]);
     const outcome = await client.deleteRecord('lonely-source/lone');
-    assert.deepEqual([outcome.deleted, outcome.affected], [true, 0]);
+    assert.deepEqual([outcome.deleted, outcome.affected, outcome.plannedByRound], [true, 0, undefined]);
     const progress = await eventually(async () => {
       const p = await client.deletionProgress('lonely-source/lone', outcome.runId);
       return p.phase === 'done' ? p : undefined;

@@ -2,10 +2,18 @@
  * The coalescer's queue in PostgreSQL: a round claims what is queued, a repeated plan returns the
  * same claim, and operations held by a round that never completed (its coalescer terminated or
  * killed between planning and completing) are claimed again by the next round, not stranded.
+ * A deletion planned by its round leaves its relations in place for the round to plan from.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { completeRound, deleteRecordAndPlanFollowUp, operationOutcome, planRound, queueForCoalescer } from '../../src/registry/operations.ts';
+import {
+  completeRound,
+  deleteRecordAndPlanFollowUp,
+  deleteRecordForRound,
+  operationOutcome,
+  planRound,
+  queueForCoalescer,
+} from '../../src/registry/operations.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers.ts';
 
@@ -42,8 +50,84 @@ describe('the coalescer queue in PostgreSQL', () => {
     assert.deepEqual(second.opIds, first.opIds);
     assert.equal(second.affected, first.affected);
     await completeRound(db.pool, 'round/2', second.opIds, { qualityChanges: {}, reindexed: 1, recached: 2 });
-    for (const op of ops) assert.deepEqual(await operationOutcome(db.pool, op), { qualityChanges: {}, reindexed: 1, recached: 2, coalescedWith: 3 });
+    for (const op of ops) {
+      const outcome = await operationOutcome(db.pool, op);
+      assert.deepEqual(outcome, { qualityChanges: {}, reindexed: 1, recached: 2, coalescedWith: 3, affected: (outcome as { affected: number }).affected });
+    }
     const third = await planRound(db.pool, { ...args, roundId: 'round/3' });
     assert.deepEqual([third.opIds, third.more], [[], false], 'nothing is left queued');
+  });
+});
+
+describe('a deletion planned by its round, in PostgreSQL', () => {
+  let db: TestDatabase;
+  let seeded: SeedSummary;
+
+  before(async () => {
+    db = await createTestDatabase();
+    seeded = await seedRegistry(db.pool, { records: 120, dataSources: 1, hubs: 1, hubSize: 10, seed: 62 });
+  });
+  after(async () => db?.drop());
+
+  it('the delete leaves the relations, each round plans from them, the completed round removes them; a record without relations is done at once', async () => {
+    const ds = seeded.dataSources[0]!;
+    const hub = seeded.hubs[0]!.key;
+    const { rows: picked } = await db.pool.query<{ id: string; key: string }>(
+      `SELECT id, key FROM registry_objects WHERE key = $1
+        UNION ALL (SELECT id, key FROM registry_objects ro WHERE key NOT LIKE '%hub%'
+                     AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = ro.id) ORDER BY id DESC LIMIT 1)`,
+      [hub],
+    );
+    const relatedOf = async (id: string, key: string) =>
+      (await db.pool.query<{ related_id: string }>('SELECT DISTINCT related_id FROM related_records($1, $2)', [id, key])).rows.map((r) => Number(r.related_id));
+    const related = await Promise.all(picked.map((p) => relatedOf(p.id, p.key)));
+    const gone = new Set(picked.map((p) => Number(p.id)));
+    const union = new Set(related.flat().filter((id) => !gone.has(id)));
+    const count = async (sql: string, params: unknown[] = []) => Number((await db.pool.query<{ n: string }>(sql, params)).rows[0]!.n);
+    const invalidations = () => count('SELECT count(*) AS n FROM derived_invalidations');
+    const ownRelations = () => count('SELECT count(*) AS n FROM relations WHERE from_id = ANY($1::bigint[])', [[...gone]]);
+    const relationsBefore = await ownRelations();
+
+    const notedBefore = await invalidations();
+    const outcomes = [];
+    for (const p of picked) {
+      const args = { key: p.key, opId: `deferred/${p.key}` };
+      const outcome = await deleteRecordForRound(db.pool, args);
+      assert.deepEqual(await deleteRecordForRound(db.pool, args), outcome, 'a retried delete returns the first outcome');
+      assert.deepEqual([outcome.deleted, outcome.plannedByRound, outcome.dataSourceKey], [true, true, ds]);
+      outcomes.push(outcome);
+    }
+    assert.equal(await count('SELECT count(*) AS n FROM registry_objects WHERE id = ANY($1::bigint[])', [[...gone]]), 0);
+    assert.equal(await ownRelations(), relationsBefore, 'the relations stay for the round');
+    assert.equal(await invalidations(), notedBefore, 'the deletes note no invalidation: their round does');
+
+    const args = { opIds: [], dataSourceKey: ds, batchSize: 7 };
+    const first = await planRound(db.pool, { ...args, roundId: 'deferred-round/1' });
+    assert.deepEqual(first.opIds, outcomes.map((o) => o.opId).sort());
+    assert.deepEqual([first.affected, first.batches], [union.size, Math.ceil(union.size / 7)]);
+    assert.equal(await invalidations(), notedBefore + union.size, 'one invalidation per related record, before any batch');
+    // The first round never completes: the next plans the same work from the relations still in place.
+    const second = await planRound(db.pool, { ...args, roundId: 'deferred-round/2' });
+    assert.deepEqual([second.opIds, second.affected], [first.opIds, first.affected]);
+    const planned = await db.pool.query<{ record_id: string }>('SELECT record_id FROM followup_items WHERE op_id = $1', ['deferred-round/2']);
+    assert.deepEqual(new Set(planned.rows.map((r) => Number(r.record_id))), union);
+
+    const noted = await invalidations();
+    await completeRound(db.pool, 'deferred-round/2', second.opIds);
+    assert.equal(await ownRelations(), 0, 'the completed round removed the deleted records’ relations');
+    assert.equal(await invalidations(), noted, 'their removal notes nothing more');
+    for (const [i, o] of outcomes.entries()) {
+      const done = await operationOutcome(db.pool, o.opId);
+      assert.equal((done as { affected: number }).affected, related[i]!.filter((id) => !gone.has(id)).length, o.key);
+    }
+
+    // Nothing points at a record without relations, and it points nowhere: nothing to follow up, no round.
+    const { rows: lone } = await db.pool.query<{ id: number }>(
+      "INSERT INTO registry_objects (key, class, data_source_id, title) SELECT 'alone/1', 'party', id, 'Alone' FROM data_sources LIMIT 1 RETURNING id",
+    );
+    const alone = await deleteRecordForRound(db.pool, { key: 'alone/1', opId: 'deferred/alone' });
+    assert.deepEqual([alone.deleted, alone.plannedByRound, alone.affected, alone.batches], [true, undefined, 0, 0]);
+    assert.deepEqual(await operationOutcome(db.pool, 'deferred/alone'), { qualityChanges: {}, reindexed: 0, recached: 0, coalescedWith: 1, affected: 0 });
+    assert.equal(await count('SELECT count(*) AS n FROM registry_objects WHERE id = $1', [lone[0]!.id]), 0);
   });
 });

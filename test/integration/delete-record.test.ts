@@ -57,15 +57,21 @@ describe('record deletion', () => {
     const before = await snapshot(db.pool);
 
     const outcome = await client.deleteRecord(hub.key);
-    // The answer comes once the record is gone and its follow-up is recorded.
-    assert.equal(outcome.deleted, true);
-    assert.equal(outcome.affected, related.length);
-    assert.equal(outcome.batches, Math.ceil(related.length / 70));
+    // The answer comes once the record is gone and its follow-up is recorded; its round finds and counts the related records.
+    assert.deepEqual([outcome.deleted, outcome.plannedByRound, outcome.affected, outcome.batches], [true, true, 0, 0]);
     assert.equal((await db.pool.query('SELECT 1 FROM registry_objects WHERE key = $1', [hub.key])).rowCount, 0);
     assert.equal((await db.pool.query('SELECT 1 FROM record_index WHERE record_key = $1', [hub.key])).rowCount, 0);
 
     const result = await client.awaitDeletion(hub.key);
     const afterSnap = await snapshot(db.pool);
+    assert.equal(result.affected, related.length);
+    const round = await db.pool.query<{ batch_count: number }>(
+      'SELECT r.batch_count FROM registry_operations o JOIN registry_operations r ON r.op_id = o.round_id WHERE o.op_id = $1',
+      [outcome.opId],
+    );
+    assert.equal(round.rows[0]!.batch_count, Math.ceil(related.length / 70));
+    // The hub's own relations, left for its round to plan from, went when the round completed.
+    assert.equal((await db.pool.query('SELECT 1 FROM relations WHERE from_id = $1', [hubRow.id])).rowCount, 0);
 
     // Quality: levels only went down, and collections that had only this activity lost level 3.
     const levelBefore = new Map(before.records.map((r) => [r.id, r.quality_level]));
@@ -130,8 +136,7 @@ describe('record deletion', () => {
       'json',
     ]);
     const result = JSON.parse(stdout).result;
-    assert.equal(result.deleted, true);
-    assert.equal(result.affected, related.length);
+    assert.deepEqual([result.deleted, result.plannedByRound], [true, true]);
     assert.equal((await db.pool.query('SELECT 1 FROM registry_objects WHERE key = $1', [hub.key])).rowCount, 0);
     // The result says where the follow-up went: the data source's coalescer, which reports on it.
     assert.equal(result.coalesced.dataSourceKey, hub.key.split('/')[0]);
@@ -209,10 +214,10 @@ describe('record deletion', () => {
     const [a, b] = await Promise.all([client.deleteRecord(first), client.deleteRecord(second)]);
     assert.notEqual(a.workflowId, b.workflowId);
     assert.ok(Buffer.byteLength(a.workflowId) <= 1000 && [...a.workflowId].length <= 255, a.workflowId);
-    assert.deepEqual([a.deleted, a.affected, b.deleted, b.affected], [true, 1, true, 1]);
+    assert.deepEqual([a.deleted, b.deleted], [true, true]);
     const done = await client.awaitDeletion(first, a.runId);
-    assert.equal(done.key, first);
-    await client.awaitDeletion(second, b.runId);
+    assert.deepEqual([done.key, done.affected], [first, 1]);
+    assert.equal((await client.awaitDeletion(second, b.runId)).affected, 1);
     assert.equal((await db.pool.query('SELECT 1 FROM registry_objects WHERE key = ANY($1)', [[first, second]])).rowCount, 0);
     await assertDerivedStateIsCurrent(db.pool);
   });

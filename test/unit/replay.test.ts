@@ -20,7 +20,9 @@ const DIR = path.join(import.meta.dirname, '..', 'histories');
 // coalesced-follow-up patch; v3/: registryTask before its first-look-before-local-activities
 // patch; v4/: registryTask before its merge-wakes-wait patch; v5/: coalesceFollowUps before its
 // coalescer-local-round patch; v6/: deleteRecord before its deletes-one-at-a-time patch, two
-// concurrent deletes included; v7/: deleteRecord before its wake-coalescer-after-answer patch):
+// concurrent deletes included; v7/: deleteRecord before its wake-coalescer-after-answer patch;
+// v8/: deleteRecord and coalesceFollowUps before deletions were planned by their round, no patch:
+// the local activity's recorded outcome, planned or not, decides the path):
 // executions of every version must still replay.
 const files = (fs.readdirSync(DIR, { recursive: true }) as string[]).filter((f) => f.endsWith('.json')).sort();
 

@@ -813,7 +813,8 @@ $('#delete-record').addEventListener('click', async () => {
   }
   const answeredMs = Math.round(performance.now() - started);
   $('#deletion').hidden = false;
-  $('#deletion-text').textContent = `Deleted in ${answeredMs} ms. Updating ${outcome.affected} related records in the background…`;
+  const related = outcome.plannedByRound ? 'its related records' : `${outcome.affected} related records`;
+  $('#deletion-text').textContent = `Deleted in ${answeredMs} ms. Updating ${related} in the background…`;
   every(700, async () => {
     const p = await api('GET', `/api/records/${enc(key)}/deletion?runId=${enc(outcome.runId)}`).catch(() => undefined);
     if (!p) return;
