@@ -179,7 +179,7 @@ export class RegistryClient {
       out.coalescedWith = Math.max(out.coalescedWith ?? 1, status.coalescedWith ?? 1);
       // Counted by the round: this operation's own count from its row; a client without the database
       // knows only the round's records, shared like the round's other totals.
-      if ('plannedByRound' in out && out.plannedByRound) out.affected = (out.affected ?? 0) + (status.affected ?? status.roundRecords ?? 0);
+      if (out.plannedByRound) out.affected = (out.affected ?? 0) + (status.affected ?? status.roundRecords ?? 0);
     }
     return out;
   }
@@ -197,10 +197,14 @@ export class RegistryClient {
     });
   }
 
-  /** Whether PostgreSQL has every one of these operations' follow-ups completed (or forgotten by retention). */
-  private async operationsDone(opIds: string[]): Promise<boolean> {
+  /**
+   * Once PostgreSQL has every one of these operations' follow-ups completed (or forgotten by
+   * retention): the related records their rounds counted. Undefined while any is under way.
+   */
+  private async operationsDone(opIds: string[]): Promise<{ affected: number } | undefined> {
     const outcomes = await Promise.all(opIds.map((opId) => operationOutcome(this.options.pool!, opId)));
-    return outcomes.every((o) => o !== undefined);
+    if (outcomes.some((o) => o === undefined)) return undefined;
+    return { affected: outcomes.reduce((n, o) => n + (o === 'unknown' ? 0 : o!.affected), 0) };
   }
 
   /** Without the database: the coalescer's memory of this run (undefined once forgotten). */
@@ -300,10 +304,15 @@ export class RegistryClient {
     const progress = await handle.query(deleteProgressQuery);
     // Nothing related to follow up: done as soon as the record is gone.
     if (progress.phase === 'following-up' && progress.batchesTotal === 0 && !progress.plannedByRound) return { ...progress, phase: 'done' };
-    if (progress.phase === 'following-up' && progress.opIds?.length && this.options.pool && (await this.operationsDone(progress.opIds))) {
-      const affected = progress.plannedByRound ? await operationsAffected(this.options.pool, progress.opIds) : progress.affected;
-      return { ...progress, phase: 'done', affected, batchesDone: progress.batchesTotal };
-    }
+    const doneInDatabase =
+      progress.phase === 'following-up' && progress.opIds?.length && this.options.pool ? await this.operationsDone(progress.opIds) : undefined;
+    if (doneInDatabase)
+      return {
+        ...progress,
+        phase: 'done',
+        affected: progress.plannedByRound ? doneInDatabase.affected : progress.affected,
+        batchesDone: progress.batchesTotal,
+      };
     const ds = (await handle.describe()).typedSearchAttributes.get(DataSourceKeyKey);
     if (progress.phase !== 'following-up' || !progress.opIds?.length || !ds) return progress;
     const coalescer = this.client.workflow.getHandle(coalescerWorkflowId(ds, this.options.taskQueue));
@@ -330,10 +339,4 @@ function roundBatches(statuses: FollowUpStatus[]): { batchesTotal: number; batch
   const total = processing.reduce((n, s) => n + (s.batchesTotal ?? 0), 0);
   const done = processing.reduce((n, s) => n + (s.batchesDone ?? 0), 0);
   return processing.length ? { batchesTotal: total, batchesDone: done } : { batchesTotal: 1, batchesDone: statuses.every((s) => s.state !== 'queued') ? 1 : 0 };
-}
-
-/** The related records the rounds counted for these operations. */
-async function operationsAffected(pool: Pool, opIds: string[]): Promise<number> {
-  const { rows } = await pool.query<{ n: string | null }>('SELECT sum(affected_count) AS n FROM registry_operations WHERE op_id = ANY($1::text[])', [opIds]);
-  return Number(rows[0]?.n ?? 0);
 }

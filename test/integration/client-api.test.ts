@@ -70,6 +70,9 @@ describe('the registry client API', () => {
     await client.client.workflow.getHandle(coalescerWorkflowId(first.dataSourceKey!, taskQueue)).terminate('test: forget everything');
     assert.deepEqual(await client.awaitDeletion(key, first.runId), result);
     assert.ok(result.reindexed > 0);
+    // Its progress, done, counts what its round counted, from PostgreSQL.
+    const progress = await client.deletionProgress(key, first.runId);
+    assert.deepEqual([progress.phase, progress.affected], ['done', related]);
   });
 
   it('a deletion with no related records is done at once, with no coalescer; a draft deleted twice is RecordNotFound like a record', async () => {
