@@ -3,7 +3,8 @@
  * changes it). On a fresh database and an in-memory dev server it measures, in one run:
  * - the generator: records and relations written with COPY, then the derived state computed, in
  *   three steps (a fifth, three fifths, all), with a hub's follow-up against set-based SQL after each;
- * - the maintenance scan for stale records (HOURLY_REGISTRY_MAINTENANCE's query), with its plan;
+ * - the maintenance scan for stale records (HOURLY_REGISTRY_MAINTENANCE's, over the marked records)
+ *   beside every record compared, with its plan;
  * - a record search and a page of the task list, as the admin page asks for them;
  * - the answer time of a deletion against the number of related records (10 to 100,000), and
  *   the follow-up's throughput at each size, plotted to an SVG next to the figures;
@@ -23,7 +24,7 @@ import { createPool, withTransaction, type Pool } from '../src/db/pool.ts';
 import { searchRecords } from '../src/registry/browse.ts';
 import { rebuildDerived, seedRegistry } from '../src/registry/seed.ts';
 import { dataSourcesBySize, idsForDataSource } from '../src/registry/scope.ts';
-import { STALE_RECORDS } from '../src/tasks/hourly_registry_maintenance.ts';
+import { SCAN_MARKED_RECORDS, scanMarkedRecords, STALE_RECORDS_EVERYWHERE } from '../src/registry/stale-marks.ts';
 import { database, ms, pct, peakRss, r1, setBasedFollowUp, setBasedRecompute, startBenchDevServer, startRegistryBenchWorker } from './common.ts';
 import { answerCurveSvg, sizeCurveSvg } from './plot.ts';
 
@@ -102,17 +103,36 @@ async function generate(pool: Pool, registry: RegistryClient) {
   };
 }
 
-/** The maintenance scan, three times (median), and its plan. */
+/**
+ * The maintenance scan (HOURLY_REGISTRY_MAINTENANCE's: settled invalidations, then the marked
+ * records) beside the same question asked of every record. The first scan meets the marks and
+ * invalidations the bench's follow-ups left (it removes those of fresh records); the plan is of a later one.
+ */
 async function maintenanceScan(pool: Pool) {
-  const times: number[] = [];
-  let stale = 0;
-  for (let i = 0; i < 3; i++) {
+  const count = async (sql: string) => Number((await pool.query<{ n: string }>(sql)).rows[0]!.n);
+  const timed = async <T>(run: () => Promise<T>) => {
     const t0 = performance.now();
-    stale = (await pool.query(STALE_RECORDS)).rowCount ?? 0;
-    times.push(ms(t0));
-  }
-  const plan = (await pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${STALE_RECORDS}`)).rows.map((r) => r['QUERY PLAN']).join('\n');
-  return { ms: p50(times), staleFound: stale, plan };
+    const out = await run();
+    return { ms: ms(t0), out };
+  };
+  const marks = await count('SELECT count(*) AS n FROM derived_stale_marks');
+  const invalidated = await count('SELECT count(DISTINCT record_id) AS n FROM derived_invalidations');
+  const scans = [];
+  for (let i = 0; i < 3; i++) scans.push(await timed(() => scanMarkedRecords(pool)));
+  const everywhere = [];
+  for (let i = 0; i < 3; i++) everywhere.push(await timed(() => pool.query(STALE_RECORDS_EVERYWHERE)));
+  const plan = (await pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${SCAN_MARKED_RECORDS}`)).rows.map((r) => r['QUERY PLAN']).join('\n');
+  return {
+    marksBefore: marks,
+    invalidatedBefore: invalidated,
+    firstMs: r1(scans[0]!.ms),
+    laterMs: p50(scans.slice(1).map((t) => t.ms)),
+    marksAfter: await count('SELECT count(*) AS n FROM derived_stale_marks'),
+    needingWork: scans[0]!.out.stale.length + scans[0]!.out.uncachedIds.length,
+    everyRecordMs: p50(everywhere.map((t) => t.ms)),
+    staleEverywhere: everywhere[0]!.out.rowCount ?? 0,
+    plan,
+  };
 }
 
 /** Record searches as the page makes them (50 a page, with the total), five times each. */
@@ -353,8 +373,11 @@ try {
   log(`generator: ${JSON.stringify(results.generator)}`);
   log(`follow-up by registry size: ${JSON.stringify(results.sizeCurve)}`);
   const scan = await maintenanceScan(pool);
-  results.maintenanceScan = { ms: scan.ms, staleFound: scan.staleFound };
-  log(`maintenance scan: ${scan.ms} ms, ${scan.staleFound} stale`);
+  results.maintenanceScan = { ...scan, plan: undefined };
+  log(
+    `maintenance scan of ${scan.marksBefore} marked records: ${scan.firstMs} ms (then ${scan.laterMs} ms, ${scan.marksAfter} marks left), ` +
+      `${scan.needingWork} needing work; every record compared: ${scan.everyRecordMs} ms, ${scan.staleEverywhere} stale`,
+  );
   results.search = await searches(pool);
   log(`search: ${JSON.stringify(results.search)}`);
   const keys = (await pool.query<{ key: string }>('SELECT key FROM registry_objects ORDER BY id LIMIT 50')).rows.map((r) => r.key);

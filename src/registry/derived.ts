@@ -109,13 +109,19 @@ export async function recheckQuality(db: Queryable, ids: readonly number[]): Pro
     levels.push(report.level);
     reports.push(JSON.stringify(report));
   }
+  // A changed level or report leaves the index entry and rendering behind it: the same statement
+  // marks those records for the maintenance (migration 0015), whatever becomes of the rest of the chain.
   const updated = await db.query(
-    `UPDATE registry_objects ro
-        SET quality_level = u.level, quality_report = u.report, quality_updated_at = now(),
-            quality_version = nextval('derived_input_versions')
-       FROM unnest($1::bigint[], $2::smallint[], $3::jsonb[]) AS u(id, level, report)
-      WHERE ro.id = u.id
-        AND (ro.quality_level IS DISTINCT FROM u.level OR ro.quality_report IS DISTINCT FROM u.report)`,
+    `WITH changed AS (
+       UPDATE registry_objects ro
+          SET quality_level = u.level, quality_report = u.report, quality_updated_at = now(),
+              quality_version = nextval('derived_input_versions')
+         FROM unnest($1::bigint[], $2::smallint[], $3::jsonb[]) AS u(id, level, report)
+        WHERE ro.id = u.id
+          AND (ro.quality_level IS DISTINCT FROM u.level OR ro.quality_report IS DISTINCT FROM u.report)
+       RETURNING ro.id, ro.quality_version)
+     INSERT INTO derived_stale_marks (record_id, marked_version) SELECT id, quality_version FROM changed
+     ON CONFLICT (record_id) DO UPDATE SET marked_version = EXCLUDED.marked_version`,
     [outIds, levels, reports],
   );
   // After the level (a change of level is a change of the index's and cache's inputs).

@@ -9,6 +9,7 @@ import { UserError } from '../user-error.ts';
 import { withTransaction, type Pool, type PoolClient, type Queryable } from '../db/pool.ts';
 import type { RecordClass } from '../shared.ts';
 import { recheckQuality, regenerateCache, reindexRecords } from './derived.ts';
+import { scanMarkedRecords } from './stale-marks.ts';
 
 export interface SeedOptions {
   records: number;
@@ -148,6 +149,9 @@ export async function seedRegistry(pool: Pool, opts: SeedOptions, logger?: Logge
   // A fresh bulk load: the planner needs the tables' new sizes for the derived-state statements.
   await pool.query('ANALYZE registry_objects, relations');
   await rebuildDerived(pool, written.ids);
+  // Every record written was marked for the maintenance; the ones now fresh lose their marks, as the
+  // maintenance would remove them (a seed that dies before this leaves them for it).
+  await scanMarkedRecords(pool);
   return summarise(pool, plan, written.relations);
 }
 

@@ -7,36 +7,7 @@ import { formatDuration } from '../taskmgr/duration.ts';
 import { TASK_LIMITS } from '../taskmgr/input.ts';
 import { defineTask, listedTasks } from '../taskmgr/types.ts';
 import { countInActivity } from '../metrics/activity-metrics.ts';
-
-/**
- * Derived state computed from older inputs than the record has now (its fields, its relations, its
- * related records' keys, classes and titles: see migration 0007), or missing. Versions, not
- * timestamps: a re-harvest that changes nothing leaves nothing stale.
- */
-export const STALE_RECORDS = `
-  WITH invalidated AS (SELECT record_id, max(version) AS version FROM derived_invalidations GROUP BY record_id)
-  SELECT ds.key AS data_source_key, ro.key
-    FROM registry_objects ro
-    JOIN data_sources ds ON ds.id = ro.data_source_id
-    LEFT JOIN invalidated inv ON inv.record_id = ro.id
-    LEFT JOIN record_index ri ON ri.record_id = ro.id
-    LEFT JOIN record_cache rc ON rc.record_id = ro.id
-    CROSS JOIN LATERAL (SELECT GREATEST(ro.inputs_version, coalesce(inv.version, 0)) AS quality,
-                               GREATEST(ro.inputs_version, coalesce(inv.version, 0), coalesce(ro.quality_version, 0)) AS rendering) cur
-   WHERE (ro.quality_source_version IS NULL OR ro.quality_source_version < cur.quality
-      OR ri.record_id IS NULL OR ri.source_version IS NULL OR ri.source_version < cur.rendering
-      OR (rc.record_id IS NOT NULL AND (rc.source_version IS NULL OR rc.source_version < cur.rendering)))
-     -- Quarantined records wait for a fix and a retry (taskmgr quarantine retry), not an hourly repair.
-     AND NOT EXISTS (SELECT 1 FROM quarantined_records q WHERE q.record_id = ro.id)
-   ORDER BY ds.key, ro.key`;
-
-/** Invalidations every derived value of their record has caught up with, and those of deleted records. */
-const SETTLED_INVALIDATIONS = `
-  DELETE FROM derived_invalidations di
-   WHERE NOT EXISTS (SELECT 1 FROM registry_objects ro WHERE ro.id = di.record_id)
-      OR EXISTS (SELECT 1 FROM registry_objects ro JOIN record_index ri ON ri.record_id = ro.id
-                  WHERE ro.id = di.record_id AND ro.quality_source_version >= di.version AND ri.source_version >= di.version
-                    AND NOT EXISTS (SELECT 1 FROM record_cache rc WHERE rc.record_id = ro.id AND rc.source_version < di.version))`;
+import { scanMarkedRecords } from '../registry/stale-marks.ts';
 
 /** Keys grouped by data source, in one pass (a million stale records group in well under a second). */
 export function keysByDataSource(rows: readonly { data_source_key: string; key: string }[]): Map<string, string[]> {
@@ -62,10 +33,9 @@ export default defineTask({
     const history = await pruneHealthHistory(ctx.pool);
     if (history) ctx.log.info(`removed ${history} health history rows older than two days`);
 
-    const settled = await ctx.pool.query(SETTLED_INVALIDATIONS);
-    if (settled.rowCount) ctx.log.info(`cleared ${settled.rowCount} settled invalidations`);
+    const { settledInvalidations, stale: rows, uncachedIds } = await scanMarkedRecords(ctx.pool);
+    if (settledInvalidations) ctx.log.info(`cleared ${settledInvalidations} settled invalidations`);
     // Stale records: one repair chain per data source (quality first, index and cache after it).
-    const { rows } = await ctx.pool.query<{ data_source_key: string; key: string }>(STALE_RECORDS);
     const repairs: string[] = [];
     for (const [dataSourceKey, keys] of keysByDataSource(rows)) {
       for (let i = 0; i < keys.length; i += TASK_LIMITS.maxKeys) {
@@ -81,21 +51,14 @@ export default defineTask({
     countInActivity('registry_maintenance_stale_records', rows.length, 'Records with stale derived state found by HOURLY_REGISTRY_MAINTENANCE');
 
     // Records without a cache entry get one now.
-    const missing = await ctx.pool.query<{ id: number }>(
-      'SELECT ro.id FROM registry_objects ro LEFT JOIN record_cache rc ON rc.record_id = ro.id WHERE rc.record_id IS NULL AND NOT EXISTS (SELECT 1 FROM quarantined_records q WHERE q.record_id = ro.id) ORDER BY ro.id',
-    );
     let filled = 0;
-    for (let i = 0; i < missing.rows.length; i += 1000) {
+    for (let i = 0; i < uncachedIds.length; i += 1000) {
       // A record whose rendering PostgreSQL refuses goes to quarantine; the rest of the chunk is filled.
       const fill = (tx: PoolClient, ids: readonly number[]) => stepWithQuarantine(tx, ids, regenerateCache, addCounts, NO_COUNTS, ctx.taskId);
-      const { result, quarantined } = await withRecordsLocked(
-        ctx.pool,
-        missing.rows.slice(i, i + 1000).map((r) => r.id),
-        fill,
-      );
+      const { result, quarantined } = await withRecordsLocked(ctx.pool, uncachedIds.slice(i, i + 1000), fill);
       if (quarantined.length) ctx.log.warn(`${quarantined.length} records put in quarantine: PostgreSQL refused their cache entry`);
       filled += result.changed;
-      ctx.progress(Math.min(i + 1000, missing.rows.length), missing.rows.length, 'filling missing cache entries');
+      ctx.progress(Math.min(i + 1000, uncachedIds.length), uncachedIds.length, 'filling missing cache entries');
     }
     if (filled) ctx.log.info(`filled ${filled} missing cache entries`);
     const { listed, count } = listedTasks(repairs);

@@ -2,6 +2,8 @@
  * Derived state is judged fresh by the inputs it was computed from: right after maintenance
  * another run finds nothing stale; a re-harvest that changes nothing queues no repair; a changed
  * relation or a related record's new title is detected, even when made behind the registry's back.
+ * The maintenance reads only marked records: before every run, each record stale by the full
+ * comparison must be marked (or have an open invalidation), and after it the marks are gone.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -9,6 +11,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { RegistryClient } from '../../src/client/registry.ts';
 import { TaskClient } from '../../src/client/task-client.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
+import { scanMarkedRecords, STALE_RECORDS_EVERYWHERE } from '../../src/registry/stale-marks.ts';
 import { TASK_LIMITS } from '../../src/taskmgr/input.ts';
 import type { HarvestedRecord } from '../../src/shared.ts';
 import {
@@ -45,8 +48,24 @@ describe('freshness of derived state', () => {
 
   const settled = (id: string) => settledTask(tasks, id, 60_000);
 
+  const markCount = async () => Number((await db.pool.query('SELECT count(*) AS n FROM derived_stale_marks')).rows[0].n);
+
+  /** Every record stale by the full comparison is one the maintenance will read. */
+  const assertMarksCoverStale = async () => {
+    const { rows: stale } = await db.pool.query<{ key: string }>(STALE_RECORDS_EVERYWHERE);
+    const { rows: unmarked } = await db.pool.query<{ key: string }>(
+      `SELECT ro.key FROM registry_objects ro
+        WHERE ro.key = ANY($1::text[])
+          AND NOT EXISTS (SELECT 1 FROM derived_stale_marks m WHERE m.record_id = ro.id)
+          AND NOT EXISTS (SELECT 1 FROM derived_invalidations di WHERE di.record_id = ro.id)`,
+      [stale.map((r) => r.key)],
+    );
+    assert.deepEqual(unmarked, [], 'stale records without a mark');
+  };
+
   /** Runs maintenance, waits for the repairs it queued, returns how many records it found stale. */
   const maintain = async (): Promise<number> => {
+    await assertMarksCoverStale();
     const t = await settled(await tasks.addNewTask('HOURLY_REGISTRY_MAINTENANCE'));
     assert.equal(t.status, 'COMPLETED', t.error);
     const out = t.output as { staleRecords: number; repairTasks: string[] };
@@ -58,6 +77,53 @@ describe('freshness of derived state', () => {
     // Stale to begin with: three records retitled by hand (they and their related records).
     await db.pool.query("UPDATE registry_objects SET title = title || ' (again)' WHERE id IN (SELECT id FROM registry_objects ORDER BY id LIMIT 3)");
     assert.ok((await maintain()) >= 3);
+    assert.equal(await maintain(), 0);
+    assert.equal(await markCount(), 0, 'a converged registry keeps no marks: the next run reads nothing');
+  });
+
+  it('the seed leaves no marks; a record written, retitled or stripped of its cache is marked', async () => {
+    const fresh = await seedRegistry(db.pool, { records: 50, dataSources: 1, seed: 47, prefix: 'marks' });
+    assert.equal(await markCount(), 0);
+    const [a, b, c] = (
+      await db.pool.query<{ id: number }>('SELECT id FROM registry_objects WHERE key LIKE $1 ORDER BY id LIMIT 3', [`${fresh.dataSources[0]}/%`])
+    ).rows;
+    await db.pool.query("UPDATE registry_objects SET title = title || ' (retitled)' WHERE id = $1", [a!.id]);
+    await db.pool.query('UPDATE registry_objects SET quality_report = quality_report WHERE id = $1', [b!.id]);
+    await db.pool.query('DELETE FROM record_cache WHERE record_id = $1', [c!.id]);
+    const marked = (await db.pool.query<{ record_id: number }>('SELECT record_id FROM derived_stale_marks ORDER BY record_id')).rows.map((r) =>
+      Number(r.record_id),
+    );
+    assert.deepEqual(marked, [Number(a!.id), Number(c!.id)], 'a change of no input marks nothing');
+    const { stale, uncachedIds } = await scanMarkedRecords(db.pool);
+    assert.ok(stale.some((r) => Number(r.id) === Number(a!.id)));
+    assert.deepEqual(uncachedIds, [Number(c!.id)]);
+    assert.ok((await maintain()) >= 1);
+    assert.equal(await maintain(), 0);
+    assert.equal(await markCount(), 0);
+  });
+
+  it('a mark held by a writer while the maintenance scans stays, and the next scan finds its record', async () => {
+    const { rows } = await db.pool.query<{ id: number }>("SELECT id FROM registry_objects WHERE key NOT LIKE '%hub%' ORDER BY id LIMIT 1");
+    const id = Number(rows[0]!.id);
+    await db.pool.query("UPDATE registry_objects SET title = title || ' (1)' WHERE id = $1", [id]);
+    assert.ok((await maintain()) >= 1);
+    assert.equal(await maintain(), 0);
+    // A fresh record's mark, then a writer changing the record again, uncommitted while the scan runs.
+    await db.pool.query('INSERT INTO derived_stale_marks (record_id) VALUES ($1)', [id]);
+    const writer = await db.pool.connect();
+    try {
+      await writer.query('BEGIN');
+      await writer.query("UPDATE registry_objects SET title = title || ' (2)' WHERE id = $1", [id]);
+      const during = await scanMarkedRecords(db.pool);
+      assert.ok(!during.stale.some((r) => Number(r.id) === id), 'the scan sees the committed, fresh record');
+      await writer.query('COMMIT');
+    } finally {
+      writer.release();
+    }
+    assert.equal(await markCount(), 1, 'the writer\u2019s mark stayed');
+    const after = await scanMarkedRecords(db.pool);
+    assert.ok(after.stale.some((r) => Number(r.id) === id));
+    assert.ok((await maintain()) >= 1);
     assert.equal(await maintain(), 0);
   });
 
