@@ -113,20 +113,79 @@ function activityCancellation(): AbortSignal | undefined {
   }
 }
 
+export interface TaskMethodOptions {
+  timeoutMs: number;
+  maxAttempts: number;
+  heartbeatTimeoutMs?: number;
+  waits: TaskWaitSettings;
+}
+
+/** `claimed: false` without a holder: the slot is free, and the task (due at once) did not take it. */
+export type SlotClaim = { claimed: true } | { claimed: false; holder?: string };
+
+function describeMethod(deps: TaskActivityDeps, method: string): TaskMethodOptions {
+  const def = deps.tasks.definitions.get(method);
+  if (!def) throw ApplicationFailure.create({ message: unknownMethodMessage(method, deps.tasks.files), type: 'UnknownTaskMethod', nonRetryable: true });
+  return { timeoutMs: def.timeoutMs, maxAttempts: def.maxAttempts ?? 3, heartbeatTimeoutMs: def.heartbeatTimeoutMs, waits: deps.waits ?? DEFAULT_TASK_WAITS };
+}
+
+/** See claimWaitingSlot. */
+async function claimSlot(deps: TaskActivityDeps, args: { taskId: string; method: string; dataSourceKey?: string; hold: boolean }): Promise<SlotClaim> {
+  const ds = args.dataSourceKey ?? '';
+  for (;;) {
+    if (args.hold) {
+      const inserted = await deps.pool.query(
+        `INSERT INTO task_claims (method, data_source_key, task_id) VALUES ($1, $2, $3)
+         ON CONFLICT (method, data_source_key) DO NOTHING`,
+        [args.method, ds, args.taskId],
+      );
+      if (inserted.rowCount) return { claimed: true };
+    }
+    const { rows } = await deps.pool.query<{ task_id: string }>('SELECT task_id FROM task_claims WHERE method = $1 AND data_source_key = $2', [
+      args.method,
+      ds,
+    ]);
+    const holder = rows[0]?.task_id;
+    if (holder === undefined) {
+      if (!args.hold) return { claimed: false };
+      continue; // released meanwhile
+    }
+    if (holder === args.taskId) return { claimed: true }; // a retry of our own claim
+    const state = await taskStatus(deps.temporal, holder);
+    if (state.running && state.status === 'WAITING') return { claimed: false, holder };
+    if (!args.hold) return { claimed: false };
+    // Stale (the holder ended without releasing, e.g. terminated): take it over if still stale.
+    const swapped = await deps.pool.query(
+      'UPDATE task_claims SET task_id = $4, claimed_at = now() WHERE method = $1 AND data_source_key = $2 AND task_id = $3',
+      [args.method, ds, holder, args.taskId],
+    );
+    if (swapped.rowCount) return { claimed: true };
+  }
+}
+
 export const createTaskActivities = (deps: TaskActivityDeps) => {
   const client = new TaskClient(deps.temporal, deps.taskQueue, { pool: deps.pool, stopWaiting: activityCancellation });
   // Task input is checked before it reaches PostgreSQL; data it still refuses is not retried for ever.
   return eachFailingFastOnBadData({
     /** Checks that a method has an enabled, valid module; returns how to run it. */
-    async describeTaskMethod(method: string): Promise<{ timeoutMs: number; maxAttempts: number; heartbeatTimeoutMs?: number; waits: TaskWaitSettings }> {
-      const def = deps.tasks.definitions.get(method);
-      if (!def) throw ApplicationFailure.create({ message: unknownMethodMessage(method, deps.tasks.files), type: 'UnknownTaskMethod', nonRetryable: true });
-      return {
-        timeoutMs: def.timeoutMs,
-        maxAttempts: def.maxAttempts ?? 3,
-        heartbeatTimeoutMs: def.heartbeatTimeoutMs,
-        waits: deps.waits ?? DEFAULT_TASK_WAITS,
-      };
+    async describeTaskMethod(method: string): Promise<TaskMethodOptions> {
+      return describeMethod(deps, method);
+    },
+
+    /**
+     * A task's admission in one step (one local activity where there were three): checks its
+     * method, stores the keys its input names, and takes the WAITING slot of (method, data source)
+     * or names the WAITING task holding it. A task due at once (`hold: false`) only looks at the
+     * slot: it is STARTED before any add could merge into it.
+     */
+    async admitTask(args: { taskId: string; method: string; dataSourceKey?: string; keys?: string[]; slot: 'hold' | 'look' | 'none' }): Promise<{
+      options: TaskMethodOptions;
+      claim?: SlotClaim;
+    }> {
+      const options = describeMethod(deps, args.method);
+      if (args.keys?.length) await storeTaskKeys(deps.pool, args.taskId, args.keys);
+      if (args.slot === 'none') return { options };
+      return { options, claim: await claimSlot(deps, { ...args, hold: args.slot === 'hold' }) };
     },
 
     /** Stores the keys a task's input named (idempotent). */
@@ -216,30 +275,8 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
      * holds it. A slot held by a task that is no longer WAITING is taken over.
      */
     async claimWaitingSlot(args: { taskId: string; method: string; dataSourceKey?: string }): Promise<{ claimed: true } | { claimed: false; holder: string }> {
-      const ds = args.dataSourceKey ?? '';
-      for (;;) {
-        const inserted = await deps.pool.query(
-          `INSERT INTO task_claims (method, data_source_key, task_id) VALUES ($1, $2, $3)
-           ON CONFLICT (method, data_source_key) DO NOTHING`,
-          [args.method, ds, args.taskId],
-        );
-        if (inserted.rowCount) return { claimed: true };
-        const { rows } = await deps.pool.query<{ task_id: string }>('SELECT task_id FROM task_claims WHERE method = $1 AND data_source_key = $2', [
-          args.method,
-          ds,
-        ]);
-        const holder = rows[0]?.task_id;
-        if (holder === undefined) continue; // released meanwhile
-        if (holder === args.taskId) return { claimed: true }; // a retry of our own claim
-        const state = await taskStatus(deps.temporal, holder);
-        if (state.running && state.status === 'WAITING') return { claimed: false, holder };
-        // Stale (the holder ended without releasing, e.g. terminated): take it over if still stale.
-        const swapped = await deps.pool.query(
-          'UPDATE task_claims SET task_id = $4, claimed_at = now() WHERE method = $1 AND data_source_key = $2 AND task_id = $3',
-          [args.method, ds, holder, args.taskId],
-        );
-        if (swapped.rowCount) return { claimed: true };
-      }
+      // Holding, it returns a holder whenever it does not claim.
+      return (await claimSlot(deps, { ...args, hold: true })) as { claimed: true } | { claimed: false; holder: string };
     },
 
     /** Frees the slot when the task leaves WAITING. Idempotent. */

@@ -33,33 +33,21 @@ import {
   taskInfoQuery,
   type CoveredAdd,
 } from './definitions.ts';
-import { registryTaskV2 } from './registryTask-v2.ts';
+import { registryTaskV3 } from './registryTask-v3.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 import { recordTaskFinished } from './metrics.ts';
 
 /**
- * Version 3: keys and prerequisites in PostgreSQL, merges only into a task that covers the add,
- * continue-as-new during long waits. Executions started before it finish on registryTaskV2.
+ * Version 4: admission in one local activity (method, keys, slot) where there were up to three,
+ * and no slot taken by a task due at once (nothing to free when it starts). It also records one
+ * patch marker where version 3 recorded four, each with a search attribute update. Executions
+ * started before it finish on registryTaskV3 (frozen, with its patches).
  */
-const V3_PATCH = 'task-state-in-postgres';
-/**
- * The first look at the schedule uses the clock from before the admission's local activities. A
- * local activity's answer may reach the original run in a later workflow task (one forced by a
- * query) but reaches a replay in the task it was recorded in: a clock read after it differed, and a
- * loop due within those milliseconds replayed as not due (non-determinism).
- */
-const FIRST_LOOK_PATCH = 'first-look-before-local-activities';
-/**
- * Control characters are refused in a task's ids, schedule and log message. Not for runs that
- * started before (their replays), nor for a loop or a long wait going on: what was admitted goes on.
- */
-const CONTROL_CHARACTERS_PATCH = 'control-characters-refused';
-/** From this version on, a merge wakes the wait, so that it continues as new before its history or its updates (2,000 per run) run out. */
-const MERGE_WAKES_PATCH = 'merge-wakes-wait';
+const V4_PATCH = 'v4-one-step-admission';
 
+/** Control characters are refused in a task's ids, schedule and log message; a loop or a long wait going on keeps what was admitted. */
 function refusesControlCharacters(raw: TaskInput): boolean {
-  const refused = patched(CONTROL_CHARACTERS_PATCH);
-  return refused && !raw?.loop && !raw?.resume;
+  return !raw?.loop && !raw?.resume;
 }
 
 // PostgreSQL and describe calls: local activities, no task-queue round trip each.
@@ -73,6 +61,7 @@ const RECENT_RUNS = 20;
 
 type Phase = 'admitting' | 'waiting' | 'starting' | 'running' | 'done';
 type MethodOptions = Awaited<ReturnType<Activities['describeTaskMethod']>>;
+type SlotClaim = Awaited<ReturnType<Activities['admitTask']>>['claim'];
 type ValidInput = ReturnType<typeof validateTaskInput>;
 type PrerequisiteState = { status: string; error?: string };
 
@@ -83,8 +72,12 @@ interface TaskRun {
   info: TaskInfo;
   phase: Phase;
   root: CancellationScope;
-  /** The clock for the first look at the schedule (FIRST_LOOK_PATCH); undefined on older runs. */
-  firstLookAt?: number;
+  /**
+   * The clock for the first look at the schedule, from before the admission's local activity. Its
+   * answer may reach the original run in a later workflow task (one forced by a query) but reaches a
+   * replay in the task it was recorded in: a clock read after it would differ.
+   */
+  firstLookAt: number;
   input?: ValidInput;
   options?: MethodOptions;
   /** Why the task fails without running (bad input, unknown method, prerequisite failed). */
@@ -95,6 +88,10 @@ interface TaskRun {
   /** A merge (an update) arrived: the wait looks at its history again. */
   mergeArrived: boolean;
   claimed: boolean;
+  /** Neither scheduled nor waiting for a prerequisite: it only looks at its slot, and is shown when it starts. */
+  dueAtOnce?: boolean;
+  /** Its search attributes were set (then only its status changes). */
+  attributesShown?: boolean;
   /** The prerequisite's state when this task registered with it, or at the last recheck. */
   prerequisitePolled?: PrerequisiteState;
   /** How the prerequisite ended, when it said so (signal). */
@@ -109,7 +106,7 @@ interface TaskRun {
  * the client, the CLI, the HTTP API or `temporal workflow start --type registryTask`.
  */
 export async function registryTask(raw: TaskInput): Promise<TaskResult> {
-  if (!patched(V3_PATCH)) return registryTaskV2(raw);
+  if (!patched(V4_PATCH)) return registryTaskV3(raw);
   const run = newRun(raw);
   installHandlers(run);
   const admission = admit(run);
@@ -170,7 +167,7 @@ function newRun(raw: TaskInput): TaskRun {
     recentRuns: loop?.recentRuns,
     ...(raw?.resume?.mergedAdds ? { mergedAdds: raw.resume.mergedAdds } : {}),
   };
-  const firstLookAt = patched(FIRST_LOOK_PATCH) ? Date.now() : undefined;
+  const firstLookAt = Date.now();
   return {
     taskId,
     raw,
@@ -217,7 +214,8 @@ function installHandlers(run: TaskRun) {
     mergeCoveredUpdate,
     () => {
       run.info.mergedAdds = (run.info.mergedAdds ?? 0) + 1;
-      if (patched(MERGE_WAKES_PATCH)) run.mergeArrived = true;
+      // Wakes the wait, so that it continues as new before its history or its updates (2,000 per run) run out.
+      run.mergeArrived = true;
       return run.info;
     },
     { validator: (add: CoveredAdd) => assertCovers(run, add) },
@@ -251,10 +249,13 @@ async function admit(run: TaskRun): Promise<TaskAdmission> {
     throw err;
   }
   const input = run.input;
-  if (!input.resume) upsertSearchAttributes(searchAttributes(input));
+  run.dueAtOnce = input.scheduledAt === undefined && !input.prerequisiteTaskId && !input.resume && !input.loop;
+  // A task due at once is shown when it starts, in one update; one that waits is shown now, even while its admission retries.
+  if (!run.dueAtOnce) showAttributes(run, 'WAITING');
+  let firstClaim: SlotClaim;
   try {
-    run.options = await local.describeTaskMethod(input.method);
-    run.info.keyCount = await recordKeys(run, input);
+    firstClaim = await admitInOneStep(run, input);
+    run.info.keyCount = await countKeys(run, input);
   } catch (err) {
     run.fail = messageOf(err);
     return { taskId };
@@ -263,10 +264,13 @@ async function admit(run: TaskRun): Promise<TaskAdmission> {
   if (!run.rescheduled) run.scheduledAt = input.resume ? input.resume.scheduledAt : input.loop ? Date.parse(input.loop.nextRunAt) : input.scheduledAt;
   if (run.scheduledAt !== undefined) run.info.scheduledFor = new Date(run.scheduledAt).toISOString();
   run.info.waitingFor = [...(run.scheduledAt !== undefined ? ['schedule' as const] : []), ...(input.prerequisiteTaskId ? ['prerequisite' as const] : [])];
-  upsertMemo(taskMemo(run.info));
+  if (!run.dueAtOnce || run.rescheduled) {
+    if (!run.attributesShown) showAttributes(run, 'WAITING');
+    upsertMemo(taskMemo(run.info));
+  }
   run.phase = 'waiting';
   // Recurring tasks neither merge nor are merged into; a resumed wait keeps the slot it had.
-  const admission = input.recurMs !== undefined || input.resume ? { taskId } : await claimOrMerge(run, input);
+  const admission = input.recurMs !== undefined || input.resume ? { taskId } : await claimOrMerge(run, input, firstClaim);
   // Registered before the caller hears back: from then on retention keeps the prerequisite.
   if (!admission.deduplicatedInto && input.prerequisiteTaskId) {
     run.prerequisitePolled = await remote.registerDependant({ prerequisiteTaskId: input.prerequisiteTaskId, dependantTaskId: taskId });
@@ -274,22 +278,40 @@ async function admit(run: TaskRun): Promise<TaskAdmission> {
   return admission;
 }
 
-function searchAttributes(input: ValidInput) {
+/** The task's search attributes: all of them the first time (a resumed wait has them from its previous run), then its status. */
+function showAttributes(run: TaskRun, status: TaskInfo['status']) {
+  const first = !run.attributesShown && run.input && !run.input.resume;
+  upsertSearchAttributes(first ? searchAttributes(run.input!, status) : [{ key: TaskStatusKey, value: status }]);
+  run.attributesShown = true;
+}
+
+function searchAttributes(input: ValidInput, status: TaskInfo['status']) {
   const keys = input.registryObjectKeys ?? [];
   return [
     { key: TaskMethodKey, value: input.method },
-    { key: TaskStatusKey, value: 'WAITING' },
+    { key: TaskStatusKey, value: status },
     ...(input.dataSourceKey ? [{ key: DataSourceKeyKey, value: input.dataSourceKey }] : []),
     ...(keys.length ? [{ key: RegistryObjectKeysKey, value: keysForSearchAttribute(keys) }] : []),
   ];
 }
 
-/** Puts the input's keys into PostgreSQL, or checks that the client put them there; returns how many. */
-async function recordKeys(run: TaskRun, input: ValidInput): Promise<number> {
-  if (input.registryObjectKeys?.length) {
-    if (!input.resume) await local.storeTaskKeys({ taskId: run.taskId, keys: input.registryObjectKeys });
-    return input.registryObjectKeys.length;
-  }
+/** Checks the method, stores the input's keys and claims or looks at the slot, in one local activity. */
+async function admitInOneStep(run: TaskRun, input: ValidInput): Promise<SlotClaim> {
+  const merges = input.recurMs === undefined && !input.resume;
+  const { options, claim } = await local.admitTask({
+    taskId: run.taskId,
+    method: input.method,
+    dataSourceKey: input.dataSourceKey,
+    keys: input.resume ? undefined : input.registryObjectKeys,
+    slot: !merges ? 'none' : run.dueAtOnce ? 'look' : 'hold',
+  });
+  run.options = options;
+  return claim;
+}
+
+/** How many keys the task names: those of its input (admission stored them), or those the client stored, checked. */
+async function countKeys(run: TaskRun, input: ValidInput): Promise<number> {
+  if (input.registryObjectKeys?.length) return input.registryObjectKeys.length;
   if (!input.storedKeyCount) return 0;
   if (input.resume || input.loop) return input.storedKeyCount;
   const stored = await local.countTaskKeys(run.taskId);
@@ -298,13 +320,21 @@ async function recordKeys(run: TaskRun, input: ValidInput): Promise<number> {
   return stored;
 }
 
-async function claimOrMerge(run: TaskRun, input: ValidInput): Promise<TaskAdmission> {
+async function claimOrMerge(run: TaskRun, input: ValidInput, firstClaim: SlotClaim): Promise<TaskAdmission> {
   const { taskId } = run;
+  let next = firstClaim;
   for (;;) {
-    const claim = await local.claimWaitingSlot({ taskId, method: input.method, dataSourceKey: input.dataSourceKey });
+    const claim = next ?? (await claimAgain(run, input));
+    next = undefined;
     if (claim.claimed) {
       run.claimed = true;
       return { taskId };
+    }
+    if (claim.holder === undefined) {
+      // Due at once and nobody waiting: it takes no slot. Rescheduled meanwhile, it waits, so it takes one.
+      if (!run.rescheduled) return { taskId };
+      run.dueAtOnce = false;
+      continue;
     }
     const start = Math.max(run.scheduledAt ?? 0, Date.now());
     const add: CoveredAdd = {
@@ -321,6 +351,11 @@ async function claimOrMerge(run: TaskRun, input: ValidInput): Promise<TaskAdmiss
   }
 }
 
+function claimAgain(run: TaskRun, input: ValidInput): Promise<NonNullable<SlotClaim>> {
+  const args = { taskId: run.taskId, method: input.method, dataSourceKey: input.dataSourceKey };
+  return run.dueAtOnce ? local.admitTask({ ...args, slot: 'look' }).then((admitted) => admitted.claim!) : local.claimWaitingSlot(args);
+}
+
 /**
  * Waits (holding no worker slot) until the schedule has come and the prerequisite has
  * completed. Continues as new before the run's history grows large: a wait may last 366 days.
@@ -329,7 +364,7 @@ async function waitUntilDue(run: TaskRun): Promise<'due' | 'continue-as-new'> {
   const prerequisiteId = run.input!.prerequisiteTaskId;
   const { waits } = run.options!;
   let polled = run.prerequisitePolled;
-  let now = run.firstLookAt ?? Date.now();
+  let now = run.firstLookAt;
   let lastPoll = now;
   for (;;) {
     const prerequisite = prerequisiteId ? prerequisiteVerdict(prerequisiteId, run.prerequisiteSignal ?? polled!) : 'done';
@@ -392,6 +427,8 @@ async function continueWaiting(run: TaskRun): Promise<never> {
 async function leaveWaiting(run: TaskRun) {
   run.phase = 'starting';
   run.info.waitingFor = undefined;
+  // Nothing to free: no slot taken and no registration.
+  if (!run.claimed && !run.input?.prerequisiteTaskId) return;
   await local.leaveWaiting({ taskId: run.taskId, method: run.input?.method ?? '', dataSourceKey: run.input?.dataSourceKey, ...keptRegistration(run) });
 }
 
@@ -516,7 +553,7 @@ async function notifyDependants(run: TaskRun) {
 
 function setStatus(run: TaskRun, status: TaskInfo['status']) {
   run.info.status = status;
-  upsertSearchAttributes([{ key: TaskStatusKey, value: status }]);
+  showAttributes(run, status);
   upsertMemo(taskMemo(run.info));
 }
 

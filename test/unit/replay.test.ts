@@ -22,7 +22,8 @@ const DIR = path.join(import.meta.dirname, '..', 'histories');
 // coalescer-local-round patch; v6/: deleteRecord before its deletes-one-at-a-time patch, two
 // concurrent deletes included; v7/: deleteRecord before its wake-coalescer-after-answer patch;
 // v8/: deleteRecord and coalesceFollowUps before deletions were planned by their round, no patch:
-// the local activity's recorded outcome, planned or not, decides the path):
+// the local activity's recorded outcome, planned or not, decides the path; v9/: registryTask
+// version 3, frozen in registryTask-v3.ts behind version 4's v4-one-step-admission patch):
 // executions of every version must still replay.
 const files = (fs.readdirSync(DIR, { recursive: true }) as string[]).filter((f) => f.endsWith('.json')).sort();
 
