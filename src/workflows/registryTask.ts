@@ -88,10 +88,8 @@ interface TaskRun {
   /** A merge (an update) arrived: the wait looks at its history again. */
   mergeArrived: boolean;
   claimed: boolean;
-  /** Neither scheduled nor waiting for a prerequisite: it only looks at its slot, and is shown when it starts. */
+  /** Neither scheduled nor waiting for a prerequisite: it only looks at its slot. */
   dueAtOnce?: boolean;
-  /** Its search attributes were set (then only its status changes). */
-  attributesShown?: boolean;
   /** The prerequisite's state when this task registered with it, or at the last recheck. */
   prerequisitePolled?: PrerequisiteState;
   /** How the prerequisite ended, when it said so (signal). */
@@ -250,8 +248,8 @@ async function admit(run: TaskRun): Promise<TaskAdmission> {
   }
   const input = run.input;
   run.dueAtOnce = input.scheduledAt === undefined && !input.prerequisiteTaskId && !input.resume && !input.loop;
-  // A task due at once is shown when it starts, in one update; one that waits is shown now, even while its admission retries.
-  if (!run.dueAtOnce) showAttributes(run, 'WAITING');
+  // Shown before its admission: a task whose admission retries (PostgreSQL down) is listed as WAITING meanwhile.
+  if (!input.resume) upsertSearchAttributes(searchAttributes(input));
   let firstClaim: SlotClaim;
   try {
     firstClaim = await admitInOneStep(run, input);
@@ -264,10 +262,7 @@ async function admit(run: TaskRun): Promise<TaskAdmission> {
   if (!run.rescheduled) run.scheduledAt = input.resume ? input.resume.scheduledAt : input.loop ? Date.parse(input.loop.nextRunAt) : input.scheduledAt;
   if (run.scheduledAt !== undefined) run.info.scheduledFor = new Date(run.scheduledAt).toISOString();
   run.info.waitingFor = [...(run.scheduledAt !== undefined ? ['schedule' as const] : []), ...(input.prerequisiteTaskId ? ['prerequisite' as const] : [])];
-  if (!run.dueAtOnce || run.rescheduled) {
-    if (!run.attributesShown) showAttributes(run, 'WAITING');
-    upsertMemo(taskMemo(run.info));
-  }
+  upsertMemo(taskMemo(run.info));
   run.phase = 'waiting';
   // Recurring tasks neither merge nor are merged into; a resumed wait keeps the slot it had.
   const admission = input.recurMs !== undefined || input.resume ? { taskId } : await claimOrMerge(run, input, firstClaim);
@@ -278,18 +273,11 @@ async function admit(run: TaskRun): Promise<TaskAdmission> {
   return admission;
 }
 
-/** The task's search attributes: all of them the first time (a resumed wait has them from its previous run), then its status. */
-function showAttributes(run: TaskRun, status: TaskInfo['status']) {
-  const first = !run.attributesShown && run.input && !run.input.resume;
-  upsertSearchAttributes(first ? searchAttributes(run.input!, status) : [{ key: TaskStatusKey, value: status }]);
-  run.attributesShown = true;
-}
-
-function searchAttributes(input: ValidInput, status: TaskInfo['status']) {
+function searchAttributes(input: ValidInput) {
   const keys = input.registryObjectKeys ?? [];
   return [
     { key: TaskMethodKey, value: input.method },
-    { key: TaskStatusKey, value: status },
+    { key: TaskStatusKey, value: 'WAITING' },
     ...(input.dataSourceKey ? [{ key: DataSourceKeyKey, value: input.dataSourceKey }] : []),
     ...(keys.length ? [{ key: RegistryObjectKeysKey, value: keysForSearchAttribute(keys) }] : []),
   ];
@@ -376,6 +364,8 @@ async function waitUntilDue(run: TaskRun): Promise<'due' | 'continue-as-new'> {
     if (untilSchedule <= 0 && prerequisite === 'done') return 'due';
     const info = workflowInfo();
     if (info.historyLength >= waits.historyLimit || info.continueAsNewSuggested) return 'continue-as-new';
+    // A reschedule since the last look (during admission too) shows in the memo.
+    if (run.scheduleChanged) upsertMemo(taskMemo(run.info));
     run.scheduleChanged = false;
     run.mergeArrived = false;
     const untilPoll = prerequisite === 'wait' ? waits.prerequisiteRecheckMs - (now - lastPoll) : Infinity;
@@ -383,7 +373,6 @@ async function waitUntilDue(run: TaskRun): Promise<'due' | 'continue-as-new'> {
     await condition(() => run.scheduleChanged || run.mergeArrived || (prerequisite === 'wait' && run.prerequisiteSignal !== undefined), timeout);
     // Woken by a timer, a signal or an update: a workflow task of its own, whose clock replays the same.
     now = Date.now();
-    if (run.scheduleChanged) upsertMemo(taskMemo(run.info));
     if (prerequisite === 'wait' && run.prerequisiteSignal === undefined && now - lastPoll >= waits.prerequisiteRecheckMs) {
       // A safety net for a lost notification: ask, without signalling the prerequisite.
       polled = await remote.prerequisiteState(prerequisiteId!);
@@ -427,8 +416,12 @@ async function continueWaiting(run: TaskRun): Promise<never> {
 async function leaveWaiting(run: TaskRun) {
   run.phase = 'starting';
   run.info.waitingFor = undefined;
-  // Nothing to free: no slot taken and no registration.
-  if (!run.claimed && !run.input?.prerequisiteTaskId) return;
+  if (!run.claimed && !run.input?.prerequisiteTaskId) {
+    // Nothing to free: no slot taken and no registration. A cancel that came during admission (whose
+    // local activity then failed as cancelled) ends the task CANCELLED, as the skipped call would have.
+    if (run.root.consideredCancelled) throw new CancelledFailure('cancelled');
+    return;
+  }
   await local.leaveWaiting({ taskId: run.taskId, method: run.input?.method ?? '', dataSourceKey: run.input?.dataSourceKey, ...keptRegistration(run) });
 }
 
@@ -553,7 +546,7 @@ async function notifyDependants(run: TaskRun) {
 
 function setStatus(run: TaskRun, status: TaskInfo['status']) {
   run.info.status = status;
-  showAttributes(run, status);
+  upsertSearchAttributes([{ key: TaskStatusKey, value: status }]);
   upsertMemo(taskMemo(run.info));
 }
 

@@ -169,6 +169,52 @@ describe('the task manager', () => {
     await settled(id);
   });
 
+  /** Starts a task due at once whose admission waits (storing its keys waits for a lock), runs `during`, then lets it go on. */
+  const whileAdmitting = async (id: string, during: () => Promise<void>) => {
+    const holdingKeys = await tm.db.pool.connect();
+    try {
+      await holdingKeys.query('BEGIN');
+      await holdingKeys.query('LOCK TABLE task_keys IN EXCLUSIVE MODE');
+      await tm.tasks.client.workflow.start('registryTask', {
+        taskQueue: tm.worker.taskQueue,
+        workflowId: id,
+        args: [{ method: 'GENERATE_CACHE', dataSourceKey: 'admitted-late', registryObjectKeys: ['admitted-late/2'] }],
+      });
+      await during();
+    } finally {
+      await holdingKeys.query('COMMIT');
+      holdingKeys.release();
+    }
+  };
+
+  it('a task due at once, rescheduled while it is admitted, waits for the new time holding its slot', async () => {
+    const id = `task:GENERATE_CACHE:due-at-once-rescheduled:${Date.now()}`;
+    await whileAdmitting(id, async () => void (await tm.tasks.rescheduleTask(id, '2 hours')));
+    const info = await eventually(async () => {
+      const t = await tm.tasks.getTask(id);
+      return t.status === 'WAITING' && t.waitingFor ? t : undefined;
+    }, 30_000);
+    assert.deepEqual(info.waitingFor, ['schedule']);
+    const { rows } = await tm.db.pool.query('SELECT task_id FROM task_claims WHERE method = $1 AND data_source_key = $2', ['GENERATE_CACHE', 'admitted-late']);
+    assert.deepEqual(rows, [{ task_id: id }], 'a later add can merge into it');
+    await tm.tasks.cancelTask(id);
+    assert.equal((await settled(id)).status, 'CANCELLED');
+  });
+
+  it('a task due at once, cancelled while it is admitted, ends CANCELLED', async () => {
+    const id = `task:GENERATE_CACHE:due-at-once-cancelled:${Date.now()}`;
+    await whileAdmitting(id, async () => {
+      // The server holds the cancel until the workflow task under way ends: the worker ends it at 80%
+      // of its 10 s timeout while the local activity goes on, and the next one cancels the admission.
+      await new Promise((r) => setTimeout(r, 1_000));
+      await tm.tasks.client.workflow.getHandle(id).cancel();
+      await new Promise((r) => setTimeout(r, 9_000));
+    });
+    const t = await settled(id);
+    assert.equal(t.status, 'CANCELLED', t.error);
+    assert.equal(t.startedAt, undefined, 'it never ran');
+  });
+
   it('a reschedule while the task waits for its prerequisite is honoured: it runs after both', async () => {
     const prerequisite = await tm.tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(1), scheduledFor: '1 hour' });
     const dependant = await tm.tasks.addNewTask('INDEX_RECORDS', { dataSourceKey: ds(1), prerequisiteTaskId: prerequisite });
