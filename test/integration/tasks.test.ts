@@ -140,25 +140,27 @@ describe('the task manager', () => {
     }
   });
 
-  it('a reschedule that arrives while the task is being admitted wins over its input', async () => {
-    // Admission held up: storing the task's keys waits for this lock, as it would behind a slow database.
+  /** Starts a task whose admission waits (storing its keys waits for a lock, as behind a slow database), runs `during`, then lets it go on. */
+  const whileAdmitting = async (id: string, input: Record<string, unknown>, during: () => Promise<void>) => {
     const holdingKeys = await tm.db.pool.connect();
-    const id = `task:GENERATE_CACHE:admission-reschedule:${Date.now()}`;
     try {
       await holdingKeys.query('BEGIN');
       await holdingKeys.query('LOCK TABLE task_keys IN EXCLUSIVE MODE');
-      await tm.tasks.client.workflow.start('registryTask', {
-        taskQueue: tm.worker.taskQueue,
-        workflowId: id,
-        args: [{ method: 'GENERATE_CACHE', dataSourceKey: 'admitted-late', registryObjectKeys: ['admitted-late/1'], scheduledFor: '1 hour' }],
-      });
-      // Answered while admission still waits: the worker ends the workflow task that waits on a
-      // local activity after 80% of its 10 s timeout, and the next one carries the update.
-      await tm.tasks.rescheduleTask(id, '3 hours');
+      await tm.tasks.client.workflow.start('registryTask', { taskQueue: tm.worker.taskQueue, workflowId: id, args: [input] });
+      await during();
     } finally {
       await holdingKeys.query('COMMIT');
       holdingKeys.release();
     }
+  };
+  const dueAtOnce = { method: 'GENERATE_CACHE', dataSourceKey: 'admitted-late', registryObjectKeys: ['admitted-late/2'] };
+
+  it('a reschedule that arrives while the task is being admitted wins over its input', async () => {
+    const id = `task:GENERATE_CACHE:admission-reschedule:${Date.now()}`;
+    const input = { method: 'GENERATE_CACHE', dataSourceKey: 'admitted-late', registryObjectKeys: ['admitted-late/1'], scheduledFor: '1 hour' };
+    // Answered while admission still waits: the worker ends the workflow task that waits on a
+    // local activity after 80% of its 10 s timeout, and the next one carries the update.
+    await whileAdmitting(id, input, async () => void (await tm.tasks.rescheduleTask(id, '3 hours')));
     const info = await eventually(async () => {
       const t = await tm.tasks.getTask(id);
       return t.status === 'WAITING' && t.waitingFor ? t : undefined;
@@ -169,27 +171,9 @@ describe('the task manager', () => {
     await settled(id);
   });
 
-  /** Starts a task due at once whose admission waits (storing its keys waits for a lock), runs `during`, then lets it go on. */
-  const whileAdmitting = async (id: string, during: () => Promise<void>) => {
-    const holdingKeys = await tm.db.pool.connect();
-    try {
-      await holdingKeys.query('BEGIN');
-      await holdingKeys.query('LOCK TABLE task_keys IN EXCLUSIVE MODE');
-      await tm.tasks.client.workflow.start('registryTask', {
-        taskQueue: tm.worker.taskQueue,
-        workflowId: id,
-        args: [{ method: 'GENERATE_CACHE', dataSourceKey: 'admitted-late', registryObjectKeys: ['admitted-late/2'] }],
-      });
-      await during();
-    } finally {
-      await holdingKeys.query('COMMIT');
-      holdingKeys.release();
-    }
-  };
-
   it('a task due at once, rescheduled while it is admitted, waits for the new time holding its slot', async () => {
     const id = `task:GENERATE_CACHE:due-at-once-rescheduled:${Date.now()}`;
-    await whileAdmitting(id, async () => void (await tm.tasks.rescheduleTask(id, '2 hours')));
+    await whileAdmitting(id, dueAtOnce, async () => void (await tm.tasks.rescheduleTask(id, '2 hours')));
     const info = await eventually(async () => {
       const t = await tm.tasks.getTask(id);
       return t.status === 'WAITING' && t.waitingFor ? t : undefined;
@@ -203,7 +187,7 @@ describe('the task manager', () => {
 
   it('a task due at once, cancelled while it is admitted, ends CANCELLED', async () => {
     const id = `task:GENERATE_CACHE:due-at-once-cancelled:${Date.now()}`;
-    await whileAdmitting(id, async () => {
+    await whileAdmitting(id, dueAtOnce, async () => {
       // The server holds the cancel until the workflow task under way ends: the worker ends it at 80%
       // of its 10 s timeout while the local activity goes on, and the next one cancels the admission.
       await new Promise((r) => setTimeout(r, 1_000));
