@@ -40,7 +40,7 @@ import { recordTaskFinished } from './metrics.ts';
 /**
  * Version 4: admission in one local activity (method, keys, slot) where there were up to three,
  * and no slot taken by a task due at once (nothing to free when it starts). It also records one
- * patch marker where version 3 recorded four, each with a search attribute update. Executions
+ * patch marker where version 3 recorded three (four after a merge), each with a search attribute update. Executions
  * started before it finish on registryTaskV3 (frozen, with its patches).
  */
 const V4_PATCH = 'v4-one-step-admission';
