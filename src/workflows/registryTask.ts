@@ -251,6 +251,8 @@ async function admit(run: TaskRun): Promise<TaskAdmission> {
   // Shown before its admission: a task whose admission retries (PostgreSQL down) is listed as WAITING meanwhile.
   if (!input.resume) upsertSearchAttributes(searchAttributes(input));
   let firstClaim: SlotClaim;
+  // Known before the admission's local activity: a task cancelled during it still names its keys.
+  if (input.registryObjectKeys?.length) run.info.keyCount = input.registryObjectKeys.length;
   try {
     firstClaim = await admitInOneStep(run, input);
     run.info.keyCount = await countKeys(run, input);
