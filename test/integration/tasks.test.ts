@@ -197,6 +197,7 @@ describe('the task manager', () => {
     const t = await settled(id);
     assert.equal(t.status, 'CANCELLED', t.error);
     assert.equal(t.startedAt, undefined, 'it never ran');
+    assert.equal(t.keyCount, 1, 'it still names the key its input named');
   });
 
   it('a reschedule while the task waits for its prerequisite is honoured: it runs after both', async () => {
