@@ -72,6 +72,14 @@ export async function forgetTasks(db: Queryable, taskIds: readonly string[]): Pr
 /** Serialises a task's registrations with its end (a transaction-scoped lock per task id). */
 const lockTask = (tx: Queryable, taskId: string) => tx.query("SELECT pg_advisory_xact_lock(hashtextextended('task:' || $1, 0))", [taskId]);
 
+/**
+ * Serialises registrations with each other: two that would close a cycle between them (A waits for
+ * B while B registers with A) each read the graph without the other's uncommitted edge, so
+ * per-task locks let both in and both wait for ever. Ending a task only removes edges, so it does
+ * not take this lock.
+ */
+const lockDependencyGraph = (tx: Queryable) => tx.query("SELECT pg_advisory_xact_lock(hashtextextended('task-dependency-graph', 0))");
+
 export interface TaskOutcome {
   status: string;
   error?: string;
@@ -83,8 +91,8 @@ export interface TaskOutcome {
  */
 export async function registerDependant(pool: Pool, prerequisiteId: string, dependantId: string): Promise<{ cycle?: string[]; ended?: TaskOutcome }> {
   return withTransaction(pool, async (tx) => {
+    await lockDependencyGraph(tx);
     await lockTask(tx, prerequisiteId);
-
     const { rows } = await tx.query<{ path: string[] }>(
       `WITH RECURSIVE up(id, path) AS (
          SELECT $1::text, ARRAY[$2::text, $1::text]
