@@ -12,6 +12,7 @@ import type { AddTaskOptions, TaskContext, TaskLogLine, TaskProgress } from '../
 import { isUpdateLimitReached } from '../client/connection.ts';
 import {
   countTaskKeys,
+  cycleThrough,
   keysCoveredBy,
   recordOutcome,
   loadTaskKeys,
@@ -233,8 +234,15 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
       return taskStatus(deps.temporal, args.prerequisiteTaskId);
     },
 
-    /** The prerequisite's state, for a dependant's periodic recheck (no signal is sent to it). */
+    /**
+     * The prerequisite's state, for a dependant's periodic recheck (no signal is sent to it). CYCLE
+     * when the graph leads back to the dependant: registrations before they were serialised could
+     * close one, and its tasks would otherwise wait for each other for ever.
+     */
     async prerequisiteState(prerequisiteTaskId: string): Promise<{ status: string; error?: string }> {
+      const dependantTaskId = Context.current().info.workflowExecution?.workflowId;
+      const cycle = dependantTaskId && (await cycleThrough(deps.pool, prerequisiteTaskId, dependantTaskId));
+      if (cycle) return { status: 'CYCLE', error: cycle.join(' -> ') };
       return taskStatus(deps.temporal, prerequisiteTaskId);
     },
 

@@ -93,21 +93,30 @@ export async function registerDependant(pool: Pool, prerequisiteId: string, depe
   return withTransaction(pool, async (tx) => {
     await lockDependencyGraph(tx);
     await lockTask(tx, prerequisiteId);
-    const { rows } = await tx.query<{ path: string[] }>(
-      `WITH RECURSIVE up(id, path) AS (
-         SELECT $1::text, ARRAY[$2::text, $1::text]
-         UNION ALL
-         SELECT d.prerequisite_id, up.path || d.prerequisite_id FROM task_dependants d JOIN up ON d.dependant_id = up.id
-          WHERE NOT d.prerequisite_id = ANY(up.path[2:]) AND cardinality(up.path) < 1000)
-       SELECT path FROM up WHERE id = $2 LIMIT 1`,
-      [prerequisiteId, dependantId],
-    );
-    if (rows[0]) return { cycle: rows[0].path };
+    const cycle = await cycleThrough(tx, prerequisiteId, dependantId);
+    if (cycle) return { cycle };
     // Registered even when the prerequisite has ended: the row keeps it from retention while we wait.
     await tx.query('INSERT INTO task_dependants (prerequisite_id, dependant_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [prerequisiteId, dependantId]);
     const ended = await tx.query<{ status: string; error: string | null }>('SELECT status, error FROM task_outcomes WHERE task_id = $1', [prerequisiteId]);
     return ended.rows[0] ? { ended: { status: ended.rows[0].status, error: ended.rows[0].error ?? undefined } } : {};
   });
+}
+
+/**
+ * The chain from `prerequisiteId` through the prerequisites it waits for itself back to
+ * `dependantId`, if there is one: registering the dependant would close (or has closed) a cycle.
+ */
+export async function cycleThrough(db: Queryable, prerequisiteId: string, dependantId: string): Promise<string[] | undefined> {
+  const { rows } = await db.query<{ path: string[] }>(
+    `WITH RECURSIVE up(id, path) AS (
+       SELECT $1::text, ARRAY[$2::text, $1::text]
+       UNION ALL
+       SELECT d.prerequisite_id, up.path || d.prerequisite_id FROM task_dependants d JOIN up ON d.dependant_id = up.id
+        WHERE NOT d.prerequisite_id = ANY(up.path[2:]) AND cardinality(up.path) < 1000)
+     SELECT path FROM up WHERE id = $2 LIMIT 1`,
+    [prerequisiteId, dependantId],
+  );
+  return rows[0]?.path;
 }
 
 /**

@@ -1,12 +1,15 @@
 /**
  * Prerequisite cycles at the database, with registrations racing: tasks that register with each
  * other at the same moment (two started one after the other, whose admissions a loaded worker runs
- * together) must not both wait. Exactly one edge of every would-be cycle is refused.
+ * together) must not both wait. Exactly one edge of every would-be cycle is refused; a cycle that
+ * registrations closed before they were serialised is found at a dependant's recheck.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { TaskClient } from '../../src/client/task-client.ts';
 import { registerDependant } from '../../src/taskmgr/task-store.ts';
-import { createTestDatabase, uniqueName, type TestDatabase } from '../helpers.ts';
+import { createTestDatabase, settledTask, startTestWorker, temporalAddress, uniqueName, type TestDatabase } from '../helpers.ts';
 
 /** Registers every edge of a ring of `size` tasks at once; returns how many were refused as a cycle. */
 async function raceRing(db: TestDatabase, size: number): Promise<number> {
@@ -43,5 +46,23 @@ describe('prerequisite cycles under concurrent registration', () => {
     assert.deepEqual(await registerDependant(db.pool, b, a), {});
     assert.deepEqual(await registerDependant(db.pool, c, b), {});
     assert.deepEqual((await registerDependant(db.pool, a, c)).cycle, [c, a, b, c]);
+  });
+
+  it("a cycle already in the graph (as the unserialised race left it) fails the dependant at its next recheck", { timeout: 60_000 }, async () => {
+    const worker = await startTestWorker(db.pool, undefined, { TASK_PREREQUISITE_RECHECK: '1 second' });
+    const tasks = new TaskClient(new Client({ connection: await Connection.connect({ address: temporalAddress() }) }), worker.taskQueue, { pool: db.pool });
+    try {
+      const prerequisite = await tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: 'cycle', scheduledFor: '1 hour' });
+      const dependant = await tasks.addNewTask('GENERATE_CACHE', { dataSourceKey: 'cycle', prerequisiteTaskId: prerequisite });
+      // The other half of the cycle, as a registration that missed the dependant's edge had stored it.
+      await db.pool.query('INSERT INTO task_dependants (prerequisite_id, dependant_id) VALUES ($1, $2)', [dependant, prerequisite]);
+      const failed = await settledTask(tasks, dependant, 30_000);
+      assert.equal(failed.status, 'FAILED');
+      assert.equal(failed.error, `prerequisite task ${prerequisite} leads back to this task (${dependant} -> ${prerequisite} -> ${dependant})`);
+      await tasks.cancelTask(prerequisite);
+    } finally {
+      await tasks.close();
+      await worker.stop();
+    }
   });
 });
