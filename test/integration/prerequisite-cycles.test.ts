@@ -48,7 +48,7 @@ describe('prerequisite cycles under concurrent registration', () => {
     assert.deepEqual((await registerDependant(db.pool, a, c)).cycle, [c, a, b, c]);
   });
 
-  it("a cycle already in the graph (as the unserialised race left it) fails the dependant at its next recheck", { timeout: 60_000 }, async () => {
+  it('a cycle already in the graph (as the unserialised race left it) fails the dependant at its next recheck', { timeout: 60_000 }, async () => {
     const worker = await startTestWorker(db.pool, undefined, { TASK_PREREQUISITE_RECHECK: '1 second' });
     const tasks = new TaskClient(new Client({ connection: await Connection.connect({ address: temporalAddress() }) }), worker.taskQueue, { pool: db.pool });
     try {
