@@ -133,14 +133,15 @@ export interface BenchWorkers {
 export async function startRegistryBenchWorker(address: string, databaseUrl: string, taskQueue: string, benchQueue: string): Promise<BenchWorkers> {
   const env = { TEMPORAL_ADDRESS: address, DATABASE_URL: databaseUrl, TEMPORAL_TASK_QUEUE: taskQueue, BENCH_TASK_QUEUE: benchQueue, LOG_LEVEL: 'warn' };
   const [registry, baselines] = await Promise.all([
-    startWorker({ ...env, BENCH_WORKER_ROLE: 'registry' }),
+    startWorker({ ...env, BENCH_WORKER_ROLE: 'registry' }, (process.env.BENCH_WORKER_NODE_FLAGS ?? '').split(' ').filter(Boolean)),
     startWorker({ ...env, BENCH_WORKER_ROLE: 'baselines' }),
   ]);
   return { registry, baselines, stop: () => [registry, baselines].forEach((w) => w.kill('SIGTERM')) };
 }
 
-export function startWorker(env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'worker.ts')], {
+/** A bench worker process; `nodeFlags` (V8's heap sizes, say: BENCH_WORKER_NODE_FLAGS for the registry's) go to node. */
+export function startWorker(env: Record<string, string>, nodeFlags: string[] = []): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', path.join(import.meta.dirname, 'worker.ts')], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

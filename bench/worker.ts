@@ -1,8 +1,10 @@
 /**
  * The benchmark's worker process: the registry worker (real task modules plus bench/tasks) and a
  * worker for the baseline workflows, so that its memory can be measured apart from the driver.
- * Env: TEMPORAL_ADDRESS, DATABASE_URL, TEMPORAL_TASK_QUEUE, BENCH_TASK_QUEUE, BENCH_WORKER_ROLE (registry, baselines or both).
+ * Env: TEMPORAL_ADDRESS, DATABASE_URL, TEMPORAL_TASK_QUEUE, BENCH_TASK_QUEUE, BENCH_WORKER_ROLE (registry, baselines or both),
+ * BENCH_WORKER_MEMORY_LOG (a file to append the process's memory to, each second).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
@@ -50,6 +52,9 @@ if (role !== 'registry') {
   }).finally(() => removeBundle(baselineBundle));
   running.push(baselineWorker.run());
 }
+// For tuning memory: where the process's memory is (V8's heap, buffers, the rest: the SDK's native core), each second.
+const memoryLog = process.env.BENCH_WORKER_MEMORY_LOG;
+if (memoryLog) setInterval(() => fs.appendFileSync(memoryLog, `${JSON.stringify({ role, at: Date.now(), ...process.memoryUsage() })}\n`), 1000).unref();
 console.log('worker ready');
 await Promise.all(running);
 await pool.end();

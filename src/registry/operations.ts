@@ -169,43 +169,34 @@ export async function deleteRecordLeavingRelations(tx: PoolClient, id: number): 
 }
 
 /**
- * The records related to the records that the round's deferred deletions removed (their relations
- * are still in place), by operation. Inbound ones by key: a record re-created with that key since
- * was invalidated by its insert, and is only rechecked once more.
+ * Plans a round in one statement, in PostgreSQL (a hub's 100,000 related records never travel
+ * through the worker): the records related to the round's deferred deletions (their relations are
+ * still in place; inbound ones by key, so a record re-created with that key since is only rechecked
+ * once more) get their counts on their operations and the invalidations their deletes' triggers
+ * would have noted; with the operations' own work lists, each record once, they make the round's.
  */
-async function relatedToDeleted(tx: PoolClient, opIds: string[]): Promise<Map<string, number[]>> {
-  const { rows } = await tx.query<{ op_id: string; id: string }>(
-    `WITH gone AS (SELECT op_id, deleted_record_id, record_key FROM registry_operations
-                    WHERE op_id = ANY($1::text[]) AND deleted_record_id IS NOT NULL)
-     SELECT g.op_id, t.id FROM gone g JOIN relations r ON r.from_id = g.deleted_record_id JOIN registry_objects t ON t.key = r.to_key
-     UNION
-     SELECT g.op_id, f.id FROM gone g JOIN relations r ON r.to_key = g.record_key JOIN registry_objects f ON f.id = r.from_id`,
-    [opIds],
-  );
-  const byOp = new Map<string, number[]>();
-  for (const row of rows) {
-    const ids = byOp.get(row.op_id) ?? [];
-    if (!ids.length) byOp.set(row.op_id, ids);
-    ids.push(Number(row.id));
-  }
-  return byOp;
-}
-
-/**
- * Plans the round's deferred deletions: their related records' counts on their operations and the
- * invalidations their deletes' triggers would have noted (before any batch reads versions).
- */
-async function planDeferredDeletions(tx: PoolClient, opIds: string[]): Promise<number[]> {
-  const byOp = await relatedToDeleted(tx, opIds);
-  if (byOp.size === 0) return [];
-  await tx.query('UPDATE registry_operations o SET affected_count = c.n FROM unnest($1::text[], $2::int[]) AS c(op_id, n) WHERE o.op_id = c.op_id', [
-    [...byOp.keys()],
-    [...byOp.values()].map((ids) => ids.length),
-  ]);
-  const ids = [...new Set([...byOp.values()].flat())];
-  await tx.query('INSERT INTO derived_invalidations (record_id) SELECT unnest($1::bigint[])', [ids]);
-  return ids;
-}
+const PLAN_ROUND = `
+  WITH gone AS (
+    SELECT op_id, deleted_record_id, record_key FROM registry_operations WHERE op_id = ANY($2::text[]) AND deleted_record_id IS NOT NULL
+  ), related AS (
+    SELECT g.op_id, t.id FROM gone g JOIN relations r ON r.from_id = g.deleted_record_id JOIN registry_objects t ON t.key = r.to_key
+    UNION
+    SELECT g.op_id, f.id FROM gone g JOIN relations r ON r.to_key = g.record_key JOIN registry_objects f ON f.id = r.from_id
+  ), counted AS (
+    UPDATE registry_operations o SET affected_count = c.n
+      FROM (SELECT op_id, count(*) AS n FROM related GROUP BY op_id) c WHERE o.op_id = c.op_id
+  ), invalidated AS (
+    INSERT INTO derived_invalidations (record_id) SELECT DISTINCT id FROM related
+  ), work AS (
+    SELECT id FROM related
+    UNION
+    SELECT record_id FROM followup_items WHERE op_id = ANY($2::text[])
+  ), items AS (
+    INSERT INTO followup_items (op_id, batch_no, record_id)
+    SELECT $1, ((row_number() OVER (ORDER BY id)) - 1) / $3, id FROM work
+    RETURNING 1
+  )
+  SELECT count(*)::int AS affected FROM items`;
 
 /** The record ids of one follow-up batch. */
 export async function followUpBatch(db: Queryable, opId: string, batchNo: number): Promise<number[]> {
@@ -307,9 +298,8 @@ export async function planRound(
         WHERE op_id = $1 AND t.carriers IS NOT NULL`,
         [args.roundId, opIds, ROUND_TRACES_KEPT],
       );
-    const { rows } = await tx.query<{ record_id: number }>('SELECT DISTINCT record_id FROM followup_items WHERE op_id = ANY($1::text[])', [opIds]);
-    const deferred = await planDeferredDeletions(tx, opIds);
-    const plan = await planFollowUp(tx, args.roundId, [...rows.map((r) => Number(r.record_id)), ...deferred], args.batchSize);
+    const { rows } = await tx.query<{ affected: number }>(PLAN_ROUND, [args.roundId, opIds, args.batchSize]);
+    const plan = { affected: rows[0]!.affected, batches: Math.ceil(rows[0]!.affected / args.batchSize) };
     await tx.query('UPDATE registry_operations SET affected_count = $2, batch_count = $3 WHERE op_id = $1', [args.roundId, plan.affected, plan.batches]);
     return { opId: args.roundId, ...plan, opIds, more };
   });
