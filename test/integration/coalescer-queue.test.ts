@@ -2,13 +2,15 @@
  * The coalescer's queue in PostgreSQL: a round claims what is queued, a repeated plan returns the
  * same claim, and operations held by a round that never completed (its coalescer terminated or
  * killed between planning and completing) are claimed again by the next round, not stranded.
- * A deletion planned by its round leaves its relations in place for the round to plan from.
+ * A deletion planned by its round leaves its relations in place for the round to plan from. A round
+ * takes at most MAX_OPS_PER_ROUND operations, and its plan (one statement) counts each its own.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
   completeRound,
   deleteRecordAndPlanFollowUp,
+  MAX_OPS_PER_ROUND,
   deleteRecordForRound,
   operationOutcome,
   planRound,
@@ -129,5 +131,63 @@ describe('a deletion planned by its round, in PostgreSQL', () => {
     assert.deepEqual([alone.deleted, alone.plannedByRound, alone.affected, alone.batches], [true, undefined, 0, 0]);
     assert.deepEqual(await operationOutcome(db.pool, 'deferred/alone'), { qualityChanges: {}, reindexed: 0, recached: 0, coalescedWith: 1, affected: 0 });
     assert.equal(await count('SELECT count(*) AS n FROM registry_objects WHERE id = $1', [lone[0]!.id]), 0);
+  });
+
+  it('2,001 deferred deletions queued at once: a round takes 2,000, the next the last; each operation counts its own related records, and the rounds plan their union', async () => {
+    const big = await createTestDatabase();
+    try {
+      const [ds] = (await seedRegistry(big.pool, { records: 3000, dataSources: 1, hubs: 2, hubSize: 400, seed: 67 })).dataSources;
+      const victims = (
+        await big.pool.query<{ id: string; key: string }>(`SELECT id, key FROM registry_objects ro
+          WHERE EXISTS (SELECT 1 FROM relations WHERE from_id = ro.id) OR EXISTS (SELECT 1 FROM relations WHERE to_key = ro.key)
+          ORDER BY id LIMIT 2001`)
+      ).rows;
+      const victimIds = victims.map((v) => Number(v.id));
+      // What each deletion should count: its related records (either direction) that outlive the burst.
+      const { rows: related } = await big.pool.query<{ key: string; ids: string[] }>(
+        `SELECT ro.key, coalesce(array_agg(DISTINCT rr.related_id) FILTER (WHERE NOT rr.related_id = ANY($1::bigint[])), '{}') AS ids
+           FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.id = ANY($1::bigint[]) GROUP BY ro.key`,
+        [victimIds],
+      );
+      const expected = new Map(related.map((r) => [r.key, r.ids.map(Number)]));
+      for (const v of victims) await deleteRecordForRound(big.pool, { key: v.key, opId: `burst/${v.key}` });
+      const queued = (
+        await big.pool.query("SELECT 1 FROM registry_operations WHERE handed_off_at IS NOT NULL AND completed_at IS NULL AND kind = 'DELETE_RECORD'")
+      ).rowCount!;
+      assert.equal(queued, 2001, 'each deletion, of a record with relations, is queued for a round');
+
+      const args = { opIds: [], dataSourceKey: ds!, batchSize: 500 };
+      const workList = async (roundId: string) =>
+        (await big.pool.query<{ record_id: string }>('SELECT record_id FROM followup_items WHERE op_id = $1', [roundId])).rows.map((r) => Number(r.record_id));
+      const first = await planRound(big.pool, { ...args, roundId: 'big/1' });
+      assert.equal(first.opIds.length, MAX_OPS_PER_ROUND);
+      assert.equal(first.more, true);
+      const firstWork = await workList('big/1');
+      assert.equal(firstWork.length, first.affected);
+      await completeRound(big.pool, 'big/1', first.opIds);
+      const second = await planRound(big.pool, { ...args, roundId: 'big/2' });
+      assert.deepEqual([second.opIds.length, second.more], [queued - MAX_OPS_PER_ROUND, false]);
+      const secondWork = await workList('big/2');
+      await completeRound(big.pool, 'big/2', second.opIds);
+
+      const { rows: counted } = await big.pool.query<{ record_key: string; affected_count: number }>(
+        "SELECT record_key, affected_count FROM registry_operations WHERE op_id LIKE 'burst/%' AND deleted_record_id IS NOT NULL",
+      );
+      const wrong = counted.filter((o) => o.affected_count !== new Set(expected.get(o.record_key) ?? []).size);
+      assert.deepEqual(wrong, [], 'each operation counts its own surviving related records');
+      const union = [...new Set([...expected.values()].flat())].sort((a, b) => a - b);
+      assert.deepEqual(
+        [...new Set([...firstWork, ...secondWork])].sort((a, b) => a - b),
+        union,
+        'the two rounds plan exactly the surviving related records',
+      );
+      assert.equal(
+        (await big.pool.query('SELECT 1 FROM relations r JOIN registry_operations o ON o.deleted_record_id = r.from_id')).rowCount,
+        0,
+        'the rounds removed the deleted records’ relations',
+      );
+    } finally {
+      await big.drop();
+    }
   });
 });
