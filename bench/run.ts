@@ -184,7 +184,13 @@ const results: Record<string, unknown> = {
   date: new Date().toISOString(),
   quick: QUICK,
   machine: { cpus: os.cpus().length, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
-  settings: { ...FOLLOW_UP, sizes: SIZES },
+  settings: {
+    ...FOLLOW_UP,
+    sizes: SIZES,
+    // What the registry worker process ran with, when tuned (a run is only comparable with its like).
+    ...(process.env.BENCH_WORKER_NODE_FLAGS ? { workerNodeFlags: process.env.BENCH_WORKER_NODE_FLAGS } : {}),
+    ...(process.env.WORKER_CACHED_WORKFLOWS ? { workerCachedWorkflows: Number(process.env.WORKER_CACHED_WORKFLOWS) } : {}),
+  },
 };
 const table: string[][] = [];
 

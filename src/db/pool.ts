@@ -9,10 +9,13 @@ export type Queryable = Pick<pg.Pool, 'query'>;
 // bigint ids come back as strings by default; registry ids fit comfortably in a JS number.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
+/** Connections a pool opens at most unless told otherwise. */
+export const DEFAULT_POOL_CONNECTIONS = 10;
+
 export function createPool(connectionString: string, opts: { max?: number; logger?: Logger } = {}): Pool {
   const pool = new pg.Pool({
     connectionString,
-    max: opts.max ?? 10,
+    max: opts.max ?? DEFAULT_POOL_CONNECTIONS,
     application_name: 'registry-taskmgr',
     // Fail a connect attempt instead of hanging when the server is away; callers retry.
     connectionTimeoutMillis: 10_000,
