@@ -98,6 +98,13 @@ export interface RegistryWorker {
   getState(): ReturnType<Worker['getState']>;
 }
 
+/**
+ * How long a shutdown waits for in-flight work (cancelled at once, every activity heartbeats or is
+ * short) before the worker stops regardless: a stop that never ends holds a deploy or a restart;
+ * under docker-compose.yml's stop_grace_period (60 s), so the worker ends itself and says so.
+ */
+const SHUTDOWN_LIMIT = '50 seconds';
+
 /** Creates the workers; `run()` runs them until shutdown (SIGINT/SIGTERM by default). */
 export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<RegistryWorker> {
   const tasks = deps.tasks ?? (await loadTasks());
@@ -124,6 +131,7 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
     plugins: temporalWorkerPlugins(),
     // Batches are I/O-bound on PostgreSQL: a few at a time saturate two cores.
     maxConcurrentActivityTaskExecutions: 8,
+    shutdownForceTime: SHUTDOWN_LIMIT,
     ...(deps.config.cachedWorkflows ? { maxCachedWorkflows: deps.config.cachedWorkflows } : {}),
   }).finally(() => bundled && removeBundle(bundled));
   const runs = await Worker.create({
@@ -136,6 +144,7 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
     // A cancel reaches a running task with a heartbeat's answer: sent every 3 s, not every 24 s
     // (80% of the 30-s heartbeat timeout), so a cancelled task stops within seconds.
     maxHeartbeatThrottleInterval: '3 seconds',
+    shutdownForceTime: SHUTDOWN_LIMIT,
   });
   const workers = [main, runs];
   return {

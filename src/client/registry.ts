@@ -37,7 +37,7 @@ import type { Pool } from '../db/pool.ts';
 import type { deleteRecord as deleteRecordWorkflow } from '../workflows/deleteRecord.ts';
 import { causeChain, connectClient } from './connection.ts';
 import { startedWithInput } from './own-start.ts';
-import { answeredWithin, DEFAULT_WORKER_WAIT_MS, noWorkerMessage, QueuedForWorkerError } from './worker-wait.ts';
+import { answeredWithin, DEFAULT_ANSWER_LIMIT_MS, DEFAULT_WORKER_WAIT_MS, QueuedForWorkerError, queuedMessage } from './worker-wait.ts';
 
 /** A bad argument from the caller; nothing was started or changed. */
 export class InvalidInputError extends UserError {
@@ -69,6 +69,8 @@ export interface RegistryClientOptions {
   followUp?: { batchSize?: number; concurrency?: number; coalesce?: { quietMs?: number; maxWaitMs?: number } };
   /** How long a deletion or operation waits for a worker to carry it out (default 15 s); then QueuedForWorkerError. */
   workerWaitMs?: number;
+  /** How long it waits at most while workers poll but do not answer (default 2 minutes); then QueuedForWorkerError. */
+  answerLimitMs?: number;
 }
 
 /** The activity's own failure inside the update's ActivityFailure wrapper. */
@@ -260,13 +262,14 @@ export class RegistryClient {
 
   /** Waits for a worker to carry out `call`; with none polling after workerWaitMs, the work is queued for one: QueuedForWorkerError (worker-wait.ts). */
   private async carriedOut<T>(workflowId: string, what: string, call: () => Promise<T>): Promise<T> {
+    const limitMs = this.options.answerLimitMs ?? DEFAULT_ANSWER_LIMIT_MS;
     const r = await answeredWithin(
       this.client,
-      { workflowId, taskQueue: this.options.taskQueue, waitMs: this.options.workerWaitMs ?? DEFAULT_WORKER_WAIT_MS },
+      { workflowId, taskQueue: this.options.taskQueue, waitMs: this.options.workerWaitMs ?? DEFAULT_WORKER_WAIT_MS, limitMs },
       call,
     );
     if ('answer' in r) return r.answer;
-    throw new QueuedForWorkerError(noWorkerMessage(what, this.options.taskQueue));
+    throw new QueuedForWorkerError(queuedMessage(r, what, this.options.taskQueue, limitMs));
   }
 
   /** Deletes a record that is not published (a draft). */

@@ -12,6 +12,7 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
   type WorkflowExecutionDescription,
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
@@ -62,7 +63,7 @@ import { MERGE_REFUSALS, mergeCoveredUpdate, rescheduleUpdate, taskAdmissionUpda
 import type { registryTask } from '../workflows/registryTask.ts';
 import { connectClient, isUpdateLimitReached } from './connection.ts';
 import { boundedWorkflowId } from './workflow-ids.ts';
-import { answeredWithin, DEFAULT_WORKER_WAIT_MS } from './worker-wait.ts';
+import { answeredWithin, DEFAULT_ANSWER_LIMIT_MS, DEFAULT_WORKER_WAIT_MS, QueuedForWorkerError, queuedMessage } from './worker-wait.ts';
 import { startArgument, startedWithInput } from './own-start.ts';
 
 export { TaskInputError };
@@ -160,6 +161,11 @@ export interface TaskClientOptions {
   /** How long an add waits for a worker to admit the task (default 15 s); then it answers admissionPending. */
   workerWaitMs?: number;
   /**
+   * How long an add or a reschedule waits at most while workers poll but do not answer (default 2
+   * minutes); then the add answers admissionPending, the reschedule QueuedForWorkerError.
+   */
+  answerLimitMs?: number;
+  /**
    * The signal that ends a wait for admission early, read at each add: inside an activity, its
    * cancellation (a worker shutting down must not wait minutes on a task its own workflows were to admit).
    */
@@ -172,6 +178,7 @@ const GRPC_NOT_FOUND = 5;
 export class TaskClient {
   readonly pool?: Pool;
   private readonly workerWaitMs: number;
+  private readonly answerLimitMs: number;
   private readonly stopWaiting?: () => AbortSignal | undefined;
   constructor(
     readonly client: Client,
@@ -180,6 +187,7 @@ export class TaskClient {
   ) {
     this.pool = options.pool;
     this.workerWaitMs = options.workerWaitMs ?? DEFAULT_WORKER_WAIT_MS;
+    this.answerLimitMs = options.answerLimitMs ?? DEFAULT_ANSWER_LIMIT_MS;
     this.stopWaiting = options.stopWaiting;
   }
 
@@ -256,7 +264,7 @@ export class TaskClient {
   private async admitted(taskId: string, admit: () => Promise<TaskAdmission>): Promise<TaskAdmission> {
     const r = await answeredWithin(
       this.client,
-      { workflowId: taskId, taskQueue: this.taskQueue, waitMs: this.workerWaitMs, stop: this.stopWaiting?.() },
+      { workflowId: taskId, taskQueue: this.taskQueue, waitMs: this.workerWaitMs, limitMs: this.answerLimitMs, stop: this.stopWaiting?.() },
       admit,
     );
     return 'answer' in r ? r.answer : { taskId, admissionPending: true };
@@ -301,9 +309,12 @@ export class TaskClient {
     // the next one still admitting itself: asked again while the holder keeps the slot.
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.client.workflow.getHandle(holder).executeUpdate(mergeCoveredUpdate, { args: [add] });
+        // Bounded: a holder whose worker does not answer leaves the add to start a task of its own.
+        const deadline = Date.now() + this.workerWaitMs;
+        await this.client.connection.withDeadline(deadline, () => this.client.workflow.getHandle(holder).executeUpdate(mergeCoveredUpdate, { args: [add] }));
         return holder;
       } catch (err) {
+        if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return undefined;
         const betweenRuns =
           err instanceof WorkflowNotFoundError || (err instanceof WorkflowUpdateFailedError && refusalType(err) === MERGE_REFUSALS.notWaiting);
         if (betweenRuns && attempt < 4 && (await waitingSlotHolder(this.pool, input.method, input.dataSourceKey)) === holder) {
@@ -537,10 +548,17 @@ export class TaskClient {
     throw new TaskStateError(`task ${taskId} moved on to a new run each of the ${CANCEL_ATTEMPTS} times it was cancelled; cancel it again`);
   }
 
-  /** Moves a WAITING task's start: a delay ("15 minutes") or an ISO time. */
+  /**
+   * Moves a WAITING task's start: a delay ("15 minutes") or an ISO time. The task's worker answers;
+   * with none answering, QueuedForWorkerError says so (the request may still apply when a worker
+   * takes it up: the task's scheduled time tells).
+   */
   async rescheduleTask(taskId: string, scheduledFor: string): Promise<TaskInfo> {
     try {
-      return await this.client.workflow.getHandle(taskId).executeUpdate(rescheduleUpdate, { args: [scheduledFor] });
+      const work = { workflowId: taskId, taskQueue: this.taskQueue, waitMs: this.workerWaitMs, limitMs: this.answerLimitMs };
+      const r = await answeredWithin(this.client, work, () => this.client.workflow.getHandle(taskId).executeUpdate(rescheduleUpdate, { args: [scheduledFor] }));
+      if ('answer' in r) return r.answer;
+      throw new QueuedForWorkerError(queuedMessage(r, `the reschedule of task ${taskId} was sent`, this.taskQueue, this.answerLimitMs));
     } catch (err) {
       // A closed task takes no updates: say what state it is in (getTask throws if it does not exist).
       if (err instanceof WorkflowNotFoundError)

@@ -1,8 +1,9 @@
 /**
  * Calls that a worker must answer (an update-with-start's update: a task's admission, a record's
- * deletion) wait forever while no worker polls the task queue. answeredWithin waits for them as
- * long as a worker polls, and otherwise says, after a while, that the work was started and is
- * queued for a worker, so that the caller hears that instead of hanging.
+ * deletion, a reschedule) wait forever while no worker polls the task queue, or while its workers
+ * cannot answer. answeredWithin waits for them while a worker polls, up to a limit, and otherwise
+ * says that the work was started and is queued for a worker, so that the caller hears that
+ * instead of hanging.
  */
 import { UserError } from '../user-error.ts';
 import type { Client } from '@temporalio/client';
@@ -19,11 +20,25 @@ export class QueuedForWorkerError extends UserError {
 export const noWorkerMessage = (what: string, taskQueue: string) =>
   `${what}, but no worker has taken it up yet: is a worker (taskmgr worker) running on task queue ${taskQueue}? It waits until one does.`;
 
+/** What a caller hears when workers poll but none answered within the limit. */
+export const unansweredMessage = (what: string, taskQueue: string, limitMs: number) =>
+  `${what}, but the workers on task queue ${taskQueue} have not answered within ${limitMs / 1000} s (is PostgreSQL reachable from them? their logs say why); it goes on when they can.`;
+
+/** Why a call went unanswered: no worker polls, or workers poll and have not answered within the limit. */
+export const queuedMessage = (r: { noWorker: boolean }, what: string, taskQueue: string, limitMs: number) =>
+  r.noWorker ? noWorkerMessage(what, taskQueue) : unansweredMessage(what, taskQueue, limitMs);
+
 /** TaskQueueType numbers of the API (temporal.api.enums.v1). */
 const TASK_QUEUE_TYPES = { workflow: 1, activity: 2 } as const;
 
 /** How long a call waits for a worker before it says none has taken the work up (WORKER_WAIT's default). */
 export const DEFAULT_WORKER_WAIT_MS = 15_000;
+
+/**
+ * How long a call waits at most while workers poll: a slow answer (PostgreSQL away, a busy worker)
+ * is waited for this long, not for ever (an HTTP request or a CLI command must end).
+ */
+export const DEFAULT_ANSWER_LIMIT_MS = 120_000;
 
 /**
  * The identities of the workers that polled a task queue lately (the server remembers pollers for
@@ -70,14 +85,16 @@ export async function registryQueuePollers(
 
 /**
  * Runs `call`; every `waitMs` without an answer it looks for workers on `taskQueue`. While one
- * polls, a slow answer (PostgreSQL away, a busy worker) is waited for. With none: `{ queued: true }`
- * when the workflow `workflowId` exists (started, waiting for a worker), else an error.
+ * polls, a slow answer (PostgreSQL away, a busy worker) is waited for, up to `limitMs` in all
+ * (DEFAULT_ANSWER_LIMIT_MS). With none, or past the limit: `{ queued: true, noWorker }` when the
+ * workflow `workflowId` exists (started, waiting for a worker), else an error.
  */
 export async function answeredWithin<T>(
   client: Client,
-  work: { workflowId: string; taskQueue: string; waitMs: number; stop?: AbortSignal },
+  work: { workflowId: string; taskQueue: string; waitMs: number; limitMs?: number; stop?: AbortSignal },
   call: () => Promise<T>,
-): Promise<{ answer: T } | { queued: true }> {
+): Promise<{ answer: T } | { queued: true; noWorker: boolean }> {
+  const giveUpAt = Date.now() + (work.limitMs ?? DEFAULT_ANSWER_LIMIT_MS);
   const abort = new AbortController();
   // Stopped from outside (an activity cancelled by its worker's shutdown): the call is abandoned.
   const stopped = work.stop
@@ -91,7 +108,8 @@ export async function answeredWithin<T>(
   answered.catch(() => undefined);
   for (;;) {
     let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<'waited'>((resolve) => (timer = setTimeout(() => resolve('waited'), work.waitMs)));
+    const waitMs = Math.max(0, Math.min(work.waitMs, giveUpAt - Date.now()));
+    const waited = new Promise<'waited'>((resolve) => (timer = setTimeout(() => resolve('waited'), waitMs)));
     try {
       const first = await Promise.race(stopped ? [answered, waited, stopped] : [answered, waited]).catch((err: unknown) => {
         if (work.stop?.aborted) abort.abort();
@@ -101,7 +119,8 @@ export async function answeredWithin<T>(
     } finally {
       clearTimeout(timer);
     }
-    if ((await pollerIdentities(client, work.taskQueue, 'workflow').catch(() => ['unknown'])).length > 0) continue;
+    const noWorker = (await pollerIdentities(client, work.taskQueue, 'workflow').catch(() => ['unknown'])).length === 0;
+    if (!noWorker && Date.now() < giveUpAt) continue;
     abort.abort();
     await answered.catch(() => undefined);
     const started = await client.workflow
@@ -112,6 +131,6 @@ export async function answeredWithin<T>(
         () => false,
       );
     if (!started) throw new Error(`Temporal did not answer within ${work.waitMs / 1000} s, and ${work.workflowId} was not started`);
-    return { queued: true };
+    return { queued: true, noWorker };
   }
 }

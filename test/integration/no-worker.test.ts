@@ -1,8 +1,9 @@
 /**
- * Adding a task or deleting a record while no worker polls the task queue: the answer is a
- * worker's job, so without one the call used to wait forever (the HTTP request, `taskmgr add` and
- * `taskmgr delete-record` hung). Now each answers after WORKER_WAIT that the work is queued and no
- * worker has taken it up, naming the task queue; the work runs when a worker comes.
+ * Adding a task, rescheduling one or deleting a record while no worker polls the task queue: the
+ * answer is a worker's job, so without one the call used to wait forever (the HTTP request,
+ * `taskmgr add` and `taskmgr delete-record` hung). Now each answers after WORKER_WAIT that the work
+ * is queued and no worker has taken it up, naming the task queue; the work runs when a worker
+ * comes. Workers that poll but cannot answer are waited for up to a limit, then the same.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -92,6 +93,15 @@ describe('adding a task with no worker running', () => {
     const fromCli = JSON.parse(stdout) as { taskId: string; admissionPending: boolean };
     assert.equal(fromCli.admissionPending, true);
 
+    // A reschedule is a worker's job too: it answers within the wait, naming the queue.
+    await assert.rejects(
+      tasks.rescheduleTask(fromClient.taskId, '1 second'),
+      (err: Error) =>
+        err.name === 'QueuedForWorker' &&
+        err.message.startsWith(`the reschedule of task ${fromClient.taskId} was sent, but no worker has taken it up yet`) &&
+        err.message.includes(`running on task queue ${taskQueue}?`),
+    );
+
     const ids = [fromClient.taskId, fromHttp.taskId, fromCli.taskId];
     const waiting = await eventually(
       async () => {
@@ -160,6 +170,27 @@ describe('adding a task with no worker running', () => {
       } finally {
         clearTimeout(unlock);
       }
+      // Workers that poll but cannot answer (the record locked until the call has answered) are
+      // waited for up to the answer limit, not for ever: then the caller hears the work goes on.
+      const lockedKey = (await db.pool.query<{ key: string }>('SELECT key FROM registry_objects ORDER BY id LIMIT 1')).rows[0]!.key;
+      const limited = new RegistryClient(registry.client, { taskQueue, pool: db.pool, workerWaitMs: 1000, answerLimitMs: 3000 });
+      const holder = await db.pool.connect();
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM registry_objects WHERE key = $1 FOR UPDATE', [lockedKey]);
+      try {
+        await assert.rejects(
+          limited.deleteRecord(lockedKey),
+          (err: Error) =>
+            err.name === 'QueuedForWorker' &&
+            err.message.startsWith(`the deletion of ${lockedKey} is queued, but the workers on task queue ${taskQueue} have not answered within 3 s`),
+        );
+      } finally {
+        await holder.query('COMMIT');
+        holder.release();
+      }
+      await registry.awaitDeletion(lockedKey); // it went on, and ended once the lock went
+      assert.equal((await db.pool.query('SELECT 1 FROM registry_objects WHERE key = $1', [lockedKey])).rowCount, 0);
+
       // Each runs: its module's own outcome (a data source that does not exist may fail it) does not matter here.
       for (const id of ids) assert.match((await settledTask(tasks, id, 60_000)).status, /^(COMPLETED|FAILED)$/, id);
     } finally {

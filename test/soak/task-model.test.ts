@@ -17,6 +17,22 @@ import { keysOf, METHODS, TaskModel, type AddOutcome, type ModelTask, type Step 
 
 const RUNS = Number(process.env.MODEL_RUNS ?? 50);
 const SEED = Number(process.env.MODEL_SEED ?? 20261129);
+/**
+ * The longest a step may take: its convergence waits 30 s, a flush 15 s more for visibility. A
+ * step past it is a hang (an answer that never comes), reported with the step, not the run's timeout.
+ */
+const STEP_LIMIT_MS = 120_000;
+
+/** `work`, or an error naming `what` when it has not settled within `ms` (the work itself is abandoned). */
+async function within<T>(ms: number, what: string, work: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms / 1000} s`)), ms)));
+  try {
+    return await Promise.race([work(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 const step: fc.Arbitrary<Step> = fc.oneof(
   {
@@ -67,61 +83,60 @@ describe('the task manager against its reference model', () => {
       const live = present();
       return live.length ? live[n % live.length] : undefined;
     };
-    try {
-      for (const [n, s] of steps.entries()) {
-        const where = `step ${n} ${JSON.stringify(s)} of ${JSON.stringify(steps)}`;
-        if (s.kind === 'add') {
-          // Prerequisites name a one-off task (a loop's runs end at timing the model does not follow).
-          const candidates = present().filter((i) => !model.tasks[i]!.recur);
-          const prereq = s.prereq === null || candidates.length === 0 ? null : candidates[s.prereq % candidates.length]!;
-          const spec = { method: METHODS[s.method]!, ds: s.ds, keys: keysOf(s.keys), far: s.far, prereq, recur: s.recur && prereq === null };
-          const expected = model.add(spec);
-          const actual = await tasks
-            .addNewTask(spec.method, {
-              dataSourceKey: dataSources[spec.ds],
-              ...(spec.keys ? { registryObjectKeys: spec.keys } : {}),
-              ...(spec.far ? { scheduledFor: '1 hour' } : {}),
-              ...(prereq !== null ? { prerequisiteTaskId: ids[prereq] } : {}),
-              ...(spec.recur ? { recurEvery: '1 hour' } : {}),
-            })
-            .then(
-              (id) => ({ id }),
-              (err: Error) => ({ err }),
-            );
-          checkAdd(expected, actual, ids, where);
-        } else if (s.kind === 'cancel' || s.kind === 'release') {
-          const i = pick(s.task);
-          if (i === undefined) continue;
-          const refused = s.kind === 'cancel' ? model.cancel(i) : model.release(i);
-          const actual = await (s.kind === 'cancel' ? tasks.cancelTask(ids[i]!) : tasks.rescheduleTask(ids[i]!, '1 second')).then(
-            () => undefined,
-            (err: Error) => err,
-          );
-          assert.equal(actual === undefined, refused === undefined, `${where}: model ${refused ?? 'accepts'}, real ${actual?.message ?? 'accepts'}`);
-        } else if (s.kind === 'retry') {
-          const i = pick(s.task);
-          // A retry names the task's prerequisite again: skipped when that one was flushed (see present()).
-          const prereq = i === undefined ? null : model.tasks[i]!.prereq;
-          if (i === undefined || (prereq !== null && model.tasks[prereq]!.gone)) continue;
-          const expected = model.retry(i);
-          const actual = await tasks.retryTask(ids[i]!).then(
+    /** One step, then the wait until every task shows the model's state. */
+    async function runStep(s: Step, where: string): Promise<void> {
+      if (s.kind === 'add') {
+        // Prerequisites name a one-off task (a loop's runs end at timing the model does not follow).
+        const candidates = present().filter((i) => !model.tasks[i]!.recur);
+        const prereq = s.prereq === null || candidates.length === 0 ? null : candidates[s.prereq % candidates.length]!;
+        const spec = { method: METHODS[s.method]!, ds: s.ds, keys: keysOf(s.keys), far: s.far, prereq, recur: s.recur && prereq === null };
+        const expected = model.add(spec);
+        const actual = await tasks
+          .addNewTask(spec.method, {
+            dataSourceKey: dataSources[spec.ds],
+            ...(spec.keys ? { registryObjectKeys: spec.keys } : {}),
+            ...(spec.far ? { scheduledFor: '1 hour' } : {}),
+            ...(prereq !== null ? { prerequisiteTaskId: ids[prereq] } : {}),
+            ...(spec.recur ? { recurEvery: '1 hour' } : {}),
+          })
+          .then(
             (id) => ({ id }),
             (err: Error) => ({ err }),
           );
-          checkAdd(expected, actual, ids, where);
-        } else if (s.kind === 'flush') {
-          await converge(model, ids, tasks, where); // retention sees what visibility lists
-          await listed(model, ids, tasks);
-          model.flush();
-          await tasks.flushTasks({ completedBefore: new Date(Date.now() + 60_000) });
-        } else {
-          await worker.stop();
-          worker = await startTestWorker(db.pool, taskQueue);
-        }
-        await converge(model, ids, tasks, where);
+        checkAdd(expected, actual, ids, where);
+      } else if (s.kind === 'cancel' || s.kind === 'release') {
+        const i = pick(s.task);
+        if (i === undefined) return;
+        const refused = s.kind === 'cancel' ? model.cancel(i) : model.release(i);
+        const actual = await (s.kind === 'cancel' ? tasks.cancelTask(ids[i]!) : tasks.rescheduleTask(ids[i]!, '1 second')).then(
+          () => undefined,
+          (err: Error) => err,
+        );
+        assert.equal(actual === undefined, refused === undefined, `${where}: model ${refused ?? 'accepts'}, real ${actual?.message ?? 'accepts'}`);
+      } else if (s.kind === 'retry') {
+        const i = pick(s.task);
+        // A retry names the task's prerequisite again: skipped when that one was flushed (see present()).
+        const prereq = i === undefined ? null : model.tasks[i]!.prereq;
+        if (i === undefined || (prereq !== null && model.tasks[prereq]!.gone)) return;
+        const expected = model.retry(i);
+        const actual = await tasks.retryTask(ids[i]!).then(
+          (id) => ({ id }),
+          (err: Error) => ({ err }),
+        );
+        checkAdd(expected, actual, ids, where);
+      } else if (s.kind === 'flush') {
+        await converge(model, ids, tasks, where); // retention sees what visibility lists
+        await listed(model, ids, tasks);
+        model.flush();
+        await tasks.flushTasks({ completedBefore: new Date(Date.now() + 60_000) });
+      } else {
+        await worker.stop();
+        worker = await startTestWorker(db.pool, taskQueue);
       }
-    } finally {
-      // Leave no WAITING task holding a slot for the next sequence: cancelled, and the cancel carried out.
+      await converge(model, ids, tasks, where);
+    }
+    /** Leaves no WAITING task holding a slot for the next sequence: cancelled, and the cancel carried out. */
+    async function cancelAll(): Promise<void> {
       await Promise.all(ids.map((id) => tasks.cancelTask(id).catch(() => undefined)));
       for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
         const statuses = await Promise.all(
@@ -135,11 +150,22 @@ describe('the task manager against its reference model', () => {
         if (!statuses.includes('WAITING') && !statuses.includes('STARTED')) break;
         await new Promise((r) => setTimeout(r, 100));
       }
-      await worker.stop();
+    }
+    try {
+      for (const [n, s] of steps.entries()) {
+        const where = `step ${n} ${JSON.stringify(s)} of ${JSON.stringify(steps)}`;
+        const t0 = Date.now();
+        if (process.env.MODEL_TRACE) console.error(`TRACE ${new Date().toISOString()} ${taskQueue} step ${n} ${JSON.stringify(s)}`);
+        await within(STEP_LIMIT_MS, where, () => runStep(s, where));
+        if (process.env.MODEL_TRACE) console.error(`TRACE ${taskQueue} step ${n} took ${Date.now() - t0} ms`);
+      }
+    } finally {
+      await within(STEP_LIMIT_MS, `cancelling the tasks of ${JSON.stringify(steps)}`, cancelAll);
+      await within(STEP_LIMIT_MS, `stopping the worker of ${JSON.stringify(steps)}`, () => worker.stop());
     }
   }
 
-  it(`${RUNS} random sequences of 10 to 16 steps agree with the model`, { timeout: 60 * 60_000 }, async () => {
+  it(`${RUNS} random sequences of 10 to 16 steps agree with the model`, { timeout: 30 * 60_000 }, async () => {
     if (process.env.MODEL_REPLAY) return runSequence(JSON.parse(process.env.MODEL_REPLAY) as Step[]);
     await fc.assert(
       fc.asyncProperty(fc.array(step, { minLength: 10, maxLength: 16 }), (steps) => runSequence(steps)),
