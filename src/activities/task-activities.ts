@@ -12,6 +12,7 @@ import type { AddTaskOptions, TaskContext, TaskLogLine, TaskProgress } from '../
 import { isUpdateLimitReached } from '../client/connection.ts';
 import {
   countTaskKeys,
+  chainText,
   cycleThrough,
   keysCoveredBy,
   recordOutcome,
@@ -228,7 +229,7 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
      */
     async registerDependant(args: { prerequisiteTaskId: string; dependantTaskId: string }): Promise<{ status: string; error?: string }> {
       const { cycle, ended } = await registerDependant(deps.pool, args.prerequisiteTaskId, args.dependantTaskId);
-      if (cycle) return { status: 'CYCLE', error: cycle.join(' -> ') };
+      if (cycle) return { status: 'CYCLE', error: chainText(cycle) };
       if (ended) return ended;
       // Registered first, asked second: a prerequisite that ends after this read will find us registered.
       return taskStatus(deps.temporal, args.prerequisiteTaskId);
@@ -242,7 +243,7 @@ export const createTaskActivities = (deps: TaskActivityDeps) => {
     async prerequisiteState(prerequisiteTaskId: string): Promise<{ status: string; error?: string }> {
       const dependantTaskId = Context.current().info.workflowExecution?.workflowId;
       const cycle = dependantTaskId && (await cycleThrough(deps.pool, prerequisiteTaskId, dependantTaskId));
-      if (cycle) return { status: 'CYCLE', error: cycle.join(' -> ') };
+      if (cycle) return { status: 'CYCLE', error: chainText(cycle) };
       return taskStatus(deps.temporal, prerequisiteTaskId);
     },
 

@@ -105,18 +105,49 @@ export async function registerDependant(pool: Pool, prerequisiteId: string, depe
 /**
  * The chain from `prerequisiteId` through the prerequisites it waits for itself back to
  * `dependantId`, if there is one: registering the dependant would close (or has closed) a cycle.
+ * The walk collects edges, not paths: UNION drops an edge seen before, so it ends on any stored
+ * cycle, and a chain of n links costs n index lookups (a path per row would cost n² and needed a
+ * length cap, past which a cycle went unseen).
  */
 export async function cycleThrough(db: Queryable, prerequisiteId: string, dependantId: string): Promise<string[] | undefined> {
-  const { rows } = await db.query<{ path: string[] }>(
-    `WITH RECURSIVE up(id, path) AS (
-       SELECT $1::text, ARRAY[$2::text, $1::text]
-       UNION ALL
-       SELECT d.prerequisite_id, up.path || d.prerequisite_id FROM task_dependants d JOIN up ON d.dependant_id = up.id
-        WHERE NOT d.prerequisite_id = ANY(up.path[2:]) AND cardinality(up.path) < 1000)
-     SELECT path FROM up WHERE id = $2 LIMIT 1`,
+  const { rows } = await db.query<{ dependant_id: string; prerequisite_id: string }>(
+    `WITH RECURSIVE up(dependant_id, prerequisite_id) AS (
+       SELECT $2::text, $1::text
+       UNION
+       SELECT d.dependant_id, d.prerequisite_id FROM task_dependants d JOIN up ON d.dependant_id = up.prerequisite_id)
+     SELECT dependant_id, prerequisite_id FROM up`,
     [prerequisiteId, dependantId],
   );
-  return rows[0]?.path;
+  if (!rows.some((r) => r.prerequisite_id === dependantId)) return undefined;
+  return chainBetween(rows, dependantId);
+}
+
+/** The shortest chain of edges (dependant -> prerequisite) from `dependantId` back to itself. */
+function chainBetween(edges: { dependant_id: string; prerequisite_id: string }[], dependantId: string): string[] {
+  const prerequisites = new Map<string, string[]>();
+  for (const e of edges) prerequisites.set(e.dependant_id, [...(prerequisites.get(e.dependant_id) ?? []), e.prerequisite_id]);
+  const cameFrom = new Map<string, string>();
+  const queue = [dependantId];
+  for (let i = 0; i < queue.length; i++) {
+    for (const next of prerequisites.get(queue[i]!) ?? []) {
+      if (next === dependantId) {
+        const chain = [queue[i]!];
+        for (let at = queue[i]!; at !== dependantId;) chain.push((at = cameFrom.get(at)!));
+        return [dependantId, ...chain.reverse().slice(1), dependantId];
+      }
+      if (!cameFrom.has(next)) {
+        cameFrom.set(next, queue[i]!);
+        queue.push(next);
+      }
+    }
+  }
+  throw new Error(`chainBetween: no chain back to ${dependantId} among the edges given`);
+}
+
+/** A chain for a message: its ends, and how many links lie between when it is long (a failure message has a size limit). */
+export function chainText(chain: readonly string[], ends = 5): string {
+  if (chain.length <= 2 * ends + 1) return chain.join(' -> ');
+  return [...chain.slice(0, ends), `(${chain.length - 2 * ends} more)`, ...chain.slice(-ends)].join(' -> ');
 }
 
 /**

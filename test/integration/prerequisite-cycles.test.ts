@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { TaskClient } from '../../src/client/task-client.ts';
 import { DEFAULT_POOL_CONNECTIONS } from '../../src/db/pool.ts';
-import { registerDependant } from '../../src/taskmgr/task-store.ts';
+import { chainText, registerDependant } from '../../src/taskmgr/task-store.ts';
 import { createTestDatabase, settledTask, startTestWorker, temporalAddress, uniqueName, type TestDatabase } from '../helpers.ts';
 
 /** Registers every edge of a ring of `size` tasks at once; returns how many were refused as a cycle. */
@@ -58,6 +58,28 @@ describe('prerequisite cycles under concurrent registration', () => {
     assert.deepEqual(await registerDependant(db.pool, b, a), {});
     assert.deepEqual(await registerDependant(db.pool, c, b), {});
     assert.deepEqual((await registerDependant(db.pool, a, c)).cycle, [c, a, b, c]);
+  });
+
+  it('finds a cycle through a chain of 20,000 tasks, and names its ends in a message of bounded size', { timeout: 120_000 }, async () => {
+    // A walk that kept a path per row was capped at 1,000 links: a longer cycle went unseen, and both ends waited for ever.
+    const chain = Array.from({ length: 20_000 }, (_, i) => `long-${i}`);
+    await db.pool.query(
+      'INSERT INTO task_dependants (prerequisite_id, dependant_id) SELECT p, d FROM unnest($1::text[], $2::text[]) AS e(p, d)',
+      [chain.slice(1), chain.slice(0, -1)], // long-i waits for long-(i+1)
+    );
+    // As autovacuum would after such growth: without statistics the planner scans the table at each link (66 s, not 0.1 s).
+    await db.pool.query('ANALYZE task_dependants');
+    const cycle = (await registerDependant(db.pool, chain[0]!, chain.at(-1)!)).cycle;
+    assert.deepEqual(cycle, [chain.at(-1), ...chain]);
+    const text = chainText(cycle!);
+    assert.equal(text, ['long-19999', 'long-0', 'long-1', 'long-2', 'long-3', '(19991 more)', ...chain.slice(-5)].join(' -> '));
+    assert.deepEqual(await registerDependant(db.pool, chain.at(-1)!, 'long-tail'), {}, 'a chain that does not lead back is registered');
+  });
+
+  it('ends its walk on a stored cycle that does not lead back to the dependant', async () => {
+    // As the unserialised race could leave one: x <-> y, and z registering behind x.
+    await db.pool.query("INSERT INTO task_dependants (prerequisite_id, dependant_id) VALUES ('loop-y', 'loop-x'), ('loop-x', 'loop-y')");
+    assert.deepEqual(await registerDependant(db.pool, 'loop-x', 'loop-z'), {});
   });
 
   it('a cycle already in the graph (as the unserialised race left it) fails the dependant at its next recheck', { timeout: 60_000 }, async () => {
