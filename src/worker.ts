@@ -96,6 +96,8 @@ export interface RegistryWorker {
   run(): Promise<void>;
   shutdown(): void;
   getState(): ReturnType<Worker['getState']>;
+  /** How long one workflow task's code may run (the SDK's isolate execution timeout). */
+  workflowTaskLimitMs(): number;
 }
 
 /**
@@ -104,6 +106,15 @@ export interface RegistryWorker {
  * under docker-compose.yml's stop_grace_period (60 s), so the worker ends itself and says so.
  */
 const SHUTDOWN_LIMIT = '50 seconds';
+
+/**
+ * One workflow task may carry a coalescer's 10,000 signals (the server's limit per run): 5 to 6.5 s
+ * of workflow code on two busy cores (the SDK records a stack trace for every promise, a few per
+ * signal). Past the SDK's 5 s the task failed, every time, and the coalescer never got past it.
+ * The option is left out of WorkerOptions' type ("not exposed at the moment") but honoured: the
+ * SDK spreads given options over its defaults. RegistryWorker.workflowTaskLimitMs shows it took.
+ */
+const LONGER_WORKFLOW_TASKS = { isolateExecutionTimeout: '30 seconds' } as unknown as Partial<WorkerOptions>;
 
 /** Creates the workers; `run()` runs them until shutdown (SIGINT/SIGTERM by default). */
 export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<RegistryWorker> {
@@ -132,6 +143,7 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
     // Batches are I/O-bound on PostgreSQL: a few at a time saturate two cores.
     maxConcurrentActivityTaskExecutions: 8,
     shutdownForceTime: SHUTDOWN_LIMIT,
+    ...LONGER_WORKFLOW_TASKS,
     ...(deps.config.cachedWorkflows ? { maxCachedWorkflows: deps.config.cachedWorkflows } : {}),
   }).finally(() => bundled && removeBundle(bundled));
   const runs = await Worker.create({
@@ -168,6 +180,7 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
     },
     getState: () => main.getState(),
+    workflowTaskLimitMs: () => main.options.isolateExecutionTimeoutMs,
   };
 }
 

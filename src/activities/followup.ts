@@ -20,7 +20,7 @@ import { failingFastOnBadData } from './failures.ts';
 import { currentTraceCarrier, outsideTrace, tracingOn } from '../telemetry/tracing.ts';
 import { checkRecordKey, ERROR_TYPES, type DeletionOutcome, type OperationOutcome, type RegistryOperation } from '../shared.ts';
 import { coalescerWorkflowId } from '../client/workflow-ids.ts';
-import { DEFAULT_COALESCER_SETTINGS, type CoalescerSettings } from '../workflows/coalesce-settings.ts';
+import { COALESCER_TASK_TIMEOUT, DEFAULT_COALESCER_SETTINGS, type CoalescerSettings } from '../workflows/coalesce-settings.ts';
 import { followUpRequestSignal } from '../workflows/definitions.ts';
 
 export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; taskQueue: string; followUp?: CoalescerSettings }) => {
@@ -60,6 +60,7 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
       deps.temporal.workflow.signalWithStart('coalesceFollowUps', {
         workflowId,
         taskQueue: deps.taskQueue,
+        workflowTaskTimeout: COALESCER_TASK_TIMEOUT,
         args: [{ dataSourceKey: op.dataSourceKey!, overrides: definedOnly(overrides) }],
         signal: followUpRequestSignal,
         signalArgs: [{ opId: op.opId }],

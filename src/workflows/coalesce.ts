@@ -1,4 +1,13 @@
-import { allHandlersFinished, condition, continueAsNew, patched, proxyActivities, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  condition,
+  makeContinueAsNewFunc,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import {
   coalescerStateQuery,
@@ -8,7 +17,7 @@ import {
   type FollowUpRequest,
   type FollowUpStatus,
 } from './definitions.ts';
-import { DEFAULT_COALESCER_SETTINGS, type CoalescerSettings } from './coalesce-settings.ts';
+import { COALESCER_TASK_TIMEOUT, DEFAULT_COALESCER_SETTINGS, type CoalescerSettings } from './coalesce-settings.ts';
 import { refreshBatches, type FollowUpTotals } from './followup.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 import { recordFollowUpRound } from './metrics.ts';
@@ -112,7 +121,8 @@ export async function coalesceFollowUps(input: CoalescerInput): Promise<void> {
     recordFollowUpRound(input.dataSourceKey, plan.affected);
   }
   await condition(allHandlersFinished);
-  await continueAsNew<typeof coalesceFollowUps>({
+  // The timeout is given again: a new run would otherwise get the server's default.
+  await makeContinueAsNewFunc<typeof coalesceFollowUps>({ workflowTaskTimeout: COALESCER_TASK_TIMEOUT })({
     dataSourceKey: input.dataSourceKey,
     overrides: input.overrides,
     settings,
