@@ -170,8 +170,12 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
         intervalMs: deps.config.metricsSampleMs,
       });
       try {
-        // One stops, both stop: a half-running worker would take work it cannot finish.
-        await Promise.all(workers.map((w) => w.run().finally(() => workers.forEach((o) => o.getState() === 'RUNNING' && o.shutdown()))));
+        // One stops, both stop: a half-running worker would take work it cannot finish. Both are
+        // awaited before a failure is thrown (a forced shutdown rejects one first): closing the
+        // connection under the other would fail and hide it.
+        const ends = await Promise.allSettled(workers.map((w) => w.run().finally(() => workers.forEach((o) => o.getState() === 'RUNNING' && o.shutdown()))));
+        const failed = ends.find((e) => e.status === 'rejected');
+        if (failed) throw failed.reason;
       } finally {
         gauges.stop();
       }

@@ -256,7 +256,10 @@ export class RegistryClient {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       if (!(await startedWithInput(this.client, workflowId, { op, ...this.options.followUp }))) return this.runOperation(op);
       const handle = this.client.workflow.getHandle<typeof registryOperation>(workflowId);
-      return (await handle.describe()).status.name === 'RUNNING' ? handle.executeUpdate(registryOperationUpdate) : handle.result();
+      const running = (await handle.describe()).status.name === 'RUNNING';
+      return this.carriedOut(workflowId, `the ${op.kind} operation is queued`, () =>
+        running ? handle.executeUpdate(registryOperationUpdate) : handle.result(),
+      );
     }
   }
 

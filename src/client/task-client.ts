@@ -558,7 +558,9 @@ export class TaskClient {
       const work = { workflowId: taskId, taskQueue: this.taskQueue, waitMs: this.workerWaitMs, limitMs: this.answerLimitMs };
       const r = await answeredWithin(this.client, work, () => this.client.workflow.getHandle(taskId).executeUpdate(rescheduleUpdate, { args: [scheduledFor] }));
       if ('answer' in r) return r.answer;
-      throw new QueuedForWorkerError(queuedMessage(r, `the reschedule of task ${taskId} was sent`, this.taskQueue, this.answerLimitMs));
+      // Unlike an add, nothing durable waits: a request no worker has taken is held by the server only.
+      const then = "It may still apply when a worker takes it up: check the task's scheduled time.";
+      throw new QueuedForWorkerError(queuedMessage(r, `the reschedule of task ${taskId} was sent`, this.taskQueue, this.answerLimitMs, then));
     } catch (err) {
       // A closed task takes no updates: say what state it is in (getTask throws if it does not exist).
       if (err instanceof WorkflowNotFoundError)

@@ -17,16 +17,16 @@ export class QueuedForWorkerError extends UserError {
 }
 
 /** What a caller hears when no worker took the work up: what waits, and what to check. */
-export const noWorkerMessage = (what: string, taskQueue: string) =>
-  `${what}, but no worker has taken it up yet: is a worker (taskmgr worker) running on task queue ${taskQueue}? It waits until one does.`;
+export const noWorkerMessage = (what: string, taskQueue: string, then = 'It waits until one does.') =>
+  `${what}, but no worker has taken it up yet: is a worker (taskmgr worker) running on task queue ${taskQueue}? ${then}`;
 
 /** What a caller hears when workers poll but none answered within the limit. */
-export const unansweredMessage = (what: string, taskQueue: string, limitMs: number) =>
-  `${what}, but the workers on task queue ${taskQueue} have not answered within ${limitMs / 1000} s (is PostgreSQL reachable from them? their logs say why); it goes on when they can.`;
+export const unansweredMessage = (what: string, taskQueue: string, limitMs: number, then = 'It goes on when they can.') =>
+  `${what}, but the workers on task queue ${taskQueue} have not answered within ${limitMs / 1000} s (is PostgreSQL reachable from them? their logs say why). ${then}`;
 
-/** Why a call went unanswered: no worker polls, or workers poll and have not answered within the limit. */
-export const queuedMessage = (r: { noWorker: boolean }, what: string, taskQueue: string, limitMs: number) =>
-  r.noWorker ? noWorkerMessage(what, taskQueue) : unansweredMessage(what, taskQueue, limitMs);
+/** Why a call went unanswered: no worker polls, or workers poll and have not answered within the limit; `then` says what becomes of it. */
+export const queuedMessage = (r: { noWorker: boolean }, what: string, taskQueue: string, limitMs: number, then?: string) =>
+  r.noWorker ? noWorkerMessage(what, taskQueue, then) : unansweredMessage(what, taskQueue, limitMs, then);
 
 /** TaskQueueType numbers of the API (temporal.api.enums.v1). */
 const TASK_QUEUE_TYPES = { workflow: 1, activity: 2 } as const;
@@ -94,7 +94,8 @@ export async function answeredWithin<T>(
   work: { workflowId: string; taskQueue: string; waitMs: number; limitMs?: number; stop?: AbortSignal },
   call: () => Promise<T>,
 ): Promise<{ answer: T } | { queued: true; noWorker: boolean }> {
-  const giveUpAt = Date.now() + (work.limitMs ?? DEFAULT_ANSWER_LIMIT_MS);
+  const startedAt = Date.now();
+  const giveUpAt = startedAt + Math.max(work.limitMs ?? DEFAULT_ANSWER_LIMIT_MS, work.waitMs);
   const abort = new AbortController();
   // Stopped from outside (an activity cancelled by its worker's shutdown): the call is abandoned.
   const stopped = work.stop
@@ -104,8 +105,13 @@ export async function answeredWithin<T>(
     : undefined;
   stopped?.catch(() => undefined);
   const answered = client.connection.withAbortSignal(abort.signal, call).then((answer) => ({ answer }));
-  // Raced below, perhaps not at once: a failure meanwhile must not count as unhandled.
-  answered.catch(() => undefined);
+  // Raced below, perhaps not at once: a failure meanwhile must not count as unhandled. What it
+  // settled with is kept: an answer (or a refusal) that comes while the pollers are asked counts.
+  let settled: { answer: T } | { error: unknown } | undefined;
+  answered.then(
+    (a) => (settled = a),
+    (error: unknown) => (settled = { error }),
+  );
   for (;;) {
     let timer: NodeJS.Timeout | undefined;
     const waitMs = Math.max(0, Math.min(work.waitMs, giveUpAt - Date.now()));
@@ -120,9 +126,11 @@ export async function answeredWithin<T>(
       clearTimeout(timer);
     }
     const noWorker = (await pollerIdentities(client, work.taskQueue, 'workflow').catch(() => ['unknown'])).length === 0;
+    if (settled) return answered;
     if (!noWorker && Date.now() < giveUpAt) continue;
     abort.abort();
     await answered.catch(() => undefined);
+    if (settled && 'answer' in settled) return settled; // it came as the call was abandoned
     const started = await client.workflow
       .getHandle(work.workflowId)
       .describe()
@@ -130,7 +138,7 @@ export async function answeredWithin<T>(
         () => true,
         () => false,
       );
-    if (!started) throw new Error(`Temporal did not answer within ${work.waitMs / 1000} s, and ${work.workflowId} was not started`);
+    if (!started) throw new Error(`Temporal did not answer within ${Math.round((Date.now() - startedAt) / 1000)} s, and ${work.workflowId} was not started`);
     return { queued: true, noWorker };
   }
 }

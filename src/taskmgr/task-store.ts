@@ -115,11 +115,11 @@ export async function cycleThrough(db: Queryable, prerequisiteId: string, depend
        SELECT $2::text, $1::text
        UNION
        SELECT d.dependant_id, d.prerequisite_id FROM task_dependants d JOIN up ON d.dependant_id = up.prerequisite_id)
-     SELECT dependant_id, prerequisite_id FROM up`,
+     SELECT dependant_id, prerequisite_id FROM up WHERE EXISTS (SELECT 1 FROM up WHERE prerequisite_id = $2)`,
     [prerequisiteId, dependantId],
   );
-  if (!rows.some((r) => r.prerequisite_id === dependantId)) return undefined;
-  return chainBetween(rows, dependantId);
+  // The edges come only when one leads back (the common case sends nothing).
+  return rows.length ? chainBetween(rows, dependantId) : undefined;
 }
 
 /** The shortest chain of edges (dependant -> prerequisite) from `dependantId` back to itself. */

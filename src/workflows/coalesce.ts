@@ -121,7 +121,7 @@ export async function coalesceFollowUps(input: CoalescerInput): Promise<void> {
     recordFollowUpRound(input.dataSourceKey, plan.affected);
   }
   await condition(allHandlersFinished);
-  // The timeout is given again: a new run would otherwise get the server's default.
+  // The timeout is given again, not left to the server (which carries the previous run's over).
   await makeContinueAsNewFunc<typeof coalesceFollowUps>({ workflowTaskTimeout: COALESCER_TASK_TIMEOUT })({
     dataSourceKey: input.dataSourceKey,
     overrides: input.overrides,

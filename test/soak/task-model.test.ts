@@ -83,6 +83,7 @@ describe('the task manager against its reference model', () => {
       const live = present();
       return live.length ? live[n % live.length] : undefined;
     };
+    let abandoned = false;
     /** One step, then the wait until every task shows the model's state. */
     async function runStep(s: Step, where: string): Promise<void> {
       if (s.kind === 'add') {
@@ -131,7 +132,10 @@ describe('the task manager against its reference model', () => {
         await tasks.flushTasks({ completedBefore: new Date(Date.now() + 60_000) });
       } else {
         await worker.stop();
-        worker = await startTestWorker(db.pool, taskQueue);
+        const next = await startTestWorker(db.pool, taskQueue);
+        // A step past its limit is abandoned, and its worker stopped by the cleanup: not replaced behind its back.
+        if (abandoned) return next.stop();
+        worker = next;
       }
       await converge(model, ids, tasks, where);
     }
@@ -151,6 +155,7 @@ describe('the task manager against its reference model', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
     }
+    let failure: unknown;
     try {
       for (const [n, s] of steps.entries()) {
         const where = `step ${n} ${JSON.stringify(s)} of ${JSON.stringify(steps)}`;
@@ -159,10 +164,17 @@ describe('the task manager against its reference model', () => {
         await within(STEP_LIMIT_MS, where, () => runStep(s, where));
         if (process.env.MODEL_TRACE) console.error(`TRACE ${taskQueue} step ${n} took ${Date.now() - t0} ms`);
       }
-    } finally {
-      await within(STEP_LIMIT_MS, `cancelling the tasks of ${JSON.stringify(steps)}`, cancelAll);
-      await within(STEP_LIMIT_MS, `stopping the worker of ${JSON.stringify(steps)}`, () => worker.stop());
+    } catch (err) {
+      failure = err;
     }
+    // Cleanup always stops the worker, and never hides the step's own failure.
+    abandoned = true;
+    const cleanup: [string, () => Promise<void>][] = [
+      [`cancelling the tasks of ${JSON.stringify(steps)}`, cancelAll],
+      [`stopping the worker of ${JSON.stringify(steps)}`, () => worker.stop()],
+    ];
+    for (const [what, work] of cleanup) await within(STEP_LIMIT_MS, what, work).catch((err: unknown) => (failure ??= err));
+    if (failure) throw failure;
   }
 
   it(`${RUNS} random sequences of 10 to 16 steps agree with the model`, { timeout: 30 * 60_000 }, async () => {

@@ -419,9 +419,11 @@ $('#reschedule-close').addEventListener('click', () => $('#reschedule-dialog').c
 $('#reschedule-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   try {
-    await api('POST', `/api/tasks/${enc(rescheduleId)}/reschedule`, { scheduledFor: new FormData(ev.target).get('scheduledFor') });
+    const answer = await api('POST', `/api/tasks/${enc(rescheduleId)}/reschedule`, { scheduledFor: new FormData(ev.target).get('scheduledFor') });
     $('#reschedule-dialog').close();
-    flash(`rescheduled ${rescheduleId}`, 'ok');
+    // 202: sent, but no worker answered; it may still apply (the message says what to check).
+    if (answer?.queued) flash(answer.message, 'warn');
+    else flash(`rescheduled ${rescheduleId}`, 'ok');
     refreshGrids();
     renderTask();
   } catch (err) {
