@@ -262,12 +262,13 @@ export class TaskClient {
 
   /** A task's admission (a worker's job); with no worker polling after workerWaitMs, the task is WAITING for one (worker-wait.ts). */
   private async admitted(taskId: string, admit: () => Promise<TaskAdmission>): Promise<TaskAdmission> {
-    const r = await answeredWithin(
-      this.client,
-      { workflowId: taskId, taskQueue: this.taskQueue, waitMs: this.workerWaitMs, limitMs: this.answerLimitMs, stop: this.stopWaiting?.() },
-      admit,
-    );
+    const r = await answeredWithin(this.client, { ...this.workerWaits(taskId), stop: this.stopWaiting?.() }, admit);
     return 'answer' in r ? r.answer : { taskId, admissionPending: true };
+  }
+
+  /** How a call on `taskId` waits for its worker (answeredWithin). */
+  private workerWaits(taskId: string) {
+    return { workflowId: taskId, taskQueue: this.taskQueue, waitMs: this.workerWaitMs, limitMs: this.answerLimitMs };
   }
 
   /**
@@ -555,8 +556,9 @@ export class TaskClient {
    */
   async rescheduleTask(taskId: string, scheduledFor: string): Promise<TaskInfo> {
     try {
-      const work = { workflowId: taskId, taskQueue: this.taskQueue, waitMs: this.workerWaitMs, limitMs: this.answerLimitMs };
-      const r = await answeredWithin(this.client, work, () => this.client.workflow.getHandle(taskId).executeUpdate(rescheduleUpdate, { args: [scheduledFor] }));
+      const r = await answeredWithin(this.client, this.workerWaits(taskId), () =>
+        this.client.workflow.getHandle(taskId).executeUpdate(rescheduleUpdate, { args: [scheduledFor] }),
+      );
       if ('answer' in r) return r.answer;
       // Unlike an add, nothing durable waits: a request no worker has taken is held by the server only.
       const then = "It may still apply when a worker takes it up: check the task's scheduled time.";

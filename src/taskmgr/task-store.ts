@@ -125,7 +125,11 @@ export async function cycleThrough(db: Queryable, prerequisiteId: string, depend
 /** The shortest chain of edges (dependant -> prerequisite) from `dependantId` back to itself. */
 function chainBetween(edges: { dependant_id: string; prerequisite_id: string }[], dependantId: string): string[] {
   const prerequisites = new Map<string, string[]>();
-  for (const e of edges) prerequisites.set(e.dependant_id, [...(prerequisites.get(e.dependant_id) ?? []), e.prerequisite_id]);
+  for (const e of edges) {
+    const known = prerequisites.get(e.dependant_id);
+    if (known) known.push(e.prerequisite_id);
+    else prerequisites.set(e.dependant_id, [e.prerequisite_id]);
+  }
   const cameFrom = new Map<string, string>();
   const queue = [dependantId];
   for (let i = 0; i < queue.length; i++) {
