@@ -8,6 +8,7 @@ import type { Pool } from '../db/pool.ts';
 import { checkRegistryOperation } from '../registry/operation-input.ts';
 import {
   completeOperation,
+  coalescerMaySleep,
   completeRound,
   deleteRecordAndPlanFollowUp,
   deleteRecordForRound,
@@ -96,8 +97,9 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
     async deleteRecordAndQueue(args: { key: string; opId: string; batchSize?: number; settings?: Partial<CoalescerSettings> }): Promise<QueuedDeletion> {
       const bad = checkRecordKey(args.key);
       if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
-      const outcome = await failingFastOnBadData(() => deleteRecordForRound(deps.pool, { ...args, traceCarrier: currentTraceCarrier() }));
-      return outcome.plannedByRound && outcome.dataSourceKey
+      const { outcome, coalescerAwake } = await failingFastOnBadData(() => deleteRecordForRound(deps.pool, { ...args, traceCarrier: currentTraceCarrier() }));
+      // An awake coalescer looks at its queue before it sleeps: no wake-up (and no second workflow task) needed.
+      return outcome.plannedByRound && outcome.dataSourceKey && !coalescerAwake
         ? { outcome, coalescerId: coalescerWorkflowId(outcome.dataSourceKey, deps.taskQueue) }
         : { outcome };
     },
@@ -135,9 +137,14 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
       return { ...plan, settings };
     },
 
-    /** Marks a round and its operations complete and keeps the round's totals for their callers; idempotent. */
-    async completeFollowUpRound(args: { roundId: string; opIds: string[]; totals?: RoundTotals }): Promise<void> {
+    /**
+     * Marks a round and its operations complete and keeps the round's totals for their callers;
+     * idempotent. With the data source given, then checks whether operations queued without waking
+     * the coalescer wait (`more`: it goes on) or it may sleep (coalescerMaySleep).
+     */
+    async completeFollowUpRound(args: { roundId: string; opIds: string[]; totals?: RoundTotals; dataSourceKey?: string }): Promise<{ more: boolean }> {
       await failingFastOnBadData(() => completeRound(deps.pool, args.roundId, args.opIds, args.totals));
+      return args.dataSourceKey ? coalescerMaySleep(deps.pool, args.dataSourceKey) : { more: false };
     },
   };
 };

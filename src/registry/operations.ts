@@ -122,10 +122,14 @@ const PLANNED_BY_ROUND = "SELECT set_config('registry.follow_up_planned_by_round
  * coalescer, whose round finds the related records (planRound). Its work does not grow with the
  * record's relations: they stay until the round completes. Idempotent per opId.
  */
-export async function deleteRecordForRound(pool: Pool, args: { key: string; opId: string; traceCarrier?: Record<string, string> }): Promise<DeletionOutcome> {
+export async function deleteRecordForRound(
+  pool: Pool,
+  args: { key: string; opId: string; traceCarrier?: Record<string, string> },
+): Promise<{ outcome: DeletionOutcome; coalescerAwake: boolean }> {
   const { key, opId } = args;
   const earlier = await findOperation(pool, opId);
-  if (earlier) return outcomeOf(earlier, key);
+  // A retry cannot tell whether the coalescer saw the operation: it is woken again (a repeat is harmless).
+  if (earlier) return { outcome: outcomeOf(earlier, key), coalescerAwake: false };
 
   return withTransaction(pool, async (tx: PoolClient) => {
     // The row lock lockRecords would take, so writers of derived state wait as for any delete. Whether
@@ -139,7 +143,7 @@ export async function deleteRecordForRound(pool: Pool, args: { key: string; opId
     const record = rows[0];
     if (!record) {
       const committed = await findOperation(tx, opId);
-      return committed ? outcomeOf(committed, key) : { deleted: false, opId, key, affected: 0, batches: 0 };
+      return { outcome: committed ? outcomeOf(committed, key) : { deleted: false, opId, key, affected: 0, batches: 0 }, coalescerAwake: false };
     }
     await deleteRecordLeavingRelations(tx, record.id);
     // Queued for the round (deleted_record_id set, handed off), or, with no relations, complete now.
@@ -153,7 +157,55 @@ export async function deleteRecordForRound(pool: Pool, args: { key: string; opId
          FROM op JOIN data_sources ds ON ds.id = op.data_source_id`,
       [opId, key, record.class, record.data_source_id, record.id, args.traceCarrier ?? null, record.related],
     );
-    return outcomeOf(op.rows[0]!, key);
+    const coalescerAwake = record.related && (await coalescerIsAwake(tx, record.data_source_id));
+    return { outcome: outcomeOf(op.rows[0]!, key), coalescerAwake };
+  });
+}
+
+/** How long deletions trust an awake coalescer without a signal (a terminated one is replaced after this). */
+const AWAKE_LEASE = '1 minute';
+
+/**
+ * Whether the data source's coalescer is awake: it will look at its queue before it sleeps, and
+ * finds this transaction's operation there. The key-share lock holds its check before sleeping
+ * (coalescerMaySleep) until this transaction ends. Read after the operation is queued.
+ */
+async function coalescerIsAwake(tx: PoolClient, dataSourceId: number): Promise<boolean> {
+  const { rows } = await tx.query<{ awake: boolean }>('SELECT awake_until > now() AS awake FROM coalescer_awake WHERE data_source_id = $1 FOR KEY SHARE', [
+    dataSourceId,
+  ]);
+  return rows[0]?.awake === true;
+}
+
+/** The data source's coalescer has planned a round: deletions queued from now on need not wake it. */
+async function markCoalescerAwake(db: Queryable, dataSourceId: number): Promise<void> {
+  await db.query(
+    `INSERT INTO coalescer_awake (data_source_id, awake_until) VALUES ($1, now() + $2::interval)
+     ON CONFLICT (data_source_id) DO UPDATE SET awake_until = EXCLUDED.awake_until`,
+    [dataSourceId, AWAKE_LEASE],
+  );
+}
+
+/**
+ * The coalescer's check before it sleeps, after a round: true when operations of its data source
+ * wait unclaimed (it goes on, still awake), false when none does (it is marked asleep, and later
+ * deletions wake it). Waits for deletions that read it awake to commit, so none is missed.
+ */
+export async function coalescerMaySleep(pool: Pool, dataSourceKey: string): Promise<{ more: boolean }> {
+  return withTransaction(pool, async (tx) => {
+    const ds = await tx.query<{ id: number }>('SELECT id FROM data_sources WHERE key = $1', [dataSourceKey]);
+    const dataSourceId = ds.rows[0]?.id;
+    if (dataSourceId === undefined) return { more: false };
+    await tx.query('SELECT 1 FROM coalescer_awake WHERE data_source_id = $1 FOR UPDATE', [dataSourceId]);
+    const waiting = await tx.query(
+      `SELECT 1 FROM registry_operations
+        WHERE data_source_id = $1 AND handed_off_at IS NOT NULL AND round_id IS NULL AND completed_at IS NULL LIMIT 1`,
+      [dataSourceId],
+    );
+    const more = (waiting.rowCount ?? 0) > 0;
+    if (more) await markCoalescerAwake(tx, dataSourceId);
+    else await tx.query('DELETE FROM coalescer_awake WHERE data_source_id = $1', [dataSourceId]);
+    return { more };
   });
 }
 
@@ -268,6 +320,9 @@ export async function planRound(
   }
   return withTransaction(pool, async (tx) => {
     const ds = await tx.query<{ id: number }>('SELECT id FROM data_sources WHERE key = $1', [args.dataSourceKey]);
+    // Deletions read the mark with a key-share lock, which this update does not wait for, nor they for it;
+    // they see it once the plan commits (until then they signal, and this claim or the check after the round finds them).
+    if (ds.rows[0]) await markCoalescerAwake(tx, ds.rows[0].id);
     await tx.query(`INSERT INTO registry_operations (op_id, kind, data_source_id) VALUES ($1, 'FOLLOW_UP_ROUND', $2)`, [args.roundId, ds.rows[0]?.id ?? null]);
     const claimed = await tx.query<{ op_id: string }>(
       `UPDATE registry_operations SET round_id = $1, handed_off_at = coalesce(handed_off_at, now())

@@ -86,7 +86,9 @@ export async function coalesceFollowUps(input: CoalescerInput): Promise<void> {
     const p = state.processing;
     if (p?.opIds.includes(opId)) return { opId, state: 'processing', batchesTotal: p.batchesTotal, batchesDone: p.batchesDone };
     if (queued.has(opId)) return { opId, state: 'queued' };
-    return recent.get(opId) ?? { opId, state: 'unknown' };
+    // While awake, deletions queue without a signal: one not seen yet waits for the next round.
+    // (One forgotten long ago is then reported queued until this run sleeps: a late answer, not a wrong one.)
+    return recent.get(opId) ?? { opId, state: state.processing || pending ? 'queued' : 'unknown' };
   });
 
   let roundsThisRun = 0;
@@ -109,10 +111,12 @@ export async function coalesceFollowUps(input: CoalescerInput): Promise<void> {
     state.processing = { roundId, opIds, batchesTotal: plan.batches, batchesDone: 0, records: plan.affected };
     const totals: FollowUpTotals = { qualityChanges: {}, reindexed: 0, recached: 0 };
     await refreshBatches(plan, settings.concurrency, totals, () => (state.processing!.batchesDone += 1), bookkeeping === local);
-    await bookkeeping.completeFollowUpRound({ roundId, opIds, totals });
+    // Deletions queued while the round ran did not signal (the round marked this coalescer awake):
+    // the completion looks for them before this run sleeps. (Histories from before recorded no answer.)
+    const completion = await bookkeeping.completeFollowUpRound({ roundId, opIds, totals, dataSourceKey: input.dataSourceKey });
     remember(recent, opIds, { ...totals, coalescedWith: opIds.length, roundRecords: plan.affected });
-    // More queued than one round takes: go again without waiting for a signal.
-    if (plan.more) pending = true;
+    // More queued than one round takes, or queued unannounced: go again without waiting for a signal.
+    if (plan.more || completion?.more) pending = true;
     state.processing = undefined;
     state.rounds += 1;
     state.operations += opIds.length;

@@ -1,7 +1,8 @@
 /**
  * Bursts coalesce: the deletions of one data source hand their follow-up to that data source's
  * coalescer, which processes the union of their records once per round. Nothing is lost when the
- * worker stops in the middle of a burst.
+ * worker stops in the middle of a burst. A deletion does not wake a coalescer that is awake; its
+ * round still comes, and a caller without the database is not told it ended before it did.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -156,6 +157,64 @@ describe('coalesced follow-up of bursts', () => {
       await locker.query('ROLLBACK').catch(() => {});
       locker.release();
       await client.close();
+      await worker.stop();
+    }
+  });
+
+  it('a deletion while a round runs does not wake the coalescer; the next round takes it, and a caller without the database waits for that round', async () => {
+    const worker = await startTestWorker(db.pool);
+    const followUp = { batchSize: 100, concurrency: 2, coalesce: { quietMs: 500, maxWaitMs: 2000 } };
+    const withDatabase = await testClient(worker.taskQueue, followUp, db.pool);
+    const withoutDatabase = await testClient(worker.taskQueue, followUp);
+    const locker = await db.pool.connect();
+    try {
+      const ds = seeded.dataSources[1]!;
+      const [first] = await victims(ds, 1, 50);
+      const relatedIds = (
+        await db.pool.query<{ id: string }>('SELECT rr.related_id AS id FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.key = $1', [first])
+      ).rows.map((r) => r.id);
+      // A record of the same data source with relations, related to none of those.
+      const { rows: others } = await db.pool.query<{ key: string }>(
+        `SELECT ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
+          WHERE d.key = $1 AND ro.key <> $2 AND ro.key NOT LIKE '%/hub-%' AND NOT ro.id = ANY($3::bigint[])
+            AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = ro.id)
+            AND NOT EXISTS (SELECT 1 FROM related_records(ro.id, ro.key) rr WHERE rr.related_id = ANY($3::bigint[]) OR rr.related_key = $2)
+          ORDER BY ro.key LIMIT 1`,
+        [ds, first, relatedIds],
+      );
+      const second = others[0]!.key;
+      // The first deletion's round is held in its batch (its records locked), its plan committed: the coalescer is marked awake.
+      await locker.query('BEGIN');
+      await locker.query('SELECT 1 FROM registry_objects WHERE id = ANY($1::bigint[]) FOR UPDATE', [relatedIds]);
+      await withDatabase.deleteRecord(first!);
+      const marked = (q: string) => db.pool.query(`SELECT 1 FROM coalescer_awake a JOIN data_sources d ON d.id = a.data_source_id WHERE d.key = $1 ${q}`, [ds]);
+      await eventually(async () => (await marked('AND awake_until > now()')).rowCount! > 0, 15_000, 50);
+      const late = await withoutDatabase.deleteRecord(second);
+      const lateRun = withDatabase.client.workflow.getHandle(late.workflowId, late.runId);
+      await lateRun.result();
+      const events = (await lateRun.fetchHistory()).events ?? [];
+      assert.ok(!events.some((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes), 'no wake-up signal');
+      assert.equal(events.filter((e) => e.workflowTaskCompletedEventAttributes).length, 1, 'done in its first workflow task');
+      const coalescer = withDatabase.client.workflow.getHandle(coalescerWorkflowId(ds, worker.taskQueue));
+      assert.equal((await coalescer.query(followUpStatusQuery, late.opId)).state, 'queued', 'not unknown while it waits unannounced');
+      let learnt = false;
+      const awaited = withoutDatabase.awaitDeletion(second, late.runId).then((r) => ((learnt = true), r));
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(learnt, false, 'a caller without the database is not told it ended while its round is held');
+      await locker.query('COMMIT');
+      const result = await awaited;
+      assert.ok(result.reindexed > 0, `the totals of the round that took it: ${JSON.stringify(result)}`);
+      const done = await db.pool.query<{ completed_at: Date | null }>('SELECT completed_at FROM registry_operations WHERE op_id = $1', [late.opId]);
+      assert.ok(done.rows[0]?.completed_at, 'its operation completed');
+      const state = await coalescer.query(coalescerStateQuery);
+      assert.equal(state.operations, 2);
+      await eventually(async () => (await marked('')).rowCount === 0, 15_000, 50);
+      await assertDerivedStateIsCurrent(db.pool);
+    } finally {
+      await locker.query('ROLLBACK').catch(() => {});
+      locker.release();
+      await withoutDatabase.close();
+      await withDatabase.close();
       await worker.stop();
     }
   });

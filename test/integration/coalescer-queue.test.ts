@@ -4,10 +4,13 @@
  * killed between planning and completing) are claimed again by the next round, not stranded.
  * A deletion planned by its round leaves its relations in place for the round to plan from. A round
  * takes at most MAX_OPS_PER_ROUND operations, and its plan (one statement) counts each its own.
+ * A deletion does not wake a coalescer that is awake (it has planned a round and checks its queue
+ * before it sleeps), and that check and the deletions are serialised so that none is missed.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {
+  coalescerMaySleep,
   completeRound,
   deleteRecordAndPlanFollowUp,
   MAX_OPS_PER_ROUND,
@@ -17,7 +20,7 @@ import {
   queueForCoalescer,
 } from '../../src/registry/operations.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers.ts';
+import { createTestDatabase, eventually, type TestDatabase } from '../helpers.ts';
 
 describe('the coalescer queue in PostgreSQL', () => {
   let db: TestDatabase;
@@ -94,8 +97,8 @@ describe('a deletion planned by its round, in PostgreSQL', () => {
     const outcomes = [];
     for (const p of picked) {
       const args = { key: p.key, opId: `deferred/${p.key}` };
-      const outcome = await deleteRecordForRound(db.pool, args);
-      assert.deepEqual(await deleteRecordForRound(db.pool, args), outcome, 'a retried delete returns the first outcome');
+      const { outcome } = await deleteRecordForRound(db.pool, args);
+      assert.deepEqual((await deleteRecordForRound(db.pool, args)).outcome, outcome, 'a retried delete returns the first outcome');
       assert.deepEqual([outcome.deleted, outcome.plannedByRound, outcome.dataSourceKey], [true, true, ds]);
       outcomes.push(outcome);
     }
@@ -127,7 +130,7 @@ describe('a deletion planned by its round, in PostgreSQL', () => {
     const { rows: lone } = await db.pool.query<{ id: number }>(
       "INSERT INTO registry_objects (key, class, data_source_id, title) SELECT 'alone/1', 'party', id, 'Alone' FROM data_sources LIMIT 1 RETURNING id",
     );
-    const alone = await deleteRecordForRound(db.pool, { key: 'alone/1', opId: 'deferred/alone' });
+    const { outcome: alone } = await deleteRecordForRound(db.pool, { key: 'alone/1', opId: 'deferred/alone' });
     assert.deepEqual([alone.deleted, alone.plannedByRound, alone.affected, alone.batches], [true, undefined, 0, 0]);
     assert.deepEqual(await operationOutcome(db.pool, 'deferred/alone'), { qualityChanges: {}, reindexed: 0, recached: 0, coalescedWith: 1, affected: 0 });
     assert.equal(await count('SELECT count(*) AS n FROM registry_objects WHERE id = $1', [lone[0]!.id]), 0);
@@ -190,6 +193,97 @@ describe('a deletion planned by its round, in PostgreSQL', () => {
       );
     } finally {
       await big.drop();
+    }
+  });
+});
+
+describe('waking the coalescer only when it sleeps, in PostgreSQL', () => {
+  let db: TestDatabase;
+  let ds: string;
+  let deletable: string[];
+
+  before(async () => {
+    db = await createTestDatabase();
+    ds = (await seedRegistry(db.pool, { records: 200, dataSources: 1, hubs: 1, hubSize: 10, seed: 71 })).dataSources[0]!;
+    deletable = (
+      await db.pool.query<{ key: string }>(
+        "SELECT key FROM registry_objects ro WHERE key NOT LIKE '%hub%' AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = ro.id) ORDER BY id LIMIT 8",
+      )
+    ).rows.map((r) => r.key);
+  });
+  after(async () => db?.drop());
+
+  const remove = (i: number) => deleteRecordForRound(db.pool, { key: deletable[i]!, opId: `awake/${i}` });
+  const round = (n: number) => planRound(db.pool, { roundId: `awake-round/${n}`, opIds: [], dataSourceKey: ds, batchSize: 50 });
+  /** Until some backend waits for a lock (the statement under test is held behind the open transaction). */
+  const someoneWaitsForALock = () =>
+    eventually(async () => (await db.pool.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'")).rowCount! > 0, 10_000, 20);
+
+  it('wakes a sleeping coalescer, not an awake one; after a round it goes on while deletions wait unclaimed, and sleeps when none does', async () => {
+    assert.equal((await remove(0)).coalescerAwake, false, 'no round planned yet: the deletion wakes it');
+    const first = await round(1);
+    assert.deepEqual(first.opIds, ['awake/0']);
+    assert.equal((await remove(1)).coalescerAwake, true, 'a round is under way: no wake-up');
+    await completeRound(db.pool, 'awake-round/1', first.opIds);
+    assert.deepEqual(await coalescerMaySleep(db.pool, ds), { more: true }, 'awake/1 waits unclaimed');
+    assert.equal((await remove(2)).coalescerAwake, true, 'still awake');
+    const second = await round(2);
+    assert.deepEqual(second.opIds, ['awake/1', 'awake/2']);
+    await completeRound(db.pool, 'awake-round/2', second.opIds);
+    assert.deepEqual(await coalescerMaySleep(db.pool, ds), { more: false });
+    assert.equal((await remove(3)).coalescerAwake, false, 'asleep: the deletion wakes it');
+    // A mark past its time (a coalescer terminated mid-round) is not trusted.
+    const third = await round(3);
+    await db.pool.query("UPDATE coalescer_awake SET awake_until = now() - interval '1 second'");
+    assert.equal((await remove(4)).coalescerAwake, false, 'an expired mark: the deletion wakes it');
+    await completeRound(db.pool, 'awake-round/3', third.opIds);
+    assert.deepEqual(await coalescerMaySleep(db.pool, ds), { more: true }, 'awake/4 waits unclaimed');
+    const fourth = await round(4);
+    await completeRound(db.pool, 'awake-round/4', fourth.opIds);
+    assert.deepEqual(await coalescerMaySleep(db.pool, ds), { more: false });
+  });
+
+  it('the check before sleeping waits for a deletion that read the coalescer awake, and then sees it', async () => {
+    const planned = await round(10);
+    const deletion = await db.pool.connect();
+    try {
+      // The deletion's transaction, held open after reading the mark (as deleteRecordForRound reads it, last).
+      await deletion.query('BEGIN');
+      await deletion.query(
+        `INSERT INTO registry_operations (op_id, kind, record_key, data_source_id, handed_off_at)
+         SELECT 'awake/held', 'DELETE_RECORD', 'held', id, now() FROM data_sources WHERE key = $1`,
+        [ds],
+      );
+      const mark = await deletion.query('SELECT awake_until > now() AS awake FROM coalescer_awake FOR KEY SHARE');
+      assert.equal(mark.rows[0]?.awake, true);
+      await completeRound(db.pool, 'awake-round/10', planned.opIds);
+      const check = coalescerMaySleep(db.pool, ds);
+      await someoneWaitsForALock();
+      await deletion.query('COMMIT');
+      assert.deepEqual(await check, { more: true }, 'the check saw the operation that did not wake it');
+    } finally {
+      deletion.release();
+    }
+    const next = await round(11);
+    assert.deepEqual(next.opIds, ['awake/held']);
+    await completeRound(db.pool, 'awake-round/11', next.opIds);
+    assert.deepEqual(await coalescerMaySleep(db.pool, ds), { more: false });
+  });
+
+  it('a deletion that comes during the check waits for it, and finding the coalescer asleep, wakes it', async () => {
+    await round(20);
+    const sleeper = await db.pool.connect();
+    try {
+      // The check's transaction, held open after it found nothing and removed the mark.
+      await sleeper.query('BEGIN');
+      await sleeper.query('SELECT 1 FROM coalescer_awake FOR UPDATE');
+      await sleeper.query('DELETE FROM coalescer_awake');
+      const deletion = remove(5);
+      await someoneWaitsForALock();
+      await sleeper.query('COMMIT');
+      assert.equal((await deletion).coalescerAwake, false, 'the mark is gone: the deletion wakes the coalescer');
+    } finally {
+      sleeper.release();
     }
   });
 });

@@ -60,9 +60,11 @@ describe('the coalescer at the server’s signal limit', () => {
         'the server keeps the limit',
       );
 
-      // The run's round is held (its plan writes followup_items) until the deletion's wake-up was refused.
+      // The run's round is held until the deletion's wake-up was refused: before it marks the
+      // coalescer awake (which would spare the deletion its wake-up), and before its plan writes
+      // followup_items. Deletions still read the mark (a share lock lets them).
       await holder.query('BEGIN');
-      await holder.query('LOCK TABLE followup_items IN SHARE MODE');
+      await holder.query('LOCK TABLE coalescer_awake, followup_items IN SHARE MODE');
       worker = await startTestWorker(db.pool, taskQueue);
       // The SDK's 5 s for a workflow task's code is too short for 10,000 signals on a busy machine.
       assert.equal(worker.worker.workflowTaskLimitMs(), 30_000);
