@@ -10,14 +10,14 @@ export const TASKMGR_BIN = path.join(import.meta.dirname, '..', 'bin', 'taskmgr.
 const defined = (env: Record<string, string | undefined>) =>
   Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<string, string>;
 
-/** Runs `taskmgr ARGS`; resolves with its exit code and its output (stdout, then stderr). */
-export async function runTaskmgr(args: string[], env: Record<string, string | undefined>): Promise<{ code: number; out: string }> {
+/** Runs `taskmgr ARGS`: its exit code, its whole output (stdout then stderr), and stdout alone (for --json). */
+export async function runTaskmgr(args: string[], env: Record<string, string | undefined>): Promise<{ code: number; out: string; stdout: string }> {
   try {
     const { stdout, stderr } = await exec(process.execPath, [TASKMGR_BIN, ...args], { env: defined(env), timeout: 120_000 });
-    return { code: 0, out: `${stdout}${stderr}` };
+    return { code: 0, out: `${stdout}${stderr}`, stdout };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, out: `${e.stdout}${e.stderr}` };
+    return { code: e.code, out: `${e.stdout}${e.stderr}`, stdout: e.stdout };
   }
 }
 

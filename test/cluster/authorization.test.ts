@@ -75,7 +75,7 @@ describe('a cluster whose frontend asks for TLS and a JWT', () => {
     try {
       const added = await taskmgr(['add', 'INDEX_RECORDS', '--json'], { TEMPORAL_API_KEY: writer });
       assert.equal(added.code, 0, added.out);
-      const { taskId } = JSON.parse(added.out) as { taskId: string };
+      const { taskId } = JSON.parse(added.stdout) as { taskId: string };
       await eventually(
         async () => JSON.parse((await taskmgr(['show', taskId, '--json'], { TEMPORAL_API_KEY: writer })).out).status === 'COMPLETED',
         60_000,

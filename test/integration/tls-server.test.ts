@@ -77,7 +77,8 @@ describe('a Temporal server that serves mTLS itself', () => {
     try {
       const added = await taskmgr(['add', 'INDEX_RECORDS', '--json']);
       assert.equal(added.code, 0, added.out);
-      const { taskId } = JSON.parse(added.out) as { taskId: string };
+      // stdout only: a worker still connecting when the task is added makes taskmgr warn on stderr that its admission is pending.
+      const { taskId } = JSON.parse(added.stdout) as { taskId: string };
       await eventually(async () => JSON.parse((await taskmgr(['show', taskId, '--json'])).out).status === 'COMPLETED', 60_000, 500);
 
       const key = (await db.pool.query<{ key: string }>("SELECT ro.key FROM registry_objects ro WHERE ro.key LIKE '%/hub-%' LIMIT 1")).rows[0]!.key;
