@@ -139,12 +139,12 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
 
     /**
      * Marks a round and its operations complete and keeps the round's totals for their callers;
-     * idempotent. With the data source given, then checks whether operations queued without waking
-     * the coalescer wait (`more`: it goes on) or it may sleep (coalescerMaySleep).
+     * idempotent. Then checks whether operations queued without waking the coalescer wait (`more`:
+     * it goes on) or it may sleep (coalescerMaySleep).
      */
-    async completeFollowUpRound(args: { roundId: string; opIds: string[]; totals?: RoundTotals; dataSourceKey?: string }): Promise<{ more: boolean }> {
+    async completeFollowUpRound(args: { roundId: string; opIds: string[]; totals?: RoundTotals; dataSourceKey: string }): Promise<{ more: boolean }> {
       await failingFastOnBadData(() => completeRound(deps.pool, args.roundId, args.opIds, args.totals));
-      return args.dataSourceKey ? coalescerMaySleep(deps.pool, args.dataSourceKey) : { more: false };
+      return coalescerMaySleep(deps.pool, args.dataSourceKey);
     },
   };
 };

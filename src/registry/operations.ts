@@ -192,21 +192,28 @@ async function markCoalescerAwake(db: Queryable, dataSourceId: number): Promise<
  * deletions wake it). Waits for deletions that read it awake to commit, so none is missed.
  */
 export async function coalescerMaySleep(pool: Pool, dataSourceKey: string): Promise<{ more: boolean }> {
+  // A transaction of its own, not the end of the round's: the lock below must not wait while the
+  // round's longer work holds rows a deletion may need.
   return withTransaction(pool, async (tx) => {
     const ds = await tx.query<{ id: number }>('SELECT id FROM data_sources WHERE key = $1', [dataSourceKey]);
     const dataSourceId = ds.rows[0]?.id;
     if (dataSourceId === undefined) return { more: false };
     await tx.query('SELECT 1 FROM coalescer_awake WHERE data_source_id = $1 FOR UPDATE', [dataSourceId]);
-    const waiting = await tx.query(
-      `SELECT 1 FROM registry_operations
-        WHERE data_source_id = $1 AND handed_off_at IS NOT NULL AND round_id IS NULL AND completed_at IS NULL LIMIT 1`,
-      [dataSourceId],
-    );
-    const more = (waiting.rowCount ?? 0) > 0;
+    const more = await unclaimedWait(tx, dataSourceKey);
     if (more) await markCoalescerAwake(tx, dataSourceId);
     else await tx.query('DELETE FROM coalescer_awake WHERE data_source_id = $1', [dataSourceId]);
     return { more };
   });
+}
+
+/** Whether operations of the data source are queued and not claimed by any round. */
+async function unclaimedWait(db: Queryable, dataSourceKey: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `SELECT 1 FROM registry_operations o JOIN data_sources ds ON ds.id = o.data_source_id
+      WHERE ds.key = $1 AND o.handed_off_at IS NOT NULL AND o.round_id IS NULL AND o.completed_at IS NULL LIMIT 1`,
+    [dataSourceKey],
+  );
+  return (rowCount ?? 0) > 0;
 }
 
 /**
@@ -305,17 +312,12 @@ export async function planRound(
   const earlier = await findOperation(pool, args.roundId);
   if (earlier) {
     const claimed = await pool.query<{ op_id: string }>('SELECT op_id FROM registry_operations WHERE round_id = $1 ORDER BY op_id', [args.roundId]);
-    const waiting = await pool.query(
-      `SELECT 1 FROM registry_operations o JOIN data_sources ds ON ds.id = o.data_source_id
-        WHERE ds.key = $1 AND o.handed_off_at IS NOT NULL AND o.round_id IS NULL AND o.completed_at IS NULL LIMIT 1`,
-      [args.dataSourceKey],
-    );
     return {
       opId: args.roundId,
       affected: earlier.affected_count,
       batches: earlier.batch_count,
       opIds: claimed.rows.map((r) => r.op_id),
-      more: (waiting.rowCount ?? 0) > 0,
+      more: await unclaimedWait(pool, args.dataSourceKey),
     };
   }
   return withTransaction(pool, async (tx) => {

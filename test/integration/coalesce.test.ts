@@ -33,6 +33,25 @@ describe('coalesced follow-up of bursts', () => {
       )
     ).rows.map((r) => r.key);
 
+  /** The ids of the records related to a record (either direction). */
+  const relatedIdsOf = async (key: string) =>
+    (
+      await db.pool.query<{ id: string }>('SELECT rr.related_id AS id FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.key = $1', [key])
+    ).rows.map((r) => r.id);
+
+  /** Records of the data source with relations, related to none of `relatedIds` nor to `key`, and not among them. */
+  const unrelatedVictims = async (ds: string, key: string, relatedIds: string[], n: number) =>
+    (
+      await db.pool.query<{ key: string }>(
+        `SELECT ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
+          WHERE d.key = $1 AND ro.key <> $2 AND ro.key NOT LIKE '%/hub-%' AND NOT ro.id = ANY($3::bigint[])
+            AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = ro.id)
+            AND NOT EXISTS (SELECT 1 FROM related_records(ro.id, ro.key) rr WHERE rr.related_id = ANY($3::bigint[]) OR rr.related_key = $2)
+          ORDER BY ro.key DESC LIMIT $4`,
+        [ds, key, relatedIds, n],
+      )
+    ).rows.map((r) => r.key);
+
   it('a burst of 40 deletions in one data source is processed in a few rounds, each record once per round', async () => {
     const worker = await startTestWorker(db.pool);
     const client: RegistryClient = await testClient(worker.taskQueue, { batchSize: 100, concurrency: 2, coalesce: { quietMs: 300, maxWaitMs: 3000 } }, db.pool);
@@ -170,26 +189,15 @@ describe('coalesced follow-up of bursts', () => {
     try {
       const ds = seeded.dataSources[1]!;
       const [first] = await victims(ds, 1, 50);
-      const relatedIds = (
-        await db.pool.query<{ id: string }>('SELECT rr.related_id AS id FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.key = $1', [first])
-      ).rows.map((r) => r.id);
-      // A record of the same data source with relations, related to none of those.
-      const { rows: others } = await db.pool.query<{ key: string }>(
-        `SELECT ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
-          WHERE d.key = $1 AND ro.key <> $2 AND ro.key NOT LIKE '%/hub-%' AND NOT ro.id = ANY($3::bigint[])
-            AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = ro.id)
-            AND NOT EXISTS (SELECT 1 FROM related_records(ro.id, ro.key) rr WHERE rr.related_id = ANY($3::bigint[]) OR rr.related_key = $2)
-          ORDER BY ro.key LIMIT 1`,
-        [ds, first, relatedIds],
-      );
-      const second = others[0]!.key;
+      const relatedIds = await relatedIdsOf(first!);
+      const [second] = await unrelatedVictims(ds, first!, relatedIds, 1);
       // The first deletion's round is held in its batch (its records locked), its plan committed: the coalescer is marked awake.
       await locker.query('BEGIN');
       await locker.query('SELECT 1 FROM registry_objects WHERE id = ANY($1::bigint[]) FOR UPDATE', [relatedIds]);
       await withDatabase.deleteRecord(first!);
       const marked = (q: string) => db.pool.query(`SELECT 1 FROM coalescer_awake a JOIN data_sources d ON d.id = a.data_source_id WHERE d.key = $1 ${q}`, [ds]);
       await eventually(async () => (await marked('AND awake_until > now()')).rowCount! > 0, 15_000, 50);
-      const late = await withoutDatabase.deleteRecord(second);
+      const late = await withoutDatabase.deleteRecord(second!);
       const lateRun = withDatabase.client.workflow.getHandle(late.workflowId, late.runId);
       await lateRun.result();
       const events = (await lateRun.fetchHistory()).events ?? [];
@@ -198,7 +206,7 @@ describe('coalesced follow-up of bursts', () => {
       const coalescer = withDatabase.client.workflow.getHandle(coalescerWorkflowId(ds, worker.taskQueue));
       assert.equal((await coalescer.query(followUpStatusQuery, late.opId)).state, 'queued', 'not unknown while it waits unannounced');
       let learnt = false;
-      const awaited = withoutDatabase.awaitDeletion(second, late.runId).then((r) => ((learnt = true), r));
+      const awaited = withoutDatabase.awaitDeletion(second!, late.runId).then((r) => ((learnt = true), r));
       await new Promise((r) => setTimeout(r, 1000));
       assert.equal(learnt, false, 'a caller without the database is not told it ended while its round is held');
       await locker.query('COMMIT');
@@ -215,6 +223,55 @@ describe('coalesced follow-up of bursts', () => {
       locker.release();
       await withoutDatabase.close();
       await withDatabase.close();
+      await worker.stop();
+    }
+  });
+
+  it('a coalescer terminated mid-round while marked awake: once the mark expires, the next deletion starts a new one, which takes every operation left', async () => {
+    const worker = await startTestWorker(db.pool);
+    const client = await testClient(worker.taskQueue, { batchSize: 100, concurrency: 2, coalesce: { quietMs: 200, maxWaitMs: 1000 } }, db.pool);
+    const locker = await db.pool.connect();
+    try {
+      const ds = seeded.dataSources[1]!;
+      const [first] = await victims(ds, 1, 80);
+      const relatedIds = await relatedIdsOf(first!);
+      const [second, third] = await unrelatedVictims(ds, first!, relatedIds, 2);
+      await locker.query('BEGIN');
+      await locker.query('SELECT 1 FROM registry_objects WHERE id = ANY($1::bigint[]) FOR UPDATE', [relatedIds]);
+      const held = await client.deleteRecord(first!);
+      const mark = (q: string) => db.pool.query(`SELECT 1 FROM coalescer_awake a JOIN data_sources d ON d.id = a.data_source_id WHERE d.key = $1 ${q}`, [ds]);
+      await eventually(async () => (await mark('AND awake_until > now()')).rowCount! > 0, 15_000, 50);
+      const unannounced = await client.deleteRecord(second!);
+      const unannouncedRun = client.client.workflow.getHandle(unannounced.workflowId, unannounced.runId);
+      await unannouncedRun.result();
+      const events = (await unannouncedRun.fetchHistory()).events ?? [];
+      assert.ok(!events.some((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes), 'the coalescer was marked awake: no wake-up');
+      const coalescer = client.client.workflow.getHandle(coalescerWorkflowId(ds, worker.taskQueue));
+      const terminatedRun = (await coalescer.describe()).runId;
+      await coalescer.terminate('the test: terminated mid-round');
+      await locker.query('ROLLBACK');
+      // The mark outlives the coalescer for its minute; past it (set back here instead of waiting), deletions wake again.
+      await db.pool.query(
+        `UPDATE coalescer_awake SET awake_until = now() - interval '1 second' FROM data_sources d WHERE d.id = data_source_id AND d.key = $1`,
+        [ds],
+      );
+      const waking = await client.deleteRecord(third!);
+      const results = await Promise.all([
+        client.awaitDeletion(first!, held.runId),
+        client.awaitDeletion(second!, unannounced.runId),
+        client.awaitDeletion(third!, waking.runId),
+      ]);
+      results.forEach((r, i) => assert.ok(r.reindexed > 0, `deletion ${i + 1} was followed up: ${JSON.stringify(r)}`));
+      assert.notEqual((await coalescer.describe()).runId, terminatedRun, 'a new coalescer run took over');
+      const open = await db.pool.query('SELECT op_id FROM registry_operations WHERE op_id = ANY($1::text[]) AND completed_at IS NULL', [
+        [held.opId, unannounced.opId, waking.opId],
+      ]);
+      assert.deepEqual(open.rows, [], 'every operation completed');
+      await assertDerivedStateIsCurrent(db.pool);
+    } finally {
+      await locker.query('ROLLBACK').catch(() => {});
+      locker.release();
+      await client.close();
       await worker.stop();
     }
   });

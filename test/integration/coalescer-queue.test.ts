@@ -215,9 +215,21 @@ describe('waking the coalescer only when it sleeps, in PostgreSQL', () => {
 
   const remove = (i: number) => deleteRecordForRound(db.pool, { key: deletable[i]!, opId: `awake/${i}` });
   const round = (n: number) => planRound(db.pool, { roundId: `awake-round/${n}`, opIds: [], dataSourceKey: ds, batchSize: 50 });
-  /** Until some backend waits for a lock (the statement under test is held behind the open transaction). */
-  const someoneWaitsForALock = () =>
-    eventually(async () => (await db.pool.query("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'")).rowCount! > 0, 10_000, 20);
+  /**
+   * Until a statement of this database whose text holds `fragment` waits for a lock: the statement
+   * under test is held behind the open transaction (it times out, failing the test, if it is not).
+   */
+  const waitsForALock = (fragment: string) =>
+    eventually(
+      async () =>
+        (
+          await db.pool.query("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND strpos(query, $1) > 0", [
+            fragment,
+          ])
+        ).rowCount! > 0,
+      10_000,
+      20,
+    );
 
   it('wakes a sleeping coalescer, not an awake one; after a round it goes on while deletions wait unclaimed, and sleeps when none does', async () => {
     assert.equal((await remove(0)).coalescerAwake, false, 'no round planned yet: the deletion wakes it');
@@ -258,7 +270,7 @@ describe('waking the coalescer only when it sleeps, in PostgreSQL', () => {
       assert.equal(mark.rows[0]?.awake, true);
       await completeRound(db.pool, 'awake-round/10', planned.opIds);
       const check = coalescerMaySleep(db.pool, ds);
-      await someoneWaitsForALock();
+      await waitsForALock('coalescer_awake WHERE data_source_id = $1 FOR UPDATE');
       await deletion.query('COMMIT');
       assert.deepEqual(await check, { more: true }, 'the check saw the operation that did not wake it');
     } finally {
@@ -279,7 +291,7 @@ describe('waking the coalescer only when it sleeps, in PostgreSQL', () => {
       await sleeper.query('SELECT 1 FROM coalescer_awake FOR UPDATE');
       await sleeper.query('DELETE FROM coalescer_awake');
       const deletion = remove(5);
-      await someoneWaitsForALock();
+      await waitsForALock('coalescer_awake WHERE data_source_id = $1 FOR KEY SHARE');
       await sleeper.query('COMMIT');
       assert.equal((await deletion).coalescerAwake, false, 'the mark is gone: the deletion wakes the coalescer');
     } finally {

@@ -78,9 +78,10 @@ describe('activities are idempotent', () => {
       assert.deepEqual(concurrent, once);
       assert.deepEqual(await snapshot(db.pool), state);
     }
-    await env.run(round.completeFollowUpRound, { roundId: args.roundId, opIds: args.opIds });
+    const completion = { roundId: args.roundId, opIds: args.opIds, dataSourceKey: args.dataSourceKey };
+    const first = await env.run(round.completeFollowUpRound, completion);
     const done = await snapshot(db.pool);
-    await env.run(round.completeFollowUpRound, { roundId: args.roundId, opIds: args.opIds });
+    assert.deepEqual(await env.run(round.completeFollowUpRound, completion), first, 'a repeated completion answers the same');
     assert.deepEqual(await snapshot(db.pool), done);
   });
 
