@@ -60,6 +60,12 @@ const schema = z.object({
     .string()
     .default('3 seconds')
     .refine(isDuration, { message: `expected ${DURATION_FORMS}` }),
+  // Follow-ups queued this long and not finished wake their coalescer again (one terminated mid-round strands them).
+  FOLLOWUP_STRANDED_AFTER: z
+    .string()
+    .default('2 minutes')
+    .refine(isDuration, { message: `expected ${DURATION_FORMS}` })
+    .refine((v) => !isDuration(v) || (parseDuration(v) >= 1000 && parseDuration(v) <= 86_400_000), { message: 'expected between 1 second and 1 day' }),
   SEED_RECORDS: positiveInt.default(2000),
   SEED_DATA_SOURCES: positiveInt.max(100).default(3),
   TASK_PREREQUISITE_RECHECK: z
@@ -142,7 +148,13 @@ export type Config = {
     historyShards: number;
     uiWriteActions: boolean;
   };
-  followUp: { batchSize: number; concurrency: number; coalesce: { quietMs: number; maxWaitMs: number } };
+  followUp: {
+    batchSize: number;
+    concurrency: number;
+    coalesce: { quietMs: number; maxWaitMs: number };
+    /** Each worker wakes the coalescer of a data source whose follow-ups have waited this long (a sweep every quarter of it, at most 30 s). */
+    strandedAfterMs: number;
+  };
   seed: { records: number; dataSources: number };
   /** Task modules a worker runs at once (on its own task queue, apart from follow-ups). */
   taskRunSlots: number;
@@ -236,6 +248,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       batchSize: c.FOLLOWUP_BATCH_SIZE,
       concurrency: c.FOLLOWUP_CONCURRENCY,
       coalesce: { quietMs: parseDuration(c.FOLLOWUP_QUIET), maxWaitMs: parseDuration(c.FOLLOWUP_MAX_WAIT) },
+      strandedAfterMs: parseDuration(c.FOLLOWUP_STRANDED_AFTER),
     },
     seed: { records: c.SEED_RECORDS, dataSources: c.SEED_DATA_SOURCES },
     taskRunSlots: c.TASK_RUN_SLOTS,

@@ -9,6 +9,7 @@ import { configurationProblem, temporalTarget } from './client/connection.ts';
 import type { Pool } from './db/pool.ts';
 import { createLogger, type Logger } from './log.ts';
 import { startRegistryGauges } from './metrics/registry-gauges.ts';
+import { startStrandedFollowUpSweep } from './client/coalescer-wake.ts';
 import { temporalClientInterceptors, temporalWorkerPlugins } from './telemetry/tracing.ts';
 import { bundleWorkflowsApart, removeBundle } from './workflow-bundle.ts';
 
@@ -169,6 +170,13 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
         methods: [...tasks.definitions.keys()],
         intervalMs: deps.config.metricsSampleMs,
       });
+      const sweep = startStrandedFollowUpSweep({
+        pool: deps.pool,
+        client: deps.client,
+        taskQueue,
+        strandedAfterMs: deps.config.followUp.strandedAfterMs,
+        logger: deps.logger ?? silentLogger,
+      });
       try {
         // One stops, both stop: a half-running worker would take work it cannot finish. Both are
         // awaited before a failure is thrown (a forced shutdown rejects one first): closing the
@@ -178,6 +186,7 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
         if (failed) throw failed.reason;
       } finally {
         gauges.stop();
+        sweep.stop();
       }
     },
     shutdown() {

@@ -21,8 +21,8 @@ import { failingFastOnBadData } from './failures.ts';
 import { currentTraceCarrier, outsideTrace, tracingOn } from '../telemetry/tracing.ts';
 import { checkRecordKey, ERROR_TYPES, type DeletionOutcome, type OperationOutcome, type RegistryOperation } from '../shared.ts';
 import { coalescerWorkflowId } from '../client/workflow-ids.ts';
-import { COALESCER_TASK_TIMEOUT, DEFAULT_COALESCER_SETTINGS, type CoalescerSettings } from '../workflows/coalesce-settings.ts';
-import { followUpRequestSignal } from '../workflows/definitions.ts';
+import { DEFAULT_COALESCER_SETTINGS, type CoalescerSettings } from '../workflows/coalesce-settings.ts';
+import { wakeCoalescer } from '../client/coalescer-wake.ts';
 
 export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; taskQueue: string; followUp?: CoalescerSettings }) => {
   /** The worker's configuration (FOLLOWUP_*), under what a caller set explicitly. */
@@ -32,8 +32,8 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
     ...definedOnly(overrides),
   });
   /**
-   * Queues an operation for its data source's coalescer in PostgreSQL and returns the coalescer's
-   * workflow id, or completes the operation at once when there is nothing to follow up.
+   * Queues an operation for its data source's coalescer in PostgreSQL and returns its data source,
+   * or completes the operation at once when there is nothing to follow up.
    */
   const queue = async (op: { opId: string; batches: number; dataSourceKey?: string; plannedByRound?: boolean }): Promise<string | undefined> => {
     if ((op.batches === 0 && !op.plannedByRound) || !op.dataSourceKey) {
@@ -41,7 +41,7 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
       return undefined;
     }
     await queueForCoalescer(deps.pool, op.opId, currentTraceCarrier());
-    return coalescerWorkflowId(op.dataSourceKey, deps.taskQueue);
+    return op.dataSourceKey;
   };
   /**
    * Hands an operation's follow-up to its data source's coalescer (signal-with-start: started if
@@ -53,20 +53,11 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
     overrides: Partial<CoalescerSettings> = {},
   ) => {
     // Queued in PostgreSQL first: the signal only wakes the coalescer, which claims its queue there.
-    const workflowId = await queue(op);
-    if (!workflowId) return;
+    const dataSourceKey = await queue(op);
+    if (!dataSourceKey) return;
     // The coalescer serves many callers: it keeps traces of its own; the round's batches join this
     // caller's trace through the carrier queued above.
-    await outsideTrace(() =>
-      deps.temporal.workflow.signalWithStart('coalesceFollowUps', {
-        workflowId,
-        taskQueue: deps.taskQueue,
-        workflowTaskTimeout: COALESCER_TASK_TIMEOUT,
-        args: [{ dataSourceKey: op.dataSourceKey!, overrides: definedOnly(overrides) }],
-        signal: followUpRequestSignal,
-        signalArgs: [{ opId: op.opId }],
-      }),
-    );
+    await outsideTrace(() => wakeCoalescer(deps.temporal, { taskQueue: deps.taskQueue, dataSourceKey, opId: op.opId, overrides: definedOnly(overrides) }));
   };
   /** Deletes a record and plans the follow-up over its related records; idempotent per opId. */
   const deleteAndPlan = async (args: { key: string; opId: string; batchSize?: number; settings?: Partial<CoalescerSettings> }) => {

@@ -12,6 +12,7 @@ import type { Logger } from '../log.ts';
 import { followUpBacklog, quarantinedByDataSource } from '../registry/backlog.ts';
 import { recordLagSample } from '../registry/health-history.ts';
 import { waitingByMethod } from '../taskmgr/task-store.ts';
+import { every } from '../periodic.ts';
 
 /**
  * A gauge per label value; a label seen before and absent now is set to 0, so that a data source
@@ -28,12 +29,15 @@ function labelledGauge(gauge: MetricGauge, labelName: string) {
   };
 }
 
+const DEFAULT_SAMPLE_MS = 15_000;
+
 /** `methods`: the task methods this worker knows; each gets its WAITING count, 0 included. */
 export function startRegistryGauges(deps: { pool: Pool; meter?: MetricMeter; logger: Logger; methods: string[]; intervalMs?: number }): { stop(): void } {
   const { pool } = deps;
+  const failed = (err: Error) => deps.logger.debug({ err: err.message }, 'metrics sample failed');
   const sampleLag = async () => recordLagSample(pool, await followUpBacklog(pool));
   const meter = deps.meter;
-  if (!meter) return every(deps.intervalMs, sampleLag, deps.logger);
+  if (!meter) return every(deps.intervalMs ?? DEFAULT_SAMPLE_MS, sampleLag, failed);
   const lag = labelledGauge(
     meter.createGauge(
       'registry_followup_lag_seconds',
@@ -77,27 +81,11 @@ export function startRegistryGauges(deps: { pool: Pool; meter?: MetricMeter; log
     poolGauge.set(pool.waitingCount, { state: 'waiting' });
   };
   return every(
-    deps.intervalMs,
+    deps.intervalMs ?? DEFAULT_SAMPLE_MS,
     () => {
       samplePool();
       return sample();
     },
-    deps.logger,
+    failed,
   );
-}
-
-/** Runs `sample` now and every interval; a sample still running when the next is due is not doubled (a slow database). */
-function every(intervalMs: number | undefined, sample: () => Promise<void>, logger: Logger): { stop(): void } {
-  let running = false;
-  const tick = () => {
-    if (running) return;
-    running = true;
-    sample()
-      .catch((err: Error) => logger.debug({ err: err.message }, 'metrics sample failed'))
-      .finally(() => (running = false));
-  };
-  tick();
-  const timer = setInterval(tick, intervalMs ?? 15_000);
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
 }

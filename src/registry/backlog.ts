@@ -33,3 +33,27 @@ export async function quarantinedByDataSource(db: Queryable, opts: { everyDataSo
   );
   return new Map(rows.map((r) => [r.data_source_key, r.n]));
 }
+
+/** A data source whose follow-ups have waited too long, and the operation to name when waking its coalescer. */
+export interface StrandedFollowUp {
+  dataSourceKey: string;
+  /** The oldest operation no round has claimed, else the oldest claimed by a round that has not completed. */
+  opId: string;
+}
+
+/**
+ * Data sources with an operation handed to their coalescer longer ago than `olderThanMs` and not
+ * finished: their coalescer may be gone (terminated mid-round, or a deletion that trusted its mark
+ * of being awake came just before). Waking a live one again is harmless.
+ */
+export async function strandedFollowUps(db: Queryable, olderThanMs: number): Promise<StrandedFollowUp[]> {
+  const { rows } = await db.query<{ data_source_key: string; op_id: string }>(
+    `SELECT DISTINCT ON (d.key) d.key AS data_source_key, o.op_id
+       FROM registry_operations o JOIN data_sources d ON d.id = o.data_source_id
+      WHERE o.completed_at IS NULL AND o.kind <> 'FOLLOW_UP_ROUND'
+        AND o.handed_off_at < now() - $1 * interval '1 millisecond'
+      ORDER BY d.key, o.round_id IS NULL DESC, o.handed_off_at, o.op_id`,
+    [olderThanMs],
+  );
+  return rows.map((r) => ({ dataSourceKey: r.data_source_key, opId: r.op_id }));
+}

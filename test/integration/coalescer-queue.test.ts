@@ -4,6 +4,7 @@
  * killed between planning and completing) are claimed again by the next round, not stranded.
  * A deletion planned by its round leaves its relations in place for the round to plan from. A round
  * takes at most MAX_OPS_PER_ROUND operations, and its plan (one statement) counts each its own.
+ * Follow-ups that waited too long are found for the sweep that wakes their coalescer again.
  * A deletion does not wake a coalescer that is awake (it has planned a round and checks its queue
  * before it sleeps), and that check and the deletions are serialised so that none is missed.
  */
@@ -20,6 +21,7 @@ import {
   queueForCoalescer,
 } from '../../src/registry/operations.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
+import { strandedFollowUps } from '../../src/registry/backlog.ts';
 import { createTestDatabase, eventually, type TestDatabase } from '../helpers.ts';
 
 describe('the coalescer queue in PostgreSQL', () => {
@@ -32,13 +34,18 @@ describe('the coalescer queue in PostgreSQL', () => {
   });
   after(async () => db?.drop());
 
-  it('a round left incomplete gives its operations to the next round; each is completed once', async () => {
-    const ds = seeded.dataSources[0]!;
-    const keys = (
+  /** The first `n` records (by id) with outbound relations, hubs aside. */
+  const keysWithRelations = async (n: number) =>
+    (
       await db.pool.query<{ key: string }>(
-        "SELECT key FROM registry_objects WHERE key NOT LIKE '%hub%' AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = registry_objects.id) ORDER BY id LIMIT 3",
+        "SELECT key FROM registry_objects WHERE key NOT LIKE '%hub%' AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = registry_objects.id) ORDER BY id LIMIT $1",
+        [n],
       )
     ).rows.map((r) => r.key);
+
+  it('a round left incomplete gives its operations to the next round; each is completed once', async () => {
+    const ds = seeded.dataSources[0]!;
+    const keys = await keysWithRelations(3);
     const ops: string[] = [];
     for (const key of keys) {
       const outcome = await deleteRecordAndPlanFollowUp(db.pool, { key, opId: `op/${key}`, batchSize: 50 });
@@ -61,6 +68,31 @@ describe('the coalescer queue in PostgreSQL', () => {
     }
     const third = await planRound(db.pool, { ...args, roundId: 'round/3' });
     assert.deepEqual([third.opIds, third.more], [[], false], 'nothing is left queued');
+  });
+
+  it('follow-ups waiting longer than the limit are found for the sweep, the oldest unclaimed named first, else the oldest a round left incomplete', async () => {
+    const ds = seeded.dataSources[0]!;
+    const keys = await keysWithRelations(3);
+    const [a, b, c] = await Promise.all(keys.map((key) => deleteRecordForRound(db.pool, { key, opId: `stranded/${key}` }).then((r) => r.outcome.opId)));
+    const waitedFor = (opId: string, seconds: number) =>
+      db.pool.query(`UPDATE registry_operations SET handed_off_at = now() - $2 * interval '1 second' WHERE op_id = $1`, [opId, seconds]);
+    assert.deepEqual(await strandedFollowUps(db.pool, 60_000), [], 'all just queued');
+    await waitedFor(a!, 300);
+    await waitedFor(b!, 200);
+    assert.deepEqual(await strandedFollowUps(db.pool, 60_000), [{ dataSourceKey: ds, opId: a }], 'one per data source: the oldest');
+    // A round claims all three and is never completed (its coalescer terminated): the oldest claimed is named.
+    const round = await planRound(db.pool, { roundId: 'round/stranded', opIds: [], dataSourceKey: ds, batchSize: 50 });
+    assert.deepEqual(round.opIds, [a, b, c].sort());
+    assert.deepEqual(await strandedFollowUps(db.pool, 60_000), [{ dataSourceKey: ds, opId: a }], 'claimed by a round that did not complete');
+    // One queued after that round, unclaimed, is named before them: a live coalescer ignores a signal for an operation it is processing.
+    const [late] = await keysWithRelations(1);
+    const d = (await deleteRecordForRound(db.pool, { key: late!, opId: `stranded/${late}` })).outcome.opId;
+    await waitedFor(d, 100);
+    assert.deepEqual(await strandedFollowUps(db.pool, 60_000), [{ dataSourceKey: ds, opId: d }]);
+    assert.deepEqual(await strandedFollowUps(db.pool, 150_000), [{ dataSourceKey: ds, opId: a }], 'the limit applies to each operation');
+    const next = await planRound(db.pool, { roundId: 'round/stranded-2', opIds: [], dataSourceKey: ds, batchSize: 50 });
+    await completeRound(db.pool, 'round/stranded-2', next.opIds, { qualityChanges: {}, reindexed: 0, recached: 0 });
+    assert.deepEqual(await strandedFollowUps(db.pool, 0), [], 'none left once a round completed them');
   });
 });
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig, redactSecrets, tracingSettings } from '../../src/config.ts';
+import { sweepIntervalMs } from '../../src/client/coalescer-wake.ts';
 
 describe('configuration', () => {
   it('has defaults for a fresh machine: dev server on loopback, task queue registry-tasks', () => {
@@ -47,6 +48,16 @@ describe('configuration', () => {
       serviceName: undefined,
     });
     assert.throws(() => loadConfig({ PROMETHEUS_URL: 'prometheus:9090' }), /PROMETHEUS_URL="prometheus:9090"/);
+  });
+
+  it('wakes coalescers of follow-ups stranded for 2 minutes by default; the limit is a duration from 1 second to 1 day', () => {
+    assert.equal(loadConfig({}).followUp.strandedAfterMs, 120_000);
+    assert.equal(loadConfig({ FOLLOWUP_STRANDED_AFTER: '5 seconds' }).followUp.strandedAfterMs, 5000);
+    assert.throws(() => loadConfig({ FOLLOWUP_STRANDED_AFTER: '10 milliseconds' }), /FOLLOWUP_STRANDED_AFTER="10 milliseconds".*between 1 second and 1 day/);
+    assert.throws(() => loadConfig({ FOLLOWUP_STRANDED_AFTER: '2 days' }), /FOLLOWUP_STRANDED_AFTER="2 days".*between 1 second and 1 day/);
+    assert.throws(() => loadConfig({ FOLLOWUP_STRANDED_AFTER: 'soon' }), /FOLLOWUP_STRANDED_AFTER="soon".*expected/);
+    assert.equal(sweepIntervalMs(120_000), 30_000, 'every 30 s at most');
+    assert.equal(sweepIntervalMs(2000), 500, 'a quarter of a shorter limit');
   });
 
   it('treats empty variables as unset', () => {

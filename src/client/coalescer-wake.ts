@@ -1,0 +1,50 @@
+/**
+ * Waking a data source's coalescer: a signal naming an operation queued for it, with start when it
+ * is not running. The hand-off activities wake it for the operation they queued; every worker also
+ * sweeps for follow-ups that have waited too long, whose coalescer may be gone.
+ */
+import type { Client } from '@temporalio/client';
+import type { Pool } from '../db/pool.ts';
+import type { Logger } from '../log.ts';
+import { every } from '../periodic.ts';
+import { strandedFollowUps } from '../registry/backlog.ts';
+import { COALESCER_TASK_TIMEOUT, type CoalescerSettings } from '../workflows/coalesce-settings.ts';
+import { followUpRequestSignal } from '../workflows/definitions.ts';
+import { coalescerWorkflowId } from './workflow-ids.ts';
+
+/** Signals the data source's coalescer that `opId` is queued, starting it if it is not running; safe to repeat. */
+export async function wakeCoalescer(
+  client: Client,
+  args: { taskQueue: string; dataSourceKey: string; opId: string; overrides?: Partial<CoalescerSettings> },
+): Promise<void> {
+  await client.workflow.signalWithStart('coalesceFollowUps', {
+    workflowId: coalescerWorkflowId(args.dataSourceKey, args.taskQueue),
+    taskQueue: args.taskQueue,
+    workflowTaskTimeout: COALESCER_TASK_TIMEOUT,
+    args: [{ dataSourceKey: args.dataSourceKey, overrides: args.overrides ?? {} }],
+    signal: followUpRequestSignal,
+    signalArgs: [{ opId: args.opId }],
+  });
+}
+
+/** The sweep looks this often (a quarter of the age it acts on), and at least every 30 s. */
+export const sweepIntervalMs = (strandedAfterMs: number) => Math.min(30_000, Math.max(250, Math.round(strandedAfterMs / 4)));
+
+/**
+ * Wakes, every interval, the coalescer of each data source whose follow-ups have waited longer
+ * than `strandedAfterMs`. Nothing else would: a coalescer terminated mid-round, or one whose mark
+ * of being awake outlived it, leaves its operations queued until the next change in its data
+ * source. A coalescer that is alive and busy gets a signal it ignores or would have had anyway;
+ * each worker sweeps, so N workers send N such signals per interval.
+ */
+export function startStrandedFollowUpSweep(deps: { pool: Pool; client: Client; taskQueue: string; strandedAfterMs: number; logger: Logger }): {
+  stop(): void;
+} {
+  const sweep = async () => {
+    for (const stranded of await strandedFollowUps(deps.pool, deps.strandedAfterMs)) {
+      deps.logger.info({ dataSource: stranded.dataSourceKey, opId: stranded.opId }, 'follow-up waiting too long: waking its coalescer');
+      await wakeCoalescer(deps.client, { taskQueue: deps.taskQueue, ...stranded });
+    }
+  };
+  return every(sweepIntervalMs(deps.strandedAfterMs), sweep, (err) => deps.logger.warn({ err: err.message }, 'sweep for stranded follow-ups failed'));
+}
