@@ -185,8 +185,8 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
         const failed = ends.find((e) => e.status === 'rejected');
         if (failed) throw failed.reason;
       } finally {
-        gauges.stop();
-        sweep.stop();
+        // Waited for: a sample or a sweep under way must not use the pool or the client once the caller closes them.
+        await Promise.all([gauges.stop(), sweep.stop()]);
       }
     },
     shutdown() {

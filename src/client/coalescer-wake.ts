@@ -7,7 +7,7 @@ import type { Client } from '@temporalio/client';
 import type { Pool } from '../db/pool.ts';
 import type { Logger } from '../log.ts';
 import { every } from '../periodic.ts';
-import { strandedFollowUps } from '../registry/backlog.ts';
+import { strandedFollowUps, type StrandedFollowUp } from '../registry/backlog.ts';
 import { COALESCER_TASK_TIMEOUT, type CoalescerSettings } from '../workflows/coalesce-settings.ts';
 import { followUpRequestSignal } from '../workflows/definitions.ts';
 import { coalescerWorkflowId } from './workflow-ids.ts';
@@ -34,17 +34,37 @@ export const sweepIntervalMs = (strandedAfterMs: number) => Math.min(30_000, Mat
  * Wakes, every interval, the coalescer of each data source whose follow-ups have waited longer
  * than `strandedAfterMs`. Nothing else would: a coalescer terminated mid-round, or one whose mark
  * of being awake outlived it, leaves its operations queued until the next change in its data
- * source. A coalescer that is alive and busy gets a signal it ignores or would have had anyway;
- * each worker sweeps, so N workers send N such signals per interval.
+ * source. An operation held by a round of the run that is running is left to it (a long round is
+ * not signalled every interval); an unclaimed one is named, and a live coalescer takes it as an
+ * arrival or ignores it as already queued. Each worker sweeps: N workers, N signals per interval.
  */
 export function startStrandedFollowUpSweep(deps: { pool: Pool; client: Client; taskQueue: string; strandedAfterMs: number; logger: Logger }): {
-  stop(): void;
+  stop(): Promise<void>;
 } {
+  const wake = async (stranded: StrandedFollowUp) => {
+    if (stranded.roundId && (await heldByRunningRound(deps.client, deps.taskQueue, stranded))) return;
+    deps.logger.info({ dataSource: stranded.dataSourceKey, opId: stranded.opId }, 'follow-up waiting too long: waking its coalescer');
+    await wakeCoalescer(deps.client, { taskQueue: deps.taskQueue, dataSourceKey: stranded.dataSourceKey, opId: stranded.opId });
+  };
   const sweep = async () => {
+    // Each data source on its own: one whose wake-up keeps failing must not hold back the others.
     for (const stranded of await strandedFollowUps(deps.pool, deps.strandedAfterMs)) {
-      deps.logger.info({ dataSource: stranded.dataSourceKey, opId: stranded.opId }, 'follow-up waiting too long: waking its coalescer');
-      await wakeCoalescer(deps.client, { taskQueue: deps.taskQueue, ...stranded });
+      await wake(stranded).catch((err: unknown) =>
+        deps.logger.warn({ dataSource: stranded.dataSourceKey, err: messageOf(err) }, 'could not wake the coalescer of a stranded follow-up'),
+      );
     }
   };
-  return every(sweepIntervalMs(deps.strandedAfterMs), sweep, (err) => deps.logger.warn({ err: err.message }, 'sweep for stranded follow-ups failed'));
+  return every(sweepIntervalMs(deps.strandedAfterMs), sweep, (err) => deps.logger.warn({ err: messageOf(err) }, 'sweep for stranded follow-ups failed'));
 }
+
+/** Whether the operation's round belongs to its coalescer's run that is running now (round ids begin with the run's ids). */
+async function heldByRunningRound(client: Client, taskQueue: string, stranded: StrandedFollowUp): Promise<boolean> {
+  const workflowId = coalescerWorkflowId(stranded.dataSourceKey, taskQueue);
+  const run = await client.workflow
+    .getHandle(workflowId)
+    .describe()
+    .catch(() => undefined);
+  return run?.status.name === 'RUNNING' && stranded.roundId!.startsWith(`${workflowId}/${run.runId}/`);
+}
+
+const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));

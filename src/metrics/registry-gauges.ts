@@ -32,9 +32,11 @@ function labelledGauge(gauge: MetricGauge, labelName: string) {
 const DEFAULT_SAMPLE_MS = 15_000;
 
 /** `methods`: the task methods this worker knows; each gets its WAITING count, 0 included. */
-export function startRegistryGauges(deps: { pool: Pool; meter?: MetricMeter; logger: Logger; methods: string[]; intervalMs?: number }): { stop(): void } {
+export function startRegistryGauges(deps: { pool: Pool; meter?: MetricMeter; logger: Logger; methods: string[]; intervalMs?: number }): {
+  stop(): Promise<void>;
+} {
   const { pool } = deps;
-  const failed = (err: Error) => deps.logger.debug({ err: err.message }, 'metrics sample failed');
+  const failed = (err: unknown) => deps.logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'metrics sample failed');
   const sampleLag = async () => recordLagSample(pool, await followUpBacklog(pool));
   const meter = deps.meter;
   if (!meter) return every(deps.intervalMs ?? DEFAULT_SAMPLE_MS, sampleLag, failed);

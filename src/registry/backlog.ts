@@ -39,6 +39,8 @@ export interface StrandedFollowUp {
   dataSourceKey: string;
   /** The oldest operation no round has claimed, else the oldest claimed by a round that has not completed. */
   opId: string;
+  /** The round that claimed it (`<coalescer workflow id>/<run id>/<n>`), if one did. */
+  roundId?: string;
 }
 
 /**
@@ -47,13 +49,13 @@ export interface StrandedFollowUp {
  * of being awake came just before). Waking a live one again is harmless.
  */
 export async function strandedFollowUps(db: Queryable, olderThanMs: number): Promise<StrandedFollowUp[]> {
-  const { rows } = await db.query<{ data_source_key: string; op_id: string }>(
-    `SELECT DISTINCT ON (d.key) d.key AS data_source_key, o.op_id
+  const { rows } = await db.query<{ data_source_key: string; op_id: string; round_id: string | null }>(
+    `SELECT DISTINCT ON (d.key) d.key AS data_source_key, o.op_id, o.round_id
        FROM registry_operations o JOIN data_sources d ON d.id = o.data_source_id
       WHERE o.completed_at IS NULL AND o.kind <> 'FOLLOW_UP_ROUND'
         AND o.handed_off_at < now() - $1 * interval '1 millisecond'
       ORDER BY d.key, o.round_id IS NULL DESC, o.handed_off_at, o.op_id`,
     [olderThanMs],
   );
-  return rows.map((r) => ({ dataSourceKey: r.data_source_key, opId: r.op_id }));
+  return rows.map((r) => ({ dataSourceKey: r.data_source_key, opId: r.op_id, ...(r.round_id ? { roundId: r.round_id } : {}) }));
 }

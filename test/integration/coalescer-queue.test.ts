@@ -83,13 +83,17 @@ describe('the coalescer queue in PostgreSQL', () => {
     // A round claims all three and is never completed (its coalescer terminated): the oldest claimed is named.
     const round = await planRound(db.pool, { roundId: 'round/stranded', opIds: [], dataSourceKey: ds, batchSize: 50 });
     assert.deepEqual(round.opIds, [a, b, c].sort());
-    assert.deepEqual(await strandedFollowUps(db.pool, 60_000), [{ dataSourceKey: ds, opId: a }], 'claimed by a round that did not complete');
+    assert.deepEqual(await strandedFollowUps(db.pool, 60_000), [{ dataSourceKey: ds, opId: a, roundId: 'round/stranded' }], 'claimed by a round, with it');
     // One queued after that round, unclaimed, is named before them: a live coalescer ignores a signal for an operation it is processing.
     const [late] = await keysWithRelations(1);
     const d = (await deleteRecordForRound(db.pool, { key: late!, opId: `stranded/${late}` })).outcome.opId;
     await waitedFor(d, 100);
     assert.deepEqual(await strandedFollowUps(db.pool, 60_000), [{ dataSourceKey: ds, opId: d }]);
-    assert.deepEqual(await strandedFollowUps(db.pool, 150_000), [{ dataSourceKey: ds, opId: a }], 'the limit applies to each operation');
+    assert.deepEqual(
+      await strandedFollowUps(db.pool, 150_000),
+      [{ dataSourceKey: ds, opId: a, roundId: 'round/stranded' }],
+      'the limit applies to each operation',
+    );
     const next = await planRound(db.pool, { roundId: 'round/stranded-2', opIds: [], dataSourceKey: ds, batchSize: 50 });
     await completeRound(db.pool, 'round/stranded-2', next.opIds, { qualityChanges: {}, reindexed: 0, recached: 0 });
     assert.deepEqual(await strandedFollowUps(db.pool, 0), [], 'none left once a round completed them');
