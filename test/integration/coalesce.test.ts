@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { RegistryClient } from '../../src/client/registry.ts';
 import type { PoolClient } from '../../src/db/pool.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
@@ -74,6 +75,34 @@ describe('coalesced follow-up of bursts', () => {
     const run = client.client.workflow.getHandle(deletion.workflowId, deletion.runId);
     await run.result();
     return (await run.fetchHistory()).events ?? [];
+  };
+
+  /**
+   * A worker that counts follow-ups stranded after `strandedAfter` (2 minutes by default, so that the
+   * sweep comes within a test), a client, and a deletion whose round is held in its batch, with `n`
+   * records unrelated to it for deleting meanwhile. `close` ends the hold and stops them.
+   */
+  const sweepingWorkerWithHeldRound = async (strandedAfter: string, offset: number, n: number) => {
+    const worker = await startTestWorker(db.pool, undefined, { FOLLOWUP_STRANDED_AFTER: strandedAfter });
+    const client = await testClient(worker.taskQueue, { batchSize: 100, concurrency: 2, coalesce: { quietMs: 200, maxWaitMs: 1000 } }, db.pool);
+    const locker = await db.pool.connect();
+    const close = async () => {
+      await locker.query('ROLLBACK').catch(() => {});
+      locker.release();
+      await client.close();
+      await worker.stop();
+    };
+    try {
+      const ds = seeded.dataSources[1]!;
+      const [first] = await victims(ds, 1, offset);
+      const relatedIds = await relatedIdsOf(first!);
+      const others = await unrelatedVictims(ds, first!, relatedIds, n);
+      const held = await deleteAndHoldItsRound(client, locker, ds, first!, relatedIds);
+      return { worker, client, locker, ds, first: first!, others, held, close };
+    } catch (err) {
+      await close();
+      throw err;
+    }
   };
 
   it('a burst of 40 deletions in one data source is processed in a few rounds, each record once per round', async () => {
@@ -247,16 +276,9 @@ describe('coalesced follow-up of bursts', () => {
   // Before the sweep this hung once: the terminated run's check before sleeping renewed the mark
   // after the test had expired it, the third deletion trusted it, and nothing woke a coalescer again.
   it('a coalescer terminated mid-round while marked awake: the sweep for stranded follow-ups starts a new run, which takes every operation left, one queued later trusting the mark too', async () => {
-    // Follow-ups waiting 2 s count as stranded here (2 minutes by default), so the sweep comes within the test.
-    const worker = await startTestWorker(db.pool, undefined, { FOLLOWUP_STRANDED_AFTER: '2 seconds' });
-    const client = await testClient(worker.taskQueue, { batchSize: 100, concurrency: 2, coalesce: { quietMs: 200, maxWaitMs: 1000 } }, db.pool);
-    const locker = await db.pool.connect();
+    const { worker, client, locker, ds, first, others, held, close } = await sweepingWorkerWithHeldRound('2 seconds', 80, 2);
+    const [second, third] = others;
     try {
-      const ds = seeded.dataSources[1]!;
-      const [first] = await victims(ds, 1, 80);
-      const relatedIds = await relatedIdsOf(first!);
-      const [second, third] = await unrelatedVictims(ds, first!, relatedIds, 2);
-      const held = await deleteAndHoldItsRound(client, locker, ds, first!, relatedIds);
       const unannounced = await client.deleteRecord(second!);
       const events = await endedHistory(client, unannounced);
       assert.ok(!events.some((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes), 'the coalescer was marked awake: no wake-up');
@@ -285,10 +307,25 @@ describe('coalesced follow-up of bursts', () => {
       assert.deepEqual(open.rows, [], 'every operation completed');
       await assertDerivedStateIsCurrent(db.pool);
     } finally {
-      await locker.query('ROLLBACK').catch(() => {});
-      locker.release();
-      await client.close();
-      await worker.stop();
+      await close();
+    }
+  });
+  it("the sweep leaves a live coalescer's long round alone, and names to it an operation queued meanwhile without a signal", async () => {
+    const { worker, client, ds, locker, first, others, held, close } = await sweepingWorkerWithHeldRound('1 second', 110, 1);
+    const [second] = others;
+    try {
+      const unannounced = await client.deleteRecord(second!);
+      // Twelve sweeps or so (every 250 ms) while the round holds the first operation past the limit.
+      await new Promise((r) => setTimeout(r, 3000));
+      await locker.query('ROLLBACK');
+      await settledWithin(30_000, 'the two follow-ups', [client.awaitDeletion(first!, held.runId), client.awaitDeletion(second!, unannounced.runId)]);
+      // Read once the round has ended: signals that came during its workflow task were held by the server until then.
+      const named = await signalledOpIds(client.client.workflow.getHandle(coalescerWorkflowId(ds, worker.taskQueue)));
+      assert.equal(named.filter((op) => op === held.opId).length, 1, `the held operation was named once, by its hand-off: ${JSON.stringify(named)}`);
+      assert.ok(named.includes(unannounced.opId), `the operation queued unannounced was named to the live coalescer: ${JSON.stringify(named)}`);
+      await assertDerivedStateIsCurrent(db.pool);
+    } finally {
+      await close();
     }
   });
 });
@@ -302,4 +339,13 @@ async function settledWithin<T>(ms: number, what: string, promises: Array<Promis
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The operations named by the signals in a workflow's history, in order. */
+async function signalledOpIds(handle: WorkflowHandle) {
+  const { events } = await handle.fetchHistory();
+  return (events ?? []).flatMap((e) => {
+    const data = e.workflowExecutionSignaledEventAttributes?.input?.payloads?.[0]?.data;
+    return data ? [(JSON.parse(Buffer.from(data).toString()) as { opId?: string }).opId ?? ''] : [];
+  });
 }

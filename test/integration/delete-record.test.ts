@@ -140,6 +140,12 @@ describe('record deletion', () => {
     assert.equal((await db.pool.query('SELECT 1 FROM registry_objects WHERE key = $1', [hub.key])).rowCount, 0);
     // The result says where the follow-up went: the data source's coalescer, which reports on it.
     assert.equal(result.coalesced.dataSourceKey, hub.key.split('/')[0]);
+    // Started without search attributes, it sets them itself, listed like a client's deletion.
+    const listed = `WorkflowId = '${workflowId}' AND TaskMethod = 'DELETE_RECORD' AND TaskStatus = 'COMPLETED' AND RegistryObjectKeys = '${hub.key}' AND DataSourceKey = '${result.coalesced.dataSourceKey}'`;
+    await eventually(async () => {
+      for await (const wf of client.client.workflow.list({ query: listed })) return wf;
+      return undefined;
+    });
     const status = await eventually(async () => {
       const { stdout: q } = await run(process.env.TEMPORAL_CLI!, [
         'workflow',
