@@ -311,17 +311,26 @@ describe('coalesced follow-up of bursts', () => {
     }
   });
   it("the sweep leaves a live coalescer's long round alone, and names to it an operation queued meanwhile without a signal", async () => {
-    const { worker, client, ds, locker, first, others, held, close } = await sweepingWorkerWithHeldRound('1 second', 110, 1);
+    // Stranded after 4 s (a sweep every second): past the time a round takes to claim its operation, even on the cluster.
+    const setupStarted = Date.now();
+    const { worker, client, ds, locker, first, others, held, close } = await sweepingWorkerWithHeldRound('4 seconds', 110, 1);
+    // Claimed within this (the round's plan had committed): a sweep before the claim could name it, legitimately.
+    const namedBeforeClaim = Math.max(0, Math.ceil((Date.now() - setupStarted - 4000) / 1000));
     const [second] = others;
     try {
+      // The held operation alone, past the limit for two or three sweeps.
+      await new Promise((r) => setTimeout(r, 6500));
       const unannounced = await client.deleteRecord(second!);
-      // Twelve sweeps or so (every 250 ms) while the round holds the first operation past the limit.
-      await new Promise((r) => setTimeout(r, 3000));
+      await new Promise((r) => setTimeout(r, 5500));
       await locker.query('ROLLBACK');
-      await settledWithin(30_000, 'the two follow-ups', [client.awaitDeletion(first!, held.runId), client.awaitDeletion(second!, unannounced.runId)]);
+      await settledWithin(30_000, 'the two follow-ups', [client.awaitDeletion(first, held.runId), client.awaitDeletion(second!, unannounced.runId)]);
       // Read once the round has ended: signals that came during its workflow task were held by the server until then.
       const named = await signalledOpIds(client.client.workflow.getHandle(coalescerWorkflowId(ds, worker.taskQueue)));
-      assert.equal(named.filter((op) => op === held.opId).length, 1, `the held operation was named once, by its hand-off: ${JSON.stringify(named)}`);
+      const heldNamed = named.filter((op) => op === held.opId).length;
+      assert.ok(
+        heldNamed >= 1 && heldNamed <= 1 + namedBeforeClaim,
+        `the held operation was named by its hand-off, not by the sweep: ${JSON.stringify(named)}`,
+      );
       assert.ok(named.includes(unannounced.opId), `the operation queued unannounced was named to the live coalescer: ${JSON.stringify(named)}`);
       await assertDerivedStateIsCurrent(db.pool);
     } finally {
