@@ -49,12 +49,12 @@ export function startStrandedFollowUpSweep(deps: { pool: Pool; client: Client; t
   const sweep = async () => {
     // Each data source on its own: one whose wake-up keeps failing must not hold back the others.
     for (const stranded of await strandedFollowUps(deps.pool, deps.strandedAfterMs)) {
-      await wake(stranded).catch((err: unknown) =>
-        deps.logger.warn({ dataSource: stranded.dataSourceKey, err: messageOf(err) }, 'could not wake the coalescer of a stranded follow-up'),
+      await wake(stranded).catch((err: Error) =>
+        deps.logger.warn({ dataSource: stranded.dataSourceKey, err: err.message }, 'could not wake the coalescer of a stranded follow-up'),
       );
     }
   };
-  return every(sweepIntervalMs(deps.strandedAfterMs), sweep, (err) => deps.logger.warn({ err: messageOf(err) }, 'sweep for stranded follow-ups failed'));
+  return every(sweepIntervalMs(deps.strandedAfterMs), sweep, (message) => deps.logger.warn({ err: message }, 'sweep for stranded follow-ups failed'));
 }
 
 /** Whether the operation's round belongs to its coalescer's run that is running now (round ids begin with the run's ids). */
@@ -66,5 +66,3 @@ async function heldByRunningRound(client: Client, taskQueue: string, stranded: S
     .catch(() => undefined);
   return run?.status.name === 'RUNNING' && stranded.roundId!.startsWith(`${workflowId}/${run.runId}/`);
 }
-
-const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));

@@ -36,7 +36,7 @@ export function startRegistryGauges(deps: { pool: Pool; meter?: MetricMeter; log
   stop(): Promise<void>;
 } {
   const { pool } = deps;
-  const failed = (err: unknown) => deps.logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'metrics sample failed');
+  const failed = (message: string) => deps.logger.debug({ err: message }, 'metrics sample failed');
   const sampleLag = async () => recordLagSample(pool, await followUpBacklog(pool));
   const meter = deps.meter;
   if (!meter) return every(deps.intervalMs ?? DEFAULT_SAMPLE_MS, sampleLag, failed);
