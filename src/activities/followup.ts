@@ -64,7 +64,7 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
     const bad = checkRecordKey(args.key);
     if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
     const batchSize = args.batchSize ?? settingsWith(args.settings).batchSize;
-    return failingFastOnBadData(() => deleteRecordAndPlanFollowUp(deps.pool, { ...args, batchSize }));
+    return failingFastOnBadData(() => deleteRecordAndPlanFollowUp(deps.pool, { ...args, batchSize, forCoalescer: { traceCarrier: currentTraceCarrier() } }));
   };
 
   return {
@@ -110,7 +110,9 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
       const bad = checkRegistryOperation(args.op);
       if (bad) throw ApplicationFailure.create({ message: bad, type: ERROR_TYPES.invalidInput, nonRetryable: true });
       const batchSize = args.batchSize ?? settingsWith(args.settings).batchSize;
-      const outcome = await failingFastOnBadData(() => applyRegistryOperation(deps.pool, args.op, args.opId, batchSize));
+      const outcome = await failingFastOnBadData(() =>
+        applyRegistryOperation(deps.pool, args.op, args.opId, batchSize, { traceCarrier: currentTraceCarrier() }),
+      );
       await handOff(outcome, args.settings);
       return outcome;
     },

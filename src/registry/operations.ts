@@ -76,7 +76,10 @@ export async function deleteRecordRows(tx: PoolClient, ids: number[]): Promise<v
  * related to it (both directions) in batches of `batchSize`.
  * Idempotent: run again with the same opId it returns the first run's outcome.
  */
-export async function deleteRecordAndPlanFollowUp(pool: Pool, args: { key: string; opId: string; batchSize: number }): Promise<DeletionOutcome> {
+export async function deleteRecordAndPlanFollowUp(
+  pool: Pool,
+  args: { key: string; opId: string; batchSize: number; forCoalescer?: ForCoalescer },
+): Promise<DeletionOutcome> {
   const { key, opId, batchSize } = args;
   const earlier = await findOperation(pool, opId);
   if (earlier) return outcomeOf(earlier, key);
@@ -110,8 +113,31 @@ export async function deleteRecordAndPlanFollowUp(pool: Pool, args: { key: strin
        RETURNING o.op_id, o.record_key, o.record_class, ds.key AS data_source_key, o.affected_count, o.batch_count`,
       [opId, plan.affected, plan.batches],
     );
+    if (args.forCoalescer) await queuedOrDoneAtCommit(tx, opId, args.forCoalescer);
     return outcomeOf(op.rows[0]!, key);
   });
+}
+
+/** An operation whose follow-up its data source's coalescer will run: the trace of the call that made it. */
+export interface ForCoalescer {
+  traceCarrier?: Record<string, string>;
+}
+
+/**
+ * In the operation's own transaction: queued for its data source's coalescer when it has work to
+ * follow up, else complete. Once the change commits, the sweep for stranded follow-ups sees it,
+ * even when its workflow never gets to hand it off (terminated between the commit and the signal).
+ */
+export async function queuedOrDoneAtCommit(tx: PoolClient, opId: string, forCoalescer: ForCoalescer): Promise<void> {
+  const { rows } = await tx.query<{ done: boolean }>(
+    `UPDATE registry_operations SET
+         handed_off_at = CASE WHEN batch_count > 0 AND data_source_id IS NOT NULL THEN now() END,
+         trace_context = CASE WHEN batch_count > 0 AND data_source_id IS NOT NULL THEN $2::jsonb END,
+         completed_at = CASE WHEN batch_count > 0 AND data_source_id IS NOT NULL THEN NULL ELSE now() END
+       WHERE op_id = $1 RETURNING completed_at IS NOT NULL AS done`,
+    [opId, forCoalescer.traceCarrier ?? null],
+  );
+  if (rows[0]?.done) await notifyFollowUpDone(tx, opId);
 }
 
 /** Set in a transaction whose related records a round plans: the invalidation triggers leave them to it. */

@@ -5,7 +5,7 @@
  * re-processes one record, not its data source.
  */
 import { withTransaction, type Pool, type PoolClient } from '../db/pool.ts';
-import { deleteRecordRows, planFollowUp, relatedTo } from './operations.ts';
+import { deleteRecordRows, planFollowUp, queuedOrDoneAtCommit, relatedTo, type ForCoalescer } from './operations.ts';
 import { STATUS_TRANSITIONS, type HarvestedRecord, type OperationOutcome, type RecordStatus, type RegistryOperation } from '../shared.ts';
 
 export class OperationRefused extends Error {
@@ -50,8 +50,17 @@ interface AppliedChange {
   affectedIds: number[];
 }
 
-/** Applies an operation once per opId (a retry returns the first outcome) and plans its follow-up. */
-export async function applyRegistryOperation(pool: Pool, op: RegistryOperation, opId: string, batchSize: number): Promise<OperationOutcome> {
+/**
+ * Applies an operation once per opId (a retry returns the first outcome) and plans its follow-up;
+ * `forCoalescer`: queued for the data source's coalescer (or complete) in the same transaction.
+ */
+export async function applyRegistryOperation(
+  pool: Pool,
+  op: RegistryOperation,
+  opId: string,
+  batchSize: number,
+  forCoalescer?: ForCoalescer,
+): Promise<OperationOutcome> {
   const earlier = await pool.query<{ affected_count: number; batch_count: number; ds: string | null; changed: number }>(
     `SELECT o.affected_count, o.batch_count, ds.key AS ds, coalesce((o.details->>'changed')::int, 0) AS changed
        FROM registry_operations o LEFT JOIN data_sources ds ON ds.id = o.data_source_id WHERE o.op_id = $1`,
@@ -72,6 +81,7 @@ export async function applyRegistryOperation(pool: Pool, op: RegistryOperation, 
     ]);
     const plan = await planFollowUp(tx, opId, affectedIds, batchSize);
     await tx.query('UPDATE registry_operations SET affected_count = $2, batch_count = $3 WHERE op_id = $1', [opId, plan.affected, plan.batches]);
+    if (forCoalescer) await queuedOrDoneAtCommit(tx, opId, forCoalescer);
     const ds = dsId === undefined ? undefined : (await tx.query<{ key: string }>('SELECT key FROM data_sources WHERE id = $1', [dsId])).rows[0]?.key;
     return { opId, kind: op.kind, dataSourceKey: ds, affected: plan.affected, batches: plan.batches, changed };
   });

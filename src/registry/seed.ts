@@ -29,8 +29,8 @@ export interface SeedSummary {
   hubs: { key: string; class: RecordClass; related: number }[];
 }
 
-/** Small, fast, seedable PRNG (mulberry32): the same seed gives the same registry. */
-function rng(seed: number) {
+/** Small, fast, seedable PRNG (mulberry32): the same seed gives the same registry (and a test the same mix). */
+export function rng(seed: number) {
   let a = seed >>> 0;
   const next = () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -10,6 +10,9 @@ import type { WorkflowHandle } from '@temporalio/client';
 import type { RegistryClient } from '../../src/client/registry.ts';
 import type { PoolClient } from '../../src/db/pool.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
+import { operationOutcome } from '../../src/registry/operations.ts';
+import { applyRegistryOperation } from '../../src/registry/registry-operations.ts';
+import { STATUS_TRANSITIONS, type RecordStatus } from '../../src/shared.ts';
 import { coalescerWorkflowId } from '../../src/client/workflow-ids.ts';
 import { coalescerStateQuery, followUpStatusQuery } from '../../src/workflows/definitions.ts';
 import { assertDerivedStateIsCurrent, createTestDatabase, eventually, startTestWorker, testClient, uniqueName, type TestDatabase } from '../helpers.ts';
@@ -335,6 +338,26 @@ describe('coalesced follow-up of bursts', () => {
       await assertDerivedStateIsCurrent(db.pool);
     } finally {
       await close();
+    }
+  });
+
+  it('an operation committed whose workflow never handed it off (gone between the commit and the signal) is queued by its commit, and the sweep gets it followed up', async () => {
+    const ds = seeded.dataSources[0]!;
+    const [key] = await victims(ds, 1, 200);
+    const opId = `${uniqueName('gone-before-hand-off')}/run`;
+    // What the hand-off activity does before its signal; its workflow then terminated: no signal, no retry.
+    const { status } = (await db.pool.query<{ status: RecordStatus }>('SELECT status FROM registry_objects WHERE key = $1', [key])).rows[0]!;
+    const to = STATUS_TRANSITIONS[status][0]!;
+    const applied = await applyRegistryOperation(db.pool, { kind: 'CHANGE_STATUS', key: key!, to }, opId, 50, {});
+    assert.equal(applied.batches, 1);
+    const worker = await startTestWorker(db.pool, undefined, { FOLLOWUP_STRANDED_AFTER: '1 second' });
+    try {
+      await eventually(async () => (await operationOutcome(db.pool, opId)) !== undefined, 30_000, 100);
+      const indexed = await db.pool.query('SELECT ri.status FROM record_index ri JOIN registry_objects ro ON ro.id = ri.record_id WHERE ro.key = $1', [key]);
+      assert.equal(indexed.rows[0]?.status, to, 'the follow-up reindexed the record with its new status');
+      await assertDerivedStateIsCurrent(db.pool);
+    } finally {
+      await worker.stop();
     }
   });
 });

@@ -22,6 +22,8 @@ import {
 } from '../../src/registry/operations.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { strandedFollowUps } from '../../src/registry/backlog.ts';
+import { applyRegistryOperation } from '../../src/registry/registry-operations.ts';
+import { STATUS_TRANSITIONS, type RecordStatus } from '../../src/shared.ts';
 import { createTestDatabase, eventually, type TestDatabase } from '../helpers.ts';
 
 describe('the coalescer queue in PostgreSQL', () => {
@@ -68,6 +70,32 @@ describe('the coalescer queue in PostgreSQL', () => {
     }
     const third = await planRound(db.pool, { ...args, roundId: 'round/3' });
     assert.deepEqual([third.opIds, third.more], [[], false], 'nothing is left queued');
+  });
+
+  it('an operation made for the coalescer is queued by the transaction that commits it, or complete there when it has nothing to follow up; one made otherwise is neither', async () => {
+    const ds = seeded.dataSources[0]!;
+    const [key] = await keysWithRelations(8).then((keys) => keys.slice(7));
+    const state = async (opId: string) =>
+      (await db.pool.query('SELECT handed_off_at IS NOT NULL AS queued, completed_at IS NOT NULL AS done FROM registry_operations WHERE op_id = $1', [opId]))
+        .rows[0];
+    const { status } = (await db.pool.query<{ status: RecordStatus }>('SELECT status FROM registry_objects WHERE key = $1', [key])).rows[0]!;
+    const to = STATUS_TRANSITIONS[status][0]!;
+    await applyRegistryOperation(db.pool, { kind: 'CHANGE_STATUS', key: key!, to }, 'op/at-commit/status', 50, {});
+    assert.deepEqual(await state('op/at-commit/status'), { queued: true, done: false });
+    await db.pool.query("INSERT INTO data_sources (key, title) VALUES ('empty-at-commit', 'Empty')");
+    await applyRegistryOperation(db.pool, { kind: 'CLEAR_DATA_SOURCE', dataSourceKey: 'empty-at-commit' }, 'op/at-commit/empty', 50, {});
+    assert.deepEqual(await state('op/at-commit/empty'), { queued: false, done: true });
+    // Executions from before the coalescer follow up themselves: their operations are no round's.
+    await applyRegistryOperation(db.pool, { kind: 'CHANGE_STATUS', key: key!, to: STATUS_TRANSITIONS[to][0]! }, 'op/at-commit/legacy', 50);
+    assert.deepEqual(await state('op/at-commit/legacy'), { queued: false, done: false });
+    const [deleted] = await keysWithRelations(9).then((keys) => keys.slice(8));
+    await deleteRecordAndPlanFollowUp(db.pool, { key: deleted!, opId: 'op/at-commit/delete', batchSize: 50, forCoalescer: {} });
+    assert.deepEqual(await state('op/at-commit/delete'), { queued: true, done: false });
+    // Queued, they belong to the data source's next round.
+    const round = await planRound(db.pool, { roundId: 'round/at-commit', opIds: [], dataSourceKey: ds, batchSize: 50 });
+    assert.ok(round.opIds.includes('op/at-commit/status') && round.opIds.includes('op/at-commit/delete'), JSON.stringify(round.opIds));
+    assert.ok(!round.opIds.includes('op/at-commit/legacy'));
+    await completeRound(db.pool, 'round/at-commit', round.opIds);
   });
 
   it('follow-ups waiting longer than the limit are found for the sweep, the oldest unclaimed named first, else the oldest a round left incomplete', async () => {
