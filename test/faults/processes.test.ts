@@ -82,6 +82,34 @@ describe('a task that kills its worker process', () => {
     await second.exited;
   });
 
+  // docker-compose.yml gives a stopping worker 60 s (stop_grace_period) before it kills it: the worker
+  // must end itself first, even when a task ignores its cancel, and the task must not be lost.
+  it(
+    'a worker stopped while a task ignores its cancel ends itself within 50 s; the task is retried on another worker and completes',
+    { timeout: 240_000 },
+    async (ctx) => {
+      const first = await spawnWorker(env());
+      workers.push(first.child);
+      const id = uniqueName('task:IGNORE_CANCEL');
+      await startRaw(id, 'IGNORE_CANCEL');
+      await eventually(async () => (await tasks.getTask(id)).logs.some((l) => l.message.includes('deaf to cancels')), 60_000, 250);
+      const stopped = Date.now();
+      first.child.kill('SIGTERM');
+      const how = await first.exited;
+      const stoppingSeconds = (Date.now() - stopped) / 1000;
+    ctx.diagnostic(`the worker ended ${stoppingSeconds} s after SIGTERM (${how})`);
+      assert.ok(stoppingSeconds >= 45 && stoppingSeconds < 58, `the worker waited for the task, then ended itself: ${stoppingSeconds} s (${how})`);
+      assert.equal((await tasks.getTask(id)).status, 'STARTED', 'the abandoned attempt leaves the task to its heartbeat timeout');
+      const second = await spawnWorker(env());
+      workers.push(second.child);
+      const t = await settled(id);
+      assert.equal(t.status, 'COMPLETED', t.error);
+      assert.deepEqual(t.output, { attempt: 2 });
+      second.child.kill('SIGTERM');
+      await second.exited;
+    },
+  );
+
   it('ends FAILED with a reason when it kills every worker it runs on, and the next worker stays healthy', { timeout: 240_000 }, async () => {
     const id = uniqueName('task:KILL_WORKER');
     await startRaw(id, 'KILL_WORKER');
