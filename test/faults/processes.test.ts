@@ -97,7 +97,7 @@ describe('a task that kills its worker process', () => {
       first.child.kill('SIGTERM');
       const how = await first.exited;
       const stoppingSeconds = (Date.now() - stopped) / 1000;
-    ctx.diagnostic(`the worker ended ${stoppingSeconds} s after SIGTERM (${how})`);
+      ctx.diagnostic(`the worker ended ${stoppingSeconds} s after SIGTERM (${how})`);
       assert.ok(stoppingSeconds >= 45 && stoppingSeconds < 58, `the worker waited for the task, then ended itself: ${stoppingSeconds} s (${how})`);
       assert.equal((await tasks.getTask(id)).status, 'STARTED', 'the abandoned attempt leaves the task to its heartbeat timeout');
       const second = await spawnWorker(env());
