@@ -21,7 +21,21 @@ import { completeOperation, deleteRecordAndPlanFollowUp, followUpBatch, relatedT
 import { rebuildDerived, seedRegistry } from '../src/registry/seed.ts';
 import { coalescerWorkflowId } from '../src/client/workflow-ids.ts';
 import { bareDeleteSql } from './activities.ts';
-import { database, inPool, ms, pct, peakRss, r1, r2, setBasedFollowUp, staleRecords, startBenchDevServer, startRegistryBenchWorker } from './common.ts';
+import {
+  coresUsed,
+  database,
+  inPool,
+  ms,
+  pct,
+  peakRss,
+  postgresPids,
+  r1,
+  r2,
+  setBasedFollowUp,
+  staleRecords,
+  startBenchDevServer,
+  startRegistryBenchWorker,
+} from './common.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -182,6 +196,17 @@ const client = new Client({ connection: await Connection.connect({ address: serv
 const registry = new RegistryClient(client, { taskQueue: TASK_QUEUE, followUp: FOLLOW_UP });
 const tasks = new TaskClient(client, TASK_QUEUE);
 const pids = { worker: worker.registry.pid, baselines: worker.baselines.pid, temporal: server.process.pid };
+const coreGroups = {
+  worker: () => [pids.worker!],
+  'baseline worker': () => [pids.baselines!],
+  temporal: () => [pids.temporal!],
+  postgresql: postgresPids,
+  'bench driver': () => [process.pid],
+};
+const coresText = (cores: Record<string, number>) =>
+  Object.entries(cores)
+    .map(([g, c]) => `${g} ${c}`)
+    .join(', ');
 const results: Record<string, unknown> = {
   date: new Date().toISOString(),
   quick: QUICK,
@@ -460,16 +485,22 @@ try {
         ids: Array.from({ length: (2 * SIZES.tasks) / TASK_ROUNDS.length }, (_, i) => r * SIZES.tasks + i),
       }));
       const seconds = { registryTask: 0, minimal: 0 };
+      // Which process saturates, per kind: CPU seconds of each over the kind's wall seconds.
+      const cpu = { registryTask: {} as Record<string, number>, minimal: {} as Record<string, number> };
       for (const { kind, ids } of rounds) {
         const t0 = performance.now();
-        await inPool(ids, 50, kind === 'registryTask' ? noopTask : minimal);
-        seconds[kind] += ms(t0) / 1000;
+        const { cores } = await coresUsed(coreGroups, () => inPool(ids, 50, kind === 'registryTask' ? noopTask : minimal));
+        const roundSeconds = ms(t0) / 1000;
+        seconds[kind] += roundSeconds;
+        for (const [group, used] of Object.entries(cores)) cpu[kind][group] = (cpu[kind][group] ?? 0) + used * roundSeconds;
       }
+      const coresPerKind = (kind: keyof typeof seconds) => Object.fromEntries(Object.entries(cpu[kind]).map(([g, c]) => [g, r2(c / seconds[kind])]));
       const perKind = SIZES.tasks;
       return {
         registryTask: Math.round(perKind / seconds.registryTask),
         minimal: Math.round(perKind / seconds.minimal),
         ratio: r2(seconds.minimal / seconds.registryTask),
+        coresUsed: { registryTask: coresPerKind('registryTask'), minimal: coresPerKind('minimal') },
         overheadMsPerTask: r1(((seconds.registryTask - seconds.minimal) * 1000) / perKind),
       };
     });
@@ -478,11 +509,13 @@ try {
       tasksPerSecond: { registryTask: s4.result.registryTask, minimalWorkflow: s4.result.minimal },
       ratio: s4.result.ratio,
       rounds: TASK_ROUNDS,
+      coresUsed: s4.result.coresUsed,
       overheadMsPerTask: s4.result.overheadMsPerTask,
       peakMemoryMb: s4.peakMb,
     };
     table.push(['4 tasks', 'registryTask (no-op)', `${s4.result.registryTask} tasks/s`, `${s4.result.ratio} of minimal`]);
     table.push(['4 tasks', 'minimal workflow, one activity', `${s4.result.minimal} tasks/s`, '1']);
+    for (const kind of ['registryTask', 'minimal'] as const) table.push(['4 tasks', `cores used: ${kind}`, coresText(s4.result.coresUsed[kind]), '']);
   }
 
   // ---- 6. small changes: how soon a deletion with one related record is consistent, and how soon its caller learns it ----
