@@ -106,7 +106,8 @@ export interface RegistryWorker {
  * short) before the worker stops regardless: a stop that never ends holds a deploy or a restart;
  * under docker-compose.yml's stop_grace_period (60 s), so the worker ends itself and says so.
  */
-const SHUTDOWN_LIMIT = '50 seconds';
+const SHUTDOWN_LIMIT_MS = 50_000;
+const SHUTDOWN_LIMIT = `${SHUTDOWN_LIMIT_MS / 1000} seconds`;
 
 /**
  * One workflow task may carry a coalescer's 10,000 signals (the server's limit per run): 5 to 6.5 s
@@ -116,6 +117,16 @@ const SHUTDOWN_LIMIT = '50 seconds';
  * SDK spreads given options over its defaults. RegistryWorker.workflowTaskLimitMs shows it took.
  */
 const LONGER_WORKFLOW_TASKS = { isolateExecutionTimeout: '30 seconds' } as unknown as Partial<WorkerOptions>;
+
+/** The signals on which the SDK stops its workers (its default shutdownSignals). */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGUSR2'] as const;
+
+/** A worker's end after its stop was asked: work that did not heed its cancel held it past SHUTDOWN_LIMIT (the SDK's message alone names neither). */
+function forcedStop(reason: unknown, askedAt: number): Error {
+  const seconds = Math.round((Date.now() - askedAt) / 1000);
+  const message = `the worker stopped ${seconds} s after it was asked to, with work still running that did not heed its cancel (a task is retried on another worker after its heartbeat timeout): ${(reason as Error)?.message ?? reason}`;
+  return new Error(message, { cause: reason });
+}
 
 /** Creates the workers; `run()` runs them until shutdown (SIGINT/SIGTERM by default). */
 export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<RegistryWorker> {
@@ -160,6 +171,7 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
     shutdownForceTime: SHUTDOWN_LIMIT,
   });
   const workers = [main, runs];
+  let stopAskedAt = 0;
   return {
     async run() {
       // Always sampled: the lag also goes to PostgreSQL for the page's Health view; exported only with a metrics endpoint.
@@ -177,19 +189,25 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
         strandedAfterMs: deps.config.followUp.strandedAfterMs,
         logger: deps.logger ?? silentLogger,
       });
+      // When the stop was asked (the SDK's own SIGINT/SIGTERM handling, or shutdown()): a failure after it is a forced stop.
+      const stopAsked = () => (stopAskedAt ||= Date.now());
+      for (const signal of STOP_SIGNALS) process.on(signal, stopAsked);
       try {
         // One stops, both stop: a half-running worker would take work it cannot finish. Both are
         // awaited before a failure is thrown (a forced shutdown rejects one first): closing the
         // connection under the other would fail and hide it.
         const ends = await Promise.allSettled(workers.map((w) => w.run().finally(() => workers.forEach((o) => o.getState() === 'RUNNING' && o.shutdown()))));
         const failed = ends.find((e) => e.status === 'rejected');
-        if (failed) throw failed.reason;
+        // Past the limit after the stop was asked: the SDK forced it.
+        if (failed) throw stopAskedAt && Date.now() - stopAskedAt >= SHUTDOWN_LIMIT_MS - 1000 ? forcedStop(failed.reason, stopAskedAt) : failed.reason;
       } finally {
+        for (const signal of STOP_SIGNALS) process.off(signal, stopAsked);
         // Waited for: a sample or a sweep under way must not use the pool or the client once the caller closes them.
         await Promise.all([gauges.stop(), sweep.stop()]);
       }
     },
     shutdown() {
+      stopAskedAt ||= Date.now();
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
     },
     getState: () => main.getState(),

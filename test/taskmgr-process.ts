@@ -43,3 +43,15 @@ export function startTaskmgr(command: string, env: Record<string, string | undef
 export function startTaskmgrWorker(env: Record<string, string | undefined>): TaskmgrProcess {
   return startTaskmgr('worker', { METRICS_ADDRESS: 'off', ...env });
 }
+
+/** The environment of a `taskmgr worker` on a test server: its database and task queue, warnings only. */
+export function testWorkerEnv(databaseUrl: string, temporalAddress: string, taskQueue: string): Record<string, string | undefined> {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: databaseUrl,
+    TEMPORAL_ADDRESS: temporalAddress,
+    TEMPORAL_TASK_QUEUE: taskQueue,
+  };
+}

@@ -33,7 +33,9 @@ export const createFollowUpActivities = (deps: { pool: Pool; temporal: Client; t
   });
   /**
    * Queues an operation for its data source's coalescer in PostgreSQL and returns its data source,
-   * or completes the operation at once when there is nothing to follow up.
+   * or completes the operation at once when there is nothing to follow up. Operations made here are
+   * already queued (or complete) by their own transaction (queuedOrDoneAtCommit): this changes
+   * nothing for them, and queues those a retry finds committed by the code before that.
    */
   const queue = async (op: { opId: string; batches: number; dataSourceKey?: string; plannedByRound?: boolean }): Promise<string | undefined> => {
     if ((op.batches === 0 && !op.plannedByRound) || !op.dataSourceKey) {

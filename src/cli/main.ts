@@ -4,7 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { RegistryClient } from '../client/registry.ts';
 import { TaskClient } from '../client/task-client.ts';
-import { createPool, type Pool } from '../db/pool.ts';
+import { createPool, endPool, type Pool } from '../db/pool.ts';
 import { migrate } from '../db/migrate.ts';
 import { startEmbeddedPostgres } from '../dev/embedded-postgres.ts';
 import { createLogger, type Logger } from '../log.ts';
@@ -99,9 +99,11 @@ function addWorkerCommand(program: Command) {
         logger.info({ address, namespace, taskQueue: config.temporal.taskQueue }, 'worker running');
         await running;
       } finally {
-        // Also when the server refuses us: open connections would keep the process alive.
-        await temporal.close();
-        await pool.end();
+        // Also when the server refuses us: open connections would keep the process alive. After a
+        // forced stop the SDK still holds the connection ("Worker still in use"): said, not thrown
+        // over the reason the worker stopped.
+        await temporal.close().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'closing the Temporal connection'));
+        await endPool(pool, logger);
       }
     });
 }

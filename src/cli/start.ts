@@ -4,7 +4,7 @@ import type { Config } from '../config.ts';
 import { loadConfig } from '../config.ts';
 import { RegistryClient } from '../client/registry.ts';
 import { TaskClient } from '../client/task-client.ts';
-import { createPool, type Pool } from '../db/pool.ts';
+import { createPool, endPool, type Pool } from '../db/pool.ts';
 import { migrate } from '../db/migrate.ts';
 import { createLogger } from '../log.ts';
 import { isRegistryEmpty, seedRegistry } from '../registry/seed.ts';
@@ -61,7 +61,7 @@ export async function runStart(): Promise<void> {
     await running;
     await temporal.close();
   } finally {
-    await pool?.end();
+    if (pool) await endPool(pool, logger);
     await stack.stop();
     logger.info('stopped');
   }

@@ -25,6 +25,23 @@ export function createPool(connectionString: string, opts: { max?: number; logge
   return pool;
 }
 
+/** How long a closing process waits for connections still in use. */
+const POOL_END_WAIT_MS = 3000;
+
+/**
+ * Closes the pool. A connection still in use after POOL_END_WAIT_MS (a task module deaf to its
+ * cancel, stuck in a query, after the worker's forced stop) is not waited for: the process's exit
+ * closes it, and PostgreSQL rolls its transaction back. Waiting would outlast a deploy's grace period.
+ */
+export async function endPool(pool: Pool, logger?: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<'gave up'>((resolve) => (timer = setTimeout(() => resolve('gave up'), POOL_END_WAIT_MS)));
+  const how = await Promise.race([pool.end().then(() => 'ended' as const), gaveUp]);
+  clearTimeout(timer);
+  if (how === 'gave up')
+    logger?.warn({ inUse: pool.totalCount - pool.idleCount }, 'PostgreSQL connections still in use by work that did not stop: leaving them to the exit');
+}
+
 /** Runs fn in a transaction: COMMIT on success, ROLLBACK on any error. */
 export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();

@@ -70,6 +70,18 @@ interface Deletion {
   lastDelete?: Promise<unknown>;
   /** Wake-ups of the coalescer under way (from WAKE_AFTER_ANSWER_PATCH on): the run ends after them. */
   wakes: Promise<void>[];
+  /**
+   * Whether this execution hands its follow-ups to the coalescer, decided by its first delete. Asked
+   * once: `patched` answers true to a run from before it once replay is over, and a later delete of
+   * such a run must still follow up here, as its main body does.
+   */
+  coalesces?: boolean;
+}
+
+/** Whether the execution coalesces (COALESCE_PATCH), as its first delete found. */
+function coalesces(deletion: Deletion): boolean {
+  deletion.coalesces ??= patched(COALESCE_PATCH);
+  return deletion.coalesces;
 }
 
 /**
@@ -103,7 +115,7 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
   setHandler(deleteRecordUpdate, () => answerDeleteUpdate(deletion));
   setHandler(deleteProgressQuery, () => deletion.progress);
   // Executions started before coalescing run their follow-up themselves, as they recorded.
-  const coalesce = patched(COALESCE_PATCH);
+  const coalesce = coalesces(deletion);
 
   try {
     const firstOutcome = await first;
@@ -145,7 +157,7 @@ async function deleteNow(deletion: Deletion): Promise<DeletionOutcome> {
   // Only what the caller set: the rest comes from the workers' configuration.
   const args = { key, opId, batchSize: input.batchSize, settings: { batchSize: input.batchSize, concurrency: input.concurrency, ...input.coalesce } };
   let outcome: DeletionOutcome;
-  if (!patched(COALESCE_PATCH)) {
+  if (!coalesces(deletion)) {
     outcome = await deleteRecordActivity({ key, opId, batchSize: input.batchSize ?? DEFAULT_BATCH_SIZE });
   } else if (!patched(WAKE_AFTER_ANSWER_PATCH)) {
     // The delete and the hand-off to the data source's coalescer in one local activity.

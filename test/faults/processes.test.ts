@@ -19,10 +19,14 @@ import { freePort, startDevServer, type DevServer } from '../../src/dev/temporal
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { createRegistryWorker } from '../../src/worker.ts';
 import { spawnWorker } from './spawn-worker.ts';
+import { startTaskmgrWorker, testWorkerEnv, type TaskmgrProcess } from '../taskmgr-process.ts';
+import { pollerIdentities } from '../../src/client/worker-wait.ts';
+import { taskRunQueue } from '../../src/shared.ts';
 import {
   assertDerivedStateIsCurrent,
   createTestDatabase,
   eventually,
+  settledTask,
   temporalAddress,
   testConfig,
   uniqueName,
@@ -82,34 +86,6 @@ describe('a task that kills its worker process', () => {
     await second.exited;
   });
 
-  // docker-compose.yml gives a stopping worker 60 s (stop_grace_period) before it kills it: the worker
-  // must end itself first, even when a task ignores its cancel, and the task must not be lost.
-  it(
-    'a worker stopped while a task ignores its cancel ends itself within 50 s; the task is retried on another worker and completes',
-    { timeout: 240_000 },
-    async (ctx) => {
-      const first = await spawnWorker(env());
-      workers.push(first.child);
-      const id = uniqueName('task:IGNORE_CANCEL');
-      await startRaw(id, 'IGNORE_CANCEL');
-      await eventually(async () => (await tasks.getTask(id)).logs.some((l) => l.message.includes('deaf to cancels')), 60_000, 250);
-      const stopped = Date.now();
-      first.child.kill('SIGTERM');
-      const how = await first.exited;
-      const stoppingSeconds = (Date.now() - stopped) / 1000;
-      ctx.diagnostic(`the worker ended ${stoppingSeconds} s after SIGTERM (${how})`);
-      assert.ok(stoppingSeconds >= 45 && stoppingSeconds < 58, `the worker waited for the task, then ended itself: ${stoppingSeconds} s (${how})`);
-      assert.equal((await tasks.getTask(id)).status, 'STARTED', 'the abandoned attempt leaves the task to its heartbeat timeout');
-      const second = await spawnWorker(env());
-      workers.push(second.child);
-      const t = await settled(id);
-      assert.equal(t.status, 'COMPLETED', t.error);
-      assert.deepEqual(t.output, { attempt: 2 });
-      second.child.kill('SIGTERM');
-      await second.exited;
-    },
-  );
-
   it('ends FAILED with a reason when it kills every worker it runs on, and the next worker stays healthy', { timeout: 240_000 }, async () => {
     const id = uniqueName('task:KILL_WORKER');
     await startRaw(id, 'KILL_WORKER');
@@ -129,6 +105,72 @@ describe('a task that kills its worker process', () => {
     assert.equal(ok.status, 'COMPLETED', ok.error);
     assert.equal(healthy.child.exitCode, null);
   });
+});
+
+// docker-compose.yml gives a stopping worker 60 s (stop_grace_period) before it kills it: the worker
+// must end itself first, even when a task cannot heed its cancel, and the task must not be lost.
+describe('a worker stopped while its task is stuck in PostgreSQL', () => {
+  let db: TestDatabase;
+  let tasks: TaskClient;
+  const taskQueue = uniqueName('registry-tasks-stop');
+  const running: TaskmgrProcess[] = [];
+
+  before(async () => {
+    db = await createTestDatabase();
+    await seedRegistry(db.pool, { records: 40, dataSources: 1, hubs: 1, hubSize: 5, seed: 5 });
+    tasks = new TaskClient(new Client({ connection: await Connection.connect({ address: temporalAddress() }) }), taskQueue, { pool: db.pool });
+  });
+  after(async () => {
+    for (const w of running) w.child.kill('SIGKILL');
+    await tasks?.close();
+    await db?.drop();
+  });
+
+  /** `taskmgr worker`, as an operator runs it, once it polls the queue. */
+  const worker = async () => {
+    const w = startTaskmgrWorker(testWorkerEnv(db.url, temporalAddress(), taskQueue));
+    running.push(w);
+    await eventually(async () => (await pollerIdentities(tasks.client, taskRunQueue(taskQueue), 'activity')).length >= running.length, 120_000, 250);
+    return w;
+  };
+
+  it(
+    'the worker ends itself within 50 s (the task waits on a row lock, deaf to its cancel); the task is retried on another worker and completes',
+    { timeout: 300_000 },
+    async (ctx) => {
+      const { id, key } = (await db.pool.query<{ id: string; key: string }>('SELECT id, key FROM registry_objects ORDER BY id LIMIT 1')).rows[0]!;
+      const locker = await db.pool.connect();
+      try {
+        await locker.query('BEGIN');
+        await locker.query('SELECT 1 FROM registry_objects WHERE id = $1 FOR UPDATE', [id]);
+        const first = await worker();
+        const taskId = await tasks.addNewTask('INDEX_RECORDS', { registryObjectKeys: [key] });
+        // The task's query waits for the lock: a cancel reaches the task, not PostgreSQL's wait.
+        await eventually(
+          async () => (await db.pool.query("SELECT 1 FROM pg_locks WHERE NOT granted AND locktype IN ('tuple', 'transactionid')")).rowCount! > 0,
+          60_000,
+          250,
+        );
+        const stopped = Date.now();
+        first.child.kill('SIGTERM');
+        const { code, output } = await first.exited;
+        const stoppingSeconds = (Date.now() - stopped) / 1000;
+        ctx.diagnostic(`taskmgr worker exited ${stoppingSeconds} s after SIGTERM, code ${code}: ${output.trim().split('\n').slice(-2).join(' / ')}`);
+        assert.ok(stoppingSeconds >= 45 && stoppingSeconds < 58, `the worker waited for the task, then ended itself: ${stoppingSeconds} s\n${output}`);
+        assert.equal(code, 1, 'a stop that had to be forced is not a clean exit');
+        assert.match(output, /the worker stopped 5\d s after it was asked to, with work still running that did not heed its cancel/);
+        assert.equal((await tasks.getTask(taskId)).status, 'STARTED', 'the abandoned attempt leaves the task to its heartbeat timeout');
+        await locker.query('ROLLBACK');
+        await worker();
+        const t = await settledTask(tasks, taskId, 120_000);
+        assert.equal(t.status, 'COMPLETED', t.error);
+        assert.equal(t.attempts, 2);
+      } finally {
+        await locker.query('ROLLBACK').catch(() => undefined);
+        locker.release();
+      }
+    },
+  );
 });
 
 describe('task modules that throw or hang', () => {

@@ -6,16 +6,25 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import type { RegistryClient } from '../../src/client/registry.ts';
 import type { PoolClient } from '../../src/db/pool.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { operationOutcome } from '../../src/registry/operations.ts';
-import { applyRegistryOperation } from '../../src/registry/registry-operations.ts';
+import { createFollowUpActivities } from '../../src/activities/followup.ts';
 import { STATUS_TRANSITIONS, type RecordStatus } from '../../src/shared.ts';
 import { coalescerWorkflowId } from '../../src/client/workflow-ids.ts';
 import { coalescerStateQuery, followUpStatusQuery } from '../../src/workflows/definitions.ts';
-import { assertDerivedStateIsCurrent, createTestDatabase, eventually, startTestWorker, testClient, uniqueName, type TestDatabase } from '../helpers.ts';
+import {
+  assertDerivedStateIsCurrent,
+  createTestDatabase,
+  eventually,
+  startTestWorker,
+  temporalAddress,
+  testClient,
+  uniqueName,
+  type TestDatabase,
+} from '../helpers.ts';
 
 describe('coalesced follow-up of bursts', () => {
   let db: TestDatabase;
@@ -341,15 +350,30 @@ describe('coalesced follow-up of bursts', () => {
     }
   });
 
-  it('an operation committed whose workflow never handed it off (gone between the commit and the signal) is queued by its commit, and the sweep gets it followed up', async () => {
+  it('an operation whose hand-off died between its commit and its queuing, its workflow then gone, is queued by its commit, and the sweep gets it followed up', async () => {
     const ds = seeded.dataSources[0]!;
     const [key] = await victims(ds, 1, 200);
     const opId = `${uniqueName('gone-before-hand-off')}/run`;
-    // What the hand-off activity does before its signal; its workflow then terminated: no signal, no retry.
     const { status } = (await db.pool.query<{ status: RecordStatus }>('SELECT status FROM registry_objects WHERE key = $1', [key])).rows[0]!;
     const to = STATUS_TRANSITIONS[status][0]!;
-    const applied = await applyRegistryOperation(db.pool, { kind: 'CHANGE_STATUS', key: key!, to }, opId, 50, {});
-    assert.equal(applied.batches, 1);
+    // The hand-off activity itself, its process dying after the change committed and before it queued
+    // the operation (PostgreSQL refuses that step for this operation); its workflow is then terminated,
+    // so no retry ever hands the operation off.
+    await db.pool.query(`CREATE FUNCTION test_dies_before_queue() RETURNS trigger LANGUAGE plpgsql AS $$
+                           BEGIN RAISE EXCEPTION 'the process died before queuing %', NEW.op_id; END $$`);
+    await db.pool.query(`CREATE TRIGGER test_dies_before_queue BEFORE UPDATE ON registry_operations FOR EACH ROW
+                           WHEN (NEW.op_id = '${opId}' AND current_query() LIKE '%SET handed_off_at = coalesce(handed_off_at, now())%')
+                           EXECUTE FUNCTION test_dies_before_queue()`);
+    const client = new Client({ connection: await Connection.connect({ address: temporalAddress() }) });
+    try {
+      const handOff = createFollowUpActivities({ pool: db.pool, temporal: client, taskQueue: uniqueName('gone') });
+      await assert.rejects(handOff.applyOperationAndHandOff({ op: { kind: 'CHANGE_STATUS', key: key!, to }, opId, batchSize: 50 }), /died before queuing/);
+    } finally {
+      await db.pool.query('DROP TRIGGER test_dies_before_queue ON registry_operations; DROP FUNCTION test_dies_before_queue()');
+      await client.connection.close();
+    }
+    const row = await db.pool.query('SELECT handed_off_at IS NOT NULL AS queued, batch_count FROM registry_operations WHERE op_id = $1', [opId]);
+    assert.deepEqual(row.rows[0], { queued: true, batch_count: 1 }, 'committed and queued by the same transaction');
     const worker = await startTestWorker(db.pool, undefined, { FOLLOWUP_STRANDED_AFTER: '1 second' });
     try {
       await eventually(async () => (await operationOutcome(db.pool, opId)) !== undefined, 30_000, 100);

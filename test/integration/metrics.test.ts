@@ -11,11 +11,12 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { TaskClient } from '../../src/client/task-client.ts';
+import { pollerIdentities } from '../../src/client/worker-wait.ts';
 import { freePort } from '../../src/dev/temporal-dev-server.ts';
 import { startAdminServer, type AdminServer } from '../../src/http/server.ts';
 import { seedRegistry, type SeedSummary } from '../../src/registry/seed.ts';
 import { createTestDatabase, eventually, settledTask, temporalAddress, testClient, testConfig, uniqueName, type TestDatabase } from '../helpers.ts';
-import { startTaskmgrWorker } from '../taskmgr-process.ts';
+import { startTaskmgrWorker, testWorkerEnv } from '../taskmgr-process.ts';
 import type { RegistryClient } from '../../src/client/registry.ts';
 import { DASHBOARD_FILE } from '../../scripts/render-dashboard.ts';
 
@@ -45,12 +46,7 @@ describe('metrics', () => {
     const port = await freePort();
     metricsUrl = `http://127.0.0.1:${port}/metrics`;
     worker = startTaskmgrWorker({
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      LOG_LEVEL: 'warn',
-      DATABASE_URL: db.url,
-      TEMPORAL_ADDRESS: temporalAddress(),
-      TEMPORAL_TASK_QUEUE: taskQueue,
+      ...testWorkerEnv(db.url, temporalAddress(), taskQueue),
       METRICS_ADDRESS: `127.0.0.1:${port}`,
       METRICS_SAMPLE_EVERY: '200 milliseconds',
     });
@@ -65,6 +61,9 @@ describe('metrics', () => {
     );
     registry = await testClient(taskQueue, undefined, db.pool);
     tasks = new TaskClient(registry.client, taskQueue, { pool: db.pool });
+    // The endpoint answers once the runtime is up, before the worker has bundled its workflows and
+    // polls (over 15 s on a loaded machine, when a deletion would be told no worker took it up).
+    await eventually(async () => (await pollerIdentities(registry.client, taskQueue, 'workflow')).length > 0, 120_000, 250);
   });
   after(async () => {
     worker?.child.kill('SIGTERM');
@@ -168,14 +167,7 @@ describe('metrics', () => {
   });
 
   it('a second worker on a taken metrics address stops at once, naming METRICS_ADDRESS', async () => {
-    const second = startTaskmgrWorker({
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      DATABASE_URL: db.url,
-      TEMPORAL_ADDRESS: temporalAddress(),
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      METRICS_ADDRESS: new URL(metricsUrl).host,
-    });
+    const second = startTaskmgrWorker({ ...testWorkerEnv(db.url, temporalAddress(), taskQueue), METRICS_ADDRESS: new URL(metricsUrl).host });
     const { code, output } = await second.exited;
     assert.equal(code, 1);
     assert.match(output, /^taskmgr: METRICS_ADDRESS 127\.0\.0\.1:\d+: .*Address already in use.*METRICS_ADDRESS=off/m);
