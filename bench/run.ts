@@ -485,6 +485,7 @@ try {
         ids: Array.from({ length: (2 * SIZES.tasks) / TASK_ROUNDS.length }, (_, i) => r * SIZES.tasks + i),
       }));
       const seconds = { registryTask: 0, minimal: 0 };
+      const count = { registryTask: 0, minimal: 0 };
       // Which process saturates, per kind: CPU seconds of each over the kind's wall seconds.
       const cpu = { registryTask: {} as Record<string, number>, minimal: {} as Record<string, number> };
       for (const { kind, ids } of rounds) {
@@ -492,16 +493,16 @@ try {
         const { cores } = await coresUsed(coreGroups, () => inPool(ids, 50, kind === 'registryTask' ? noopTask : minimal));
         const roundSeconds = ms(t0) / 1000;
         seconds[kind] += roundSeconds;
+        count[kind] += ids.length;
         for (const [group, used] of Object.entries(cores)) cpu[kind][group] = (cpu[kind][group] ?? 0) + used * roundSeconds;
       }
       const coresPerKind = (kind: keyof typeof seconds) => Object.fromEntries(Object.entries(cpu[kind]).map(([g, c]) => [g, r2(c / seconds[kind])]));
-      const perKind = SIZES.tasks;
       return {
-        registryTask: Math.round(perKind / seconds.registryTask),
-        minimal: Math.round(perKind / seconds.minimal),
-        ratio: r2(seconds.minimal / seconds.registryTask),
+        registryTask: Math.round(count.registryTask / seconds.registryTask),
+        minimal: Math.round(count.minimal / seconds.minimal),
+        ratio: r2(count.registryTask / seconds.registryTask / (count.minimal / seconds.minimal)),
         coresUsed: { registryTask: coresPerKind('registryTask'), minimal: coresPerKind('minimal') },
-        overheadMsPerTask: r1(((seconds.registryTask - seconds.minimal) * 1000) / perKind),
+        overheadMsPerTask: r1((seconds.registryTask / count.registryTask - seconds.minimal / count.minimal) * 1000),
       };
     });
     results.taskThroughput = {

@@ -118,9 +118,6 @@ const SHUTDOWN_LIMIT = `${SHUTDOWN_LIMIT_MS / 1000} seconds`;
  */
 const LONGER_WORKFLOW_TASKS = { isolateExecutionTimeout: '30 seconds' } as unknown as Partial<WorkerOptions>;
 
-/** The signals on which the SDK stops its workers (its default shutdownSignals). */
-const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGQUIT', 'SIGUSR2'] as const;
-
 /** A worker's end after its stop was asked: work that did not heed its cancel held it past SHUTDOWN_LIMIT (the SDK's message alone names neither). */
 function forcedStop(reason: unknown, askedAt: number): Error {
   const seconds = Math.round((Date.now() - askedAt) / 1000);
@@ -191,7 +188,8 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
       });
       // When the stop was asked (the SDK's own SIGINT/SIGTERM handling, or shutdown()): a failure after it is a forced stop.
       const stopAsked = () => (stopAskedAt ||= Date.now());
-      for (const signal of STOP_SIGNALS) process.on(signal, stopAsked);
+      const stopSignals = Runtime.instance().options.shutdownSignals;
+      for (const signal of stopSignals) process.on(signal, stopAsked);
       try {
         // One stops, both stop: a half-running worker would take work it cannot finish. Both are
         // awaited before a failure is thrown (a forced shutdown rejects one first): closing the
@@ -201,7 +199,7 @@ export async function createRegistryWorker(deps: RegistryWorkerDeps): Promise<Re
         // Past the limit after the stop was asked: the SDK forced it.
         if (failed) throw stopAskedAt && Date.now() - stopAskedAt >= SHUTDOWN_LIMIT_MS - 1000 ? forcedStop(failed.reason, stopAskedAt) : failed.reason;
       } finally {
-        for (const signal of STOP_SIGNALS) process.off(signal, stopAsked);
+        for (const signal of stopSignals) process.off(signal, stopAsked);
         // Waited for: a sample or a sweep under way must not use the pool or the client once the caller closes them.
         await Promise.all([gauges.stop(), sweep.stop()]);
       }
