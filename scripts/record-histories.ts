@@ -14,7 +14,7 @@ const OUT = path.join(import.meta.dirname, '..', 'test', 'histories');
 const servers = await startTestServers();
 process.env.TEST_TEMPORAL_ADDRESS = servers.temporalAddress;
 process.env.TEST_DATABASE_URL = servers.databaseUrl;
-const { createTestDatabase, startTestWorker, testClient } = await import('../test/helpers.ts');
+const { createTestDatabase, deleteOneWhileTheOthersRoundPlans, startTestWorker, testClient } = await import('../test/helpers.ts');
 const { seedRegistry } = await import('../src/registry/seed.ts');
 const { TaskClient } = await import('../src/client/task-client.ts');
 const { coalescerWorkflowId } = await import('../src/client/workflow-ids.ts');
@@ -67,10 +67,30 @@ try {
   await Promise.all(burst.map((k) => client.awaitDeletion(k)));
   await save('coalesceFollowUps-burst', coalescerWorkflowId(outcome.dataSourceKey!, worker.taskQueue));
 
+  // coalesceFollowUps: a deletion signalled while the round of another was planned (seen at a workflow
+  // task heartbeat), claimed by that plan.
+  const otherSource = seeded.dataSources.find((d) => d !== outcome.dataSourceKey)!;
+  const pair = (
+    await db.pool.query<{ key: string }>(
+      "SELECT ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key = $1 AND ro.key NOT LIKE '%/hub-%' ORDER BY ro.key LIMIT 2",
+      [otherSource],
+    )
+  ).rows.map((r) => r.key);
+  const { firstDeletion, secondDeletion, coalescer } = await deleteOneWhileTheOthersRoundPlans(
+    client,
+    db.pool,
+    { dataSourceKey: otherSource, taskQueue: worker.taskQueue, deliveredWhilePlanning: true },
+    pair[0]!,
+    pair[1]!,
+  );
+  await client.awaitDeletion(pair[0]!, firstDeletion.runId);
+  await client.awaitDeletion(pair[1]!, secondDeletion.runId);
+  await save('coalesceFollowUps-claimed-while-planning', coalescer.workflowId);
+
   // Two concurrent deletes of one key in one run, its deletes one after the other. The second
   // caller's update may come after the run closed (a run of its own): then another key is tried.
   const candidates = await db.pool.query<{ key: string }>('SELECT key FROM registry_objects WHERE NOT (key = ANY($1)) ORDER BY key LIMIT 20', [
-    [...burst, ...seeded.hubs.map((h) => h.key)],
+    [...burst, ...pair, ...seeded.hubs.map((h) => h.key)],
   ]);
   let recordedTwice = false;
   for (const { key } of candidates.rows) {

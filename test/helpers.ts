@@ -20,6 +20,8 @@ import { loadTasks, TASKS_DIR, type LoadedTasks } from '../src/taskmgr/discovery
 import { TaskClient } from '../src/client/task-client.ts';
 import { seedRegistry, type SeedOptions, type SeedSummary } from '../src/registry/seed.ts';
 import type { TaskInfo } from '../src/taskmgr/info.ts';
+import { coalescerWorkflowId } from '../src/client/workflow-ids.ts';
+import { coalescerStateQuery } from '../src/workflows/definitions.ts';
 
 export const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'error');
 installRuntime(logger, process.env.TEST_LOG_LEVEL ?? 'error');
@@ -136,6 +138,51 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, ti
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/**
+ * Deletes `first`, holds its round's plan before the plan claims anything, deletes `second`
+ * meanwhile (its wake-up signal sent), then lets the plan go, which claims both. The coalescer
+ * sees the signal when its workflow task ends: after the round (a round of local activities is one
+ * workflow task), or, with `deliveredWhilePlanning`, at the task's heartbeat while the plan still
+ * waits (80% of its 30-s timeout). The hold is a lapsed awake mark of the data source, row-locked:
+ * deletions read it (a key-share lock), find it lapsed and signal; the plan waits to renew it.
+ */
+export async function deleteOneWhileTheOthersRoundPlans(
+  client: RegistryClient,
+  pool: Pool,
+  where: { dataSourceKey: string; taskQueue: string; deliveredWhilePlanning: boolean },
+  first: string,
+  second: string,
+) {
+  const { dataSourceKey, taskQueue } = where;
+  const dsId = (await pool.query<{ id: number }>('SELECT id FROM data_sources WHERE key = $1', [dataSourceKey])).rows[0]!.id;
+  await pool.query(
+    `INSERT INTO coalescer_awake (data_source_id, awake_until) VALUES ($1, now() - interval '1 minute')
+     ON CONFLICT (data_source_id) DO UPDATE SET awake_until = EXCLUDED.awake_until`,
+    [dsId],
+  );
+  const locker = await pool.connect();
+  try {
+    await locker.query('BEGIN');
+    await locker.query('SELECT 1 FROM coalescer_awake WHERE data_source_id = $1 FOR NO KEY UPDATE', [dsId]);
+    const coalescer = client.client.workflow.getHandle(coalescerWorkflowId(dataSourceKey, taskQueue));
+    const state = () => coalescer.query(coalescerStateQuery).catch(() => undefined);
+    const firstDeletion = await client.deleteRecord(first);
+    // (Not asked of the coalescer: a query waits for the workflow task the plan holds.)
+    const planWaits = () =>
+      pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO coalescer_awake%'`).then((r) => r.rowCount! > 0);
+    await eventually(planWaits, 15_000, 50);
+    const secondDeletion = await client.deleteRecord(second);
+    // Its run ends once its wake-up signal is in the coalescer's history.
+    await client.deletionHandle(second, secondDeletion.runId).result();
+    if (where.deliveredWhilePlanning) await eventually(async () => (await state())?.queued.includes(secondDeletion.opId), 40_000, 100);
+    await locker.query('COMMIT');
+    return { firstDeletion, secondDeletion, coalescer };
+  } finally {
+    await locker.query('ROLLBACK').catch(() => {});
+    locker.release();
   }
 }
 

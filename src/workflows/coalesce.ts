@@ -30,6 +30,14 @@ const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '2 minutes
  * consistent three activity round trips sooner.
  */
 const LOCAL_ROUND_PATCH = 'coalescer-local-round';
+/**
+ * From this version on, a wake-up signal for an operation a round of this run already claimed is
+ * no arrival: one delivered while the plan ran (at a workflow task's heartbeat) leaves the queue
+ * with the plan, one delivered after the round ended (a round of local activities holds one
+ * workflow task, and signals wait for its end) is ignored. Before, such an operation stayed
+ * queued, was reported queued after its round, and cost an empty round one quiet period later.
+ */
+const CLAIMED_SIGNALS_PATCH = 'coalescer-ignores-claimed-signals';
 
 export type { CoalescerSettings };
 /** Rounds per run before continuing as new (also earlier, when the server suggests it). */
@@ -77,6 +85,7 @@ export async function coalesceFollowUps(input: CoalescerInput): Promise<void> {
     // A retried hand-off repeats its signal: one held or in the round is no new arrival (as the
     // previous version counted them, so that its histories replay the same quiet periods).
     if (!req?.opId || queued.has(req.opId) || state.processing?.opIds.includes(req.opId)) return;
+    if (recent.has(req.opId) && patched(CLAIMED_SIGNALS_PATCH)) return;
     queued.add(req.opId);
     pending = true;
     arrivals += 1;
@@ -105,9 +114,11 @@ export async function coalesceFollowUps(input: CoalescerInput): Promise<void> {
     const bookkeeping = patched(LOCAL_ROUND_PATCH) ? local : remote;
     const plan = await bookkeeping.planFollowUpRound({ roundId, opIds: named, dataSourceKey: input.dataSourceKey, overrides: input.overrides });
     settings = plan.settings ?? settings;
+    const opIds = plan.opIds ?? named;
     // Named and not claimed: already done (a late repeat) or claimed by a round before; not queued any more.
     for (const opId of named) queued.delete(opId);
-    const opIds = plan.opIds ?? named;
+    // Signals during the plan were all that could set `pending` since the round began.
+    if (forgetClaimedWhilePlanning(queued, opIds)) pending = queued.size > 0;
     state.processing = { roundId, opIds, batchesTotal: plan.batches, batchesDone: 0, records: plan.affected };
     const totals: FollowUpTotals = { qualityChanges: {}, reindexed: 0, recached: 0 };
     await refreshBatches(plan, settings.concurrency, totals, () => (state.processing!.batchesDone += 1), bookkeeping === local);
@@ -133,6 +144,18 @@ export async function coalesceFollowUps(input: CoalescerInput): Promise<void> {
     pending: pending || queued.size > 0,
     totals: { rounds: state.rounds, operations: state.operations, recordsProcessed: state.recordsProcessed },
   });
+}
+
+/**
+ * Drops from the queue the operations signalled while the plan ran that the plan claimed (it
+ * claims every queued one in PostgreSQL, not only those named); true when it dropped any. Asks for
+ * the patch only when there are such operations, so that histories without them replay unchanged.
+ */
+function forgetClaimedWhilePlanning(queued: Set<string>, claimed: string[]): boolean {
+  const claimedWhilePlanning = claimed.filter((opId) => queued.has(opId));
+  if (claimedWhilePlanning.length === 0 || !patched(CLAIMED_SIGNALS_PATCH)) return false;
+  for (const opId of claimedWhilePlanning) queued.delete(opId);
+  return true;
 }
 
 /** Waits while changes keep arriving, but no longer than maxWait in all. */

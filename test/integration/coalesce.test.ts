@@ -18,6 +18,7 @@ import { coalescerStateQuery, followUpStatusQuery } from '../../src/workflows/de
 import {
   assertDerivedStateIsCurrent,
   createTestDatabase,
+  deleteOneWhileTheOthersRoundPlans,
   eventually,
   startTestWorker,
   temporalAddress,
@@ -243,6 +244,47 @@ describe('coalesced follow-up of bursts', () => {
       await client.close();
       await worker.stop();
     }
+  });
+
+  /**
+   * A deletion whose wake-up signal reaches the coalescer while the round of another is planned,
+   * and whose operation that plan claims: it is done with that round, reported done and not
+   * queued, and no empty round follows (an empty round would come within a quiet period's maximum).
+   */
+  const signalledWhilePlanned = async (deliveredWhilePlanning: boolean, offset: number) => {
+    const worker = await startTestWorker(db.pool);
+    const client = await testClient(worker.taskQueue, { batchSize: 100, concurrency: 2, coalesce: { quietMs: 300, maxWaitMs: 1000 } });
+    try {
+      const ds = seeded.dataSources[0]!;
+      const [first] = await victims(ds, 1, offset);
+      const [second] = await unrelatedVictims(ds, first!, await relatedIdsOf(first!), 1);
+      const where = { dataSourceKey: ds, taskQueue: worker.taskQueue, deliveredWhilePlanning };
+      const { firstDeletion, secondDeletion, coalescer } = await deleteOneWhileTheOthersRoundPlans(client, db.pool, where, first!, second!);
+      await settledWithin(30_000, 'the two follow-ups', [
+        client.awaitDeletion(first!, firstDeletion.runId),
+        client.awaitDeletion(second!, secondDeletion.runId),
+      ]);
+      const rounds = await db.pool.query('SELECT DISTINCT round_id FROM registry_operations WHERE op_id = ANY($1::text[])', [
+        [firstDeletion.opId, secondDeletion.opId],
+      ]);
+      assert.equal(rounds.rowCount, 1, 'the plan claimed both: the second was queued in PostgreSQL before it');
+      assert.equal((await coalescer.query(followUpStatusQuery, secondDeletion.opId)).state, 'done', 'done, not queued, once its round ended');
+      await new Promise((r) => setTimeout(r, 2000));
+      const state = await coalescer.query(coalescerStateQuery);
+      assert.deepEqual({ rounds: state.rounds, queued: state.queued }, { rounds: 1, queued: [] }, 'one round, nothing left queued');
+      await assertDerivedStateIsCurrent(db.pool);
+    } finally {
+      await client.close();
+      await worker.stop();
+    }
+  };
+
+  it('an operation whose wake-up signal the coalescer sees after the round that claimed it (one workflow task) is done with that round: no empty round after', async () => {
+    await signalledWhilePlanned(false, 140);
+  });
+
+  it('an operation whose wake-up signal the coalescer sees while the plan that claims it runs (a workflow task heartbeat) leaves its queue with the plan', async () => {
+    await signalledWhilePlanned(true, 170);
   });
 
   it('a deletion while a round runs does not wake the coalescer; the next round takes it, and a caller without the database waits for that round', async () => {

@@ -103,7 +103,8 @@ describe('changes racing a deferred deletion', () => {
 
   /** Every operation ended, no deleted record's relations are left, and derived state is what a full recomputation gives. */
   async function assertConverged() {
-    // The coalescer's own round rows aside: a signal that came while a round planned may start an empty round later.
+    // The coalescer's own round rows aside: a wake-up signal delivered after its operation's round
+    // had ended (a slow signal) may start an empty round later.
     const open = await db.pool.query("SELECT op_id, kind, round_id FROM registry_operations WHERE completed_at IS NULL AND kind <> 'FOLLOW_UP_ROUND'");
     assert.deepEqual(open.rows, [], 'operations not finished');
     const orphans = await db.pool.query('SELECT from_id, to_key FROM relations r WHERE NOT EXISTS (SELECT 1 FROM registry_objects ro WHERE ro.id = r.from_id)');
