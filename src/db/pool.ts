@@ -22,8 +22,20 @@ export function createPool(connectionString: string, opts: { max?: number; logge
   });
   // An idle client losing its server (restart, network) must not crash the process.
   pool.on('error', (err) => opts.logger?.warn({ err: err.message }, 'idle PostgreSQL connection lost'));
+  // Queued before the connection's first query: the pool hands it out after this event.
+  pool.on('connect', (client) => void client.query(ABANDONED_QUERY_CHECK).catch(() => undefined));
   return pool;
 }
+
+/**
+ * Has PostgreSQL look every 5 s whether the client of a running query is still there (PostgreSQL
+ * 14+; skipped before). A query whose process died or was stopped by force (waiting on a row lock,
+ * say) is then cancelled and its transaction rolled back within seconds, so the locks it took
+ * before it waited do not hold back the task's retry on another worker; without it, it waits on
+ * until it gets its lock, and only then finds its client gone.
+ */
+const ABANDONED_QUERY_CHECK = `SELECT set_config('client_connection_check_interval', '5s', false)
+                                WHERE current_setting('server_version_num')::int >= 140000`;
 
 /** How long a closing process waits for connections still in use. */
 const POOL_END_WAIT_MS = 3000;
@@ -31,7 +43,8 @@ const POOL_END_WAIT_MS = 3000;
 /**
  * Closes the pool. A connection still in use after POOL_END_WAIT_MS (a task module deaf to its
  * cancel, stuck in a query, after the worker's forced stop) is not waited for: the process's exit
- * closes it, and PostgreSQL rolls its transaction back. Waiting would outlast a deploy's grace period.
+ * closes it, and PostgreSQL ends its query and rolls its transaction back within seconds
+ * (ABANDONED_QUERY_CHECK). Waiting would outlast a deploy's grace period.
  */
 export async function endPool(pool: Pool, logger?: Logger): Promise<void> {
   let timer: NodeJS.Timeout | undefined;

@@ -151,6 +151,7 @@ describe('a worker stopped while its task is stuck in PostgreSQL', () => {
           60_000,
           250,
         );
+        const stuck = await db.pool.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()");
         const stopped = Date.now();
         first.child.kill('SIGTERM');
         const { code, output } = await first.exited;
@@ -160,6 +161,15 @@ describe('a worker stopped while its task is stuck in PostgreSQL', () => {
         assert.equal(code, 1, 'a stop that had to be forced is not a clean exit');
         assert.match(output, /the worker stopped 5\d s after it was asked to, with work still running that did not heed its cancel/);
         assert.equal((await tasks.getTask(taskId)).status, 'STARTED', 'the abandoned attempt leaves the task to its heartbeat timeout');
+        // Its query, still waiting for the lock when the process ended, is ended by PostgreSQL (the
+        // pool's client_connection_check_interval), not left holding what it had locked before.
+        const gone = Date.now();
+        await eventually(
+          async () => (await db.pool.query('SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1::int[])', [stuck.rows.map((r) => r.pid)])).rowCount === 0,
+          15_000,
+          250,
+        );
+        ctx.diagnostic(`its query waiting on the lock ended ${(Date.now() - gone) / 1000} s after the process`);
         await locker.query('ROLLBACK');
         await worker();
         const t = await settledTask(tasks, taskId, 120_000);
