@@ -24,7 +24,7 @@ const db = await createTestDatabase();
 const worker = await startTestWorker(db.pool, undefined, { TASK_PREREQUISITE_RECHECK: '100 milliseconds', TASK_WAIT_HISTORY_LIMIT: '50' });
 const client = await testClient(worker.taskQueue, { batchSize: 10, concurrency: 2 });
 try {
-  const seeded = await seedRegistry(db.pool, { records: 300, dataSources: 2, hubs: 1, hubSize: 35, seed: 3 });
+  const seeded = await seedRegistry(db.pool, { records: 300, dataSources: 3, hubs: 1, hubSize: 35, seed: 3 });
   fs.mkdirSync(OUT, { recursive: true });
   const save = async (name: string, workflowId: string, runId?: string) => {
     // The temporal CLI's JSON is the format Worker.runReplayHistory reads.
@@ -67,30 +67,29 @@ try {
   await Promise.all(burst.map((k) => client.awaitDeletion(k)));
   await save('coalesceFollowUps-burst', coalescerWorkflowId(outcome.dataSourceKey!, worker.taskQueue));
 
-  // coalesceFollowUps: a deletion signalled while the round of another was planned (seen at a workflow
-  // task heartbeat), claimed by that plan.
-  const otherSource = seeded.dataSources.find((d) => d !== outcome.dataSourceKey)!;
-  const pair = (
-    await db.pool.query<{ key: string }>(
-      "SELECT ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id WHERE d.key = $1 AND ro.key NOT LIKE '%/hub-%' ORDER BY ro.key LIMIT 2",
-      [otherSource],
-    )
-  ).rows.map((r) => r.key);
-  const { firstDeletion, secondDeletion, coalescer } = await deleteOneWhileTheOthersRoundPlans(
-    client,
-    db.pool,
-    { dataSourceKey: otherSource, taskQueue: worker.taskQueue, deliveredWhilePlanning: true },
-    pair[0]!,
-    pair[1]!,
-  );
-  await client.awaitDeletion(pair[0]!, firstDeletion.runId);
-  await client.awaitDeletion(pair[1]!, secondDeletion.runId);
-  await save('coalesceFollowUps-claimed-while-planning', coalescer.workflowId);
+  // coalesceFollowUps: a deletion signalled while the round of another was planned, claimed by that
+  // plan; the signal seen after the round, and seen at a workflow task heartbeat while the plan waited.
+  const [afterRound, whilePlanning] = seeded.dataSources.filter((d) => d !== outcome.dataSourceKey);
+  const pairs: string[] = [];
+  for (const [dataSourceKey, deliveredWhilePlanning, name] of [
+    [afterRound!, false, 'coalesceFollowUps-signal-after-round'],
+    [whilePlanning!, true, 'coalesceFollowUps-signal-while-planning'],
+  ] as const) {
+    const pair = await unrelatedPairWithRelations(dataSourceKey);
+    const where = { dataSourceKey, taskQueue: worker.taskQueue, deliveredWhilePlanning };
+    const { firstDeletion, secondDeletion, coalescer } = await deleteOneWhileTheOthersRoundPlans(client, db.pool, where, pair[0], pair[1]);
+    await client.awaitDeletion(pair[0], firstDeletion.runId);
+    await client.awaitDeletion(pair[1], secondDeletion.runId);
+    // Past a quiet period's maximum: a round the late signal started (before the patch) is in the history.
+    await new Promise((r) => setTimeout(r, 4000));
+    await save(name, coalescer.workflowId);
+    pairs.push(...pair);
+  }
 
   // Two concurrent deletes of one key in one run, its deletes one after the other. The second
   // caller's update may come after the run closed (a run of its own): then another key is tried.
   const candidates = await db.pool.query<{ key: string }>('SELECT key FROM registry_objects WHERE NOT (key = ANY($1)) ORDER BY key LIMIT 20', [
-    [...burst, ...pair, ...seeded.hubs.map((h) => h.key)],
+    [...burst, ...pairs, ...seeded.hubs.map((h) => h.key)],
   ]);
   let recordedTwice = false;
   for (const { key } of candidates.rows) {
@@ -187,4 +186,19 @@ try {
   await worker.stop();
   await db.drop();
   await servers.stop();
+}
+
+/** Two records of a data source that have relations (their deletion wakes the coalescer) and are not related to each other. */
+async function unrelatedPairWithRelations(dataSourceKey: string): Promise<[string, string]> {
+  const { rows } = await db.pool.query<{ first: string; second: string }>(
+    `WITH candidates AS (
+       SELECT ro.id, ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
+        WHERE d.key = $1 AND ro.key NOT LIKE '%/hub-%' AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = ro.id))
+     SELECT a.key AS first, b.key AS second FROM candidates a, candidates b
+      WHERE a.key < b.key AND NOT EXISTS (SELECT 1 FROM related_records(a.id, a.key) rr WHERE rr.related_id = b.id)
+      ORDER BY a.key, b.key LIMIT 1`,
+    [dataSourceKey],
+  );
+  if (!rows[0]) throw new Error(`no two unrelated records with relations in ${dataSourceKey}`);
+  return [rows[0].first, rows[0].second];
 }

@@ -169,15 +169,20 @@ export async function deleteOneWhileTheOthersRoundPlans(
     await locker.query('SELECT 1 FROM coalescer_awake WHERE data_source_id = $1 FOR NO KEY UPDATE', [dsId]);
     const coalescer = client.client.workflow.getHandle(coalescerWorkflowId(dataSourceKey, taskQueue));
     const state = () => coalescer.query(coalescerStateQuery).catch(() => undefined);
+    const planStarted = Date.now();
     const firstDeletion = await client.deleteRecord(first);
     // (Not asked of the coalescer: a query waits for the workflow task the plan holds.)
     const planWaits = () =>
-      pool.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO coalescer_awake%'`).then((r) => r.rowCount! > 0);
+      pool
+        .query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO coalescer_awake%'`)
+        .then((r) => r.rowCount! > 0);
     await eventually(planWaits, 15_000, 50);
     const secondDeletion = await client.deleteRecord(second);
     // Its run ends once its wake-up signal is in the coalescer's history.
     await client.deletionHandle(second, secondDeletion.runId).result();
     if (where.deliveredWhilePlanning) await eventually(async () => (await state())?.queued.includes(secondDeletion.opId), 40_000, 100);
+    // Past the heartbeat, the coalescer may have seen the signal while the plan waited: not the case asked for.
+    else if (Date.now() - planStarted > 20_000) throw new Error(`the plan was held ${Date.now() - planStarted} ms, past a workflow task heartbeat`);
     await locker.query('COMMIT');
     return { firstDeletion, secondDeletion, coalescer };
   } finally {

@@ -23,19 +23,28 @@ export function createPool(connectionString: string, opts: { max?: number; logge
   // An idle client losing its server (restart, network) must not crash the process.
   pool.on('error', (err) => opts.logger?.warn({ err: err.message }, 'idle PostgreSQL connection lost'));
   // Queued before the connection's first query: the pool hands it out after this event.
-  pool.on('connect', (client) => void client.query(ABANDONED_QUERY_CHECK).catch(() => undefined));
+  pool.on('connect', (client) => void client.query(ABANDONED_QUERY_CHECK).catch((err: Error) => warnOnce(opts.logger, err)));
   return pool;
 }
 
 /**
  * Has PostgreSQL look every 5 s whether the client of a running query is still there (PostgreSQL
- * 14+; skipped before). A query whose process died or was stopped by force (waiting on a row lock,
- * say) is then cancelled and its transaction rolled back within seconds, so the locks it took
- * before it waited do not hold back the task's retry on another worker; without it, it waits on
- * until it gets its lock, and only then finds its client gone.
+ * 14+ on a platform that can tell, as Linux; skipped before 14). The session of a process that died
+ * or was stopped by force (its query waiting on a row lock, say) is then ended and its transaction
+ * rolled back within seconds, so the locks it took before it waited do not hold back the task's
+ * retry on another worker; without it, it waits on until it gets its lock, and only then finds its
+ * client gone. (Behind a pooler in transaction mode, a session setting does not stay with the client.)
  */
 const ABANDONED_QUERY_CHECK = `SELECT set_config('client_connection_check_interval', '5s', false)
                                 WHERE current_setting('server_version_num')::int >= 140000`;
+
+let checkRefused = false;
+/** Says once per process that PostgreSQL refused the check (a platform that cannot tell a client is gone). */
+function warnOnce(logger: Logger | undefined, err: Error) {
+  if (checkRefused) return;
+  checkRefused = true;
+  logger?.warn({ err: err.message }, 'PostgreSQL refused client_connection_check_interval: the queries of a worker stopped by force run on until they end');
+}
 
 /** How long a closing process waits for connections still in use. */
 const POOL_END_WAIT_MS = 3000;

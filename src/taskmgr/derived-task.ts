@@ -20,7 +20,8 @@ export const SQL_STEP_BATCH = 1000;
 /**
  * Records per transaction for a step whose rows come to the worker (the quality check reads each
  * record whole): a task's memory peak grows with it. 250 took the worker's peak over a 20,000-record
- * data source from 380-396 MB to 278-326 MB at about the same pace (the README's worker memory table).
+ * data source from 380-396 MB to 278-326 MB at about the same pace, in that scenario run alone (the
+ * README's worker memory table).
  */
 export const ROWS_STEP_BATCH = 250;
 
@@ -30,6 +31,7 @@ export async function runOverRecords(
   step: (db: Queryable, ids: readonly number[]) => Promise<{ records: number; changed: number }>,
   batchSize = SQL_STEP_BATCH,
 ): Promise<unknown> {
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batchSize must be a whole number of records >= 1, not ${batchSize}`);
   const { registryObjectKeys: keys, dataSourceKey } = ctx.input;
   if (!keys?.length && !dataSourceKey) {
     const subtasks: string[] = [];

@@ -34,8 +34,9 @@ const LOCAL_ROUND_PATCH = 'coalescer-local-round';
  * From this version on, a wake-up signal for an operation a round of this run already claimed is
  * no arrival: one delivered while the plan ran (at a workflow task's heartbeat) leaves the queue
  * with the plan, one delivered after the round ended (a round of local activities holds one
- * workflow task, and signals wait for its end) is ignored. Before, such an operation stayed
- * queued, was reported queued after its round, and cost an empty round one quiet period later.
+ * workflow task, and signals wait for its end) is ignored while this run remembers its round (not
+ * across continue-as-new). Before, such an operation stayed queued, was reported queued after its
+ * round, and cost an empty round one quiet period later.
  */
 const CLAIMED_SIGNALS_PATCH = 'coalescer-ignores-claimed-signals';
 
@@ -149,7 +150,8 @@ export async function coalesceFollowUps(input: CoalescerInput): Promise<void> {
 /**
  * Drops from the queue the operations signalled while the plan ran that the plan claimed (it
  * claims every queued one in PostgreSQL, not only those named); true when it dropped any. Asks for
- * the patch only when there are such operations, so that histories without them replay unchanged.
+ * the patch only when there are such operations: other new histories carry no marker, and the
+ * code before the patch can still replay them (a rollback of a deploy).
  */
 function forgetClaimedWhilePlanning(queued: Set<string>, claimed: string[]): boolean {
   const claimedWhilePlanning = claimed.filter((opId) => queued.has(opId));

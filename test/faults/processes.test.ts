@@ -152,6 +152,7 @@ describe('a worker stopped while its task is stuck in PostgreSQL', () => {
           250,
         );
         const stuck = await db.pool.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()");
+        assert.ok(stuck.rowCount! > 0, 'the task waits on the lock');
         const stopped = Date.now();
         first.child.kill('SIGTERM');
         const { code, output } = await first.exited;

@@ -23,8 +23,9 @@ const DIR = path.join(import.meta.dirname, '..', 'histories');
 // concurrent deletes included; v7/: deleteRecord before its wake-coalescer-after-answer patch;
 // v8/: deleteRecord and coalesceFollowUps before deletions were planned by their round, no patch:
 // the local activity's recorded outcome, planned or not, decides the path; v9/: registryTask
-// version 3, frozen in registryTask-v3.ts behind version 4's v4-one-step-admission patch):
-// executions of every version must still replay.
+// version 3, frozen in registryTask-v3.ts behind version 4's v4-one-step-admission patch; v10/:
+// coalesceFollowUps before its coalescer-ignores-claimed-signals patch, a late signal's empty round
+// included): executions of every version must still replay.
 const files = (fs.readdirSync(DIR, { recursive: true }) as string[]).filter((f) => f.endsWith('.json')).sort();
 
 describe('workflow histories replay on the current code', () => {
