@@ -20,7 +20,11 @@ export function createPool(connectionString: string, opts: { max?: number; logge
     // Fail a connect attempt instead of hanging when the server is away; callers retry.
     connectionTimeoutMillis: 10_000,
     // Awaited before the pool hands the connection out; a refusal leaves the connection usable.
-    onConnect: (client) => client.query(ABANDONED_QUERY_CHECK).then(() => undefined, (err: Error) => warnOnce(opts.logger, err)),
+    onConnect: (client) =>
+      client.query(ABANDONED_QUERY_CHECK).then(
+        () => undefined,
+        (err: Error) => warnOnce(opts.logger, err),
+      ),
   });
   // An idle client losing its server (restart, network) must not crash the process.
   pool.on('error', (err) => opts.logger?.warn({ err: err.message }, 'idle PostgreSQL connection lost'));
