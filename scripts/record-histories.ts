@@ -14,7 +14,8 @@ const OUT = path.join(import.meta.dirname, '..', 'test', 'histories');
 const servers = await startTestServers();
 process.env.TEST_TEMPORAL_ADDRESS = servers.temporalAddress;
 process.env.TEST_DATABASE_URL = servers.databaseUrl;
-const { createTestDatabase, deleteOneWhileTheOthersRoundPlans, startTestWorker, testClient } = await import('../test/helpers.ts');
+const { createTestDatabase, deleteOneWhileTheOthersRoundPlans, recordsUnrelatedTo, recordsWithRelations, relatedIdsOfRecord, startTestWorker, testClient } =
+  await import('../test/helpers.ts');
 const { seedRegistry } = await import('../src/registry/seed.ts');
 const { TaskClient } = await import('../src/client/task-client.ts');
 const { coalescerWorkflowId } = await import('../src/client/workflow-ids.ts');
@@ -75,7 +76,10 @@ try {
     [afterRound!, false, 'coalesceFollowUps-signal-after-round'],
     [whilePlanning!, true, 'coalesceFollowUps-signal-while-planning'],
   ] as const) {
-    const pair = await unrelatedPairWithRelations(dataSourceKey);
+    const [first] = await recordsWithRelations(db.pool, dataSourceKey, 1);
+    const [second] = await recordsUnrelatedTo(db.pool, dataSourceKey, first!, await relatedIdsOfRecord(db.pool, first!), 1);
+    if (!first || !second) throw new Error(`no two unrelated records with relations in ${dataSourceKey}`);
+    const pair = [first, second] as const;
     const where = { dataSourceKey, taskQueue: worker.taskQueue, deliveredWhilePlanning };
     const { firstDeletion, secondDeletion, coalescer } = await deleteOneWhileTheOthersRoundPlans(client, db.pool, where, pair[0], pair[1]);
     await client.awaitDeletion(pair[0], firstDeletion.runId);
@@ -186,19 +190,4 @@ try {
   await worker.stop();
   await db.drop();
   await servers.stop();
-}
-
-/** Two records of a data source that have relations (their deletion wakes the coalescer) and are not related to each other. */
-async function unrelatedPairWithRelations(dataSourceKey: string): Promise<[string, string]> {
-  const { rows } = await db.pool.query<{ first: string; second: string }>(
-    `WITH candidates AS (
-       SELECT ro.id, ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
-        WHERE d.key = $1 AND ro.key NOT LIKE '%/hub-%' AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = ro.id))
-     SELECT a.key AS first, b.key AS second FROM candidates a, candidates b
-      WHERE a.key < b.key AND NOT EXISTS (SELECT 1 FROM related_records(a.id, a.key) rr WHERE rr.related_id = b.id)
-      ORDER BY a.key, b.key LIMIT 1`,
-    [dataSourceKey],
-  );
-  if (!rows[0]) throw new Error(`no two unrelated records with relations in ${dataSourceKey}`);
-  return [rows[0].first, rows[0].second];
 }

@@ -141,6 +141,39 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, ti
   }
 }
 
+/** Records of a data source that have relations (their deletion wakes its coalescer), hubs aside, in key order. */
+export async function recordsWithRelations(pool: Pool, dataSourceKey: string, n: number, offset = 0): Promise<string[]> {
+  const { rows } = await pool.query<{ key: string }>(
+    `SELECT ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
+      WHERE d.key = $1 AND ro.key NOT LIKE '%/hub-%' AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = ro.id)
+      ORDER BY ro.key OFFSET $2 LIMIT $3`,
+    [dataSourceKey, offset, n],
+  );
+  return rows.map((r) => r.key);
+}
+
+/** The ids of the records related to a record (either direction). */
+export async function relatedIdsOfRecord(pool: Pool, key: string): Promise<string[]> {
+  const { rows } = await pool.query<{ id: string }>(
+    'SELECT rr.related_id AS id FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.key = $1',
+    [key],
+  );
+  return rows.map((r) => r.id);
+}
+
+/** Records of the data source with relations, related to none of `relatedIds` nor to `key`, and not among them (last keys first). */
+export async function recordsUnrelatedTo(pool: Pool, dataSourceKey: string, key: string, relatedIds: string[], n: number): Promise<string[]> {
+  const { rows } = await pool.query<{ key: string }>(
+    `SELECT ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
+      WHERE d.key = $1 AND ro.key <> $2 AND ro.key NOT LIKE '%/hub-%' AND NOT ro.id = ANY($3::bigint[])
+        AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = ro.id)
+        AND NOT EXISTS (SELECT 1 FROM related_records(ro.id, ro.key) rr WHERE rr.related_id = ANY($3::bigint[]) OR rr.related_key = $2)
+      ORDER BY ro.key DESC LIMIT $4`,
+    [dataSourceKey, key, relatedIds, n],
+  );
+  return rows.map((r) => r.key);
+}
+
 /**
  * Deletes `first`, holds its round's plan before the plan claims anything, deletes `second`
  * meanwhile (its wake-up signal sent), then lets the plan go, which claims both. The coalescer

@@ -20,6 +20,9 @@ import {
   createTestDatabase,
   deleteOneWhileTheOthersRoundPlans,
   eventually,
+  recordsUnrelatedTo,
+  recordsWithRelations,
+  relatedIdsOfRecord,
   startTestWorker,
   temporalAddress,
   testClient,
@@ -37,35 +40,9 @@ describe('coalesced follow-up of bursts', () => {
   });
   after(async () => db?.drop());
 
-  /** Records of one data source that have relations, in key order. */
-  const victims = async (ds: string, n: number, offset = 0) =>
-    (
-      await db.pool.query<{ key: string }>(
-        `SELECT ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
-          WHERE d.key = $1 AND ro.key NOT LIKE '%/hub-%' AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = ro.id)
-          ORDER BY ro.key OFFSET $2 LIMIT $3`,
-        [ds, offset, n],
-      )
-    ).rows.map((r) => r.key);
-
-  /** The ids of the records related to a record (either direction). */
-  const relatedIdsOf = async (key: string) =>
-    (
-      await db.pool.query<{ id: string }>('SELECT rr.related_id AS id FROM registry_objects ro, related_records(ro.id, ro.key) rr WHERE ro.key = $1', [key])
-    ).rows.map((r) => r.id);
-
-  /** Records of the data source with relations, related to none of `relatedIds` nor to `key`, and not among them. */
-  const unrelatedVictims = async (ds: string, key: string, relatedIds: string[], n: number) =>
-    (
-      await db.pool.query<{ key: string }>(
-        `SELECT ro.key FROM registry_objects ro JOIN data_sources d ON d.id = ro.data_source_id
-          WHERE d.key = $1 AND ro.key <> $2 AND ro.key NOT LIKE '%/hub-%' AND NOT ro.id = ANY($3::bigint[])
-            AND EXISTS (SELECT 1 FROM relations r WHERE r.from_id = ro.id)
-            AND NOT EXISTS (SELECT 1 FROM related_records(ro.id, ro.key) rr WHERE rr.related_id = ANY($3::bigint[]) OR rr.related_key = $2)
-          ORDER BY ro.key DESC LIMIT $4`,
-        [ds, key, relatedIds, n],
-      )
-    ).rows.map((r) => r.key);
+  const victims = (ds: string, n: number, offset = 0) => recordsWithRelations(db.pool, ds, n, offset);
+  const relatedIdsOf = (key: string) => relatedIdsOfRecord(db.pool, key);
+  const unrelatedVictims = (ds: string, key: string, relatedIds: string[], n: number) => recordsUnrelatedTo(db.pool, ds, key, relatedIds, n);
 
   /** The data source's awake mark, with a condition on it. */
   const awakeMark = (ds: string, condition = '') =>
