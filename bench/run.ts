@@ -203,6 +203,14 @@ const coreGroups = {
   postgresql: postgresPids,
   'bench driver': () => [process.pid],
 };
+/** CPU milliseconds per unit of work of each process group, from the cores it used over `seconds`. */
+const cpuMsPer = (cores: Record<string, number>, seconds: number, units: number) =>
+  Object.fromEntries(Object.entries(cores).map(([g, c]) => [g, Math.round((c * seconds * 1000) / units)]));
+const cpuText = (ours: Record<string, number>, floor: Record<string, number>) =>
+  Object.entries(ours)
+    .filter(([g]) => ours[g] || floor[g])
+    .map(([g, c]) => `${g} ${c} / ${floor[g] ?? 0}`)
+    .join(', ');
 const coresText = (cores: Record<string, number>) =>
   Object.entries(cores)
     .map(([g, c]) => `${g} ${c}`)
@@ -421,13 +429,14 @@ try {
         },
       ],
     ];
+    let oursCores: Record<string, number> | undefined;
     for (let s = 0; s < strategies.length; s++) {
       const [name, run] = strategies[s]!;
       const batch = victims.slice(s * SIZES.burst, (s + 1) * SIZES.burst);
       const affected = await affectedUnion(batch.map((v) => Number(v.id)));
       log(`scenario 3: ${name}`);
       const t0 = performance.now();
-      const m = await peakRss(pids, () => run(batch.map((v) => v.key)));
+      const { result: m, cores } = await coresUsed(coreGroups, () => peakRss(pids, () => run(batch.map((v) => v.key))));
       const seconds = r2(ms(t0) / 1000);
       const stale = await staleRecords(pool, 's3-');
       burstResults[name] = {
@@ -439,7 +448,10 @@ try {
         ...(m.result.answeredSeconds !== undefined ? { secondsUntilEveryChangeAnswered: m.result.answeredSeconds } : {}),
         staleRecordsAfterwards: stale,
         peakMemoryMb: m.peakMb,
+        cores,
+        cpuMsPerChange: cpuMsPer(cores, seconds, batch.length),
       };
+      if (name.startsWith('(c)')) oursCores = cores;
       table.push([
         '3 burst',
         name,
@@ -449,12 +461,15 @@ try {
     }
     // Issue 13's floor: as many minimal workflows (one activity) at the same concurrency, plus one quiet period.
     const tf = performance.now();
-    await inPool(
-      Array.from({ length: SIZES.burst }, (_, i) => i),
-      32,
-      (i) => client.workflow.execute('oneActivityWorkflow', { taskQueue: BENCH_QUEUE, workflowId: `bench-floor-${started}-${i}`, args: [] }),
+    const { cores: floorCores } = await coresUsed(coreGroups, () =>
+      inPool(
+        Array.from({ length: SIZES.burst }, (_, i) => i),
+        32,
+        (i) => client.workflow.execute('oneActivityWorkflow', { taskQueue: BENCH_QUEUE, workflowId: `bench-floor-${started}-${i}`, args: [] }),
+      ),
     );
-    const floorSeconds = r2(ms(tf) / 1000 + FOLLOW_UP.coalesce.quietMs / 1000);
+    const floorWorkflowSeconds = ms(tf) / 1000;
+    const floorSeconds = r2(floorWorkflowSeconds + FOLLOW_UP.coalesce.quietMs / 1000);
     const ours = Object.entries(burstResults).find(([name]) => name.startsWith('(c)'))?.[1] as { secondsUntilAllDerivedStateRight: number } | undefined;
     const oursToFloor = ours ? r2(ours.secondsUntilAllDerivedStateRight / floorSeconds) : undefined;
     table.push([
@@ -463,7 +478,22 @@ try {
       `${floorSeconds} s`,
       `ours ${oursToFloor}x the floor`,
     ]);
-    results.burst = { dataSourceRecords: SIZES.burstRecords, ...burstResults, floor: { seconds: floorSeconds, oursToFloor } };
+    // Which resource the burst spends: CPU per change of each process group, ours against the floor's workflows.
+    const floorCpu = cpuMsPer(floorCores, floorWorkflowSeconds, SIZES.burst);
+    if (oursCores) {
+      const oursCpu = cpuMsPer(oursCores, ours!.secondsUntilAllDerivedStateRight, SIZES.burst);
+      table.push([
+        '3 burst',
+        'CPU per change, ms: ours (c) / floor',
+        cpuText(oursCpu, floorCpu),
+        `cores used: ours ${coresText(oursCores)}; floor ${coresText(floorCores)}`,
+      ]);
+    }
+    results.burst = {
+      dataSourceRecords: SIZES.burstRecords,
+      ...burstResults,
+      floor: { seconds: floorSeconds, oursToFloor, cores: floorCores, cpuMsPerChange: floorCpu },
+    };
   }
 
   // ---- 4. task throughput ----

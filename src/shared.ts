@@ -138,6 +138,8 @@ export interface FollowUpProgress {
   opIds?: string[];
   /** Their rounds plan them (DeletionOutcome.plannedByRound): affected and batches come from the rounds. */
   plannedByRound?: boolean;
+  /** The deleted record's data source, whose coalescer follows up (absent in runs from before it was reported). */
+  dataSourceKey?: string;
 }
 
 export const ERROR_TYPES = {

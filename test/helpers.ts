@@ -305,3 +305,16 @@ export function useTaskManager(seed: SeedOptions): TaskManagerFixture {
   });
   return fixture;
 }
+
+/**
+ * What an execution's history wrote to its visibility record, in order: each search-attribute upsert
+ * as its keys (sorted, comma-joined) and each memo change as 'memo'. Patches upsert TemporalChangeVersion.
+ */
+export async function visibilityWrites(client: Client, workflowId: string, runId?: string): Promise<string[]> {
+  const { events } = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+  return (events ?? []).flatMap((e) => {
+    const upserted = e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields;
+    if (upserted) return [Object.keys(upserted).sort().join(',')];
+    return e.workflowPropertiesModifiedEventAttributes ? ['memo'] : [];
+  });
+}

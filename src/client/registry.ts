@@ -319,7 +319,8 @@ export class RegistryClient {
         affected: progress.plannedByRound ? doneInDatabase.affected : progress.affected,
         batchesDone: progress.batchesTotal,
       };
-    const ds = (await handle.describe()).typedSearchAttributes.get(DataSourceKeyKey);
+    // Runs from before the progress named it: from the search attribute (a deletion now sets it only at its end).
+    const ds = progress.dataSourceKey ?? (await handle.describe()).typedSearchAttributes.get(DataSourceKeyKey);
     if (progress.phase !== 'following-up' || !progress.opIds?.length || !ds) return progress;
     const coalescer = this.client.workflow.getHandle(coalescerWorkflowId(ds, this.options.taskQueue));
     const statuses = await Promise.all(progress.opIds.map((opId) => coalescer.query(followUpStatusQuery, opId).catch(() => undefined)));

@@ -27,6 +27,7 @@ import { deleteProgressQuery, deleteRecordUpdate, followUpRequestSignal } from '
 import { COALESCE_PATCH, type CoalescerSettings } from './coalesce-settings.ts';
 import { followUp } from './followup.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
+import { upsertChangedSearchAttributes } from './search-attributes.ts';
 
 const {
   deleteRecord: deleteRecordActivity,
@@ -55,6 +56,13 @@ const SERIAL_DELETES_PATCH = 'deletes-one-at-a-time';
  * Before, the signal-with-start was a round trip to the server inside the caller's answer.
  */
 const WAKE_AFTER_ANSWER_PATCH = 'wake-coalescer-after-answer';
+/**
+ * From this version on, a deletion asks for this one patch and takes the four above as given. Each
+ * patch a new execution asks for records a marker and an upsert of TemporalChangeVersion, a write of
+ * the visibility record: four of them made a deletion in a burst cost the server more than its own
+ * work. Its search attributes are upserted once, at the end (those its starter set are not repeated).
+ */
+const ONE_PATCH = 'deletion-one-patch';
 const DEFAULT_CONCURRENCY = 2;
 
 /** What one deleteRecord execution keeps while it runs: its deletes, their follow-ups, its progress. */
@@ -64,6 +72,8 @@ interface Deletion {
   pending: DeletionOutcome[];
   progress: FollowUpProgress;
   rounds: number;
+  /** Started on ONE_PATCH's version or later: the patches before it hold without being asked. */
+  current: boolean;
   /** The delete the execution started with, until an update takes it. */
   initial?: Promise<DeletionOutcome>;
   /** The last delete asked for: the next one waits for it. */
@@ -80,7 +90,7 @@ interface Deletion {
 
 /** Whether the execution coalesces (COALESCE_PATCH), as its first delete found. */
 function coalesces(deletion: Deletion): boolean {
-  deletion.coalesces ??= patched(COALESCE_PATCH);
+  deletion.coalesces ??= deletion.current || patched(COALESCE_PATCH);
   return deletion.coalesces;
 }
 
@@ -100,17 +110,21 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
   const deletion: Deletion = {
     input,
     key,
+    // Asked once, first: a replay of an execution from before it answers false, and its own patches decide.
+    current: patched(ONE_PATCH),
     pending: [],
     progress: { key, phase: 'deleting', affected: 0, batchesTotal: 0, batchesDone: 0 },
     rounds: 0,
     wakes: [],
   };
   // Set here too, not only by the client, so a start from the temporal CLI is listed the same way.
-  upsertSearchAttributes([
+  const started = [
     { key: TaskMethodKey, value: 'DELETE_RECORD' },
     { key: TaskStatusKey, value: 'STARTED' },
     { key: RegistryObjectKeysKey, value: [key] },
-  ]);
+  ];
+  if (deletion.current) upsertChangedSearchAttributes(started);
+  else upsertSearchAttributes(started);
   const first = (deletion.initial = deleteOnce(deletion));
   setHandler(deleteRecordUpdate, () => answerDeleteUpdate(deletion));
   setHandler(deleteProgressQuery, () => deletion.progress);
@@ -119,15 +133,14 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
 
   try {
     const firstOutcome = await first;
-    if (firstOutcome.deleted && firstOutcome.dataSourceKey) {
-      upsertSearchAttributes([{ key: DataSourceKeyKey, value: firstOutcome.dataSourceKey }]);
-    }
+    const dataSource = firstOutcome.deleted && firstOutcome.dataSourceKey ? [{ key: DataSourceKeyKey, value: firstOutcome.dataSourceKey }] : [];
+    if (!deletion.current && dataSource.length) upsertSearchAttributes(dataSource);
     const result: DeleteRecordResult = { ...firstOutcome, qualityChanges: {}, reindexed: 0, recached: 0 };
     deletion.progress.phase = 'following-up';
     if (coalesce) await awaitHandOffs(deletion, result);
     else await followUpHere(deletion, result);
     if (!firstOutcome.deleted && deletion.rounds === 1) throw recordNotFound(key);
-    upsertSearchAttributes([{ key: TaskStatusKey, value: 'COMPLETED' }]);
+    upsertSearchAttributes([{ key: TaskStatusKey, value: 'COMPLETED' }, ...(deletion.current ? dataSource : [])]);
     return result;
   } catch (err) {
     upsertSearchAttributes([{ key: TaskStatusKey, value: 'FAILED' }]);
@@ -143,7 +156,7 @@ function deleteOnce(deletion: Deletion): Promise<DeletionOutcome> {
   const previous = deletion.lastDelete;
   const afterPrevious = () => deleteNow(deletion);
   // Unpatched (a run from before): side by side, as it was recorded.
-  const next = previous && patched(SERIAL_DELETES_PATCH) ? previous.then(afterPrevious, afterPrevious) : deleteNow(deletion);
+  const next = previous && (deletion.current || patched(SERIAL_DELETES_PATCH)) ? previous.then(afterPrevious, afterPrevious) : deleteNow(deletion);
   deletion.lastDelete = next;
   return next;
 }
@@ -159,7 +172,7 @@ async function deleteNow(deletion: Deletion): Promise<DeletionOutcome> {
   let outcome: DeletionOutcome;
   if (!coalesces(deletion)) {
     outcome = await deleteRecordActivity({ key, opId, batchSize: input.batchSize ?? DEFAULT_BATCH_SIZE });
-  } else if (!patched(WAKE_AFTER_ANSWER_PATCH)) {
+  } else if (!deletion.current && !patched(WAKE_AFTER_ANSWER_PATCH)) {
     // The delete and the hand-off to the data source's coalescer in one local activity.
     outcome = await local.deleteRecordAndHandOff(args);
   } else {
@@ -172,6 +185,7 @@ async function deleteNow(deletion: Deletion): Promise<DeletionOutcome> {
     progress.affected += outcome.affected;
     progress.batchesTotal += outcome.batches;
     progress.opIds = [...(progress.opIds ?? []), outcome.opId];
+    progress.dataSourceKey ??= outcome.dataSourceKey;
     if (outcome.plannedByRound) progress.plannedByRound = true;
   }
   return outcome;
@@ -184,7 +198,7 @@ async function deleteNow(deletion: Deletion): Promise<DeletionOutcome> {
  */
 async function answerDeleteUpdate(deletion: Deletion): Promise<DeletionOutcome> {
   let outcome: DeletionOutcome;
-  if (patched(ONE_INITIAL_PATCH)) {
+  if (deletion.current || patched(ONE_INITIAL_PATCH)) {
     const mine = deletion.initial;
     deletion.initial = undefined;
     outcome = await (mine ?? deleteOnce(deletion));

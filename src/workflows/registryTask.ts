@@ -35,6 +35,7 @@ import {
 } from './definitions.ts';
 import { registryTaskV3 } from './registryTask-v3.ts';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
+import { upsertChangedSearchAttributes } from './search-attributes.ts';
 import { recordTaskFinished } from './metrics.ts';
 
 /**
@@ -44,6 +45,13 @@ import { recordTaskFinished } from './metrics.ts';
  * started before it finish on registryTaskV3 (frozen, with its patches).
  */
 const V4_PATCH = 'v4-one-step-admission';
+/**
+ * Version 5: asked first, in place of V4_PATCH (its patch marker and TemporalChangeVersion upsert
+ * are the only ones), it leaves out two visibility writes of a task due at once: the WAITING search
+ * attributes its starter already set, and the memo written at admission, which its start writes
+ * again in the same workflow task.
+ */
+const V5_PATCH = 'v5-fewer-visibility-writes';
 
 /** Control characters are refused in a task's ids, schedule and log message; a loop or a long wait going on keeps what was admitted. */
 function refusesControlCharacters(raw: TaskInput): boolean {
@@ -68,6 +76,8 @@ type PrerequisiteState = { status: string; error?: string };
 /** One run's state, shared by its handlers and steps. */
 interface TaskRun {
   taskId: string;
+  /** Started on version 5 or later (V5_PATCH). */
+  v5: boolean;
   raw: TaskInput;
   info: TaskInfo;
   phase: Phase;
@@ -104,8 +114,10 @@ interface TaskRun {
  * the client, the CLI, the HTTP API or `temporal workflow start --type registryTask`.
  */
 export async function registryTask(raw: TaskInput): Promise<TaskResult> {
-  if (!patched(V4_PATCH)) return registryTaskV3(raw);
-  const run = newRun(raw);
+  // Asked once, first: a replay of an execution from before it answers false, and V4_PATCH decides.
+  const v5 = patched(V5_PATCH);
+  if (!v5 && !patched(V4_PATCH)) return registryTaskV3(raw);
+  const run = newRun(raw, v5);
   installHandlers(run);
   const admission = admit(run);
   setHandler(taskAdmissionUpdate, () => admission);
@@ -149,7 +161,7 @@ function shownInfo(run: TaskRun): TaskInfo {
   return betweenRuns ? { ...shown, status: 'WAITING', waitingFor: ['schedule'], lastRunStatus: status } : shown;
 }
 
-function newRun(raw: TaskInput): TaskRun {
+function newRun(raw: TaskInput, v5: boolean): TaskRun {
   const { workflowId: taskId, startTime } = workflowInfo();
   const loop = raw?.loop;
   const info: TaskInfo = {
@@ -168,6 +180,7 @@ function newRun(raw: TaskInput): TaskRun {
   const firstLookAt = Date.now();
   return {
     taskId,
+    v5,
     raw,
     info,
     phase: 'admitting',
@@ -249,7 +262,10 @@ async function admit(run: TaskRun): Promise<TaskAdmission> {
   const input = run.input;
   run.dueAtOnce = input.scheduledAt === undefined && !input.prerequisiteTaskId && !input.resume && !input.loop;
   // Shown before its admission: a task whose admission retries (PostgreSQL down) is listed as WAITING meanwhile.
-  if (!input.resume) upsertSearchAttributes(searchAttributes(input));
+  if (!input.resume) {
+    if (run.v5) upsertChangedSearchAttributes(searchAttributes(input));
+    else upsertSearchAttributes(searchAttributes(input));
+  }
   let firstClaim: SlotClaim;
   // Known before the admission's local activity: a task cancelled during it still names its keys.
   if (input.registryObjectKeys?.length) run.info.keyCount = input.registryObjectKeys.length;
@@ -264,7 +280,7 @@ async function admit(run: TaskRun): Promise<TaskAdmission> {
   if (!run.rescheduled) run.scheduledAt = input.resume ? input.resume.scheduledAt : input.loop ? Date.parse(input.loop.nextRunAt) : input.scheduledAt;
   if (run.scheduledAt !== undefined) run.info.scheduledFor = new Date(run.scheduledAt).toISOString();
   run.info.waitingFor = [...(run.scheduledAt !== undefined ? ['schedule' as const] : []), ...(input.prerequisiteTaskId ? ['prerequisite' as const] : [])];
-  upsertMemo(taskMemo(run.info));
+  if (!run.v5 || !startsInThisWorkflowTask(run, firstClaim)) upsertMemo(taskMemo(run.info));
   run.phase = 'waiting';
   // Recurring tasks neither merge nor are merged into; a resumed wait keeps the slot it had.
   const admission = input.recurMs !== undefined || input.resume ? { taskId } : await claimOrMerge(run, input, firstClaim);
@@ -273,6 +289,11 @@ async function admit(run: TaskRun): Promise<TaskAdmission> {
     run.prerequisitePolled = await remote.registerDependant({ prerequisiteTaskId: input.prerequisiteTaskId, dependantTaskId: taskId });
   }
   return admission;
+}
+
+/** Due at once with no WAITING task to merge into: it starts in this workflow task, whose start writes the memo. */
+function startsInThisWorkflowTask(run: TaskRun, firstClaim: SlotClaim): boolean {
+  return run.dueAtOnce === true && !run.rescheduled && run.fail === undefined && firstClaim?.claimed === false && firstClaim.holder === undefined;
 }
 
 function searchAttributes(input: ValidInput) {

@@ -27,6 +27,7 @@ import {
   temporalAddress,
   testClient,
   uniqueName,
+  visibilityWrites,
   type TestDatabase,
 } from '../helpers.ts';
 
@@ -280,6 +281,8 @@ describe('coalesced follow-up of bursts', () => {
       const events = await endedHistory(withDatabase, late);
       assert.ok(!events.some((e) => e.signalExternalWorkflowExecutionInitiatedEventAttributes), 'no wake-up signal');
       assert.equal(events.filter((e) => e.workflowTaskCompletedEventAttributes).length, 1, 'done in its first workflow task');
+      // One patch marker, and the attributes its starter did not set once, at its end: what a burst costs the server.
+      assert.deepEqual(await visibilityWrites(withDatabase.client, late.workflowId, late.runId), ['TemporalChangeVersion', 'DataSourceKey,TaskStatus']);
       const coalescer = withDatabase.client.workflow.getHandle(coalescerWorkflowId(ds, worker.taskQueue));
       assert.equal((await coalescer.query(followUpStatusQuery, late.opId)).state, 'queued', 'not unknown while it waits unannounced');
       let learnt = false;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TaskInputError, TaskStateError, UnknownTaskMethodError } from '../../src/client/task-client.ts';
 import type { TaskInfo } from '../../src/taskmgr/info.ts';
-import { eventually, snapshot, settledTask, startWithTemporalCli, useTaskManager } from '../helpers.ts';
+import { eventually, snapshot, settledTask, startWithTemporalCli, useTaskManager, visibilityWrites } from '../helpers.ts';
 
 describe('the task manager', () => {
   const tm = useTaskManager({ records: 600, dataSources: 4, hubs: 1, hubSize: 50, seed: 5 });
@@ -30,6 +30,9 @@ describe('the task manager', () => {
       (await tm.tasks.listTasks({ status: 'COMPLETED', method: 'GENERATE_CACHE', dataSourceKey: ds(0) })).tasks.find((x) => x.taskId === id),
     );
     assert.equal(listed.status, 'COMPLETED');
+    // Its starter set the WAITING attributes and it started in its first workflow task: one patch, then
+    // STARTED and COMPLETED with their memos (each write a visibility update on the server).
+    assert.deepEqual(await visibilityWrites(tm.tasks.client, id), ['TemporalChangeVersion', 'TaskStatus', 'memo', 'TaskStatus', 'memo']);
   });
 
   it('an unknown or disabled method is refused by addNewTask with the available methods listed, and nothing starts', async () => {
@@ -82,6 +85,10 @@ describe('the task manager', () => {
     const viaClient = await settled(await tm.tasks.addNewTask('RUN_QUALITY_CHECK', { dataSourceKey: ds(1), logMessage: 'from the CLI' }));
     const shape = (t: TaskInfo) => ({ status: t.status, method: t.method, input: t.input, output: t.output, logs: t.logs.map((l) => l.message) });
     assert.deepEqual(shape(viaCli), shape(viaClient));
+    // Started without search attributes, it sets them itself: listed as the client's task is.
+    assert.deepEqual((await visibilityWrites(tm.tasks.client, id)).slice(0, 2), ['TemporalChangeVersion', 'DataSourceKey,TaskMethod,TaskStatus']);
+    const listed = await tm.tasks.listTasks({ status: 'COMPLETED', method: 'RUN_QUALITY_CHECK', dataSourceKey: ds(1) });
+    assert.ok(listed.tasks.some((t) => t.taskId === id));
   });
 
   it('a task that throws ends FAILED with its message and log lines', async () => {

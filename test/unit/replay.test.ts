@@ -25,7 +25,8 @@ const DIR = path.join(import.meta.dirname, '..', 'histories');
 // the local activity's recorded outcome, planned or not, decides the path; v9/: registryTask
 // version 3, frozen in registryTask-v3.ts behind version 4's v4-one-step-admission patch; v10/:
 // coalesceFollowUps before its coalescer-ignores-claimed-signals patch, a late signal's empty round
-// included): executions of every version must still replay.
+// included; v11/: deleteRecord before its deletion-one-patch patch and registryTask version 4
+// before version 5's v5-fewer-visibility-writes): executions of every version must still replay.
 const files = (fs.readdirSync(DIR, { recursive: true }) as string[]).filter((f) => f.endsWith('.json')).sort();
 
 describe('workflow histories replay on the current code', () => {
