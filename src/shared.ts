@@ -138,7 +138,7 @@ export interface FollowUpProgress {
   opIds?: string[];
   /** Their rounds plan them (DeletionOutcome.plannedByRound): affected and batches come from the rounds. */
   plannedByRound?: boolean;
-  /** The deleted record's data source, whose coalescer follows up (absent in runs from before it was reported). */
+  /** The deleted record's data source, whose coalescer follows up (absent in answers of workers from before it was reported). */
   dataSourceKey?: string;
 }
 

@@ -319,7 +319,7 @@ export class RegistryClient {
         affected: progress.plannedByRound ? doneInDatabase.affected : progress.affected,
         batchesDone: progress.batchesTotal,
       };
-    // Runs from before the progress named it: from the search attribute (a deletion now sets it only at its end).
+    // A worker from before the progress named it (a rolling deploy) leaves it out: the search attribute then.
     const ds = progress.dataSourceKey ?? (await handle.describe()).typedSearchAttributes.get(DataSourceKeyKey);
     if (progress.phase !== 'following-up' || !progress.opIds?.length || !ds) return progress;
     const coalescer = this.client.workflow.getHandle(coalescerWorkflowId(ds, this.options.taskQueue));

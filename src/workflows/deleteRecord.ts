@@ -26,6 +26,7 @@ import {
 import { deleteProgressQuery, deleteRecordUpdate, followUpRequestSignal } from './definitions.ts';
 import { COALESCE_PATCH, type CoalescerSettings } from './coalesce-settings.ts';
 import { followUp } from './followup.ts';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import { RETRY_FOREVER_CAPPED } from './retry.ts';
 import { upsertChangedSearchAttributes } from './search-attributes.ts';
 
@@ -57,10 +58,11 @@ const SERIAL_DELETES_PATCH = 'deletes-one-at-a-time';
  */
 const WAKE_AFTER_ANSWER_PATCH = 'wake-coalescer-after-answer';
 /**
- * From this version on, a deletion asks for this one patch and takes the four above as given. Each
- * patch a new execution asks for records a marker and an upsert of TemporalChangeVersion, a write of
- * the visibility record: four of them made a deletion in a burst cost the server more than its own
- * work. Its search attributes are upserted once, at the end (those its starter set are not repeated).
+ * From this version on, a deletion asks for this one patch and takes the four above as given (it
+ * asked three of them, four with a second delete). Each patch a new execution asks for records a
+ * marker and an upsert of TemporalChangeVersion, a write of the visibility record. Those of its
+ * search attributes its starter set are not upserted again, and its data source is shown with its
+ * end: a deletion from the client writes the visibility record twice where it wrote six times.
  */
 const ONE_PATCH = 'deletion-one-patch';
 const DEFAULT_CONCURRENCY = 2;
@@ -131,19 +133,22 @@ export async function deleteRecord(input: DeleteRecordInput): Promise<DeleteReco
   // Executions started before coalescing run their follow-up themselves, as they recorded.
   const coalesce = coalesces(deletion);
 
+  // A current execution shows its data source with its end, COMPLETED or FAILED, in one upsert.
+  let shownAtEnd: SearchAttributeUpdatePair[] = [];
   try {
     const firstOutcome = await first;
     const dataSource = firstOutcome.deleted && firstOutcome.dataSourceKey ? [{ key: DataSourceKeyKey, value: firstOutcome.dataSourceKey }] : [];
-    if (!deletion.current && dataSource.length) upsertSearchAttributes(dataSource);
+    if (deletion.current) shownAtEnd = dataSource;
+    else if (dataSource.length) upsertSearchAttributes(dataSource);
     const result: DeleteRecordResult = { ...firstOutcome, qualityChanges: {}, reindexed: 0, recached: 0 };
     deletion.progress.phase = 'following-up';
     if (coalesce) await awaitHandOffs(deletion, result);
     else await followUpHere(deletion, result);
     if (!firstOutcome.deleted && deletion.rounds === 1) throw recordNotFound(key);
-    upsertSearchAttributes([{ key: TaskStatusKey, value: 'COMPLETED' }, ...(deletion.current ? dataSource : [])]);
+    upsertSearchAttributes([{ key: TaskStatusKey, value: 'COMPLETED' }, ...shownAtEnd]);
     return result;
   } catch (err) {
-    upsertSearchAttributes([{ key: TaskStatusKey, value: 'FAILED' }]);
+    upsertSearchAttributes([{ key: TaskStatusKey, value: 'FAILED' }, ...shownAtEnd]);
     throw err;
   }
 }

@@ -47,9 +47,9 @@ import { recordTaskFinished } from './metrics.ts';
 const V4_PATCH = 'v4-one-step-admission';
 /**
  * Version 5: asked first, in place of V4_PATCH (its patch marker and TemporalChangeVersion upsert
- * are the only ones), it leaves out two visibility writes of a task due at once: the WAITING search
- * attributes its starter already set, and the memo written at admission, which its start writes
- * again in the same workflow task.
+ * are the only ones), it leaves out visibility writes: the WAITING search attributes its starter
+ * already set (any task added by the client), and, for a task that starts in its first workflow
+ * task, the memo written at admission, which its start writes again.
  */
 const V5_PATCH = 'v5-fewer-visibility-writes';
 
